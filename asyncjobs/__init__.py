@@ -1,0 +1,29 @@
+"""asyncjobs: a durable job store and runner in one JSON file, no server needed."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .client import CheckReport, Client  # noqa: E402
+from .errors import (  # noqa: E402
+    AsyncJobsError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    StoreCorrupt,
+    StoreError,
+    StoreLocked,
+)
+
+__all__ = [
+    "AsyncJobsError",
+    "CheckReport",
+    "Client",
+    "Conflict",
+    "InvalidInput",
+    "NotFound",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreLocked",
+    "__version__",
+]

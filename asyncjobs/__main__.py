@@ -1,0 +1,5 @@
+"""``python -m asyncjobs``."""
+
+from asyncjobs.cli import main
+
+main()

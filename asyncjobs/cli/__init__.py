@@ -1,0 +1,113 @@
+"""The ``asyncjobs`` command: parse input, call ``Client``, print the answer.
+
+stdout carries only the answer (with ``--json``, exactly one JSON document);
+errors are one line ``error: <message>`` on stderr with the exit code of
+their class (see ``errors.py``). Errors are translated here, in ``_Group``,
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..client import Client
+from ..errors import AsyncJobsError
+from ..store import DEFAULT_STORE
+
+
+class _Group(click.Group):
+    """A click group that turns asyncjobs errors into ``error:`` lines."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AsyncJobsError as exc:
+            _fail(exc.message, exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except BrokenPipeError:
+            # A reader like `head` went away: not an error of ours.
+            sys.stderr.close()
+            raise SystemExit(1) from None
+        except Exception as exc:
+            if os.environ.get("ASYNCJOBS_DEBUG") == "1":
+                raise
+            _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo("error: " + " ".join(message.split()), err=True)
+    raise SystemExit(code)
+
+
+def emit(doc: Any, as_json: bool, *, text: str | None = None) -> None:
+    """Print the answer: one JSON document, or the text form."""
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, allow_nan=False))
+    elif text is not None:
+        click.echo(text)
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document."
+)
+
+
+def pass_client(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Hand the command a Client on the store named by the global options."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        settings = ctx.find_root().obj
+        client = Client(settings["store"], lock_timeout=settings["lock_timeout"])
+        ctx.call_on_close(client.close)
+        return command(client, *args, **kwargs)
+
+    return wrapper
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store",
+    "store",
+    default=DEFAULT_STORE,
+    show_default=True,
+    envvar="ASYNCJOBS_STORE",
+    show_envvar=True,
+    metavar="PATH",
+    help="The store file.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    envvar="ASYNCJOBS_LOCK_TIMEOUT",
+    show_envvar=True,
+    metavar="SECONDS",
+    help="How long to wait for the store lock.",
+)
+@click.version_option(__version__, prog_name="asyncjobs")
+@click.pass_context
+def cli(ctx: click.Context, store: str, lock_timeout: float) -> None:
+    """A durable job store and runner in one JSON file: no server needed."""
+    ctx.obj = {"store": store, "lock_timeout": lock_timeout}
+
+
+from . import store_cmds  # noqa: E402  (registers its commands on `cli`)
+
+del store_cmds
+
+
+def main() -> None:
+    """The console script."""
+    cli(prog_name="asyncjobs")

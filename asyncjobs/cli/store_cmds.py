@@ -1,0 +1,66 @@
+"""``asyncjobs store ...``: create, check, compact and export a store."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..client import Client
+from . import cli, emit, json_option, pass_client
+
+
+@cli.group()
+def store() -> None:
+    """Look after the store files."""
+
+
+@store.command("init")
+@json_option
+@pass_client
+def init(client: Client, as_json: bool) -> None:
+    """Create an empty store if there is none."""
+    info = client.init_store()
+    word = "created" if info["created"] else "exists"
+    emit(info, as_json, text=f"{word}: {info['store']}")
+
+
+@store.command("check")
+@json_option
+@pass_client
+def check(client: Client, as_json: bool) -> None:
+    """Validate snapshot, journal, schema and references (exit 5 on a problem)."""
+    report = client.check()
+    counts = ", ".join(f"{kind} {n}" for kind, n in report.counts.items())
+    summary = f"ok: {report.store} (generation {report.generation}; {counts})"
+    if not report.ok:
+        summary = f"{len(report.problems)} problem(s): {report.store}"
+    emit(report.to_dict(), as_json, text=summary)
+    if not as_json:
+        for note in report.notes:
+            click.echo(f"note: {note}")
+    if not report.ok:
+        for problem in report.problems:
+            click.echo("error: " + " ".join(problem.split()), err=True)
+        raise SystemExit(5)
+
+
+@store.command("compact")
+@json_option
+@pass_client
+def compact(client: Client, as_json: bool) -> None:
+    """Fold the journal into the snapshot, so that it alone shows the state."""
+    info = client.compact()
+    emit(
+        info,
+        as_json,
+        text=f"compacted: generation {info['generation']}, "
+        f"{info['folded_transactions']} transaction(s) folded",
+    )
+
+
+@store.command("export")
+@pass_client
+def export(client: Client) -> None:
+    """Print the whole current state as one JSON document."""
+    click.echo(json.dumps(client.export(), indent=1, allow_nan=False))

@@ -1,0 +1,54 @@
+"""Time: the one place that reads the wall clock, and the ISO 8601 format.
+
+Times are stored as ISO 8601 UTC strings ending in ``Z`` with microseconds
+(``2026-02-17T00:00:00.000000Z``); they sort as strings in time order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from .errors import InvalidInput
+
+Clock = Callable[[], datetime]
+
+
+def now() -> datetime:
+    """The current time, UTC."""
+    return datetime.now(UTC)
+
+
+def to_iso(moment: datetime) -> str:
+    """Format an aware datetime as ISO 8601 UTC with a ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str, *, field: str = "time") -> datetime:
+    """Parse an ISO 8601 time; a time without an offset is taken as UTC.
+
+    Raises InvalidInput naming ``field`` when the text is not a time.
+    """
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00", 1))
+    except (ValueError, AttributeError) as exc:
+        raise InvalidInput(f"{field}: not an ISO 8601 time: {text!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+class FixedClock:
+    """A clock that stands still until told to move: for tests and replays."""
+
+    def __init__(self, start: datetime | str) -> None:
+        self.moment = parse_iso(start) if isinstance(start, str) else start
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, seconds: float) -> datetime:
+        from datetime import timedelta
+
+        self.moment = self.moment + timedelta(seconds=seconds)
+        return self.moment

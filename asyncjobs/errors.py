@@ -1,0 +1,65 @@
+"""The error tree of asyncjobs.
+
+    AsyncJobsError           exit 1  "error"
+    ├── InvalidInput         exit 2  "invalid_input"
+    ├── NotFound             exit 3  "not_found"
+    ├── Conflict             exit 4  "conflict"
+    └── StoreError           exit 5  "store_error"
+        ├── StoreCorrupt     exit 5  "store_corrupt"
+        └── StoreLocked      exit 5  "store_locked"
+
+Each class says once how it reaches a user: the CLI prints ``error: <message>``
+on stderr and exits with ``exit_code``; the HTTP API answers
+``{"error": {"code": code, "message": message}}``.
+"""
+
+from __future__ import annotations
+
+
+class AsyncJobsError(Exception):
+    """asyncjobs could not do that."""
+
+    exit_code, code = 1, "error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidInput(AsyncJobsError):
+    """Invalid input."""
+
+    exit_code, code = 2, "invalid_input"
+
+
+class NotFound(AsyncJobsError):
+    """No such record."""
+
+    exit_code, code = 3, "not_found"
+
+
+class Conflict(AsyncJobsError):
+    """The record is not in a state that allows this."""
+
+    exit_code, code = 4, "conflict"
+
+
+class StoreError(AsyncJobsError):
+    """The store could not be read or written."""
+
+    exit_code, code = 5, "store_error"
+
+
+class StoreCorrupt(StoreError):
+    """The store files are damaged or of an unknown version."""
+
+    code = "store_corrupt"
+
+
+class StoreLocked(StoreError):
+    """The store is locked by another process."""
+
+    code = "store_locked"

@@ -1,0 +1,38 @@
+"""Record ids: the one place that draws random bits.
+
+An id is ``<prefix>_<26 characters>``: 10 characters of milliseconds since the
+epoch and 16 random characters (80 bits from ``secrets``), both in Crockford's
+base 32, so ids sort by creation time and cannot be guessed.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+PREFIXES = ("job", "res", "evt", "ntf", "wrk")
+ID_PATTERN = re.compile(r"^(job|res|evt|ntf|wrk)_[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+def _base32(number: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        number, digit = divmod(number, 32)
+        chars.append(_ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str, now: datetime) -> str:
+    """A new unguessable id such as ``job_01JD3...``, time-ordered by ``now``."""
+    if prefix not in PREFIXES:
+        raise ValueError(f"unknown id prefix {prefix!r}")
+    millis = int(now.timestamp() * 1000)
+    return f"{prefix}_{_base32(millis, 10)}{_base32(secrets.randbits(80), 16)}"
+
+
+def is_id(value: str, prefix: str) -> bool:
+    """Whether ``value`` is a well-formed id with that prefix."""
+    match = ID_PATTERN.match(value)
+    return bool(match) and match.group(1) == prefix

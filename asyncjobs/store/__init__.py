@@ -1,0 +1,39 @@
+"""Backends: where records live. ``open_store`` picks one by its URL or path."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import InvalidInput
+from .base import INDEXES, KINDS, Record, Store, Transaction, Verification
+from .jsonfile import JsonFileStore
+
+DEFAULT_STORE = os.path.join("runtime", "async_jobs", "store.v1.json")
+
+__all__ = [
+    "DEFAULT_STORE",
+    "INDEXES",
+    "KINDS",
+    "JsonFileStore",
+    "Record",
+    "Store",
+    "Transaction",
+    "Verification",
+    "open_store",
+]
+
+
+def open_store(url: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> Store:
+    """A backend for a store URL: a plain path or ``file:PATH`` is the JSON file."""
+    text = os.fspath(url)
+    if text.startswith(("postgresql://", "postgres://")):
+        raise InvalidInput("PostgreSQL stores are not supported by this version")
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    elif text.startswith("file:"):
+        text = text[len("file:") :]
+    if not text:
+        raise InvalidInput("store: empty path")
+    if os.path.isdir(text):
+        raise InvalidInput(f"store: {text} is a folder; name the store file in it")
+    return JsonFileStore(text, lock_timeout=lock_timeout)

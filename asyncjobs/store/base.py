@@ -1,0 +1,134 @@
+"""The backend interface: records in transactions, and no rules.
+
+A store holds records of a few kinds, each a JSON object under a string key.
+``Client`` is its one caller: it reads records, hands them to the rule
+modules, and saves what they return, all inside one transaction.
+
+A backend implements:
+
+- ``transaction()``: a context manager giving a ``Transaction``; leaving the
+  block normally commits every change at once, an exception rolls all back.
+- ``read()``: the same view for reading only, with nothing to commit.
+- ``verify()``: what is wrong with the stored data at its own level (files,
+  checksums, schema), as one line per problem.
+- ``compact()``, ``export()``, ``close()``.
+
+A ``Transaction`` reads its own writes. ``find(index, value)`` answers from a
+secondary index named in ``INDEXES``, so a SQL backend can serve each one from
+an indexed column.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+Record = dict[str, Any]
+
+KINDS = (
+    "jobs",
+    "results",
+    "events",
+    "notifications",
+    "workers",
+    "breakers",
+    "counters",
+)
+
+
+def _field(name: str) -> Callable[[Record], Any]:
+    return lambda record: record.get(name)
+
+
+# name -> (kind, the value a record is found by; None leaves it out)
+INDEXES: dict[str, tuple[str, Callable[[Record], Any]]] = {
+    "jobs_by_org": ("jobs", _field("org_id")),
+    "jobs_by_idempotency": (
+        "jobs",
+        lambda r: (r["org_id"], r["idempotency_key"]) if r.get("idempotency_key") else None,
+    ),
+    "events_by_job": ("events", _field("job_id")),
+    "results_by_job": ("results", _field("job_id")),
+    "notifications_by_job": ("notifications", _field("job_id")),
+    "notifications_by_org": ("notifications", _field("org_id")),
+}
+
+
+class Transaction(ABC):
+    """Reads and writes of one transaction; it sees its own writes."""
+
+    @abstractmethod
+    def get(self, kind: str, key: str) -> Record | None:
+        """The record, or None."""
+
+    @abstractmethod
+    def put(self, kind: str, key: str, record: Record) -> None:
+        """Insert or replace a record (the dict is not copied: do not mutate it)."""
+
+    @abstractmethod
+    def delete(self, kind: str, key: str) -> None:
+        """Remove a record; removing a missing one does nothing."""
+
+    @abstractmethod
+    def scan(self, kind: str) -> Iterator[Record]:
+        """Every record of a kind, in no particular order."""
+
+    @abstractmethod
+    def find(self, index: str, value: Any) -> list[Record]:
+        """The records whose index value equals ``value``, in no particular order."""
+
+    @abstractmethod
+    def count(self, kind: str) -> int:
+        """How many records of a kind there are."""
+
+    @property
+    @abstractmethod
+    def generation(self) -> int:
+        """The number of the last committed transaction this one builds on."""
+
+
+@dataclass
+class Verification:
+    """What ``verify()`` found: problems fail a check, notes do not."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    generation: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class Store(ABC):
+    """A backend: see the module docstring."""
+
+    url: str
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
+
+    @abstractmethod
+    def read(self) -> AbstractContextManager[Transaction]: ...
+
+    @abstractmethod
+    def initialize(self) -> bool:
+        """Create the store if it does not exist; True when it was created."""
+
+    @abstractmethod
+    def verify(self) -> Verification: ...
+
+    @abstractmethod
+    def compact(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def export(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,137 @@
+"""Every file operation of the JSON file backend, in one small class.
+
+The backend calls nothing in ``os`` for its data files except through a
+``FileIO``, so that a test can swap it for a simulator that keeps, drops or
+garbles each write not yet fsynced, or fails an operation on purpose.
+Errors are the plain ``OSError`` of the operation; the backend wraps them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class FileIO:
+    """The real file system, with durability switched on or off."""
+
+    def __init__(self, *, fsync: bool = True) -> None:
+        self.fsync_enabled = fsync
+
+    def makedirs(self, path: str) -> None:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(path)
+
+    def stat(self, path: str) -> os.stat_result | None:
+        try:
+            return os.stat(path)
+        except FileNotFoundError:
+            return None
+
+    def read(self, path: str) -> bytes | None:
+        """The whole file, or None when it does not exist."""
+        try:
+            fd = os.open(path, os.O_RDONLY | _CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    def open_append(self, path: str) -> int:
+        """Open (creating, 0600) a file for appending and reading."""
+        return os.open(
+            path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600
+        )
+
+    def size(self, fd: int) -> int:
+        return os.fstat(fd).st_size
+
+    def pread(self, fd: int, length: int, offset: int) -> bytes:
+        chunks = []
+        while length > 0:
+            chunk = os.pread(fd, min(length, 1 << 24), offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+            length -= len(chunk)
+        return b"".join(chunks)
+
+    def write_all(self, fd: int, data: bytes) -> None:
+        """Write every byte: ``os.write`` may write fewer without an error."""
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+    def fsync(self, fd: int) -> None:
+        if self.fsync_enabled:
+            os.fsync(fd)
+
+    def truncate(self, fd: int, size: int) -> None:
+        os.ftruncate(fd, size)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        """Replace ``path`` with ``data``: temp file, fsync, rename, fsync folder.
+
+        The temp file comes from ``mkstemp`` (O_EXCL, a random name, 0600) in
+        the same folder, so the rename never crosses file systems and a
+        planted symlink at ``path`` is replaced, never followed.
+        """
+        folder = os.path.dirname(path) or "."
+        fd, tmp = tempfile.mkstemp(
+            dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+        )
+        try:
+            try:
+                self.write_all(fd, data)
+                self.fsync(fd)
+            finally:
+                os.close(fd)
+            self.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        self.fsync_dir(folder)
+
+    def replace(self, src: str, dst: str) -> None:
+        os.replace(src, dst)
+
+    def fsync_dir(self, folder: str) -> None:
+        if not self.fsync_enabled:
+            return
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def remove_stale_temps(self, folder: str, basename: str) -> None:
+        """Delete temp files a crash left behind (called with the lock held)."""
+        prefix = f".{basename}."
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.startswith(prefix) and name.endswith(".tmp"):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except FileNotFoundError:
+                    pass

@@ -1,0 +1,664 @@
+"""The JSON file backend: a snapshot, an append-only journal, and a lock.
+
+Three files side by side (``store.v1.json`` is the default name):
+
+``store.v1.json``, the snapshot: one JSON object::
+
+    {"schema": "store.v1", "generation": 42, "saved_at": "2026-...Z",
+     "jobs": {"job_...": {...}}, "results": {...}, "events": {...},
+     "notifications": {...}, "workers": {...}, "breakers": {...},
+     "counters": {...}}
+
+``store.v1.json.journal``, one line per transaction committed since the
+snapshot::
+
+    <crc32 of the JSON, 8 hex digits> <JSON>\\n
+    JSON = {"g": generation, "b": snapshot generation it follows,
+            "put": {kind: {key: record}}, "del": {kind: [key, ...]}}
+
+``store.v1.json.lock``, the lock file (see ``lock.py``); never deleted.
+
+A commit appends one line and fsyncs it, so its cost does not grow with the
+store. Past a threshold the journal is folded into a new snapshot (temp file,
+fsync, rename, fsync of the folder), and only then truncated; a line whose
+generation is not above the snapshot's is never replayed. A torn last line (a
+crash mid-append: a cut line, zeros, garbage) fails its checksum, is ignored,
+and is cut off before the next append. A bad line with good lines after it is
+corruption: the store refuses to open and nothing is written. After a failed
+write or fsync the commit has failed; the process re-reads the files before
+its next transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .. import clock
+from ..errors import InvalidInput, StoreCorrupt, StoreError
+from .base import INDEXES, KINDS, Record, Store, Transaction, Verification
+from .fileio import FileIO
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "store.v1"
+COMPACT_MIN_BYTES = 4 << 20
+MAX_LINE_BYTES = 64 << 20
+_DELETED = object()
+
+
+def fsync_setting() -> bool:
+    """Read ``ASYNCJOBS_FSYNC``: ``always`` (the default) or ``never``."""
+    value = os.environ.get("ASYNCJOBS_FSYNC", "always").strip().lower()
+    if value not in ("always", "never"):
+        raise InvalidInput(f"ASYNCJOBS_FSYNC must be 'always' or 'never', not {value!r}")
+    return value == "always"
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+def encode_line(entry: dict[str, Any]) -> bytes:
+    """One journal line: checksum, a space, the JSON, a newline."""
+    body = _dumps(entry)
+    return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+def decode_line(line: bytes) -> dict[str, Any] | None:
+    """The entry of a complete journal line, or None if it fails its checksum."""
+    if len(line) < 10 or line[8:9] != b" ":
+        return None
+    try:
+        crc = int(line[:8], 16)
+    except ValueError:
+        return None
+    body = line[9:]
+    if zlib.crc32(body) != crc:
+        return None
+    try:
+        entry = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("g"), int):
+        return None
+    return entry
+
+
+class _Journal:
+    """The parsed journal: live entries, and where the good bytes end."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.valid_end = 0  # bytes up to the end of the last good line
+        self.stale = False  # holds lines already folded into the snapshot
+        self.torn_bytes = 0  # a bad tail after valid_end
+
+
+def parse_journal(data: bytes, snapshot_generation: int, name: str) -> _Journal:
+    """Parse journal bytes that follow a snapshot; raise StoreCorrupt in the middle."""
+    journal = _Journal()
+    generation = snapshot_generation
+    pos, line_no, size = 0, 0, len(data)
+    while pos < size:
+        end = data.find(b"\n", pos)
+        if end < 0:
+            break  # a cut last line: the torn tail
+        line_no += 1
+        entry = decode_line(data[pos:end])
+        if entry is None:
+            if _has_good_line(data, end + 1):
+                raise StoreCorrupt(
+                    f"{name}: line {line_no} is corrupt (checksum mismatch) "
+                    "and later lines are intact"
+                )
+            break
+        g, base = entry["g"], entry.get("b")
+        if g <= snapshot_generation and not journal.entries:
+            journal.stale = True  # a crash between snapshot and truncation
+        elif base != snapshot_generation or g != generation + 1:
+            raise StoreCorrupt(
+                f"{name}: line {line_no} has generation {g} (snapshot {base}) "
+                f"where {generation + 1} (snapshot {snapshot_generation}) was expected"
+            )
+        else:
+            journal.entries.append(entry)
+            generation = g
+        pos = end + 1
+        journal.valid_end = pos
+    journal.torn_bytes = size - journal.valid_end
+    return journal
+
+
+def _has_good_line(data: bytes, pos: int) -> bool:
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        if end < 0:
+            return False
+        if decode_line(data[pos:end]) is not None:
+            return True
+        pos = end + 1
+    return False
+
+
+def parse_snapshot(
+    raw: bytes, name: str
+) -> tuple[int, dict[str, dict[str, Record]], list[str]]:
+    """Generation, records and unknown top-level keys of a snapshot.
+
+    Raises StoreCorrupt when the bytes are not a snapshot this version reads.
+    """
+    try:
+        doc = json.loads(raw)
+    except RecursionError as exc:
+        raise StoreCorrupt(f"{name}: not a store snapshot (nested too deeply)") from exc
+    except ValueError as exc:
+        raise StoreCorrupt(f"{name}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise StoreCorrupt(f"{name}: not a store snapshot (not a JSON object)")
+    schema = doc.get("schema")
+    if schema != SCHEMA:
+        raise StoreCorrupt(
+            f"{name}: unknown schema {schema!r} (this asyncjobs reads {SCHEMA!r})"
+        )
+    generation = doc.get("generation")
+    if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+        raise StoreCorrupt(f"{name}: generation is not a whole number: {generation!r}")
+    state: dict[str, dict[str, Record]] = {}
+    for kind in KINDS:
+        records = doc.get(kind, {})
+        if not isinstance(records, dict):
+            raise StoreCorrupt(f"{name}: {kind!r} is not a JSON object")
+        state[kind] = records
+    known = {*KINDS, "schema", "generation", "saved_at"}
+    return generation, state, sorted(key for key in doc if key not in known)
+
+
+class JsonFileStore(Store):
+    """A store in one folder: snapshot, journal and lock file."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lock_timeout: float = 10.0,
+        fsync: bool | None = None,
+        io: FileIO | None = None,
+        compact_min_bytes: int = COMPACT_MIN_BYTES,
+    ) -> None:
+        from .lock import StoreLock
+
+        # A symlinked store is resolved once, here, and used by its real path.
+        self.path = os.path.realpath(os.fspath(path))
+        self.url = self.path
+        self.folder = os.path.dirname(self.path)
+        self.journal_path = self.path + ".journal"
+        self.lock_path = self.path + ".lock"
+        self.io = io or FileIO(fsync=fsync_setting() if fsync is None else fsync)
+        self.compact_min_bytes = compact_min_bytes
+        self._lock = StoreLock(self.lock_path, timeout=lock_timeout)
+        self._state: dict[str, dict[str, Record]] | None = None
+        self._indexes: dict[str, dict[Any, set[str]]] = {}
+        self._snapshot_generation = 0
+        self._snapshot_ident: tuple[int, int, int] | None = None
+        self._snapshot_bytes = 0
+        self._generation = 0
+        self._journal_fd: int | None = None
+        self._journal_offset = 0  # bytes of the journal applied to the state
+        self._journal_clean = True  # nothing to cut before the next append
+        self._stale = True  # re-read everything before the next transaction
+
+    # -- opening and catching up ------------------------------------------
+
+    def _exists(self) -> bool:
+        return self.io.exists(self.path) or self.io.exists(self.journal_path)
+
+    def _ident(self) -> tuple[int, int, int] | None:
+        st = self.io.stat(self.path)
+        return None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _load(self) -> None:
+        """Read snapshot and journal from disk, replacing the state in memory."""
+        self._stale = True
+        self._state, self._indexes = None, {}
+        ident = self._ident()
+        raw = self.io.read(self.path)
+        if raw is None:
+            generation, state = 0, {kind: {} for kind in KINDS}
+            self._snapshot_bytes = 0
+        else:
+            generation, state, _ = parse_snapshot(raw, self.path)
+            self._snapshot_bytes = len(raw)
+        if self._journal_fd is None and self.io.exists(self.journal_path):
+            try:
+                self._journal_fd = self.io.open_append(self.journal_path)
+            except OSError as exc:
+                raise StoreError(f"cannot open {self.journal_path}: {exc.strerror}") from exc
+        data = b""
+        if self._journal_fd is not None:
+            data = self.io.pread(self._journal_fd, self.io.size(self._journal_fd), 0)
+        journal = parse_journal(data, generation, self.journal_path)
+        self._state = state
+        self._snapshot_generation = self._generation = generation
+        self._snapshot_ident = ident
+        for entry in journal.entries:
+            self._apply(entry["put"], entry["del"])
+            self._generation = entry["g"]
+        self._journal_offset = journal.valid_end
+        self._journal_clean = not journal.stale and journal.torn_bytes == 0
+        self._stale = False
+
+    def _catch_up(self) -> None:
+        """Apply what other processes committed since this one last looked."""
+        if self._stale or self._state is None or self._ident() != self._snapshot_ident:
+            self._load()
+            return
+        if self._journal_fd is None:
+            if self.io.exists(self.journal_path):
+                self._load()
+            return
+        size = self.io.size(self._journal_fd)
+        if size == self._journal_offset:
+            return
+        if size < self._journal_offset:
+            self._load()  # another process compacted and truncated
+            return
+        data = self.io.pread(self._journal_fd, size - self._journal_offset, self._journal_offset)
+        pos = 0
+        while pos < len(data):
+            end = data.find(b"\n", pos)
+            if end < 0:
+                break
+            entry = decode_line(data[pos:end])
+            if (
+                entry is None
+                or entry.get("b") != self._snapshot_generation
+                or entry["g"] != self._generation + 1
+            ):
+                self._load()  # a torn tail or a compaction: re-read it all
+                return
+            self._apply(entry["put"], entry["del"])
+            self._generation = entry["g"]
+            pos = end + 1
+        self._journal_offset += pos
+        if pos < len(data):
+            self._journal_clean = False
+
+    def _apply(self, puts: dict[str, dict[str, Record]], dels: dict[str, list[str]]) -> None:
+        state = self._state
+        assert state is not None
+        for kind, keys in dels.items():
+            records = state.setdefault(kind, {})
+            for key in keys:
+                old = records.pop(key, None)
+                if old is not None:
+                    self._unindex(kind, key, old)
+        for kind, new in puts.items():
+            records = state.setdefault(kind, {})
+            for key, record in new.items():
+                old = records.get(key)
+                if old is not None:
+                    self._unindex(kind, key, old)
+                records[key] = record
+                self._index(kind, key, record)
+
+    # -- secondary indexes, built on first use -----------------------------
+
+    def _index(self, kind: str, key: str, record: Record) -> None:
+        for name, index in self._indexes.items():
+            index_kind, value_of = INDEXES[name]
+            if index_kind == kind:
+                value = value_of(record)
+                if value is not None:
+                    index.setdefault(value, set()).add(key)
+
+    def _unindex(self, kind: str, key: str, record: Record) -> None:
+        for name, index in self._indexes.items():
+            index_kind, value_of = INDEXES[name]
+            if index_kind == kind:
+                value = value_of(record)
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+
+    def _lookup(self, name: str, value: Any) -> set[str]:
+        index = self._indexes.get(name)
+        if index is None:
+            kind, value_of = INDEXES[name]
+            index = {}
+            for key, record in self._records(kind).items():
+                indexed = value_of(record)
+                if indexed is not None:
+                    index.setdefault(indexed, set()).add(key)
+            self._indexes[name] = index
+        return index.get(value, set())
+
+    def _records(self, kind: str) -> dict[str, Record]:
+        assert self._state is not None
+        return self._state.setdefault(kind, {})
+
+    # -- transactions ------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        self.io.makedirs(self.folder)
+        with self._lock:
+            self._catch_up()
+            tx = _JsonTransaction(self, writable=True)
+            yield tx
+            if tx.changes:
+                self._commit(tx.changes)
+
+    @contextmanager
+    def read(self) -> Iterator[Transaction]:
+        if not self._exists():
+            # Reading creates nothing: a store that is not there reads as empty.
+            yield _EmptyTransaction()
+            return
+        with self._lock:
+            self._catch_up()
+            yield _JsonTransaction(self, writable=False)
+
+    def _commit(self, changes: dict[tuple[str, str], Any]) -> None:
+        puts: dict[str, dict[str, Record]] = {}
+        dels: dict[str, list[str]] = {}
+        for (kind, key), record in changes.items():
+            if record is _DELETED:
+                dels.setdefault(kind, []).append(key)
+            else:
+                puts.setdefault(kind, {})[key] = record
+        generation = self._generation + 1
+        try:
+            line = encode_line(
+                {"g": generation, "b": self._snapshot_generation, "put": puts, "del": dels}
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"record is not JSON: {exc}") from exc
+        if len(line) > MAX_LINE_BYTES:
+            raise InvalidInput(
+                f"transaction too large: {len(line)} bytes (at most {MAX_LINE_BYTES})"
+            )
+        try:
+            if self._journal_fd is None:
+                self._journal_fd = self.io.open_append(self.journal_path)
+            if not self._journal_clean:
+                # Cut a torn tail (or lines already in the snapshot) first, so
+                # that the new line never follows garbage.
+                keep = 0 if self._journal_offset and self._stale_prefix() else self._journal_offset
+                self.io.truncate(self._journal_fd, keep)
+                self.io.fsync(self._journal_fd)
+                self._journal_offset = keep
+                self._journal_clean = True
+            self.io.write_all(self._journal_fd, line)
+            self.io.fsync(self._journal_fd)
+        except OSError as exc:
+            self._fail_commit()
+            raise StoreError(f"cannot write {self.journal_path}: {exc.strerror or exc}") from exc
+        self._apply(puts, dels)
+        self._generation = generation
+        self._journal_offset += len(line)
+        if self._journal_offset > max(self.compact_min_bytes, self._snapshot_bytes // 2):
+            try:
+                self._compact_locked()
+            except StoreError as exc:
+                # The commit is durable in the journal; a failed fold loses
+                # nothing and is tried again after the next commit.
+                log.warning("compaction failed: %s", exc)
+
+    def _stale_prefix(self) -> bool:
+        """Whether the journal's good lines were all folded into the snapshot."""
+        return self._generation == self._snapshot_generation
+
+    def _fail_commit(self) -> None:
+        """After a failed write or fsync: never let a half-done line count."""
+        self._stale = True
+        if self._journal_fd is not None:
+            try:
+                # The bytes may sit in the page cache where other readers
+                # would take them as committed: cut them off.
+                self.io.truncate(self._journal_fd, self._journal_offset)
+            except OSError:
+                pass
+            try:
+                self.io.close(self._journal_fd)
+            except OSError:
+                pass
+            self._journal_fd = None
+
+    # -- maintenance -------------------------------------------------------
+
+    def _snapshot_doc(self) -> dict[str, Any]:
+        assert self._state is not None
+        doc: dict[str, Any] = {
+            "schema": SCHEMA,
+            "generation": self._generation,
+            "saved_at": clock.to_iso(clock.now()),
+        }
+        for kind in KINDS:
+            doc[kind] = self._state.get(kind, {})
+        return doc
+
+    def _compact_locked(self) -> dict[str, Any]:
+        before = self._journal_offset
+        folded = self._generation - self._snapshot_generation
+        try:
+            data = _dumps(self._snapshot_doc())
+            self.io.write_atomic(self.path, data)
+        except OSError as exc:
+            self._stale = True
+            raise StoreError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        # The new snapshot is durable: only now may the journal go.
+        self._snapshot_generation = self._generation
+        self._snapshot_ident = self._ident()
+        self._snapshot_bytes = len(data)
+        if self._journal_fd is not None:
+            try:
+                self.io.truncate(self._journal_fd, 0)
+                self.io.fsync(self._journal_fd)
+            except OSError as exc:
+                self._fail_commit()
+                raise StoreError(
+                    f"cannot truncate {self.journal_path}: {exc.strerror or exc}"
+                ) from exc
+        self._journal_offset = 0
+        self._journal_clean = True
+        return {
+            "generation": self._generation,
+            "folded_transactions": folded,
+            "journal_bytes_before": before,
+            "snapshot_bytes": len(data),
+        }
+
+    def initialize(self) -> bool:
+        if self._exists():
+            with self.read():
+                return False  # reading it proves it opens
+        self.compact()
+        return True
+
+    def compact(self) -> dict[str, Any]:
+        """Fold the journal into a new snapshot."""
+        self.io.makedirs(self.folder)
+        with self._lock:
+            self._catch_up()
+            self.io.remove_stale_temps(self.folder, os.path.basename(self.path))
+            return self._compact_locked()
+
+    def export(self) -> dict[str, Any]:
+        with self.read():
+            assert self._state is not None
+            doc: dict[str, Any] = {"schema": SCHEMA, "generation": self._generation}
+            for kind in KINDS:
+                doc[kind] = self._state.get(kind, {})
+            return doc
+
+    def verify(self) -> Verification:
+        """Read the files afresh and say what is wrong with them."""
+        report = Verification()
+        if not self._exists():
+            report.problems.append(f"{self.path}: no store here")
+            return report
+        with self._lock:
+            raw = self.io.read(self.path)
+            generation = 0
+            if raw is None:
+                report.notes.append(f"{self.path}: no snapshot yet (journal only)")
+            else:
+                try:
+                    generation, _, extra = parse_snapshot(raw, self.path)
+                except StoreCorrupt as exc:
+                    report.problems.append(str(exc))
+                    return report
+                if extra:
+                    report.problems.append(f"{self.path}: unknown keys {extra}")
+            data = self.io.read(self.journal_path) or b""
+            try:
+                journal = parse_journal(data, generation, self.journal_path)
+            except StoreCorrupt as exc:
+                report.problems.append(str(exc))
+                return report
+            if journal.stale:
+                report.notes.append(
+                    f"{self.journal_path}: starts with lines already in the snapshot "
+                    "(a crash during compaction); the next write cuts them"
+                )
+            if journal.torn_bytes:
+                report.notes.append(
+                    f"{self.journal_path}: torn last line ({journal.torn_bytes} bytes, "
+                    "an interrupted write); the next write cuts it"
+                )
+            for entry in journal.entries:
+                problem = _entry_problem(entry)
+                if problem:
+                    report.problems.append(f"{self.journal_path}: generation {entry['g']}: {problem}")
+            report.generation = journal.entries[-1]["g"] if journal.entries else generation
+            self._catch_up()
+            assert self._state is not None
+            report.counts = {kind: len(self._state.get(kind, {})) for kind in KINDS}
+        return report
+
+    def close(self) -> None:
+        if self._journal_fd is not None:
+            try:
+                self.io.close(self._journal_fd)
+            except OSError:
+                pass
+            self._journal_fd = None
+        self._lock.close()
+        self._state, self._indexes, self._stale = None, {}, True
+
+
+def _entry_problem(entry: dict[str, Any]) -> str | None:
+    puts, dels = entry.get("put"), entry.get("del")
+    if not isinstance(puts, dict) or not isinstance(dels, dict):
+        return "'put' and 'del' must be JSON objects"
+    for kind, records in puts.items():
+        if kind not in KINDS:
+            return f"unknown record kind {kind!r}"
+        if not isinstance(records, dict) or not all(isinstance(r, dict) for r in records.values()):
+            return f"records of {kind!r} are not JSON objects"
+    for kind, keys in dels.items():
+        if kind not in KINDS:
+            return f"unknown record kind {kind!r}"
+        if not isinstance(keys, list):
+            return f"deleted keys of {kind!r} are not a list"
+    return None
+
+
+class _JsonTransaction(Transaction):
+    def __init__(self, store: JsonFileStore, *, writable: bool) -> None:
+        self._store = store
+        self._writable = writable
+        self.changes: dict[tuple[str, str], Any] = {}
+
+    @property
+    def generation(self) -> int:
+        return self._store._generation
+
+    def get(self, kind: str, key: str) -> Record | None:
+        change = self.changes.get((kind, key))
+        if change is not None:
+            return None if change is _DELETED else change
+        return self._store._records(kind).get(key)
+
+    def put(self, kind: str, key: str, record: Record) -> None:
+        self._check_writable(kind)
+        self.changes[(kind, key)] = record
+
+    def delete(self, kind: str, key: str) -> None:
+        self._check_writable(kind)
+        self.changes[(kind, key)] = _DELETED
+
+    def _check_writable(self, kind: str) -> None:
+        if not self._writable:
+            raise StoreError("this is a read-only transaction")
+        if kind not in KINDS:
+            raise ValueError(f"unknown record kind {kind!r}")
+
+    def scan(self, kind: str) -> Iterator[Record]:
+        records = self._store._records(kind)
+        pending = {k: v for (c, k), v in self.changes.items() if c == kind}
+        for key, record in records.items():
+            if key not in pending:
+                yield record
+        for record in pending.values():
+            if record is not _DELETED:
+                yield record
+
+    def find(self, index: str, value: Any) -> list[Record]:
+        kind, value_of = INDEXES[index]
+        keys = set(self._store._lookup(index, value))
+        for (c, key), record in self.changes.items():
+            if c == kind:
+                if record is not _DELETED and value_of(record) == value:
+                    keys.add(key)
+                else:
+                    keys.discard(key)
+        found = []
+        for key in keys:
+            record = self.get(kind, key)
+            if record is not None:
+                found.append(record)
+        return found
+
+    def count(self, kind: str) -> int:
+        records = self._store._records(kind)
+        total = len(records)
+        for (c, key), record in self.changes.items():
+            if c == kind:
+                if record is _DELETED:
+                    total -= key in records
+                else:
+                    total += key not in records
+        return total
+
+
+class _EmptyTransaction(Transaction):
+    """The read view of a store that does not exist yet."""
+
+    generation = 0  # type: ignore[assignment]
+
+    def get(self, kind: str, key: str) -> Record | None:
+        return None
+
+    def put(self, kind: str, key: str, record: Record) -> None:
+        raise StoreError("this is a read-only transaction")
+
+    def delete(self, kind: str, key: str) -> None:
+        raise StoreError("this is a read-only transaction")
+
+    def scan(self, kind: str) -> Iterator[Record]:
+        return iter(())
+
+    def find(self, index: str, value: Any) -> list[Record]:
+        return []
+
+    def count(self, kind: str) -> int:
+        return 0
