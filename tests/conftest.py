@@ -1,0 +1,97 @@
+"""Shared fixtures: a real store in a temp folder, the CLI in-process and as a process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from asyncjobs import Client
+from asyncjobs.cli import cli as cli_group
+from asyncjobs.clock import FixedClock
+
+
+@dataclass
+class Outcome:
+    """What a user sees of one command: exit code, stdout, stderr."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store" / "store.v1.json"
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock("2026-11-01T12:00:00Z")
+
+
+@pytest.fixture
+def client(store_path: Path, clock: FixedClock) -> Iterator[Client]:
+    with Client(store_path, clock=clock) as c:
+        yield c
+
+
+@pytest.fixture
+def cli(store_path: Path):
+    """Run an asyncjobs command in-process against the test store."""
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Outcome:
+        result = runner.invoke(
+            cli_group,
+            ["--store", str(store_path), *args],
+            input=input,
+            env=env,
+            catch_exceptions=False,
+        )
+        return Outcome(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+@pytest.fixture
+def console(store_path: Path):
+    """Run asyncjobs as a real process against the test store."""
+
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None,
+            timeout: float = 60) -> Outcome:
+        proc = subprocess.run(
+            [sys.executable, "-m", "asyncjobs", "--store", str(store_path), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=timeout,
+        )
+        return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+def sha256_of(*paths: Path) -> dict[str, str | None]:
+    """The sha256 of each file, None for a missing one."""
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
+        for p in paths
+    }
+
+
+def store_files(store_path: Path) -> list[Path]:
+    return [store_path, Path(f"{store_path}.journal"), Path(f"{store_path}.lock")]
+
+
+def data_files(store_path: Path) -> list[Path]:
+    """The files that hold records: snapshot and journal (the lock file holds none)."""
+    return [store_path, Path(f"{store_path}.journal")]
