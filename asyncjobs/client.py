@@ -6,13 +6,65 @@ reads records, hands them to the rules, and saves what comes back.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from . import clock as clocks
-from . import integrity
-from .store import DEFAULT_STORE, Store, open_store
+from . import integrity, lifecycle, validation
+from .errors import InvalidInput, NotFound
+from .records import Event, Job, JobStatus, Notification, StoredRecord
+from .store import DEFAULT_STORE, Store, Transaction, open_store
+
+SUBMIT_FIELDS = frozenset(
+    {"task", "org", "payload", "queue", "priority", "delay", "at",
+     "idempotency_key", "max_retries"}
+)
+
+
+def _id_text(value: object) -> str:
+    """An id as a message can quote it: the same for a missing and a foreign id."""
+    if isinstance(value, str) and value.isprintable() and len(value) <= 100:
+        return value
+    return validation.shown(value, 60)
+
+
+class _Records:
+    """Typed reads and writes over one backend transaction."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    def job(self, job_id: str, *, org: str) -> Job:
+        """The org's job; NotFound for a missing id and another org's alike."""
+        record = self.tx.get("jobs", job_id) if isinstance(job_id, str) else None
+        if record is None or record.get("org_id") != org:
+            raise NotFound(f"job {_id_text(job_id)} not found")
+        return Job.from_dict(record)
+
+    def save(self, *records: StoredRecord | None) -> None:
+        for record in records:
+            if record is None:
+                continue
+            if isinstance(record, Event):
+                record = self._sequenced(record)
+            elif isinstance(record, Notification):
+                if self.tx.find("notifications_by_dedupe", record.dedupe_key):
+                    continue  # that transition already has its notification
+            self.tx.put(record.KIND, record.key, record.to_dict())
+
+    def _sequenced(self, event: Event) -> Event:
+        seqs = [e.get("seq", 0) for e in self.tx.find("events_by_job", event.job_id)]
+        return dataclasses.replace(event, seq=max(seqs, default=0) + 1)
+
+    def bump(self, counter: str, by: int = 1) -> None:
+        """Add to a cumulative counter (never lowered, even by retention)."""
+        record = self.tx.get("counters", counter)
+        value = (record or {}).get("value", 0) + by
+        self.tx.put("counters", counter, {"name": counter, "value": value})
 
 
 @dataclass
@@ -67,6 +119,167 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- jobs ----------------------------------------------------------------
+
+    def submit(
+        self,
+        task: str,
+        *,
+        org: str,
+        payload: Mapping[str, Any] | None = None,
+        queue: str = "default",
+        priority: int = 5,
+        delay: float = 0,
+        at: datetime | str | None = None,
+        idempotency_key: str | None = None,
+        max_retries: int | None = None,
+    ) -> Job:
+        """Queue a job; the same idempotency key in the same org returns the first job.
+
+        A job found by its key comes back with ``deduplicated=True``. Raises
+        InvalidInput, naming the field, before anything is written.
+        """
+        spec = {
+            "task": task, "org": org, "payload": payload, "queue": queue,
+            "priority": priority, "delay": delay, "at": at,
+            "idempotency_key": idempotency_key, "max_retries": max_retries,
+        }
+        return self.submit_many([spec])[0]
+
+    def submit_many(self, specs: Iterable[Mapping[str, Any]], *, org: str | None = None) -> list[Job]:
+        """Queue several jobs in one transaction; returns the jobs in order.
+
+        Each spec is a mapping with ``task`` and optionally ``org`` (or the
+        ``org`` argument), ``payload``, ``queue``, ``priority``, ``delay``,
+        ``at``, ``idempotency_key`` and ``max_retries``. Every spec is checked
+        before anything is written; a bad one raises InvalidInput naming its
+        position (``item 3: ...``).
+        """
+        now = self._clock()
+        specs = list(specs)
+        prepared = []
+        for n, spec in enumerate(specs, start=1):
+            try:
+                prepared.append(self._prepare(spec, org, now))
+            except InvalidInput as exc:
+                if len(specs) == 1:
+                    raise
+                raise type(exc)(f"item {n}: {exc.message}") from exc
+        jobs: list[Job] = []
+        with self._store.transaction() as tx:
+            records = _Records(tx)
+            for args in prepared:
+                key = args["idempotency_key"]
+                if key is not None:
+                    found = tx.find("jobs_by_idempotency", (args["org"], key))
+                    if found:
+                        jobs.append(dataclasses.replace(Job.from_dict(found[0]), deduplicated=True))
+                        continue
+                job, event = lifecycle.submit(now=now, **args)
+                records.save(job, event)
+                records.bump("jobs_submitted_total")
+                jobs.append(job)
+        return jobs
+
+    def validate_submission(self, spec: Mapping[str, Any], *, org: str | None = None) -> None:
+        """Raise InvalidInput if ``submit_many`` would refuse this spec."""
+        self._prepare(spec, org, self._clock())
+
+    def _prepare(self, spec: Mapping[str, Any], org: str | None, now: datetime) -> dict[str, Any]:
+        if not isinstance(spec, Mapping):
+            raise InvalidInput(f"a job must be a JSON object, not {type(spec).__name__}")
+        unknown = sorted(set(spec) - SUBMIT_FIELDS)
+        if unknown:
+            raise InvalidInput(f"unknown field(s): {', '.join(map(str, unknown))}")
+        job_org = spec.get("org") if spec.get("org") is not None else org
+        if org is not None and spec.get("org") not in (None, org):
+            raise InvalidInput(f"org: {validation.shown(spec.get('org'))} differs from {org}")
+        if "task" not in spec:
+            raise InvalidInput("task: missing")
+        delay = validation.delay(spec.get("delay") or 0)
+        at = spec.get("at")
+        if at is not None and delay:
+            raise InvalidInput("give either delay or at, not both")
+        if at is not None and not isinstance(at, datetime):
+            if not isinstance(at, str):
+                raise InvalidInput(f"at: {validation.shown(at)} is not an ISO 8601 time")
+            at = clocks.parse_iso(at, field="at")
+        return {
+            "task": validation.name(spec["task"], "task"),
+            "org": validation.org(job_org),
+            "payload": validation.payload(spec.get("payload")),
+            "queue": validation.name(spec.get("queue") or "default", "queue"),
+            "priority": validation.priority(5 if spec.get("priority") is None else spec["priority"]),
+            "run_after": lifecycle.run_after(now, delay=delay, at=at),
+            "idempotency_key": validation.idempotency_key(spec.get("idempotency_key")),
+            "max_retries": validation.max_retries(spec.get("max_retries")),
+        }
+
+    def get_job(self, job_id: str, *, org: str) -> Job:
+        """The job; NotFound for a missing id and for another org's job alike."""
+        validation.org(org)
+        with self._store.read() as tx:
+            return _Records(tx).job(job_id, org=org)
+
+    def list_jobs(
+        self,
+        *,
+        org: str,
+        status: str | JobStatus | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """The org's jobs, newest first, optionally of one status or queue."""
+        validation.org(org)
+        validation.limit(limit)
+        if status is not None:
+            try:
+                status = JobStatus(status)
+            except ValueError as exc:
+                choices = ", ".join(s.value for s in JobStatus)
+                raise InvalidInput(f"status: {validation.shown(status)} is not one of {choices}") from exc
+        if queue is not None:
+            validation.name(queue, "queue")
+        with self._store.read() as tx:
+            found = [
+                r for r in tx.find("jobs_by_org", org)
+                if (status is None or r["status"] == status.value)
+                and (queue is None or r["queue"] == queue)
+            ]
+        found.sort(key=lambda r: (r["created_at"], r["job_id"]), reverse=True)
+        return [Job.from_dict(r) for r in found[:limit]]
+
+    def events(self, job_id: str, *, org: str) -> list[Event]:
+        """The job's events, oldest first."""
+        validation.org(org)
+        with self._store.read() as tx:
+            _Records(tx).job(job_id, org=org)
+            found = tx.find("events_by_job", job_id)
+        found.sort(key=lambda r: (r.get("seq", 0), r["created_at"], r["event_id"]))
+        return [Event.from_dict(r) for r in found]
+
+    def cancel(self, job_id: str, *, org: str) -> Job:
+        """queued -> canceled; Conflict for a job in any other state."""
+        validation.org(org)
+        with self._store.transaction() as tx:
+            records = _Records(tx)
+            job = records.job(job_id, org=org)
+            job, event, notification = lifecycle.cancel(job, now=self._clock())
+            records.save(job, event, notification)
+            records.bump("jobs_canceled_total")
+        return job
+
+    def retry(self, job_id: str, *, org: str) -> Job:
+        """Run a failed, canceled or completed job again (its next run)."""
+        validation.org(org)
+        with self._store.transaction() as tx:
+            records = _Records(tx)
+            job = records.job(job_id, org=org)
+            job, event = lifecycle.retry(job, now=self._clock())
+            records.save(job, event)
+            records.bump("jobs_retried_total")
+        return job
 
     # -- store maintenance -------------------------------------------------
 

@@ -24,7 +24,21 @@ from ..store import DEFAULT_STORE
 
 
 class _Group(click.Group):
-    """A click group that turns asyncjobs errors into ``error:`` lines."""
+    """A click group that turns every error into one ``error:`` line."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            _fail(exc.format_message() + hint, exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("aborted", 1)
+        raise SystemExit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -58,6 +72,16 @@ def emit(doc: Any, as_json: bool, *, text: str | None = None) -> None:
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON document."
+)
+org_option = click.option(
+    "--org",
+    "--tenant",
+    "org",
+    required=True,
+    envvar="ASYNCJOBS_ORG",
+    show_envvar=True,
+    metavar="ORG",
+    help="The tenant (org id).",
 )
 
 
@@ -103,9 +127,9 @@ def cli(ctx: click.Context, store: str, lock_timeout: float) -> None:
     ctx.obj = {"store": store, "lock_timeout": lock_timeout}
 
 
-from . import store_cmds  # noqa: E402  (registers its commands on `cli`)
+from . import jobs_cmds, store_cmds  # noqa: E402  (they register their commands)
 
-del store_cmds
+del jobs_cmds, store_cmds
 
 
 def main() -> None:

@@ -54,6 +54,7 @@ INDEXES: dict[str, tuple[str, Callable[[Record], Any]]] = {
     "results_by_job": ("results", _field("job_id")),
     "notifications_by_job": ("notifications", _field("job_id")),
     "notifications_by_org": ("notifications", _field("org_id")),
+    "notifications_by_dedupe": ("notifications", _field("dedupe_key")),
 }
 
 

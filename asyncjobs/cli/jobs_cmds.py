@@ -1,0 +1,211 @@
+"""Job commands: submit, submit-many, status, jobs, events, cancel, retry."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+import click
+
+from .. import validation
+from ..client import Client
+from ..errors import InvalidInput
+from ..records import Job
+from . import cli, emit, json_option, org_option, pass_client
+
+BATCH_SIZE = 500
+
+
+def _read_limited(stream: IO[bytes], limit: int, what: str) -> bytes:
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise validation.PayloadTooLarge(f"{what}: more than {limit} bytes")
+    return data
+
+
+def _payload(text: str | None, file: IO[bytes] | None) -> dict[str, Any] | None:
+    if text is not None and file is not None:
+        raise InvalidInput("give either --payload or --payload-file, not both")
+    if file is not None:
+        raw = _read_limited(file, validation.max_payload_bytes() * 4, "payload file")
+        return validation.parse_json(raw, "payload")
+    if text is not None:
+        return validation.parse_json(text, "payload")
+    return None
+
+
+def _submitted(job: Job) -> dict[str, Any]:
+    return {**job.to_dict(), "deduplicated": job.deduplicated}
+
+
+@cli.command()
+@click.argument("task")
+@org_option
+@click.option("--payload", "payload_text", metavar="JSON", help="The payload, a JSON object.")
+@click.option("--payload-file", type=click.File("rb"), help="Read the payload from a file (- for stdin).")
+@click.option("--queue", default="default", show_default=True, help="The queue to put the job on.")
+@click.option("--priority", type=int, default=5, show_default=True, help="0-9; 9 runs first.")
+@click.option("--delay", type=float, metavar="SECONDS", help="Run no sooner than this many seconds from now.")
+@click.option("--at", "at", metavar="ISO", help="Run no sooner than this time (ISO 8601).")
+@click.option("--idempotency-key", metavar="KEY", help="Submit at most once per org with this key.")
+@click.option("--max-retries", type=int, metavar="N", help="Retries after a failed attempt (default: the task's).")
+@json_option
+@pass_client
+def submit(
+    client: Client,
+    task: str,
+    org: str,
+    payload_text: str | None,
+    payload_file: IO[bytes] | None,
+    queue: str,
+    priority: int,
+    delay: float | None,
+    at: str | None,
+    idempotency_key: str | None,
+    max_retries: int | None,
+    as_json: bool,
+) -> None:
+    """Queue a job and print its id."""
+    if delay is not None and at is not None:
+        raise InvalidInput("give either --delay or --at, not both")
+    job = client.submit(
+        task,
+        org=org,
+        payload=_payload(payload_text, payload_file),
+        queue=queue,
+        priority=priority,
+        delay=delay or 0,
+        at=at,
+        idempotency_key=idempotency_key,
+        max_retries=max_retries,
+    )
+    emit(_submitted(job), as_json, text=job.job_id)
+
+
+@cli.command("submit-many")
+@click.argument("file", type=click.File("rb"))
+@org_option
+@json_option
+@pass_client
+def submit_many(client: Client, file: IO[bytes], org: str, as_json: bool) -> None:
+    """Queue one job per line of a JSON-lines file (- reads stdin)."""
+    validation.org(org)
+    specs = []
+    for number, line in enumerate(file, start=1):
+        if not line.strip():
+            continue
+        try:
+            spec = validation.parse_json(line, "job")
+            client.validate_submission(spec, org=org)
+        except InvalidInput as exc:
+            raise type(exc)(f"line {number}: {exc.message}") from exc
+        specs.append(spec)
+    jobs: list[Job] = []
+    batches = [specs[i : i + BATCH_SIZE] for i in range(0, len(specs), BATCH_SIZE)]
+    if sys.stderr.isatty() and len(batches) > 1:
+        with click.progressbar(length=len(specs), label="submitting", file=sys.stderr) as bar:
+            for batch in batches:
+                jobs += client.submit_many(batch, org=org)
+                bar.update(len(batch))
+    else:
+        for batch in batches:
+            jobs += client.submit_many(batch, org=org)
+    doc = {
+        "submitted": sum(not j.deduplicated for j in jobs),
+        "deduplicated": sum(j.deduplicated for j in jobs),
+        "jobs": [
+            {"job_id": j.job_id, "status": j.status.value, "deduplicated": j.deduplicated}
+            for j in jobs
+        ],
+    }
+    emit(doc, as_json, text="\n".join(j.job_id for j in jobs) if jobs else None)
+
+
+def _job_text(job: Job) -> str:
+    doc = job.to_dict()
+    doc["error"] = (
+        None if job.error is None else f"{job.error.get('type')}: {job.error.get('message')}"
+    )
+    del doc["payload"]
+    width = max(map(len, doc))
+    return "\n".join(
+        f"{key:<{width}}  {'-' if value is None else value}" for key, value in doc.items()
+    )
+
+
+@cli.command()
+@click.argument("job_id")
+@org_option
+@json_option
+@pass_client
+def status(client: Client, job_id: str, org: str, as_json: bool) -> None:
+    """Show a job."""
+    job = client.get_job(job_id, org=org)
+    emit(job.to_dict(), as_json, text=_job_text(job))
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+        for row in [header, *rows]
+    )
+
+
+@cli.command()
+@org_option
+@click.option("--status", "status_", metavar="STATUS", help="Only jobs in this status.")
+@click.option("--queue", help="Only jobs of this queue.")
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many jobs.")
+@json_option
+@pass_client
+def jobs(
+    client: Client, org: str, status_: str | None, queue: str | None, limit: int, as_json: bool
+) -> None:
+    """List the org's jobs, newest first."""
+    found = client.list_jobs(org=org, status=status_, queue=queue, limit=limit)
+    rows = [
+        [j.job_id, j.status.value, j.task, j.queue, str(j.priority), str(j.attempts), j.created_at]
+        for j in found
+    ]
+    text = _table(rows, ["JOB_ID", "STATUS", "TASK", "QUEUE", "PRI", "ATTEMPTS", "CREATED_AT"])
+    emit({"jobs": [j.to_dict() for j in found]}, as_json, text=text)
+
+
+@cli.command()
+@click.argument("job_id")
+@org_option
+@json_option
+@pass_client
+def events(client: Client, job_id: str, org: str, as_json: bool) -> None:
+    """List a job's events, oldest first."""
+    found = client.events(job_id, org=org)
+    rows = [
+        [e.created_at, e.event_type, str(e.run), str(e.attempt),
+         " ".join(f"{k}={v}" for k, v in e.data.items())]
+        for e in found
+    ]
+    text = _table(rows, ["CREATED_AT", "EVENT", "RUN", "ATTEMPT", "DATA"])
+    emit({"job_id": job_id, "events": [e.to_dict() for e in found]}, as_json, text=text)
+
+
+@cli.command()
+@click.argument("job_id")
+@org_option
+@json_option
+@pass_client
+def cancel(client: Client, job_id: str, org: str, as_json: bool) -> None:
+    """Cancel a queued job."""
+    job = client.cancel(job_id, org=org)
+    emit(job.to_dict(), as_json, text=f"{job.job_id} {job.status.value}")
+
+
+@cli.command()
+@click.argument("job_id")
+@org_option
+@json_option
+@pass_client
+def retry(client: Client, job_id: str, org: str, as_json: bool) -> None:
+    """Queue a failed, canceled or completed job again."""
+    job = client.retry(job_id, org=org)
+    emit(job.to_dict(), as_json, text=f"{job.job_id} {job.status.value} (run {job.run})")

@@ -1,0 +1,157 @@
+"""The records asyncjobs keeps: jobs, events, notifications.
+
+Frozen dataclasses. ``to_dict()`` is the JSON shape the CLI and the HTTP API
+print, and also what the store keeps (``from_dict`` reads it back). A change
+makes a new record with ``dataclasses.replace``. Each class names the store
+kind it lives in and the field that is its key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar, TypeVar
+
+
+class JobStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
+
+
+class EventType(str, Enum):
+    QUEUED = "async.job.queued"
+    STARTED = "async.job.started"
+    RETRY_SCHEDULED = "async.job.retry_scheduled"
+    COMPLETED = "async.job.completed"
+    FAILED = "async.job.failed"
+    CANCELED = "async.job.canceled"
+    LEASE_EXPIRED = "async.job.lease_expired"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+R = TypeVar("R", bound="StoredRecord")
+
+
+class StoredRecord:
+    """What every record class has: its store kind, key, and dict form."""
+
+    KIND: ClassVar[str]
+    KEY: ClassVar[str]
+
+    @property
+    def key(self) -> str:
+        return getattr(self, self.KEY)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in _stored_fields(type(self))}
+
+    @classmethod
+    def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+        names = _field_names(cls)
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+_FIELDS: dict[type, tuple[dataclasses.Field, ...]] = {}
+_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _stored_fields(cls: type) -> tuple[dataclasses.Field, ...]:
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = tuple(f for f in dataclasses.fields(cls) if f.metadata.get("stored", True))
+        _FIELDS[cls] = fields
+    return fields
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = frozenset(f.name for f in _stored_fields(cls))
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class Job(StoredRecord):
+    KIND: ClassVar[str] = "jobs"
+    KEY: ClassVar[str] = "job_id"
+
+    job_id: str
+    org_id: str
+    task: str
+    queue: str
+    priority: int  # 0-9, 9 runs first
+    status: JobStatus
+    payload: dict[str, Any]
+    created_at: str  # ISO 8601 UTC: "2026-02-17T00:00:00.000000Z"
+    updated_at: str
+    run_after: str  # not claimed before this time
+    attempts: int = 0  # attempts started in this run
+    max_retries: int | None = None  # None: the task's own setting
+    run: int = 1  # 1 for the first run; a retry by hand starts the next
+    idempotency_key: str | None = None
+    result_id: str | None = None  # the result of this run, once completed
+    error: dict[str, Any] | None = None  # {type, message, traceback?}
+    worker_id: str | None = None
+    lease_expires_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    # Not stored: whether submit found this job by its idempotency key.
+    deduplicated: bool = field(default=False, compare=False, metadata={"stored": False})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        names = _field_names(cls)
+        values = {k: v for k, v in data.items() if k in names}
+        values["status"] = JobStatus(values["status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Event(StoredRecord):
+    KIND: ClassVar[str] = "events"
+    KEY: ClassVar[str] = "event_id"
+
+    event_id: str
+    job_id: str
+    org_id: str
+    event_type: str  # an EventType value
+    created_at: str
+    attempt: int = 0
+    run: int = 1
+    seq: int = 0  # order among the job's events; set when saved
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification(StoredRecord):
+    KIND: ClassVar[str] = "notifications"
+    KEY: ClassVar[str] = "notification_id"
+
+    notification_id: str
+    job_id: str
+    org_id: str
+    event_type: str  # async.job.completed | async.job.failed | async.job.canceled
+    dedupe_key: str  # "<job_id>:<event_type>:run-<n>": one per terminal transition
+    created_at: str
+    channel: str = "in_app"
+    read_at: str | None = None

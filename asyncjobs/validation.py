@@ -1,0 +1,168 @@
+"""Rules for input: names, payloads, priorities, times.
+
+Every check raises ``InvalidInput`` with a message that names the field and
+says why, before anything is written. Names (orgs, tasks, queues) follow
+``[A-Za-z0-9][A-Za-z0-9._:-]{0,63}`` and are never ``.`` or ``..``: org ids
+reach file paths under ``artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from typing import Any
+
+from .errors import InvalidInput
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
+MAX_IDEMPOTENCY_KEY = 255
+MAX_RETRIES_LIMIT = 100
+MAX_DELAY_SECONDS = 10 * 365 * 86400
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value as it can be quoted in a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def name(value: object, field: str) -> str:
+    """An org, task or queue name."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise InvalidInput(
+            f"{field}: {shown(value)} is not a valid name (1-64 characters: letters, "
+            "digits and . _ : -, starting with a letter or digit)"
+        )
+    return value
+
+
+def org(value: object) -> str:
+    return name(value, "org")
+
+
+def priority(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
+        raise InvalidInput(f"priority: {shown(value)} is not a whole number from 0 to 9")
+    return value
+
+
+def max_retries(value: object) -> int | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= MAX_RETRIES_LIMIT
+    ):
+        raise InvalidInput(
+            f"max_retries: {shown(value)} is not a whole number from 0 to "
+            f"{MAX_RETRIES_LIMIT}"
+        )
+    return value
+
+
+def delay(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInput(f"delay: {shown(value)} is not a number of seconds")
+    if not math.isfinite(value) or not 0 <= value <= MAX_DELAY_SECONDS:
+        raise InvalidInput(
+            f"delay: {shown(value)} must be from 0 to {MAX_DELAY_SECONDS} seconds"
+        )
+    return float(value)
+
+
+def idempotency_key(value: object) -> str | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY
+        or not value.isprintable()
+    ):
+        raise InvalidInput(
+            f"idempotency_key: {shown(value)} must be 1-{MAX_IDEMPOTENCY_KEY} "
+            "printable characters"
+        )
+    return value
+
+
+def limit(value: object, field: str = "limit", maximum: int = 10_000) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise InvalidInput(f"{field}: {shown(value)} is not a whole number from 1 to {maximum}")
+    return value
+
+
+def max_payload_bytes() -> int:
+    """The payload limit: ``ASYNCJOBS_MAX_PAYLOAD_BYTES``, 1 MiB by default."""
+    raw = os.environ.get("ASYNCJOBS_MAX_PAYLOAD_BYTES")
+    if raw is None:
+        return DEFAULT_MAX_PAYLOAD_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise InvalidInput(
+            f"ASYNCJOBS_MAX_PAYLOAD_BYTES: {shown(raw)} is not a positive number"
+        )
+    return value
+
+
+class PayloadTooLarge(InvalidInput):
+    """The payload is larger than the limit."""
+
+    code = "payload_too_large"
+
+
+def payload(value: object, *, max_bytes: int | None = None) -> dict[str, Any]:
+    """A payload: a JSON object, at most ``max_bytes`` bytes encoded as UTF-8."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"payload: must be a JSON object, not {type(value).__name__}")
+    try:
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput("payload: contains text that is not valid Unicode") from exc
+    except RecursionError as exc:
+        raise InvalidInput("payload: nested too deeply") from exc
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"payload: not JSON: {exc}") from exc
+    max_bytes = max_payload_bytes() if max_bytes is None else max_bytes
+    if len(encoded) > max_bytes:
+        raise PayloadTooLarge(
+            f"payload: {len(encoded)} bytes is over the limit of {max_bytes}"
+        )
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidInput(f"duplicate key {shown(key)}")
+        result[key] = value
+    return result
+
+
+def _no_constant(text: str) -> Any:
+    raise InvalidInput(f"{text} is not allowed in JSON")
+
+
+def parse_json(text: str | bytes, field: str) -> Any:
+    """Parse untrusted JSON strictly: no NaN/Infinity, no duplicate keys, bounded depth."""
+    try:
+        return json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant
+        )
+    except InvalidInput as exc:
+        raise InvalidInput(f"{field}: {exc.message}") from exc
+    except RecursionError as exc:
+        raise InvalidInput(f"{field}: nested too deeply") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{field}: not UTF-8") from exc
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: not valid JSON ({exc})") from exc
