@@ -27,7 +27,12 @@ SUBMIT_FIELDS = frozenset(
 
 def _id_text(value: object) -> str:
     """An id as a message can quote it: the same for a missing and a foreign id."""
-    if isinstance(value, str) and value.isprintable() and len(value) <= 100:
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= 100
+        and value.isprintable()
+        and not any(c.isspace() for c in value)
+    ):
         return value
     return validation.shown(value, 60)
 
@@ -197,7 +202,7 @@ class Client:
             raise InvalidInput(f"org: {validation.shown(spec.get('org'))} differs from {org}")
         if "task" not in spec:
             raise InvalidInput("task: missing")
-        delay = validation.delay(spec.get("delay") or 0)
+        delay = validation.delay(0 if spec.get("delay") is None else spec["delay"])
         at = spec.get("at")
         if at is not None and delay:
             raise InvalidInput("give either delay or at, not both")
@@ -209,7 +214,9 @@ class Client:
             "task": validation.name(spec["task"], "task"),
             "org": validation.org(job_org),
             "payload": validation.payload(spec.get("payload")),
-            "queue": validation.name(spec.get("queue") or "default", "queue"),
+            "queue": validation.name(
+                "default" if spec.get("queue") is None else spec["queue"], "queue"
+            ),
             "priority": validation.priority(5 if spec.get("priority") is None else spec["priority"]),
             "run_after": lifecycle.run_after(now, delay=delay, at=at),
             "idempotency_key": validation.idempotency_key(spec.get("idempotency_key")),
