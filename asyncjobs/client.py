@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from . import breakers as breaker_rules
 from . import clock as clocks
-from . import integrity, lifecycle, validation
-from .errors import InvalidInput, NotFound
-from .records import Event, Job, JobStatus, Notification, StoredRecord
+from . import execution, ids, integrity, lifecycle, running, validation
+from .errors import Conflict, InvalidInput, NotFound
+from .lifecycle import Token
+from .records import Event, Job, JobStatus, Notification, WorkerInfo
 from .store import DEFAULT_STORE, Store, Transaction, open_store
+from .tasks import TaskRegistry
 
 SUBMIT_FIELDS = frozenset(
     {"task", "org", "payload", "queue", "priority", "delay", "at",
@@ -50,7 +53,7 @@ class _Records:
             raise NotFound(f"job {_id_text(job_id)} not found")
         return Job.from_dict(record)
 
-    def save(self, *records: StoredRecord | None) -> None:
+    def save(self, *records: Any) -> None:
         for record in records:
             if record is None:
                 continue
@@ -139,18 +142,28 @@ class Client:
         at: datetime | str | None = None,
         idempotency_key: str | None = None,
         max_retries: int | None = None,
+        sync: bool = False,
+        tasks: TaskRegistry | None = None,
     ) -> Job:
         """Queue a job; the same idempotency key in the same org returns the first job.
 
         A job found by its key comes back with ``deduplicated=True``. Raises
-        InvalidInput, naming the field, before anything is written.
+        InvalidInput, naming the field, before anything is written. With
+        ``sync=True`` (fail-open) the job runs here, inline, before this
+        returns, writing what a worker would; ``tasks`` names the registry.
         """
+        if sync and tasks is None:
+            raise InvalidInput("sync=True needs tasks= (a TaskRegistry)")
         spec = {
             "task": task, "org": org, "payload": payload, "queue": queue,
             "priority": priority, "delay": delay, "at": at,
             "idempotency_key": idempotency_key, "max_retries": max_retries,
         }
-        return self.submit_many([spec])[0]
+        job = self.submit_many([spec])[0]
+        if sync and not job.deduplicated:
+            assert tasks is not None
+            job = self.run_job(job.job_id, org=org, tasks=tasks, until_done=True)
+        return job
 
     def submit_many(self, specs: Iterable[Mapping[str, Any]], *, org: str | None = None) -> list[Job]:
         """Queue several jobs in one transaction; returns the jobs in order.
@@ -287,6 +300,143 @@ class Client:
             records.save(job, event)
             records.bump("jobs_retried_total")
         return job
+
+    # -- running jobs (workers and inline runs) --------------------------------
+
+    def exchange(
+        self,
+        worker: WorkerInfo,
+        outcomes: Sequence[tuple[Token, dict[str, Any]]],
+        *,
+        want: int,
+        registry: TaskRegistry | None,
+        expire: bool = True,
+    ) -> tuple[list[Job], list[tuple[Job, Token]]]:
+        """One transaction: record finished attempts, rescue expired leases, claim more.
+
+        Returns the jobs the outcomes left (None for refused ones are left out)
+        and up to ``want`` newly claimed jobs with their tokens.
+        """
+        now = self._clock()
+        with self._store.transaction() as tx:
+            records = _Records(tx)
+            finished = [
+                job for token, outcome in outcomes
+                if (job := running.finish(records, token, outcome, registry, now)) is not None
+            ]
+            if finished:
+                old = tx.get("workers", worker.worker_id)
+                if old is not None:
+                    tx.put("workers", worker.worker_id,
+                           {**old, "processed_count": old.get("processed_count", 0) + len(finished)})
+            if expire:
+                running.expire_leases(records, registry, now)
+            claimed = running.claim(
+                records, worker_id=worker.worker_id, queues=worker.queues, limit=want,
+                lease_seconds=worker.lease_seconds, registry=registry, now=now,
+            ) if want > 0 else []
+        return finished, claimed
+
+    def heartbeat(self, worker: WorkerInfo, tokens: Collection[Token]) -> list[Token]:
+        """Renew the worker's leases and record; returns the tokens it no longer holds."""
+        now = self._clock()
+        with self._store.transaction() as tx:
+            return running.heartbeat(_Records(tx), worker, tokens, now)
+
+    def release(self, tokens: Collection[Token], worker: WorkerInfo | None = None) -> int:
+        """Requeue jobs a stopping worker still holds; returns how many."""
+        now = self._clock()
+        with self._store.transaction() as tx:
+            released = running.release(_Records(tx), tokens, now)
+            if worker is not None:
+                old = tx.get("workers", worker.worker_id) or worker.to_dict()
+                tx.put("workers", worker.worker_id, {
+                    **old, "state": "stopped", "running": [],
+                    "last_seen_at": clocks.to_iso(now)})
+        return released
+
+    def enqueue_periodic(self, registry: TaskRegistry) -> list[Job]:
+        """Submit each periodic task due now, once per schedule slot (store-wide)."""
+        specs = running.due_periodic(registry, self._clock())
+        return self.submit_many(specs) if specs else []
+
+    def run_job(
+        self, job_id: str, *, org: str, tasks: TaskRegistry, until_done: bool = False
+    ) -> Job:
+        """Run a queued job now, in this process, writing what a worker would.
+
+        One attempt; with ``until_done`` the retries too, one after another
+        without their backoff waits. Conflict unless the job is queued.
+        """
+        validation.org(org)
+        worker = self._inline_worker()
+        while True:
+            with self._store.transaction() as tx:
+                records = _Records(tx)
+                job = records.job(job_id, org=org)
+                if job.status is not JobStatus.QUEUED:
+                    raise Conflict(
+                        f"job {job.job_id} is {job.status.value}; only a queued job can run"
+                    )
+                claimed = running.claim(
+                    records, worker_id=worker.worker_id, queues=[job.queue], limit=1,
+                    lease_seconds=worker.lease_seconds, registry=tasks, now=self._clock(),
+                    only_job=job.job_id,
+                )
+            (job, token), = claimed
+            spec = {"job_id": job.job_id, "org_id": job.org_id, "task": job.task,
+                    "payload": job.payload, "attempt": job.attempts, "run": job.run}
+            outcome = execution.run(tasks.get(job.task), spec)
+            finished, _ = self.exchange(worker, [(token, outcome)], want=0, registry=tasks,
+                                        expire=False)
+            job = finished[0] if finished else self.get_job(job_id, org=org)
+            if not until_done or job.status is not JobStatus.QUEUED:
+                return job
+
+    def _inline_worker(self) -> WorkerInfo:
+        import os
+        import socket
+
+        now = clocks.to_iso(self._clock())
+        return WorkerInfo(
+            worker_id=ids.new_id("wrk", self._clock()), host=socket.gethostname(),
+            pid=os.getpid(), queues=[], concurrency=1, started_at=now, last_seen_at=now,
+            heartbeat_seconds=10.0, lease_seconds=300.0, state="inline",
+        )
+
+    def register_worker(self, worker: WorkerInfo) -> None:
+        with self._store.transaction() as tx:
+            _Records(tx).save(worker)
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Every worker record, newest first, with ``gone`` for one not seen in 3 heartbeats."""
+        now = self._clock()
+        with self._store.read() as tx:
+            found = list(tx.scan("workers"))
+        out = []
+        for record in sorted(found, key=lambda r: r["started_at"], reverse=True):
+            seen = clocks.parse_iso(record["last_seen_at"])
+            silent = (now - seen).total_seconds()
+            gone = record.get("state") == "stopped" or silent > 3 * record["heartbeat_seconds"]
+            out.append({**record, "gone": gone, "seen_seconds_ago": round(silent, 3)})
+        return out
+
+    def breakers(self) -> list[dict[str, Any]]:
+        """Every breaker the store knows, with its state."""
+        with self._store.read() as tx:
+            return sorted(tx.scan("breakers"), key=lambda r: r["name"])
+
+    def reset_breaker(self, name: str) -> dict[str, Any]:
+        """Close a breaker by hand."""
+        validation.name(name, "breaker")
+        with self._store.transaction() as tx:
+            record = tx.get("breakers", name)
+            if record is None:
+                raise NotFound(f"breaker {name} not found")
+            breaker, event = breaker_rules.reset(
+                breaker_rules.Breaker.from_dict(record, name), self._clock())
+            _Records(tx).save(breaker, event)
+        return breaker.to_dict()
 
     # -- store maintenance -------------------------------------------------
 

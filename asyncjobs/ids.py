@@ -36,3 +36,8 @@ def is_id(value: str, prefix: str) -> bool:
     """Whether ``value`` is a well-formed id with that prefix."""
     match = ID_PATTERN.match(value)
     return bool(match) and match.group(1) == prefix
+
+
+def random_fraction() -> float:
+    """A random number in [0, 1), for retry jitter."""
+    return secrets.randbits(53) / (1 << 53)

@@ -23,6 +23,10 @@ def reference_problems(records: Mapping[str, Iterable[Record]]) -> list[str]:
     for kind, key in (("results", "result_id"), ("events", "event_id"),
                       ("notifications", "notification_id")):
         for record in records.get(kind, ()):
+            if record.get("job_id") is None and str(record.get("event_type", "")).startswith(
+                "async.breaker."
+            ):
+                continue  # a breaker changed by hand belongs to no job
             if record.get("job_id") not in job_ids:
                 problems.append(
                     f"{kind[:-1]} {record.get(key)} belongs to job "

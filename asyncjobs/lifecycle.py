@@ -129,3 +129,203 @@ def retry(job: Job, *, now: datetime) -> tuple[Job, Event]:
 def run_after(now: datetime, *, delay: float = 0.0, at: datetime | None = None) -> datetime:
     """When a new job may first run: ``at``, or ``delay`` seconds from ``now``."""
     return at if at is not None else now + timedelta(seconds=delay)
+
+
+# -- running -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Token:
+    """What a claim hands a worker: the fencing token of one attempt."""
+
+    job_id: str
+    org_id: str
+    run: int
+    attempt: int
+    worker_id: str
+
+
+def token_of(job: Job) -> Token:
+    assert job.worker_id is not None
+    return Token(job.job_id, job.org_id, job.run, job.attempts, job.worker_id)
+
+
+def holds(job: Job, token: Token) -> bool:
+    """Whether the token's attempt is still the job's live attempt (fencing)."""
+    return (
+        job.status is JobStatus.RUNNING
+        and job.run == token.run
+        and job.attempts == token.attempt
+        and job.worker_id == token.worker_id
+    )
+
+
+def claim(
+    job: Job, *, worker_id: str, lease_seconds: float, max_retries: int, now: datetime
+) -> tuple[Job, Event]:
+    """queued -> running for one more attempt, leased to ``worker_id``."""
+    if job.status is not JobStatus.QUEUED:
+        raise Conflict(f"job {job.job_id} is {job.status.value}; only a queued job can run")
+    stamp = clock.to_iso(now)
+    job = dataclasses.replace(
+        job,
+        status=JobStatus.RUNNING,
+        attempts=job.attempts + 1,
+        max_retries=max_retries if job.max_retries is None else job.max_retries,
+        worker_id=worker_id,
+        lease_expires_at=clock.to_iso(now + timedelta(seconds=lease_seconds)),
+        started_at=stamp,
+        updated_at=stamp,
+    )
+    return job, new_event(job, EventType.STARTED, now, worker_id=worker_id)
+
+
+def renew(job: Job, *, lease_seconds: float, now: datetime) -> Job:
+    """Extend a live lease (a heartbeat)."""
+    return dataclasses.replace(
+        job, lease_expires_at=clock.to_iso(now + timedelta(seconds=lease_seconds))
+    )
+
+
+def lease_expired(job: Job, now: datetime) -> bool:
+    return (
+        job.status is JobStatus.RUNNING
+        and job.lease_expires_at is not None
+        and job.lease_expires_at < clock.to_iso(now)
+    )
+
+
+def complete(job: Job, *, result_id: str, now: datetime) -> tuple[Job, list[Any]]:
+    """running -> completed with its result; the event and the notification."""
+    stamp = clock.to_iso(now)
+    job = dataclasses.replace(
+        job,
+        status=JobStatus.COMPLETED,
+        result_id=result_id,
+        error=None,
+        lease_expires_at=None,
+        finished_at=stamp,
+        updated_at=stamp,
+    )
+    return job, [
+        new_event(job, EventType.COMPLETED, now, result_id=result_id),
+        new_notification(job, EventType.COMPLETED, now),
+    ]
+
+
+def backoff_seconds(
+    strategy: str, delay: float, max_delay: float, attempt: int, jitter: float | None
+) -> float:
+    """Seconds before the next attempt after ``attempt`` failed.
+
+    ``exponential``: delay x 2^(attempt-1); ``linear``: delay x attempt;
+    ``fixed``: delay; capped at ``max_delay``. With ``jitter`` (a fraction in
+    [0, 1) drawn by the caller) the wait is spread over [half, all] of that.
+    """
+    if strategy == "exponential":
+        seconds = delay * 2 ** min(attempt - 1, 62)
+    elif strategy == "linear":
+        seconds = delay * attempt
+    else:
+        seconds = delay
+    seconds = min(seconds, max_delay)
+    if jitter is not None:
+        seconds *= 0.5 + 0.5 * jitter
+    return seconds
+
+
+def fail_attempt(
+    job: Job,
+    *,
+    error: dict[str, Any],
+    retryable: bool,
+    backoff: tuple[str, float, float],
+    jitter: float | None,
+    now: datetime,
+) -> tuple[Job, list[Any]]:
+    """A failed attempt: queued again after its backoff, or failed for good."""
+    stamp = clock.to_iso(now)
+    max_retries = job.max_retries if job.max_retries is not None else 0
+    if retryable and job.attempts <= max_retries:
+        wait = backoff_seconds(*backoff, job.attempts, jitter)
+        job = dataclasses.replace(
+            job,
+            status=JobStatus.QUEUED,
+            error=error,
+            worker_id=None,
+            lease_expires_at=None,
+            run_after=clock.to_iso(now + timedelta(seconds=wait)),
+            updated_at=stamp,
+        )
+        return job, [
+            new_event(job, EventType.RETRY_SCHEDULED, now, error_type=error.get("type"),
+                      message=error.get("message"), delay_seconds=round(wait, 6))
+        ]
+    return _failed(job, error, now)
+
+
+def _failed(job: Job, error: dict[str, Any], now: datetime) -> tuple[Job, list[Any]]:
+    stamp = clock.to_iso(now)
+    job = dataclasses.replace(
+        job,
+        status=JobStatus.FAILED,
+        error=error,
+        lease_expires_at=None,
+        finished_at=stamp,
+        updated_at=stamp,
+    )
+    return job, [
+        new_event(job, EventType.FAILED, now, error_type=error.get("type"),
+                  message=error.get("message")),
+        new_notification(job, EventType.FAILED, now),
+    ]
+
+
+def expire_lease(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
+    """A running job whose lease ran out: the attempt counts; queued again or failed."""
+    expired = new_event(job, EventType.LEASE_EXPIRED, now, worker_id=job.worker_id,
+                        lease_expires_at=job.lease_expires_at)
+    max_retries = job.max_retries if job.max_retries is not None else 0
+    if job.attempts > max_retries:
+        error = {
+            "type": "LeaseExpired",
+            "message": f"the lease of attempt {job.attempts} expired (worker "
+            f"{job.worker_id} stopped heartbeating) and no retries are left",
+        }
+        job, records = _failed(job, error, now)
+        return job, [expired, *records]
+    stamp = clock.to_iso(now)
+    job = dataclasses.replace(
+        job,
+        status=JobStatus.QUEUED,
+        worker_id=None,
+        lease_expires_at=None,
+        run_after=stamp,
+        updated_at=stamp,
+    )
+    return job, [expired]
+
+
+def release(job: Job, *, now: datetime) -> tuple[Job, Event]:
+    """A stopping worker gives a running job back: queued at once, the attempt not counted."""
+    stamp = clock.to_iso(now)
+    released_by = job.worker_id
+    job = dataclasses.replace(
+        job,
+        status=JobStatus.QUEUED,
+        attempts=max(0, job.attempts - 1),
+        worker_id=None,
+        lease_expires_at=None,
+        run_after=stamp,
+        updated_at=stamp,
+    )
+    return job, new_event(job, EventType.QUEUED, now, reason="worker_shutdown",
+                          released_by=released_by)
+
+
+def refuse_stale(job: Job, token: Token, *, what: str, now: datetime) -> Event:
+    """The event recording an outcome or heartbeat refused under a superseded token."""
+    return new_event(
+        job, EventType.STALE_OUTCOME_REFUSED, now, refused=what,
+        token_attempt=token.attempt, token_run=token.run, token_worker=token.worker_id,
+    )

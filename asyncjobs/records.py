@@ -40,6 +40,10 @@ class EventType(str, Enum):
     FAILED = "async.job.failed"
     CANCELED = "async.job.canceled"
     LEASE_EXPIRED = "async.job.lease_expired"
+    STALE_OUTCOME_REFUSED = "async.job.stale_outcome_refused"
+    BREAKER_OPENED = "async.breaker.opened"
+    BREAKER_HALF_OPENED = "async.breaker.half_opened"
+    BREAKER_CLOSED = "async.breaker.closed"
 
     def __str__(self) -> str:
         return self.value
@@ -132,8 +136,8 @@ class Event(StoredRecord):
     KEY: ClassVar[str] = "event_id"
 
     event_id: str
-    job_id: str
-    org_id: str
+    job_id: str | None  # None only for a breaker reset by hand
+    org_id: str | None
     event_type: str  # an EventType value
     created_at: str
     attempt: int = 0
@@ -155,3 +159,37 @@ class Notification(StoredRecord):
     created_at: str
     channel: str = "in_app"
     read_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result(StoredRecord):
+    KIND: ClassVar[str] = "results"
+    KEY: ClassVar[str] = "result_id"
+
+    result_id: str
+    job_id: str
+    org_id: str
+    task: str
+    value: Any
+    created_at: str
+    run: int = 1
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo(StoredRecord):
+    KIND: ClassVar[str] = "workers"
+    KEY: ClassVar[str] = "worker_id"
+
+    worker_id: str  # unique per process start
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: str
+    last_seen_at: str
+    heartbeat_seconds: float
+    lease_seconds: float
+    state: str = "running"  # running | stopping | stopped
+    running: list[str] = field(default_factory=list)  # job ids
+    processed_count: int = 0

@@ -127,9 +127,9 @@ def cli(ctx: click.Context, store: str, lock_timeout: float) -> None:
     ctx.obj = {"store": store, "lock_timeout": lock_timeout}
 
 
-from . import jobs_cmds, store_cmds  # noqa: E402  (they register their commands)
+from . import jobs_cmds, store_cmds, worker_cmds  # noqa: E402  (they register commands)
 
-del jobs_cmds, store_cmds
+del jobs_cmds, store_cmds, worker_cmds
 
 
 def main() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import IO, Any
 
 import click
 
+from .. import tasks as task_module
 from .. import validation
 from ..client import Client
 from ..errors import InvalidInput
@@ -49,6 +51,9 @@ def _submitted(job: Job) -> dict[str, Any]:
 @click.option("--at", "at", metavar="ISO", help="Run no sooner than this time (ISO 8601).")
 @click.option("--idempotency-key", metavar="KEY", help="Submit at most once per org with this key.")
 @click.option("--max-retries", type=int, metavar="N", help="Retries after a failed attempt (default: the task's).")
+@click.option("--sync", is_flag=True, help="Run the job here, inline, before returning (fail-open).")
+@click.option("--app", "-A", "app", envvar="ASYNCJOBS_APP", show_envvar=True, metavar="MODULE:ATTR",
+              help="The TaskRegistry for --sync.")
 @json_option
 @pass_client
 def submit(
@@ -63,11 +68,21 @@ def submit(
     at: str | None,
     idempotency_key: str | None,
     max_retries: int | None,
+    sync: bool,
+    app: str | None,
     as_json: bool,
 ) -> None:
     """Queue a job and print its id."""
     if delay is not None and at is not None:
         raise InvalidInput("give either --delay or --at, not both")
+    enabled = os.environ.get("ASYNCJOBS_ASYNC_ENABLED", "1").strip().lower()
+    if enabled in ("0", "false", "no", "off"):
+        sync = True  # fail-open: no worker is relied on
+    registry = None
+    if sync:
+        if not app:
+            raise InvalidInput("--sync (or ASYNCJOBS_ASYNC_ENABLED=0) needs --app or ASYNCJOBS_APP")
+        registry = task_module.load_app(app)
     job = client.submit(
         task,
         org=org,
@@ -78,6 +93,8 @@ def submit(
         at=at,
         idempotency_key=idempotency_key,
         max_retries=max_retries,
+        sync=sync,
+        tasks=registry,
     )
     emit(_submitted(job), as_json, text=job.job_id)
 

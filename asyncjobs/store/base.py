@@ -21,7 +21,7 @@ an indexed column.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +36,7 @@ KINDS = (
     "workers",
     "breakers",
     "counters",
+    "orgs",
 )
 
 
@@ -46,6 +47,7 @@ def _field(name: str) -> Callable[[Record], Any]:
 # name -> (kind, the value a record is found by; None leaves it out)
 INDEXES: dict[str, tuple[str, Callable[[Record], Any]]] = {
     "jobs_by_org": ("jobs", _field("org_id")),
+    "jobs_by_status": ("jobs", _field("status")),
     "jobs_by_idempotency": (
         "jobs",
         lambda r: (r["org_id"], r["idempotency_key"]) if r.get("idempotency_key") else None,
@@ -84,6 +86,20 @@ class Transaction(ABC):
     @abstractmethod
     def count(self, kind: str) -> int:
         """How many records of a kind there are."""
+
+    @abstractmethod
+    def runnable_heads(
+        self, queues: Collection[str], now: str, exclude_tasks: Collection[str] = ()
+    ) -> list[Record]:
+        """The first runnable queued job of each (queue, priority, org, task) group.
+
+        Runnable: status ``queued`` and ``run_after`` <= ``now`` (ISO), on one
+        of ``queues``, of a task not in ``exclude_tasks``. "First" orders by
+        (run_after, created_at, job_id). Jobs changed in this transaction are
+        seen as changed (a job claimed here is no longer a head). A SQL
+        backend serves this with ``DISTINCT ON`` over an index, and claims
+        with ``FOR UPDATE SKIP LOCKED``.
+        """
 
     @property
     @abstractmethod

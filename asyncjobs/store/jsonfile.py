@@ -31,11 +31,12 @@ its next transaction.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -204,6 +205,9 @@ class JsonFileStore(Store):
         self._lock = StoreLock(self.lock_path, timeout=lock_timeout)
         self._state: dict[str, dict[str, Record]] | None = None
         self._indexes: dict[str, dict[Any, set[str]]] = {}
+        # queue -> (priority, org, task) -> sorted [(run_after, created_at, job_id)]
+        # of queued jobs; entries of jobs that changed since are dropped lazily.
+        self._runnable: dict[str, dict[tuple[int, str, str], list[tuple[str, str, str]]]] | None = None
         self._snapshot_generation = 0
         self._snapshot_ident: tuple[int, int, int] | None = None
         self._snapshot_bytes = 0
@@ -225,7 +229,7 @@ class JsonFileStore(Store):
     def _load(self) -> None:
         """Read snapshot and journal from disk, replacing the state in memory."""
         self._stale = True
-        self._state, self._indexes = None, {}
+        self._state, self._indexes, self._runnable = None, {}, None
         ident = self._ident()
         raw = self.io.read(self.path)
         if raw is None:
@@ -306,6 +310,8 @@ class JsonFileStore(Store):
                     self._unindex(kind, key, old)
                 records[key] = record
                 self._index(kind, key, record)
+                if kind == "jobs" and self._runnable is not None:
+                    self._index_runnable(record, old)
 
     # -- secondary indexes, built on first use -----------------------------
 
@@ -339,6 +345,27 @@ class JsonFileStore(Store):
                     index.setdefault(indexed, set()).add(key)
             self._indexes[name] = index
         return index.get(value, set())
+
+    # -- the runnable index ------------------------------------------------
+
+    def _index_runnable(self, record: Record, old: Record | None = None) -> None:
+        if record.get("status") != "queued":
+            return
+        if old is not None and old.get("status") == "queued" and all(
+            old.get(f) == record.get(f) for f in _RUNNABLE_FIELDS
+        ):
+            return  # already indexed where it belongs
+        assert self._runnable is not None
+        group = (record["priority"], record["org_id"], record["task"])
+        entries = self._runnable.setdefault(record["queue"], {}).setdefault(group, [])
+        bisect.insort(entries, (record["run_after"], record["created_at"], record["job_id"]))
+
+    def _runnable_index(self) -> dict[str, dict[tuple[int, str, str], list[tuple[str, str, str]]]]:
+        if self._runnable is None:
+            self._runnable = {}
+            for record in self._records("jobs").values():
+                self._index_runnable(record)
+        return self._runnable
 
     def _records(self, kind: str) -> dict[str, Record]:
         assert self._state is not None
@@ -555,6 +582,21 @@ class JsonFileStore(Store):
         self._state, self._indexes, self._stale = None, {}, True
 
 
+_RUNNABLE_FIELDS = ("queue", "priority", "org_id", "task", "run_after", "created_at")
+
+
+def _entry_matches(record: Record | None, queue: str, group: tuple[int, str, str],
+                   entry: tuple[str, str, str]) -> bool:
+    return (
+        record is not None
+        and record.get("status") == "queued"
+        and record.get("run_after") == entry[0]
+        and record.get("created_at") == entry[1]
+        and record.get("queue") == queue
+        and (record.get("priority"), record.get("org_id"), record.get("task")) == group
+    )
+
+
 def _entry_problem(entry: dict[str, Any]) -> str | None:
     puts, dels = entry.get("put"), entry.get("del")
     if not isinstance(puts, dict) or not isinstance(dels, dict):
@@ -628,6 +670,31 @@ class _JsonTransaction(Transaction):
                 found.append(record)
         return found
 
+    def runnable_heads(
+        self, queues: Collection[str], now: str, exclude_tasks: Collection[str] = ()
+    ) -> list[Record]:
+        index = self._store._runnable_index()
+        committed = self._store._records("jobs")
+        heads = []
+        for queue in queues:
+            for group, entries in index.get(queue, {}).items():
+                if group[2] in exclude_tasks:
+                    continue
+                i = 0
+                while i < len(entries):
+                    entry = entries[i]
+                    if not _entry_matches(committed.get(entry[2]), queue, group, entry):
+                        del entries[i]  # the job changed since it was indexed
+                        continue
+                    if entry[0] > now:
+                        break  # sorted: nothing later in this group is runnable
+                    record = self.get("jobs", entry[2])
+                    if _entry_matches(record, queue, group, entry):
+                        heads.append(record)
+                        break
+                    i += 1  # changed in this transaction only: look further
+        return heads
+
     def count(self, kind: str) -> int:
         records = self._store._records(kind)
         total = len(records)
@@ -662,3 +729,8 @@ class _EmptyTransaction(Transaction):
 
     def count(self, kind: str) -> int:
         return 0
+
+    def runnable_heads(
+        self, queues: Collection[str], now: str, exclude_tasks: Collection[str] = ()
+    ) -> list[Record]:
+        return []

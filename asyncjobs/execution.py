@@ -1,0 +1,97 @@
+"""Running one job's task in the current process, and the outcome it produces.
+
+Used by the worker's child processes and by inline (``sync``) runs. An
+outcome is a plain dict, sent over a pipe as one JSON line::
+
+    {"job_id": "job_...", "ok": true, "value": <any JSON>}
+    {"job_id": "job_...", "ok": false, "retryable": true,
+     "error": {"type": "ValueError", "message": "...", "traceback": "..."}}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from .tasks import SoftTimeLimitExceeded, Task
+
+MAX_MESSAGE = 2000
+MAX_TRACEBACK = 8000
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a task that names a parameter ``job`` gets."""
+
+    job_id: str
+    org_id: str
+    task: str
+    attempt: int
+    run: int
+    log: logging.LoggerAdapter  # carries the job id as correlation id
+
+
+class _CorrelationAdapter(logging.LoggerAdapter):
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        extra = dict(kwargs.get("extra") or {})
+        extra.setdefault("correlation_id", self.extra["correlation_id"])
+        kwargs["extra"] = extra
+        return f"[{self.extra['correlation_id']}] {msg}", kwargs
+
+
+def error_of(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:
+    error = {"type": type(exc).__name__, "message": str(exc)[:MAX_MESSAGE]}
+    if with_traceback:
+        error["traceback"] = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
+    return error
+
+
+def run(task: Task | None, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the task of a job spec (job_id, org_id, task, payload, attempt, run)."""
+    job_id = spec["job_id"]
+    if task is None:
+        return {
+            "job_id": job_id, "ok": False, "retryable": False,
+            "error": {"type": "UnknownTask",
+                      "message": f"no task named {spec['task']} in this worker's app"},
+        }
+    kwargs = dict(spec.get("payload") or {})
+    if task.wants_job:
+        logger = logging.getLogger(f"asyncjobs.task.{task.name}")
+        kwargs["job"] = JobContext(
+            job_id=job_id, org_id=spec["org_id"], task=task.name,
+            attempt=spec["attempt"], run=spec["run"],
+            log=_CorrelationAdapter(logger, {"correlation_id": job_id}),
+        )
+    try:
+        value = task.function(**kwargs)
+        json.dumps(value, allow_nan=False)
+    except (Exception, SoftTimeLimitExceeded) as exc:
+        retryable = task.retries(type(exc))
+        if isinstance(exc, (TypeError, ValueError)) and "JSON" in str(exc):
+            retryable = False
+        return {"job_id": job_id, "ok": False, "retryable": retryable, "error": error_of(exc)}
+    return {"job_id": job_id, "ok": True, "value": value}
+
+
+class SoftLimit:
+    """Raise SoftTimeLimitExceeded inside the running task when a signal arrives.
+
+    The worker sends SIGUSR1 at the soft limit; an inline run arms a timer
+    (SIGALRM) itself. Outside a task the signal is ignored.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.active:
+            self.active = False
+            raise SoftTimeLimitExceeded("the task ran past its soft time limit")
+
+    def install(self, signum: int = signal.SIGUSR1) -> None:
+        signal.signal(signum, self._handler)

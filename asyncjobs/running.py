@@ -1,0 +1,208 @@
+"""The transactions of running jobs: claim, finish, heartbeat, release, periodic runs.
+
+``Client`` exposes these to workers (and to inline runs); each is one store
+transaction that hands records to the rule modules (``lifecycle``,
+``scheduling``, ``breakers``) and saves what they return.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from . import breakers, clock, ids, lifecycle, scheduling
+from .lifecycle import Token
+from .records import Job, JobStatus, Result, WorkerInfo
+from .tasks import TaskRegistry
+
+if TYPE_CHECKING:
+    from .client import _Records
+
+Outcome = dict[str, Any]  # see execution.py
+
+
+def _jitter_fraction() -> float:
+    return ids.random_fraction()
+
+
+def finish(
+    records: _Records, token: Token, outcome: Outcome, registry: TaskRegistry | None,
+    now: datetime,
+) -> Job | None:
+    """Apply one attempt's outcome; a superseded token is refused and recorded."""
+    tx = records.tx
+    record = tx.get("jobs", token.job_id)
+    if record is None:
+        return None
+    job = Job.from_dict(record)
+    if not lifecycle.holds(job, token):
+        records.save(lifecycle.refuse_stale(job, token, what="outcome", now=now))
+        records.bump("stale_outcomes_refused_total")
+        return None
+    task = registry.get(job.task) if registry is not None else None
+    config = registry.breaker_of(job.task) if registry is not None else None
+    breaker = None
+    if config is not None:
+        breaker = breakers.Breaker.from_dict(tx.get("breakers", config.name), config.name)
+    if outcome.get("ok"):
+        result = Result(
+            result_id=ids.new_id("res", now), job_id=job.job_id, org_id=job.org_id,
+            task=job.task, value=outcome.get("value"), created_at=clock.to_iso(now),
+            run=job.run, attempt=job.attempts,
+        )
+        job, added = lifecycle.complete(job, result_id=result.result_id, now=now)
+        records.save(result, job, *added)
+        records.bump("jobs_completed_total")
+        if breaker is not None:
+            breaker, event = breakers.on_success(breaker, job, now)
+            records.save(breaker, event)
+    else:
+        error = outcome.get("error") or {"type": "Error", "message": "unknown error"}
+        backoff = (
+            (task.retry_backoff, task.retry_delay, task.retry_max_delay)
+            if task is not None else ("fixed", 0.0, 0.0)
+        )
+        jitter = _jitter_fraction() if task is not None and task.retry_jitter else None
+        job, added = lifecycle.fail_attempt(
+            job, error=error, retryable=bool(outcome.get("retryable")), backoff=backoff,
+            jitter=jitter, now=now,
+        )
+        records.save(job, *added)
+        records.bump("attempts_failed_total")
+        if job.status is JobStatus.FAILED:
+            records.bump("jobs_failed_total")
+        if breaker is not None and config is not None:
+            breaker, event = breakers.on_failure(breaker, config, job, now)
+            records.save(breaker, event)
+    return job
+
+
+def expire_leases(records: _Records, registry: TaskRegistry | None, now: datetime) -> list[Job]:
+    """Requeue (or fail) every running job whose lease ran out."""
+    tx = records.tx
+    expired = []
+    stamp = clock.to_iso(now)
+    for record in tx.find("jobs_by_status", "running"):
+        if (record.get("lease_expires_at") or stamp) >= stamp:
+            continue
+        job, added = lifecycle.expire_lease(Job.from_dict(record), now=now)
+        records.save(job, *added)
+        records.bump("leases_expired_total")
+        if job.status is JobStatus.FAILED:
+            records.bump("jobs_failed_total")
+        config = registry.breaker_of(job.task) if registry is not None else None
+        if config is not None:
+            breaker = breakers.Breaker.from_dict(tx.get("breakers", config.name), config.name)
+            breaker, event = breakers.on_failure(breaker, config, job, now)
+            records.save(breaker, event)
+        expired.append(job)
+    return expired
+
+
+def claim(
+    records: _Records, *, worker_id: str, queues: Sequence[str], limit: int,
+    lease_seconds: float, registry: TaskRegistry | None, now: datetime,
+    only_job: str | None = None,
+) -> list[tuple[Job, Token]]:
+    """Claim up to ``limit`` runnable jobs in the order of ``scheduling.pick``."""
+    tx = records.tx
+    stamp = clock.to_iso(now)
+    blocked: set[str] = set()
+    trial_open: dict[str, breakers.Breaker] = {}
+    if registry is not None:
+        for name, config in registry.breakers.items():
+            breaker = breakers.Breaker.from_dict(tx.get("breakers", name), name)
+            tasks = {t.name for t in registry.tasks.values() if t.breaker == name}
+            if breakers.blocks(breaker, now):
+                blocked |= tasks
+            elif breakers.trial_due(breaker, now):
+                trial_open[name] = breaker
+    claimed: list[tuple[Job, Token]] = []
+    served: dict[str, str] = {}
+    while len(claimed) < limit:
+        if only_job is not None:
+            record = tx.get("jobs", only_job)
+            heads = [record] if record is not None and record["status"] == "queued" else []
+            if claimed:
+                heads = []
+        else:
+            heads = tx.runnable_heads(queues, stamp, blocked)
+        candidates = [Job.from_dict(r) for r in heads]
+        for job in candidates:
+            if job.org_id not in served:
+                org = tx.get("orgs", job.org_id) or {}
+                served[job.org_id] = org.get("last_served_at") or ""
+        job = scheduling.pick(candidates, served)
+        if job is None:
+            break
+        task = registry.get(job.task) if registry is not None else None
+        max_retries = task.max_retries if task is not None else 0
+        job, event = lifecycle.claim(
+            job, worker_id=worker_id, lease_seconds=lease_seconds,
+            max_retries=max_retries, now=now,
+        )
+        records.save(job, event)
+        served[job.org_id] = stamp
+        tx.put("orgs", job.org_id, {"org_id": job.org_id, "last_served_at": stamp})
+        if task is not None and task.breaker in trial_open:
+            breaker, event = breakers.on_claim(trial_open.pop(task.breaker), job, now)
+            records.save(breaker, event)
+            blocked |= {t.name for t in registry.tasks.values() if t.breaker == task.breaker}
+        claimed.append((job, lifecycle.token_of(job)))
+    return claimed
+
+
+def heartbeat(
+    records: _Records, worker: WorkerInfo, tokens: Collection[Token], now: datetime,
+) -> list[Token]:
+    """Renew the leases the worker still holds and its own record; return lost tokens."""
+    tx = records.tx
+    lost = []
+    for token in tokens:
+        record = tx.get("jobs", token.job_id)
+        job = Job.from_dict(record) if record is not None else None
+        if job is not None and lifecycle.holds(job, token):
+            records.save(lifecycle.renew(job, lease_seconds=worker.lease_seconds, now=now))
+        else:
+            lost.append(token)
+            if job is not None:
+                records.save(lifecycle.refuse_stale(job, token, what="heartbeat", now=now))
+    old = tx.get("workers", worker.worker_id) or {}
+    records.save(dataclasses.replace(
+        worker, last_seen_at=clock.to_iso(now),
+        running=sorted(t.job_id for t in tokens if t not in lost),
+        processed_count=old.get("processed_count", worker.processed_count),
+    ))
+    return lost
+
+
+def release(records: _Records, tokens: Collection[Token], now: datetime) -> int:
+    """Give running jobs back (a stopping worker): queued at once, attempt not counted."""
+    released = 0
+    for token in tokens:
+        record = records.tx.get("jobs", token.job_id)
+        if record is None:
+            continue
+        job = Job.from_dict(record)
+        if lifecycle.holds(job, token):
+            job, event = lifecycle.release(job, now=now)
+            records.save(job, event)
+            released += 1
+    return released
+
+
+def due_periodic(registry: TaskRegistry, now: datetime) -> list[dict[str, Any]]:
+    """Submission specs for the periodic tasks due now, keyed by their slot."""
+    specs = []
+    for name, periodic in registry.periodics.items():
+        slot = periodic.slot(now)
+        if slot is None:
+            continue
+        specs.append({
+            "task": name, "org": periodic.org, "queue": periodic.task.queue,
+            "payload": periodic.payload,
+            "idempotency_key": f"periodic:{name}:{clock.to_iso(slot)}",
+        })
+    return specs

@@ -1,0 +1,297 @@
+"""Declaring tasks: ``TaskRegistry``, its options, periodic schedules, ``--app`` loading.
+
+::
+
+    tasks = asyncjobs.TaskRegistry()
+
+    @tasks.task(name="reports.build", queue="reports", max_retries=3,
+                retry_backoff="exponential", retry_delay=1.0, timeout=300,
+                soft_timeout=270, breaker="warehouse")
+    def build(month: str) -> dict: ...
+
+    @tasks.periodic(name="maintenance.cleanup", every=3600)   # or cron="0 2 * * *"
+    def cleanup() -> None: ...
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import validation
+from .errors import InvalidInput
+
+BACKOFFS = ("exponential", "linear", "fixed")
+DEFAULT_MAX_RETRIES = 3
+
+
+class SoftTimeLimitExceeded(Exception):
+    """The task ran past its soft time limit; clean up and return or raise."""
+
+
+class TimeLimitExceeded(Exception):
+    """The task ran past its hard time limit and its process was killed."""
+
+
+class ChildProcessDied(Exception):
+    """The process running the task died (a crash, os._exit, an OOM kill)."""
+
+
+class UnknownTask(Exception):
+    """No task of that name is declared in the worker's app."""
+
+
+class LeaseExpired(Exception):
+    """The job's lease ran out more often than its retries allow."""
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    """A circuit breaker shared by the tasks that name it."""
+
+    name: str
+    fail_max: int = 5  # consecutive failures that open it
+    reset_timeout: float = 60.0  # seconds open before one trial job goes through
+
+
+@dataclass(frozen=True)
+class Task:
+    """A declared task and its options."""
+
+    name: str
+    function: Callable[..., Any]
+    queue: str = "default"
+    max_retries: int = DEFAULT_MAX_RETRIES
+    retry_backoff: str = "exponential"
+    retry_delay: float = 1.0
+    retry_max_delay: float = 3600.0
+    retry_jitter: bool = False
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    timeout: float | None = None  # hard limit in seconds: the process is killed
+    soft_timeout: float | None = None  # SoftTimeLimitExceeded is raised inside the task
+    breaker: str | None = None
+    wants_job: bool = False  # the function names a parameter `job`
+
+    def retries(self, error: type[BaseException]) -> bool:
+        """Whether a failed attempt with this error may be retried (``retry_on``)."""
+        return issubclass(error, self.retry_on)
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A task run on a schedule by ``worker --beat``: every N seconds or on a cron line."""
+
+    task: Task
+    every: float | None = None
+    cron: Cron | None = None
+    org: str = "system"
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def slot(self, now: datetime) -> datetime | None:
+        """The schedule slot that ``now`` falls in, or None when it is not due."""
+        if self.every is not None:
+            epoch = now.timestamp()
+            return datetime.fromtimestamp(math.floor(epoch / self.every) * self.every, UTC)
+        assert self.cron is not None
+        minute = now.replace(second=0, microsecond=0)
+        return minute if self.cron.matches(minute) else None
+
+
+class TaskRegistry:
+    """The tasks an app declares; a worker runs jobs by these names."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, Task] = {}
+        self.periodics: dict[str, Periodic] = {}
+        self.breakers: dict[str, BreakerConfig] = {}
+
+    def task(
+        self,
+        name: str | None = None,
+        *,
+        queue: str = "default",
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        retry_backoff: str = "exponential",
+        retry_delay: float = 1.0,
+        retry_max_delay: float = 3600.0,
+        retry_jitter: bool = False,
+        retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
+        timeout: float | None = None,
+        soft_timeout: float | None = None,
+        breaker: str | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare a task (a decorator). The payload's keys arrive as keyword arguments."""
+
+        def register(function: Callable[..., Any]) -> Callable[..., Any]:
+            task_name = name or f"{function.__module__}.{function.__qualname__}"
+            validation.name(task_name, "task")
+            validation.name(queue, "queue")
+            validation.max_retries(max_retries)
+            if retry_backoff not in BACKOFFS:
+                raise InvalidInput(f"retry_backoff: {retry_backoff!r} is not one of {', '.join(BACKOFFS)}")
+            for label, value in (("retry_delay", retry_delay), ("retry_max_delay", retry_max_delay),
+                                 ("timeout", timeout), ("soft_timeout", soft_timeout)):
+                if value is not None and (not isinstance(value, (int, float)) or not value >= 0
+                                          or not math.isfinite(value)):
+                    raise InvalidInput(f"{label}: {value!r} is not a number of seconds")
+            if timeout is not None and soft_timeout is not None and soft_timeout >= timeout:
+                raise InvalidInput("soft_timeout must be shorter than timeout")
+            if breaker is not None:
+                validation.name(breaker, "breaker")
+                self.breakers.setdefault(breaker, BreakerConfig(breaker))
+            kinds = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+            params = inspect.signature(function).parameters
+            self.tasks[task_name] = Task(
+                name=task_name, function=function, queue=queue, max_retries=max_retries,
+                retry_backoff=retry_backoff, retry_delay=float(retry_delay),
+                retry_max_delay=float(retry_max_delay), retry_jitter=retry_jitter,
+                retry_on=kinds, timeout=timeout, soft_timeout=soft_timeout, breaker=breaker,
+                wants_job="job" in params,
+            )
+            return function
+
+        return register
+
+    def periodic(
+        self,
+        name: str | None = None,
+        *,
+        every: float | None = None,
+        cron: str | None = None,
+        org: str = "system",
+        payload: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare a task that ``worker --beat`` enqueues once per slot of its schedule."""
+        if (every is None) == (cron is None):
+            raise InvalidInput("a periodic task needs exactly one of every= and cron=")
+        if every is not None and (not isinstance(every, (int, float)) or not every >= 1):
+            raise InvalidInput(f"every: {every!r} must be at least 1 second")
+        schedule = Cron.parse(cron) if cron is not None else None
+        validation.org(org)
+
+        def register(function: Callable[..., Any]) -> Callable[..., Any]:
+            self.task(name, **options)(function)
+            task_name = name or f"{function.__module__}.{function.__qualname__}"
+            self.periodics[task_name] = Periodic(
+                self.tasks[task_name], every=every, cron=schedule, org=org,
+                payload=dict(payload or {}),
+            )
+            return function
+
+        return register
+
+    def breaker(self, name: str, *, fail_max: int = 5, reset_timeout: float = 60.0) -> None:
+        """Set the thresholds of a named circuit breaker."""
+        validation.name(name, "breaker")
+        if isinstance(fail_max, bool) or not isinstance(fail_max, int) or fail_max < 1:
+            raise InvalidInput(f"fail_max: {fail_max!r} must be a whole number of at least 1")
+        if not isinstance(reset_timeout, (int, float)) or not reset_timeout > 0:
+            raise InvalidInput(f"reset_timeout: {reset_timeout!r} must be a positive number")
+        self.breakers[name] = BreakerConfig(name, fail_max, float(reset_timeout))
+
+    def get(self, name: str) -> Task | None:
+        return self.tasks.get(name)
+
+    def breaker_of(self, task_name: str) -> BreakerConfig | None:
+        task = self.tasks.get(task_name)
+        if task is None or task.breaker is None:
+            return None
+        return self.breakers[task.breaker]
+
+
+def load_app(spec: str) -> TaskRegistry:
+    """Import ``MODULE:ATTR`` (the current folder is importable) and return its registry."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise InvalidInput(f"app: {spec!r} is not MODULE:ATTR")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InvalidInput(f"app: cannot import {module_name}: {exc}") from exc
+    registry = getattr(module, attr, None)
+    if not isinstance(registry, TaskRegistry):
+        raise InvalidInput(f"app: {spec} is not an asyncjobs.TaskRegistry")
+    return registry
+
+
+# -- cron lines ---------------------------------------------------------------------
+
+_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31),
+           ("month", 1, 12), ("day of week", 0, 6))
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A five-field cron line (``m h dom mon dow``, UTC) with ``*``, lists, ranges and steps."""
+
+    text: str
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]  # 0 = Sunday
+    any_day: bool
+    any_weekday: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Cron:
+        parts = text.split()
+        if len(parts) != 5:
+            raise InvalidInput(f"cron: {text!r} must have five fields (m h dom mon dow)")
+        sets = [_cron_field(part, *spec) for part, spec in zip(parts, _FIELDS)]
+        weekdays = frozenset(d % 7 for d in _cron_field(parts[4], "day of week", 0, 7))
+        return cls(text, sets[0], sets[1], sets[2], sets[3], weekdays,
+                   parts[2] == "*", parts[4] == "*")
+
+    def matches(self, moment: datetime) -> bool:
+        if moment.minute not in self.minutes or moment.hour not in self.hours:
+            return False
+        if moment.month not in self.months:
+            return False
+        day_ok = moment.day in self.days
+        weekday_ok = (moment.isoweekday() % 7) in self.weekdays
+        if self.any_day or self.any_weekday:
+            return day_ok and weekday_ok
+        return day_ok or weekday_ok  # cron's rule when both are restricted
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first matching minute after ``moment`` (within about 4 years)."""
+        candidate = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        for _ in range(4 * 366 * 24 * 60):
+            if self.matches(candidate):
+                return candidate
+            candidate += timedelta(minutes=1)
+        raise InvalidInput(f"cron: {self.text!r} never matches")
+
+
+def _cron_field(part: str, label: str, low: int, high: int) -> frozenset[int]:
+    values: set[int] = set()
+    for item in part.split(","):
+        body, _, step_text = item.partition("/")
+        try:
+            step = int(step_text) if step_text else 1
+            if body == "*":
+                start, end = low, high
+            elif "-" in body:
+                a, b = body.split("-", 1)
+                start, end = int(a), int(b)
+            else:
+                start = end = int(body)
+                if step_text:
+                    end = high
+        except ValueError:
+            raise InvalidInput(f"cron: {part!r} is not a valid {label} field") from None
+        if step < 1 or not low <= start <= end <= high:
+            raise InvalidInput(f"cron: {part!r} is out of range for {label} ({low}-{high})")
+        values.update(range(start, end + 1, step))
+    return frozenset(values)

@@ -1,0 +1,383 @@
+"""The worker: one parent process that claims and commits, children that run tasks.
+
+The parent is a single-threaded loop (no threads, so forking a replacement
+child is safe). Each turn it:
+
+1. commits the outcomes its children reported and claims jobs for idle
+   children, in one transaction (``Client.exchange``);
+2. renews its leases every ``heartbeat_seconds`` (at most a third of the
+   lease) and refreshes its worker record;
+3. with ``beat``, enqueues due periodic tasks;
+4. waits for a child to report, a time limit, a heartbeat or a signal.
+
+A child runs one job at a time. At ``soft_timeout`` it gets SIGUSR1, which
+raises ``SoftTimeLimitExceeded`` inside the task; at ``timeout`` the parent
+kills it and the attempt fails with ``TimeLimitExceeded``. A child that dies
+fails its attempt and is replaced. Children ignore SIGINT and SIGTERM (the
+parent decides when they stop) and die with the parent (PR_SET_PDEATHSIG).
+
+SIGTERM or SIGINT: stop claiming, let running jobs finish within ``grace``
+seconds, then kill them and release their leases so they are requeued at
+once. A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import clock as clocks
+from . import execution, ids
+from .client import Client
+from .errors import InvalidInput
+from .lifecycle import Token
+from .records import Job, WorkerInfo
+from .tasks import ChildProcessDied, TaskRegistry, TimeLimitExceeded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Child:
+    pid: int
+    to_child: int
+    from_child: int
+    buffer: bytes = b""
+    token: Token | None = None
+    task: str | None = None
+    started: float = 0.0
+    soft_at: float | None = None
+    hard_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: an orphaned child ends when its pipe closes
+
+
+def _child_main(registry: TaskRegistry, read_fd: int, write_fd: int) -> None:
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    _die_with_parent()
+    soft = execution.SoftLimit()
+    soft.install(signal.SIGUSR1)
+    reader = os.fdopen(read_fd, "rb")
+    writer = os.fdopen(write_fd, "wb")
+    while line := reader.readline():
+        spec = json.loads(line)
+        soft.active = True
+        try:
+            outcome = execution.run(registry.get(spec["task"]), spec)
+        finally:
+            soft.active = False
+        try:
+            data = json.dumps(outcome, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            data = json.dumps({"job_id": spec["job_id"], "ok": False, "retryable": False,
+                               "error": execution.error_of(exc, with_traceback=False)})
+        writer.write(data.encode() + b"\n")
+        writer.flush()
+
+
+class Worker:
+    """Claims and runs jobs until stopped (or, with ``burst``, until none is runnable)."""
+
+    def __init__(
+        self,
+        client: Client,
+        registry: TaskRegistry,
+        *,
+        queues: list[str] | None = None,
+        concurrency: int = 1,
+        lease_seconds: float = 30.0,
+        heartbeat_seconds: float | None = None,
+        burst: bool = False,
+        max_jobs: int | None = None,
+        beat: bool = False,
+        grace: float = 30.0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        if concurrency < 1:
+            raise InvalidInput(f"concurrency: {concurrency} must be at least 1")
+        if not lease_seconds > 0:
+            raise InvalidInput(f"lease_seconds: {lease_seconds} must be positive")
+        heartbeat_seconds = lease_seconds / 3 if heartbeat_seconds is None else heartbeat_seconds
+        if not 0 < heartbeat_seconds <= lease_seconds / 3:
+            raise InvalidInput(
+                f"heartbeat_seconds: {heartbeat_seconds} must be positive and at most a "
+                f"third of the lease ({lease_seconds / 3:g}) so a live lease never runs out"
+            )
+        if max_jobs is not None and max_jobs < 1:
+            raise InvalidInput(f"max_jobs: {max_jobs} must be at least 1")
+        if grace < 0:
+            raise InvalidInput(f"grace: {grace} must not be negative")
+        self.client = client
+        self.registry = registry
+        self.queues = queues or sorted({t.queue for t in registry.tasks.values()} or {"default"})
+        for queue in self.queues:
+            from . import validation
+
+            validation.name(queue, "queue")
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.burst = burst
+        self.max_jobs = max_jobs
+        self.beat = beat
+        self.grace = grace
+        self.poll_interval = poll_interval
+        self.children: list[_Child] = []
+        self.selector = selectors.DefaultSelector()
+        self.outcomes: list[tuple[Token, dict[str, Any]]] = []
+        self.lost: set[Token] = set()
+        self.claimed_count = 0
+        self.processed_count = 0
+        self.stop_requested = 0  # 1: graceful, 2: at once
+        self.stop_deadline: float | None = None
+        now = client._clock()
+        stamp = clocks.to_iso(now)
+        self.info = WorkerInfo(
+            worker_id=ids.new_id("wrk", now), host=socket.gethostname(), pid=os.getpid(),
+            queues=list(self.queues), concurrency=concurrency, started_at=stamp,
+            last_seen_at=stamp, heartbeat_seconds=heartbeat_seconds,
+            lease_seconds=lease_seconds,
+        )
+
+    # -- children ----------------------------------------------------------------
+
+    def _spawn(self) -> _Child:
+        to_read, to_write = os.pipe()
+        from_read, from_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 0
+            try:
+                os.close(to_write)
+                os.close(from_read)
+                for other in self.children:
+                    os.close(other.to_child)
+                    os.close(other.from_child)
+                _child_main(self.registry, to_read, from_write)
+            except BaseException:
+                code = 70
+            finally:
+                os._exit(code)
+        os.close(to_read)
+        os.close(from_write)
+        os.set_blocking(from_read, False)
+        child = _Child(pid, to_write, from_read)
+        self.selector.register(from_read, selectors.EVENT_READ, child)
+        self.children.append(child)
+        return child
+
+    def _reap(self, child: _Child) -> str:
+        """Close a dead (or killed) child's pipes and say how it ended."""
+        self.selector.unregister(child.from_child)
+        os.close(child.to_child)
+        os.close(child.from_child)
+        self.children.remove(child)
+        try:
+            _, status = os.waitpid(child.pid, 0)
+        except ChildProcessError:
+            return "ended"
+        if os.WIFSIGNALED(status):
+            number = os.WTERMSIG(status)
+            return f"was killed by signal {number} ({signal.Signals(number).name})"
+        return f"exited with code {os.WEXITSTATUS(status)}"
+
+    def _dispatch(self, child: _Child, job: Job, token: Token) -> None:
+        task = self.registry.get(job.task)
+        spec = {"job_id": job.job_id, "org_id": job.org_id, "task": job.task,
+                "payload": job.payload, "attempt": job.attempts, "run": job.run}
+        now = time.monotonic()
+        child.token, child.task, child.started, child.buffer = token, job.task, now, b""
+        child.soft_at = now + task.soft_timeout if task and task.soft_timeout else None
+        child.hard_at = now + task.timeout if task and task.timeout else None
+        data = json.dumps(spec).encode() + b"\n"
+        view = memoryview(data)
+        while view:
+            view = view[os.write(child.to_child, view):]
+        log.info("started %s (%s, attempt %d)", job.job_id, job.task, job.attempts)
+
+    def _fail_child(self, child: _Child, error_type: type[BaseException], message: str) -> None:
+        token = child.token
+        how = self._reap(child)
+        if token is not None:
+            task = self.registry.get(child.task or "")
+            self.outcomes.append((token, {
+                "job_id": token.job_id, "ok": False,
+                "retryable": task.retries(error_type) if task else False,
+                "error": {"type": error_type.__name__, "message": message.format(how=how)},
+            }))
+            log.warning("%s: %s", token.job_id, message.format(how=how))
+        if not self.stop_requested:
+            self._spawn()
+
+    def _read(self, child: _Child) -> None:
+        try:
+            chunk = os.read(child.from_child, 1 << 20)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self._fail_child(child, ChildProcessDied, "the task's process {how}")
+            return
+        child.buffer += chunk
+        while b"\n" in child.buffer:
+            line, child.buffer = child.buffer.split(b"\n", 1)
+            outcome = json.loads(line)
+            if child.token is not None and outcome.get("job_id") == child.token.job_id:
+                self.outcomes.append((child.token, outcome))
+                log.info("%s %s in %.3f s", child.token.job_id,
+                         "succeeded" if outcome.get("ok") else "failed",
+                         time.monotonic() - child.started)
+            child.token = child.task = None
+            child.soft_at = child.hard_at = None
+
+    def _check_limits(self, now: float) -> None:
+        for child in list(self.children):
+            if child.token is None:
+                continue
+            if child.hard_at is not None and now >= child.hard_at:
+                os.kill(child.pid, signal.SIGKILL)
+                task = self.registry.get(child.task or "")
+                limit = task.timeout if task else 0
+                self._fail_child(child, TimeLimitExceeded,
+                                 f"the task ran past its time limit of {limit:g} s and was killed")
+            elif child.soft_at is not None and now >= child.soft_at:
+                child.soft_at = None
+                os.kill(child.pid, signal.SIGUSR1)
+
+    # -- signals -----------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stop_requested += 1
+        if self.stop_requested == 1:
+            self.stop_deadline = time.monotonic() + self.grace
+            log.warning("stopping: finishing running jobs within %g s", self.grace)
+
+    def _install_signals(self) -> int:
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_read, False)
+        os.set_blocking(wake_write, False)
+        signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.selector.register(wake_read, selectors.EVENT_READ, None)
+        self._wake_fds = (wake_read, wake_write)
+        return wake_read
+
+    # -- the loop ------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stopped; returns the exit code."""
+        wake = self._install_signals()
+        self.client.register_worker(self.info)
+        log.info("worker %s on queues %s, concurrency %d", self.info.worker_id,
+                 ",".join(self.queues), self.concurrency)
+        try:
+            for _ in range(self.concurrency):
+                self._spawn()
+            self._loop(wake)
+        finally:
+            held = [c.token for c in self.children if c.token is not None]
+            for child in list(self.children):
+                if child.token is not None:
+                    os.kill(child.pid, signal.SIGKILL)
+                self._reap(child)
+            self.client.release(held, self.info)
+            signal.set_wakeup_fd(-1)
+            for fd in self._wake_fds:
+                os.close(fd)
+            self.selector.close()
+        log.info("worker %s stopped after %d job(s)", self.info.worker_id, self.processed_count)
+        return 0
+
+    def _busy(self) -> list[_Child]:
+        return [c for c in self.children if c.token is not None]
+
+    def _loop(self, wake: int) -> None:
+        mono = time.monotonic
+        next_poll = 0.0
+        next_heartbeat = mono() + self.heartbeat_seconds
+        next_beat = 0.0
+        while True:
+            now = mono()
+            if self.stop_requested >= 2 or (
+                self.stop_requested and self.stop_deadline is not None and now >= self.stop_deadline
+            ):
+                if self._busy():
+                    log.warning("grace over: releasing %d running job(s)", len(self._busy()))
+                self._flush()
+                return
+            idle = [c for c in self.children if c.token is None]
+            want = 0 if self.stop_requested else len(idle)
+            if self.max_jobs is not None:
+                want = min(want, self.max_jobs - self.claimed_count)
+            if self.outcomes or (want > 0 and now >= next_poll):
+                claimed = self._exchange(want)
+                for child, (job, token) in zip(idle, claimed):
+                    self._dispatch(child, job, token)
+                next_poll = now if want and len(claimed) == want else now + self.poll_interval
+                if self.burst and not claimed and not self._busy() and not self.outcomes:
+                    return
+            if not self._busy() and not self.outcomes:
+                if self.stop_requested:
+                    return
+                if self.max_jobs is not None and self.claimed_count >= self.max_jobs:
+                    return
+            if now >= next_heartbeat:
+                tokens = [c.token for c in self._busy()]
+                lost = self.client.heartbeat(self.info, [t for t in tokens if t not in self.lost])
+                self.lost.update(lost)
+                next_heartbeat = now + self.heartbeat_seconds
+            if self.beat and now >= next_beat and not self.stop_requested:
+                if self.client.enqueue_periodic(self.registry):
+                    next_poll = now
+                next_beat = now + 1.0
+            deadlines = [next_heartbeat]
+            if want > 0:
+                deadlines.append(next_poll)
+            if self.beat:
+                deadlines.append(next_beat)
+            if self.stop_deadline is not None:
+                deadlines.append(self.stop_deadline)
+            for child in self._busy():
+                deadlines += [d for d in (child.soft_at, child.hard_at) if d is not None]
+            if self.outcomes:
+                deadlines.append(now)
+            for key, _ in self.selector.select(max(0.0, min(deadlines) - mono())):
+                if key.data is None:
+                    try:
+                        os.read(wake, 512)
+                    except BlockingIOError:
+                        pass
+                elif key.data in self.children:
+                    self._read(key.data)
+            self._check_limits(mono())
+
+    def _exchange(self, want: int) -> list[tuple[Job, Token]]:
+        outcomes, self.outcomes = self.outcomes, []
+        finished, claimed = self.client.exchange(
+            self.info, outcomes, want=want, registry=self.registry, expire=want > 0)
+        self.processed_count += len(outcomes)
+        self.claimed_count += len(claimed)
+        return claimed
+
+    def _flush(self) -> None:
+        if self.outcomes:
+            self._exchange(0)
