@@ -120,7 +120,8 @@ def claim(
             elif breakers.trial_due(breaker, now):
                 trial_open[name] = breaker
     claimed: list[tuple[Job, Token]] = []
-    served: dict[str, str] = {}
+    served: dict[str, tuple[str, int]] = {}
+    turn = (tx.get("counters", "claims_total") or {}).get("value", 0)
     while len(claimed) < limit:
         if only_job is not None:
             record = tx.get("jobs", only_job)
@@ -133,7 +134,8 @@ def claim(
         for job in candidates:
             if job.org_id not in served:
                 org = tx.get("orgs", job.org_id) or {}
-                served[job.org_id] = org.get("last_served_at") or ""
+                served[job.org_id] = (org.get("last_served_at") or "",
+                                      org.get("last_served_turn") or 0)
         job = scheduling.pick(candidates, served)
         if job is None:
             break
@@ -144,8 +146,11 @@ def claim(
             max_retries=max_retries, now=now,
         )
         records.save(job, event)
-        served[job.org_id] = stamp
-        tx.put("orgs", job.org_id, {"org_id": job.org_id, "last_served_at": stamp})
+        turn += 1
+        served[job.org_id] = (stamp, turn)
+        tx.put("orgs", job.org_id,
+               {"org_id": job.org_id, "last_served_at": stamp, "last_served_turn": turn})
+        records.bump("claims_total")
         if task is not None and task.breaker in trial_open:
             breaker, event = breakers.on_claim(trial_open.pop(task.breaker), job, now)
             records.save(breaker, event)

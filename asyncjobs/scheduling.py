@@ -18,10 +18,12 @@ def _ready_key(job: Job) -> tuple[str, str, str]:
     return (job.run_after, job.created_at, job.job_id)
 
 
-def pick(heads: Sequence[Job], last_served: Mapping[str, str]) -> Job | None:
+def pick(heads: Sequence[Job], last_served: Mapping[str, tuple[str, int]]) -> Job | None:
     """The next job among group heads (each the first runnable job of its group).
 
-    ``last_served`` maps an org to the time (ISO) it last had a job claimed.
+    ``last_served`` maps an org to when it last had a job claimed: the time
+    (ISO) and the store-wide claim number, which orders turns taken at the
+    same instant (an org never served has none and goes before them).
     """
     if not heads:
         return None
@@ -34,8 +36,9 @@ def pick(heads: Sequence[Job], last_served: Mapping[str, str]) -> Job | None:
         if current is None or _ready_key(job) < _ready_key(current):
             first_of_org[job.org_id] = job
 
-    def waiting_since(org: str) -> tuple[str, tuple[str, str, str], str]:
+    def waiting_since(org: str) -> tuple[str, int, tuple[str, str, str], str]:
         job = first_of_org[org]
-        return (max(job.run_after, last_served.get(org, "")), _ready_key(job), org)
+        served_at, turn = last_served.get(org, ("", 0))
+        return (max(job.run_after, served_at), turn, _ready_key(job), org)
 
     return first_of_org[min(first_of_org, key=waiting_since)]

@@ -329,12 +329,16 @@ class Worker:
             if self.max_jobs is not None:
                 want = min(want, self.max_jobs - self.claimed_count)
             if self.outcomes or (want > 0 and now >= next_poll):
+                reported = len(self.outcomes)
                 claimed = self._exchange(want)
                 for child, (job, token) in zip(idle, claimed):
                     self._dispatch(child, job, token)
-                next_poll = now if want and len(claimed) == want else now + self.poll_interval
-                if self.burst and not claimed and not self._busy() and not self.outcomes:
-                    return
+                if want and len(claimed) < want and not reported:
+                    next_poll = now + self.poll_interval  # nothing more is runnable now
+                    if self.burst and not self._busy():
+                        return
+                else:
+                    next_poll = now
             if not self._busy() and not self.outcomes:
                 if self.stop_requested:
                     return

@@ -585,6 +585,10 @@ class JsonFileStore(Store):
 _RUNNABLE_FIELDS = ("queue", "priority", "org_id", "task", "run_after", "created_at")
 
 
+def _order(record: Record) -> tuple[str, str, str]:
+    return (record["run_after"], record["created_at"], record["job_id"])
+
+
 def _entry_matches(record: Record | None, queue: str, group: tuple[int, str, str],
                    entry: tuple[str, str, str]) -> bool:
     return (
@@ -675,7 +679,8 @@ class _JsonTransaction(Transaction):
     ) -> list[Record]:
         index = self._store._runnable_index()
         committed = self._store._records("jobs")
-        heads = []
+        wanted = set(queues)
+        heads: dict[tuple[str, int, str, str], Record] = {}
         for queue in queues:
             for group, entries in index.get(queue, {}).items():
                 if group[2] in exclude_tasks:
@@ -690,10 +695,26 @@ class _JsonTransaction(Transaction):
                         break  # sorted: nothing later in this group is runnable
                     record = self.get("jobs", entry[2])
                     if _entry_matches(record, queue, group, entry):
-                        heads.append(record)
+                        heads[(queue, *group)] = record
                         break
                     i += 1  # changed in this transaction only: look further
-        return heads
+        # Jobs this transaction made runnable (a retry, a rescued lease) are
+        # not in the index until it commits.
+        for (kind, _), record in self.changes.items():
+            if (
+                kind != "jobs"
+                or record is _DELETED
+                or record.get("status") != "queued"
+                or record["queue"] not in wanted
+                or record["task"] in exclude_tasks
+                or record["run_after"] > now
+            ):
+                continue
+            key = (record["queue"], record["priority"], record["org_id"], record["task"])
+            head = heads.get(key)
+            if head is None or _order(record) < _order(head):
+                heads[key] = record
+        return list(heads.values())
 
     def count(self, kind: str) -> int:
         records = self._store._records(kind)

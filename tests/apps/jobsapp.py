@@ -1,0 +1,104 @@
+"""Tasks for the worker tests. Each run of a counting task appends a line to the
+file named by ASYNCJOBS_TEST_RUNS: "<job_id> <attempt> <pid> start|end <monotonic time>"."""
+
+import ctypes
+import os
+import signal
+import time
+from pathlib import Path
+
+from asyncjobs.tasks import SoftTimeLimitExceeded, TaskRegistry
+
+tasks = TaskRegistry()
+tasks.breaker("dep", fail_max=2, reset_timeout=1.0)
+
+
+def _mark(job, what: str) -> None:
+    path = os.environ.get("ASYNCJOBS_TEST_RUNS")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{job.job_id} {job.attempt} {os.getpid()} {what} {time.monotonic()}\n")
+
+
+@tasks.task(name="echo")
+def echo(job, **payload):
+    _mark(job, "start")
+    _mark(job, "end")
+    return {"echo": payload, "attempt": job.attempt}
+
+
+@tasks.task(name="sleep", max_retries=0)
+def sleep(job, seconds: float = 1.0):
+    _mark(job, "start")
+    time.sleep(seconds)
+    _mark(job, "end")
+    return seconds
+
+
+@tasks.task(name="fail", max_retries=2, retry_backoff="fixed", retry_delay=0)
+def fail(job, message: str = "it broke"):
+    _mark(job, "start")
+    raise ValueError(message)
+
+
+@tasks.task(name="flaky", max_retries=3, retry_backoff="fixed", retry_delay=0)
+def flaky(job, succeed_on: int = 2):
+    _mark(job, "start")
+    if job.attempt < succeed_on:
+        raise ConnectionError(f"attempt {job.attempt} failed")
+    return {"attempt": job.attempt}
+
+
+@tasks.task(name="picky", max_retries=3, retry_delay=0, retry_on=ConnectionError)
+def picky(kind: str):
+    raise {"conn": ConnectionError, "value": ValueError}[kind]("no")
+
+
+@tasks.task(name="limited", timeout=1.0, soft_timeout=0.3, max_retries=0)
+def limited(job, marker: str, clean_up: bool = True):
+    _mark(job, "start")
+    try:
+        time.sleep(10)
+    except SoftTimeLimitExceeded:
+        Path(marker).write_text("soft limit seen")
+        if clean_up:
+            return "cleaned up"
+        time.sleep(10)  # ignores the soft limit: the hard limit kills it
+
+
+@tasks.task(name="exit", max_retries=0)
+def exit_hard(job):
+    _mark(job, "start")
+    os._exit(3)
+
+
+@tasks.task(name="segfault", max_retries=0)
+def segfault(job):
+    _mark(job, "start")
+    ctypes.string_at(0)
+
+
+@tasks.task(name="kill_worker", max_retries=1)
+def kill_worker(job):
+    """Kills its own worker's whole process group (the parent and every child)."""
+    _mark(job, "start")
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+@tasks.task(name="dep.call", breaker="dep", max_retries=0)
+def dep_call(job, flag: str):
+    _mark(job, "start")
+    if os.path.exists(flag):
+        raise ConnectionError("dependency down")
+    _mark(job, "end")
+    return "ok"
+
+
+@tasks.task(name="not_json", max_retries=2)
+def not_json():
+    return {1, 2}
+
+
+@tasks.periodic(name="tick", every=1, org="ops")
+def tick():
+    return "tick"
