@@ -5,6 +5,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .client import CheckReport, Client  # noqa: E402
+from .tasks import (  # noqa: E402
+    SoftTimeLimitExceeded,
+    TaskRegistry,
+    TimeLimitExceeded,
+)
 from .errors import (  # noqa: E402
     AsyncJobsError,
     Conflict,
@@ -25,5 +30,8 @@ __all__ = [
     "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "SoftTimeLimitExceeded",
+    "TaskRegistry",
+    "TimeLimitExceeded",
     "__version__",
 ]

@@ -383,17 +383,24 @@ def test_sync_submit_from_python_runs_retries_at_once(client, monkeypatch, runs_
     assert failed.status == "failed" and failed.attempts == 3
 
 
-def test_run_executes_one_queued_job_in_this_process(cli, client, env):
+def test_run_executes_one_queued_job_in_this_process(cli, client, monkeypatch):
+    monkeypatch.syspath_prepend(str(APPS))
     job = client.submit("echo", org="acme", payload={"n": 5})
-    outcome = cli("run", job.job_id, "--org", "acme", "--app", APP,
-                  env={"PYTHONPATH": env["PYTHONPATH"]})
-    if outcome.exit_code == 2 and "cannot import" in outcome.stderr:
-        pytest.skip("in-process import path")
-    assert outcome.stdout == f"{job.job_id} completed\n"
+    outcome = cli("run", job.job_id, "--org", "acme", "--app", APP)
+    assert outcome.stdout == f"{job.job_id} completed\n", outcome.stderr
+    result_id = client.get_job(job.job_id, org="acme").result_id
+    with client.store.read() as tx:
+        assert tx.get("results", result_id)["value"] == {"echo": {"n": 5}, "attempt": 1}
     again = cli("run", job.job_id, "--org", "acme", "--app", APP)
     assert again.exit_code == 4 and "only a queued job can run" in again.stderr
     foreign = cli("run", job.job_id, "--org", "globex", "--app", APP)
     assert foreign.exit_code == 3
+
+
+def test_a_task_log_carries_the_job_id_as_correlation_id(client, burst):
+    job = client.submit("chatty", org="acme", payload={"words": "hello there"})
+    proc = burst()
+    assert f"[{job.job_id}] saying hello there" in proc.stderr
 
 
 def test_workers_lists_each_worker_with_its_state(client, burst, cli):

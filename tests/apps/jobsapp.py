@@ -99,6 +99,12 @@ def not_json():
     return {1, 2}
 
 
+@tasks.task(name="chatty")
+def chatty(job, words: str):
+    job.log.warning("saying %s", words)
+    return words
+
+
 @tasks.periodic(name="tick", every=1, org="ops")
 def tick():
     return "tick"
