@@ -86,19 +86,33 @@ def submit(
     return job, new_event(job, EventType.QUEUED, now, reason="submit", delay_seconds=delay_seconds)
 
 
+_TERMINAL_EVENTS = {
+    JobStatus.COMPLETED: EventType.COMPLETED,
+    JobStatus.FAILED: EventType.FAILED,
+    JobStatus.CANCELED: EventType.CANCELED,
+}
+
+
+def _terminal(
+    job: Job, status: JobStatus, now: datetime, *, data: dict[str, Any], **changes: Any
+) -> tuple[Job, list[Any]]:
+    """A job reaching a terminal state, with its event and its one notification."""
+    stamp = clock.to_iso(now)
+    job = dataclasses.replace(
+        job, status=status, lease_expires_at=None, finished_at=stamp, updated_at=stamp,
+        **changes,
+    )
+    event_type = _TERMINAL_EVENTS[status]
+    return job, [new_event(job, event_type, now, **data),
+                 new_notification(job, event_type, now)]
+
+
 def cancel(job: Job, *, now: datetime) -> tuple[Job, Event, Notification]:
     """queued -> canceled; any other state is a Conflict."""
     if job.status is not JobStatus.QUEUED:
         raise Conflict(f"job {job.job_id} is {job.status.value}; only a queued job can be canceled")
-    stamp = clock.to_iso(now)
-    job = dataclasses.replace(
-        job, status=JobStatus.CANCELED, updated_at=stamp, finished_at=stamp
-    )
-    return (
-        job,
-        new_event(job, EventType.CANCELED, now),
-        new_notification(job, EventType.CANCELED, now),
-    )
+    job, (event, notification) = _terminal(job, JobStatus.CANCELED, now, data={})
+    return job, event, notification
 
 
 def retry(job: Job, *, now: datetime) -> tuple[Job, Event]:
@@ -197,20 +211,8 @@ def lease_expired(job: Job, now: datetime) -> bool:
 
 def complete(job: Job, *, result_id: str, now: datetime) -> tuple[Job, list[Any]]:
     """running -> completed with its result; the event and the notification."""
-    stamp = clock.to_iso(now)
-    job = dataclasses.replace(
-        job,
-        status=JobStatus.COMPLETED,
-        result_id=result_id,
-        error=None,
-        lease_expires_at=None,
-        finished_at=stamp,
-        updated_at=stamp,
-    )
-    return job, [
-        new_event(job, EventType.COMPLETED, now, result_id=result_id),
-        new_notification(job, EventType.COMPLETED, now),
-    ]
+    return _terminal(job, JobStatus.COMPLETED, now, data={"result_id": result_id},
+                     result_id=result_id, error=None)
 
 
 def backoff_seconds(
@@ -265,20 +267,8 @@ def fail_attempt(
 
 
 def _failed(job: Job, error: dict[str, Any], now: datetime) -> tuple[Job, list[Any]]:
-    stamp = clock.to_iso(now)
-    job = dataclasses.replace(
-        job,
-        status=JobStatus.FAILED,
-        error=error,
-        lease_expires_at=None,
-        finished_at=stamp,
-        updated_at=stamp,
-    )
-    return job, [
-        new_event(job, EventType.FAILED, now, error_type=error.get("type"),
-                  message=error.get("message")),
-        new_notification(job, EventType.FAILED, now),
-    ]
+    data = {"error_type": error.get("type"), "message": error.get("message")}
+    return _terminal(job, JobStatus.FAILED, now, data=data, error=error)
 
 
 def expire_lease(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:

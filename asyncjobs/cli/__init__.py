@@ -85,6 +85,16 @@ org_option = click.option(
 )
 
 
+def app_option(
+    *, required: bool = True, help: str = "The TaskRegistry to run tasks from."
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--app`` / ``-A`` / ``ASYNCJOBS_APP``: the TaskRegistry as MODULE:ATTR."""
+    return click.option(
+        "--app", "-A", "app", required=required, envvar="ASYNCJOBS_APP", show_envvar=True,
+        metavar="MODULE:ATTR", help=help,
+    )
+
+
 def pass_client(command: Callable[..., Any]) -> Callable[..., Any]:
     """Hand the command a Client on the store named by the global options."""
 

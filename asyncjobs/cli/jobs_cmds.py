@@ -13,7 +13,7 @@ from .. import validation
 from ..client import Client
 from ..errors import InvalidInput
 from ..records import Job
-from . import cli, emit, json_option, org_option, pass_client
+from . import app_option, cli, emit, json_option, org_option, pass_client
 
 BATCH_SIZE = 500
 
@@ -52,8 +52,7 @@ def _submitted(job: Job) -> dict[str, Any]:
 @click.option("--idempotency-key", metavar="KEY", help="Submit at most once per org with this key.")
 @click.option("--max-retries", type=int, metavar="N", help="Retries after a failed attempt (default: the task's).")
 @click.option("--sync", is_flag=True, help="Run the job here, inline, before returning (fail-open).")
-@click.option("--app", "-A", "app", envvar="ASYNCJOBS_APP", show_envvar=True, metavar="MODULE:ATTR",
-              help="The TaskRegistry for --sync.")
+@app_option(required=False, help="The TaskRegistry for --sync.")
 @json_option
 @pass_client
 def submit(

@@ -9,13 +9,7 @@ import click
 
 from .. import tasks as task_module
 from ..client import Client
-from . import cli, emit, json_option, org_option, pass_client
-
-app_option = click.option(
-    "--app", "-A", "app", envvar="ASYNCJOBS_APP", show_envvar=True, metavar="MODULE:ATTR",
-    help="The TaskRegistry to run tasks from.",
-)
-
+from . import app_option, cli, emit, json_option, org_option, pass_client
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
@@ -25,8 +19,7 @@ def _setup_logging(level: str) -> None:
 
 
 @cli.command()
-@click.option("--app", "-A", "app", required=True, envvar="ASYNCJOBS_APP", show_envvar=True,
-              metavar="MODULE:ATTR", help="The TaskRegistry to run tasks from.")
+@app_option()
 @click.option("--queue", "-Q", "queues", multiple=True, metavar="QUEUE",
               help="A queue to take jobs from (repeatable; default: the app's queues).")
 @click.option("--concurrency", "-c", type=int, default=1, show_default=True,
@@ -64,8 +57,7 @@ def worker(client: Client, app: str, queues: tuple[str, ...], concurrency: int, 
 @cli.command()
 @click.argument("job_id")
 @org_option
-@click.option("--app", "-A", "app", required=True, envvar="ASYNCJOBS_APP", show_envvar=True,
-              metavar="MODULE:ATTR", help="The TaskRegistry to run tasks from.")
+@app_option()
 @json_option
 @pass_client
 def run(client: Client, job_id: str, org: str, app: str, as_json: bool) -> None:
