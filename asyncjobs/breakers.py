@@ -4,7 +4,8 @@ A breaker record::
 
     {"name": "warehouse", "state": "closed" | "open" | "half_open",
      "failure_count": 3, "opened_at": ISO | null, "reopens_at": ISO | null,
-     "trial_job_id": "job_..." | null, "updated_at": ISO}
+     "trial_job_id": "job_..." | null, "updated_at": ISO,
+     "tasks": ["reports.build", ...]}
 
 ``fail_max`` consecutive failures of the tasks behind it open it for
 ``reset_timeout`` seconds: their jobs stay queued and are not claimed. Then
@@ -14,7 +15,7 @@ again. Every change of state returns an event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +35,7 @@ class Breaker:
     reopens_at: str | None = None
     trial_job_id: str | None = None
     updated_at: str | None = None
+    tasks: list[str] = field(default_factory=list)  # the tasks behind it
 
     KIND = "breakers"
 
@@ -46,6 +48,7 @@ class Breaker:
             "name": self.name, "state": self.state, "failure_count": self.failure_count,
             "opened_at": self.opened_at, "reopens_at": self.reopens_at,
             "trial_job_id": self.trial_job_id, "updated_at": self.updated_at,
+            "tasks": list(self.tasks),
         }
 
     @classmethod

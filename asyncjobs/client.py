@@ -7,6 +7,8 @@ reads records, hands them to the rules, and saves what comes back.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,11 +17,12 @@ from typing import Any
 
 from . import breakers as breaker_rules
 from . import clock as clocks
-from . import execution, ids, integrity, lifecycle, running, validation
-from .errors import Conflict, InvalidInput, NotFound
+from . import execution, ids, integrity, lifecycle, observability, results, running, validation
+from .errors import Conflict, InvalidInput, NotFound, StoreCorrupt, StoreError
 from .lifecycle import Token
-from .records import Event, Job, JobStatus, Notification, WorkerInfo
+from .records import Event, Job, JobStatus, Notification, Result, WorkerInfo
 from .store import DEFAULT_STORE, Store, Transaction, open_store
+from .store.fileio import FileIO
 from .tasks import TaskRegistry
 
 SUBMIT_FIELDS = frozenset(
@@ -38,6 +41,11 @@ def _id_text(value: object) -> str:
     ):
         return value
     return validation.shown(value, 60)
+
+
+def _check_channel(channel: str) -> None:
+    if channel != "in_app":
+        raise InvalidInput(f"channel: {validation.shown(channel)} is not a channel (in_app)")
 
 
 class _Records:
@@ -109,11 +117,13 @@ class Client:
         *,
         clock: clocks.Clock | None = None,
         lock_timeout: float = 10.0,
+        artifacts: str | os.PathLike[str] | None = None,
     ) -> None:
         self._store = store if isinstance(store, Store) else open_store(
             store, lock_timeout=lock_timeout
         )
         self._clock = clock or clocks.now
+        self.artifacts = os.path.abspath(artifacts) if artifacts else results.artifacts_root()
 
     @property
     def store(self) -> Store:
@@ -317,6 +327,7 @@ class Client:
         Returns the jobs the outcomes left (None for refused ones are left out)
         and up to ``want`` newly claimed jobs with their tokens.
         """
+        outcomes = [(token, self._store_large_value(token, outcome)) for token, outcome in outcomes]
         now = self._clock()
         with self._store.transaction() as tx:
             records = _Records(tx)
@@ -336,6 +347,125 @@ class Client:
                 lease_seconds=worker.lease_seconds, registry=registry, now=now,
             ) if want > 0 else []
         return finished, claimed
+
+    def _store_large_value(self, token: Token, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Write a value over the inline limit to its artifact file, before the commit."""
+        if not outcome.get("ok"):
+            return outcome
+        try:
+            data = json.dumps(outcome.get("value"), allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            return {**outcome, "ok": False, "retryable": False,
+                    "error": {"type": type(exc).__name__, "message": str(exc)}}
+        if len(data) <= results.inline_limit():
+            return outcome
+        result_id = ids.new_id("res", self._clock())
+        path = results.value_path(self.artifacts, token.org_id, result_id)
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            FileIO(fsync=True).write_atomic(path, data)
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        return {**outcome, "result_id": result_id, "value_file": {
+            "path": path, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
+
+    # -- results and notifications -------------------------------------------
+
+    def get_result(self, result_id: str, *, org: str, view: str = "latest") -> dict[str, Any]:
+        """The permalink of a result: the newest version of its job, or exactly this one.
+
+        NotFound for a missing id and another org's result alike.
+        """
+        validation.org(org)
+        results.check_view(view)
+        with self._store.read() as tx:
+            record = tx.get("results", result_id) if isinstance(result_id, str) else None
+            if record is None or record.get("org_id") != org:
+                raise NotFound(f"result {_id_text(result_id)} not found")
+            requested = Result.from_dict(record)
+            versions = [Result.from_dict(r) for r in tx.find("results_by_job", requested.job_id)]
+        served, mode = results.permalink(requested, versions, view)
+        return results.permalink_doc(served, result_id, mode, self._value_of(served))
+
+    def _value_of(self, result: Result) -> Any:
+        if result.value_file is None:
+            return result.value
+        try:
+            with open(result.value_file, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise StoreError(
+                f"result {result.result_id}: cannot read {result.value_file}: {exc.strerror}"
+            ) from exc
+        if len(data) != result.value_bytes or hashlib.sha256(data).hexdigest() != result.value_sha256:
+            raise StoreCorrupt(
+                f"result {result.result_id}: {result.value_file} does not match its sha256"
+            )
+        return json.loads(data)
+
+    def notifications(
+        self, job_id: str, *, org: str, channel: str = "in_app", limit: int = 20
+    ) -> list[Notification]:
+        """The job's notifications on a channel, latest first."""
+        validation.org(org)
+        _check_channel(channel)
+        validation.limit(limit)
+        with self._store.read() as tx:
+            _Records(tx).job(job_id, org=org)
+            found = [r for r in tx.find("notifications_by_job", job_id)
+                     if r.get("channel", "in_app") == channel]
+        found.sort(key=lambda r: (r["created_at"], r["notification_id"]), reverse=True)
+        return [Notification.from_dict(r) for r in found[:limit]]
+
+    def inbox(self, *, org: str, unread: bool = False, limit: int = 50) -> list[Notification]:
+        """The org's in-app notifications, latest first."""
+        validation.org(org)
+        validation.limit(limit)
+        with self._store.read() as tx:
+            found = [r for r in tx.find("notifications_by_org", org)
+                     if not unread or r.get("read_at") is None]
+        found.sort(key=lambda r: (r["created_at"], r["notification_id"]), reverse=True)
+        return [Notification.from_dict(r) for r in found[:limit]]
+
+    def mark_read(
+        self, *, org: str, notification_ids: Sequence[str] = (), every: bool = False
+    ) -> int:
+        """Mark the org's notifications read; returns how many changed.
+
+        Every id must be the org's (NotFound otherwise, before anything changes).
+        """
+        validation.org(org)
+        if bool(notification_ids) == every:
+            raise InvalidInput("name notification ids or --all, not both or neither")
+        stamp = clocks.to_iso(self._clock())
+        with self._store.transaction() as tx:
+            if every:
+                targets = tx.find("notifications_by_org", org)
+            else:
+                targets = []
+                for notification_id in notification_ids:
+                    record = tx.get("notifications", notification_id)
+                    if record is None or record.get("org_id") != org:
+                        raise NotFound(f"notification {_id_text(notification_id)} not found")
+                    targets.append(record)
+            changed = 0
+            for record in targets:
+                if record.get("read_at") is None:
+                    tx.put("notifications", record["notification_id"], {**record, "read_at": stamp})
+                    changed += 1
+        return changed
+
+    def stats(self) -> dict[str, Any]:
+        """What operators watch: queues, running jobs, failures, workers, breakers, counters."""
+        now = self._clock()
+        with self._store.read() as tx:
+            summary = observability.summarize(
+                jobs=tx.scan("jobs"), notifications=tx.scan("notifications"),
+                breakers=list(tx.scan("breakers")), workers=list(tx.scan("workers")),
+                counters={r["name"]: r for r in tx.scan("counters")}, now=now,
+            )
+            summary["generation"] = tx.generation
+        return summary
 
     def heartbeat(self, worker: WorkerInfo, tokens: Collection[Token]) -> list[Token]:
         """Renew the worker's leases and record; returns the tokens it no longer holds."""
@@ -412,14 +542,8 @@ class Client:
         """Every worker record, newest first, with ``gone`` for one not seen in 3 heartbeats."""
         now = self._clock()
         with self._store.read() as tx:
-            found = list(tx.scan("workers"))
-        out = []
-        for record in sorted(found, key=lambda r: r["started_at"], reverse=True):
-            seen = clocks.parse_iso(record["last_seen_at"])
-            silent = (now - seen).total_seconds()
-            gone = record.get("state") == "stopped" or silent > 3 * record["heartbeat_seconds"]
-            out.append({**record, "gone": gone, "seen_seconds_ago": round(silent, 3)})
-        return out
+            found = sorted(tx.scan("workers"), key=lambda r: r["started_at"], reverse=True)
+        return [observability.worker_view(record, now) for record in found]
 
     def breakers(self) -> list[dict[str, Any]]:
         """Every breaker the store knows, with its state."""
@@ -459,9 +583,12 @@ class Client:
         if not report.problems:
             with self._store.read() as tx:
                 kinds = ("jobs", "results", "events", "notifications")
-                report.problems += integrity.reference_problems(
-                    {kind: list(tx.scan(kind)) for kind in kinds}
-                )
+                records = {kind: list(tx.scan(kind)) for kind in kinds}
+            report.problems += integrity.reference_problems(records)
+            keys = {n.get("dedupe_key") for n in records["notifications"]}
+            for job_id in observability.missing_notifications(records["jobs"], keys):
+                report.problems.append(
+                    f"job {job_id} is terminal but has no in-app notification for it")
         return report
 
     def compact(self) -> dict[str, Any]:

@@ -40,7 +40,18 @@ def new_event(job: Job, event_type: EventType, now: datetime, **data: Any) -> Ev
 
 def dedupe_key(job: Job, event_type: EventType) -> str:
     """The key that makes one notification per terminal transition of a run."""
-    return f"{job.job_id}:{event_type.value}:run-{job.run}"
+    return dedupe_key_of(job.job_id, event_type.value, job.run)
+
+
+def dedupe_key_of(job_id: str, event_type: str, run: int) -> str:
+    return f"{job_id}:{event_type}:run-{run}"
+
+
+TERMINAL_EVENT_OF = {
+    "completed": EventType.COMPLETED.value,
+    "failed": EventType.FAILED.value,
+    "canceled": EventType.CANCELED.value,
+}
 
 
 def new_notification(job: Job, event_type: EventType, now: datetime) -> Notification:

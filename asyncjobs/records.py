@@ -170,10 +170,13 @@ class Result(StoredRecord):
     job_id: str
     org_id: str
     task: str
-    value: Any
+    value: Any  # None when the value lives in value_file
     created_at: str
     run: int = 1
     attempt: int = 1
+    value_file: str | None = None  # absolute path of a large value's JSON file
+    value_bytes: int | None = None
+    value_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import breakers, clock, ids, lifecycle, scheduling
+from . import breakers, clock, ids, lifecycle, metrics, scheduling
 from .lifecycle import Token
 from .records import Job, JobStatus, Result, WorkerInfo
 from .tasks import TaskRegistry
@@ -44,13 +44,17 @@ def finish(
     task = registry.get(job.task) if registry is not None else None
     config = registry.breaker_of(job.task) if registry is not None else None
     breaker = None
-    if config is not None:
-        breaker = breakers.Breaker.from_dict(tx.get("breakers", config.name), config.name)
+    if config is not None and registry is not None:
+        breaker = _breaker(tx, registry, config.name)
+    _observe_duration(records, job, now)
     if outcome.get("ok"):
+        stored = outcome.get("value_file") or {}
         result = Result(
-            result_id=ids.new_id("res", now), job_id=job.job_id, org_id=job.org_id,
-            task=job.task, value=outcome.get("value"), created_at=clock.to_iso(now),
-            run=job.run, attempt=job.attempts,
+            result_id=outcome.get("result_id") or ids.new_id("res", now),
+            job_id=job.job_id, org_id=job.org_id, task=job.task,
+            value=None if stored else outcome.get("value"), created_at=clock.to_iso(now),
+            run=job.run, attempt=job.attempts, value_file=stored.get("path"),
+            value_bytes=stored.get("bytes"), value_sha256=stored.get("sha256"),
         )
         job, added = lifecycle.complete(job, result_id=result.result_id, now=now)
         records.save(result, job, *added)
@@ -79,6 +83,22 @@ def finish(
     return job
 
 
+def _observe_duration(records: _Records, job: Job, now: datetime) -> None:
+    """Count the attempt's duration in the stored histogram (never lowered)."""
+    if job.started_at is None:
+        return
+    seconds = max(0.0, (now - clock.parse_iso(job.started_at)).total_seconds())
+    record = records.tx.get("counters", metrics.DURATION) or metrics.empty_histogram()
+    records.tx.put("counters", metrics.DURATION, metrics.observe(record, seconds))
+
+
+def _breaker(tx: Any, registry: TaskRegistry, name: str) -> breakers.Breaker:
+    """A breaker's record, naming the tasks behind it (for servers without the app)."""
+    behind = sorted(t.name for t in registry.tasks.values() if t.breaker == name)
+    return dataclasses.replace(
+        breakers.Breaker.from_dict(tx.get("breakers", name), name), tasks=behind)
+
+
 def expire_leases(records: _Records, registry: TaskRegistry | None, now: datetime) -> list[Job]:
     """Requeue (or fail) every running job whose lease ran out."""
     tx = records.tx
@@ -93,8 +113,8 @@ def expire_leases(records: _Records, registry: TaskRegistry | None, now: datetim
         if job.status is JobStatus.FAILED:
             records.bump("jobs_failed_total")
         config = registry.breaker_of(job.task) if registry is not None else None
-        if config is not None:
-            breaker = breakers.Breaker.from_dict(tx.get("breakers", config.name), config.name)
+        if config is not None and registry is not None:
+            breaker = _breaker(tx, registry, config.name)
             breaker, event = breakers.on_failure(breaker, config, job, now)
             records.save(breaker, event)
         expired.append(job)
@@ -112,8 +132,8 @@ def claim(
     blocked: set[str] = set()
     trial_open: dict[str, breakers.Breaker] = {}
     if registry is not None:
-        for name, config in registry.breakers.items():
-            breaker = breakers.Breaker.from_dict(tx.get("breakers", name), name)
+        for name in registry.breakers:
+            breaker = _breaker(tx, registry, name)
             tasks = {t.name for t in registry.tasks.values() if t.breaker == name}
             if breakers.blocks(breaker, now):
                 blocked |= tasks

@@ -1,0 +1,193 @@
+"""What operators watch, as plain functions of records and ``now``.
+
+``summarize`` reads every job once and gives the figures behind
+``asyncjobs info``, ``/telemetry`` and ``/metrics``; ``telemetry_doc`` and
+``metrics_text`` shape them. Nothing here carries an org id out: figures are
+per queue, status, task and breaker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import breakers as breaker_rules
+from . import clock, lifecycle, metrics
+
+STALE_SECONDS_DEFAULT = 600
+TERMINAL = ("completed", "failed", "canceled")
+
+
+def stale_window() -> float:
+    raw = os.environ.get("ASYNCJOBS_STALE_SECONDS")
+    try:
+        return float(raw) if raw else STALE_SECONDS_DEFAULT
+    except ValueError:
+        return STALE_SECONDS_DEFAULT
+
+
+def worker_view(record: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """A worker record with ``gone``: stopped, or not seen for three heartbeats."""
+    silent = (now - clock.parse_iso(record["last_seen_at"])).total_seconds()
+    gone = record.get("state") == "stopped" or silent > 3 * record["heartbeat_seconds"]
+    return {**record, "gone": gone, "seen_seconds_ago": round(silent, 3)}
+
+
+def missing_notifications(jobs: Iterable[Mapping[str, Any]], dedupe_keys: set[str]) -> list[str]:
+    """Terminal jobs without the in-app notification of their terminal transition."""
+    missing = []
+    for job in jobs:
+        event = lifecycle.TERMINAL_EVENT_OF.get(job.get("status", ""))
+        if event is None:
+            continue
+        if lifecycle.dedupe_key_of(job["job_id"], event, job.get("run", 1)) not in dedupe_keys:
+            missing.append(job["job_id"])
+    return missing
+
+
+def summarize(
+    *,
+    jobs: Iterable[Mapping[str, Any]],
+    notifications: Iterable[Mapping[str, Any]],
+    breakers: list[Mapping[str, Any]],
+    workers: list[Mapping[str, Any]],
+    counters: Mapping[str, Mapping[str, Any]],
+    now: datetime,
+) -> dict[str, Any]:
+    stamp = clock.to_iso(now)
+    hour_ago = clock.to_iso(now - timedelta(hours=1))
+    open_tasks = {
+        task
+        for b in breakers
+        if breaker_rules.blocks(breaker_rules.Breaker.from_dict(dict(b), b["name"]), now)
+        for task in b.get("tasks", [])
+    }
+    by_status_queue: dict[tuple[str, str], int] = {}
+    queues: dict[str, dict[str, Any]] = {}
+    running = failed_1h = runnable = blocked = 0
+    last_finished: str | None = None
+    terminal_jobs = []
+    for job in jobs:
+        status, queue = job["status"], job["queue"]
+        by_status_queue[(status, queue)] = by_status_queue.get((status, queue), 0) + 1
+        q = queues.setdefault(queue, {"depth": 0, "oldest_queued_at": None, "running": 0})
+        if status == "queued":
+            q["depth"] += 1
+            if q["oldest_queued_at"] is None or job["updated_at"] < q["oldest_queued_at"]:
+                q["oldest_queued_at"] = job["updated_at"]
+            if job["run_after"] <= stamp:
+                runnable += 1
+                if job["task"] in open_tasks:
+                    blocked += 1
+        elif status == "running":
+            running += 1
+            q["running"] += 1
+        if status in TERMINAL:
+            terminal_jobs.append(job)
+            finished = job.get("finished_at")
+            if finished and (last_finished is None or finished > last_finished):
+                last_finished = finished
+            if status == "failed" and finished and finished >= hour_ago:
+                failed_1h += 1
+    keys = {n.get("dedupe_key") for n in notifications if n.get("channel", "in_app") == "in_app"}
+    for q in queues.values():
+        oldest = q["oldest_queued_at"]
+        q["oldest_age_s"] = (
+            round((now - clock.parse_iso(oldest)).total_seconds(), 3) if oldest else None
+        )
+    oldest_all = [q["oldest_age_s"] for q in queues.values() if q["oldest_age_s"] is not None]
+    seen = [worker_view(w, now) for w in workers]
+    stale = runnable > 0 and (
+        last_finished is None
+        or (now - clock.parse_iso(last_finished)).total_seconds() > stale_window()
+    )
+    return {
+        "now": stamp,
+        "by_status_queue": by_status_queue,
+        "queues": dict(sorted(queues.items())),
+        "queue_depth": sum(q["depth"] for q in queues.values()),
+        "running": running,
+        "runnable": runnable,
+        "blocked": blocked,
+        "failed_1h": failed_1h,
+        "oldest_queued_age_s": max(oldest_all) if oldest_all else None,
+        "last_finished_at": last_finished,
+        "materializer_stale": stale,
+        "terminal_without_notification": missing_notifications(terminal_jobs, keys),
+        "breakers": sorted((dict(b) for b in breakers), key=lambda b: b["name"]),
+        "workers": seen,
+        "workers_seen": sum(not w["gone"] for w in seen),
+        "counters": {name: r.get("value", 0) for name, r in counters.items() if "value" in r},
+        "duration": counters.get(metrics.DURATION) or metrics.empty_histogram(),
+    }
+
+
+def async_enabled() -> bool:
+    return os.environ.get("ASYNCJOBS_ASYNC_ENABLED", "1").strip().lower() not in (
+        "0", "false", "no", "off")
+
+
+def async_section(summary: Mapping[str, Any] | None, error: str | None = None) -> dict[str, Any]:
+    """The ``async`` part of /telemetry; all figures null when the store is unreadable."""
+    if summary is None:
+        return {
+            "async_enabled": async_enabled(), "worker_seen": None, "materializer_stale": None,
+            "last_materialize_ts": None, "blocked_mutations_count": None, "queue_depth": None,
+            "running": None, "failed_1h": None, "oldest_queued_age_s": None, "breakers": None,
+            "degraded": True,
+        }
+    return {
+        "async_enabled": async_enabled(),
+        "worker_seen": summary["workers_seen"] > 0,
+        "materializer_stale": summary["materializer_stale"],
+        "last_materialize_ts": summary["last_finished_at"],
+        "blocked_mutations_count": summary["blocked"],
+        "queue_depth": summary["queue_depth"],
+        "running": summary["running"],
+        "failed_1h": summary["failed_1h"],
+        "oldest_queued_age_s": summary["oldest_queued_age_s"],
+        "breakers": {b["name"]: b["state"] for b in summary["breakers"]},
+        "degraded": False,
+    }
+
+
+def metrics_text(summary: Mapping[str, Any] | None, http: Mapping[str, Any]) -> str:
+    """The /metrics exposition: store figures (when readable) and this process's HTTP figures."""
+    out = metrics.Exposition()
+    if summary is not None:
+        out.family("asyncjobs_jobs", "gauge", "Jobs by status and queue.",
+                   [({"status": s, "queue": q}, n)
+                    for (s, q), n in sorted(summary["by_status_queue"].items())])
+        out.family("asyncjobs_queue_depth", "gauge", "Queued jobs per queue.",
+                   [({"queue": q}, v["depth"]) for q, v in summary["queues"].items()])
+        counters = summary["counters"]
+        for name, help_text in (
+            ("jobs_submitted_total", "Jobs submitted."),
+            ("jobs_completed_total", "Jobs completed."),
+            ("jobs_failed_total", "Jobs failed for good."),
+            ("jobs_canceled_total", "Jobs canceled."),
+            ("attempts_failed_total", "Failed attempts, retried or not."),
+            ("leases_expired_total", "Leases that ran out and were rescued."),
+            ("stale_outcomes_refused_total", "Outcomes refused under a superseded lease."),
+        ):
+            out.family(f"asyncjobs_{name}", "counter", help_text, [({}, counters.get(name, 0))])
+        out.histogram("asyncjobs_job_duration_seconds", "Attempt durations.",
+                      metrics.DURATION_BUCKETS, [({}, summary["duration"])])
+        out.family("asyncjobs_breaker_open", "gauge", "1 while a breaker holds jobs back.",
+                   [({"breaker": b["name"]}, int(b["state"] != "closed"))
+                    for b in summary["breakers"]])
+        out.family("asyncjobs_workers_seen", "gauge", "Workers seen within three heartbeats.",
+                   [({}, summary["workers_seen"])])
+        out.family("asyncjobs_terminal_jobs_without_in_app_notification", "gauge",
+                   "Terminal jobs missing their in-app notification (must stay 0).",
+                   [({}, len(summary["terminal_without_notification"]))])
+    out.family("asyncjobs_store_up", "gauge", "1 when the store could be read.",
+               [({}, int(summary is not None))])
+    out.family("asyncjobs_http_requests_total", "counter", "HTTP requests by route and status.",
+               [({"path": p, "status": str(s)}, n) for (p, s), n in sorted(http["counts"].items())])
+    out.histogram("asyncjobs_http_request_duration_seconds", "HTTP request durations.",
+                  metrics.HTTP_BUCKETS,
+                  [({"path": p}, h) for p, h in sorted(http["durations"].items())])
+    return out.text()

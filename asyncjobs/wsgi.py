@@ -1,0 +1,365 @@
+"""The HTTP API as a WSGI application (stdlib only), and ``asyncjobs serve``.
+
+Serve it with gunicorn or waitress in production (``asyncjobs.wsgi:application``
+reads ``ASYNCJOBS_STORE``), or with ``asyncjobs serve`` (a threaded stdlib
+server). The tenant comes from ``X-Org-Id`` or ``X-Tenant-Id``.
+
+Errors are answered here, in ``App.__call__`` and nowhere else, as
+``{"error": {"code", "message"}}``: 400 invalid input, 404 missing (another
+org's record and a malformed id answer exactly alike), 405 wrong method, 413
+body over the limit, 503 store unavailable. A bug answers 500 without detail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from . import clock as clocks
+from . import ids, metrics, observability, openapi, validation
+from .client import Client
+from .errors import AsyncJobsError, InvalidInput, NotFound, StoreError
+from .validation import PayloadTooLarge
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+SUMMARY_TTL_SECONDS = 1.0
+WINDOW_SECONDS = 3600
+BODY_FIELDS = frozenset(
+    {"task", "payload", "queue", "priority", "delay", "at", "idempotency_key", "max_retries"})
+STATUS_TEXT = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found",
+               405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
+               500: "Internal Server Error", 503: "Service Unavailable"}
+HTTP_STATUS = {"invalid_input": 400, "payload_too_large": 413, "not_found": 404,
+               "conflict": 409}
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: list | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or []
+
+
+class RequestStats:
+    """This process's request figures: cumulative counts and an hour of samples."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: dict[tuple[str, int], int] = {}
+        self.durations: dict[str, dict[str, Any]] = {}
+        self.window: deque[tuple[float, str, int, float]] = deque(maxlen=200_000)
+        self.last_request_utc: str | None = None
+
+    def record(self, path: str, status: int, seconds: float, stamp: str) -> None:
+        with self.lock:
+            self.counts[(path, status)] = self.counts.get((path, status), 0) + 1
+            histogram = self.durations.get(path) or metrics.empty_histogram(
+                "http", metrics.HTTP_BUCKETS)
+            self.durations[path] = metrics.observe(histogram, seconds, metrics.HTTP_BUCKETS)
+            self.window.append((time.monotonic(), path, status, seconds * 1000))
+            self.last_request_utc = stamp
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {"counts": dict(self.counts), "durations": dict(self.durations)}
+
+    def last_hour(self) -> dict[str, Any]:
+        cutoff = time.monotonic() - WINDOW_SECONDS
+        with self.lock:
+            while self.window and self.window[0][0] < cutoff:
+                self.window.popleft()
+            samples = list(self.window)
+            last = self.last_request_utc
+        by_path: dict[str, int] = {}
+        by_status: dict[str, int] = {}
+        for _, path, status, _ in samples:
+            by_path[path] = by_path.get(path, 0) + 1
+            by_status[str(status)] = by_status.get(str(status), 0) + 1
+        latencies = sorted(s[3] for s in samples)
+        p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else None
+        errors = sum(1 for s in samples if s[2] >= 500)
+        return {
+            "total_1h": len(samples),
+            "error_rate_1h": round(errors / len(samples), 6) if samples else 0.0,
+            "latency_p95_ms": round(p95, 3) if p95 is not None else None,
+            "by_path": dict(sorted(by_path.items())),
+            "by_status": dict(sorted(by_status.items())),
+            "last_request_utc": last,
+        }
+
+
+def _job_id(value: str) -> str:
+    if not ids.is_id(value, "job"):
+        raise NotFound(f"job {_shown_id(value)} not found")
+    return value
+
+
+def _shown_id(value: str) -> str:
+    if value and len(value) <= 100 and value.isprintable() and " " not in value:
+        return value
+    return validation.shown(value, 60)
+
+
+class App:
+    """The WSGI application: ``App(Client(...))``."""
+
+    ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
+        ("GET", re.compile(r"/health"), "health", "/health"),
+        ("GET", re.compile(r"/telemetry"), "telemetry", "/telemetry"),
+        ("GET", re.compile(r"/metrics"), "metrics", "/metrics"),
+        ("GET", re.compile(r"/openapi\.json"), "openapi", "/openapi.json"),
+        ("POST", re.compile(r"/analyze/jobs"), "submit", "/analyze/jobs"),
+        ("GET", re.compile(r"/analyze/jobs/(?P<job_id>[^/]+)/notifications"), "notifications",
+         "/analyze/jobs/{job_id}/notifications"),
+        ("GET", re.compile(r"/analyze/jobs/(?P<job_id>[^/]+)"), "job", "/analyze/jobs/{job_id}"),
+        ("GET", re.compile(r"/analyze/results/(?P<result_id>[^/]+)"), "result",
+         "/analyze/results/{result_id}"),
+    ]
+
+    def __init__(self, client: Client, *, started_utc: str | None = None) -> None:
+        self.client = client
+        self.stats = RequestStats()
+        self.started_utc = started_utc or clocks.to_iso(clocks.now())
+        self._summary: tuple[float, dict[str, Any]] | None = None
+        self._summary_lock = threading.Lock()
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        request_id = environ.get("HTTP_X_REQUEST_ID", "")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", request_id):
+            request_id = ids.new_id("evt", clocks.now())[4:]
+        template = "unmatched"
+        headers: list[tuple[str, str]] = []
+        try:
+            handler, params, template = self._route(environ)
+            status, body, content_type = handler(environ, **params)
+        except HttpError as exc:
+            status, body, content_type = exc.status, _error_body(exc.code, exc.message), None
+            headers += exc.headers
+        except AsyncJobsError as exc:
+            status = HTTP_STATUS.get(exc.code, 503 if isinstance(exc, StoreError) else 500)
+            body, content_type = _error_body(exc.code, exc.message), None
+        except Exception:
+            log.exception("unexpected error answering %s", template)
+            status, body, content_type = 500, _error_body("internal", "internal error"), None
+        if isinstance(body, (dict, list)):
+            data = (json.dumps(body, allow_nan=False) + "\n").encode()
+            content_type = "application/json"
+        else:
+            data = body.encode() if isinstance(body, str) else body
+        headers = [
+            ("Content-Type", content_type or "application/json"),
+            ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-store"),
+            ("X-Request-ID", request_id),
+            *headers,
+        ]
+        start_response(f"{status} {STATUS_TEXT.get(status, 'Error')}", headers)
+        self.stats.record(template, status, time.perf_counter() - started,
+                          clocks.to_iso(clocks.now()))
+        return [data]
+
+    def _route(self, environ: dict[str, Any]) -> tuple[Callable[..., Any], dict[str, str], str]:
+        path = environ.get("PATH_INFO") or "/"
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        allowed = []
+        for route_method, pattern, name, template in self.ROUTES:
+            match = pattern.fullmatch(path)
+            if match:
+                if route_method == method or (method == "HEAD" and route_method == "GET"):
+                    return getattr(self, f"_{name}"), match.groupdict(), template
+                allowed.append(route_method)
+        if allowed:
+            raise HttpError(405, "method_not_allowed", f"{method} is not allowed here",
+                            [("Allow", ", ".join(sorted(set(allowed))))])
+        raise HttpError(404, "not_found", "no such route")
+
+    def _org(self, environ: dict[str, Any]) -> str:
+        org = environ.get("HTTP_X_ORG_ID") or environ.get("HTTP_X_TENANT_ID")
+        if not org:
+            raise InvalidInput("X-Org-Id (or X-Tenant-Id) header is required")
+        return validation.name(org, "X-Org-Id")
+
+    def _query(self, environ: dict[str, Any]) -> dict[str, str]:
+        try:
+            parsed = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True,
+                              strict_parsing=False, max_num_fields=20)
+        except ValueError as exc:
+            raise InvalidInput(f"query: {exc}") from exc
+        return {key: values[-1] for key, values in parsed.items()}
+
+    def _summary_or_none(self) -> tuple[dict[str, Any] | None, str | None]:
+        with self._summary_lock:
+            if self._summary and time.monotonic() - self._summary[0] < SUMMARY_TTL_SECONDS:
+                return self._summary[1], None
+            try:
+                summary = self.client.stats()
+            except AsyncJobsError as exc:
+                return None, exc.message
+            self._summary = (time.monotonic(), summary)
+            return summary, None
+
+    # -- routes --------------------------------------------------------------------
+
+    def _health(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
+        doc = health(self.client)
+        return (200 if doc["status"] == "ok" else 503), doc, None
+
+    def _telemetry(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
+        summary, error = self._summary_or_none()
+        return 200, telemetry(summary, error, self.stats.last_hour(), self.started_utc), None
+
+    def _metrics(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
+        summary, _ = self._summary_or_none()
+        text = observability.metrics_text(summary, self.stats.snapshot())
+        return 200, text, "text/plain; version=0.0.4; charset=utf-8"
+
+    def _openapi(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
+        return 200, openapi.document(), None
+
+    def _job(self, environ: dict[str, Any], job_id: str) -> tuple[int, Any, str | None]:
+        org = self._org(environ)
+        return 200, self.client.get_job(_job_id(job_id), org=org).to_dict(), None
+
+    def _notifications(self, environ: dict[str, Any], job_id: str) -> tuple[int, Any, str | None]:
+        org = self._org(environ)
+        query = self._query(environ)
+        limit = _int(query.get("limit", "20"), "limit")
+        found = self.client.notifications(
+            _job_id(job_id), org=org, channel=query.get("channel", "in_app"), limit=limit)
+        return 200, {"job_id": job_id, "notifications": [n.to_dict() for n in found]}, None
+
+    def _result(self, environ: dict[str, Any], result_id: str) -> tuple[int, Any, str | None]:
+        org = self._org(environ)
+        view = self._query(environ).get("view", "latest")
+        if not ids.is_id(result_id, "res"):
+            raise NotFound(f"result {_shown_id(result_id)} not found")
+        return 200, self.client.get_result(result_id, org=org, view=view), None
+
+    def _submit(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
+        org = self._org(environ)
+        limit = validation.max_payload_bytes() + (64 << 10)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise InvalidInput("Content-Length is not a number") from None
+        if length > limit:
+            raise PayloadTooLarge(f"body: {length} bytes is over the limit of {limit}")
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        body = validation.parse_json(raw, "body")
+        if not isinstance(body, dict):
+            raise InvalidInput("body: must be a JSON object")
+        unknown = sorted(set(body) - BODY_FIELDS)
+        if unknown:
+            raise InvalidInput(f"body: unknown field(s): {', '.join(unknown)}")
+        if "task" not in body:
+            raise InvalidInput("task: missing")
+        job = self.client.submit_many([{**body, "org": org}])[0]
+        return 202, {"job_id": job.job_id, "status": job.status.value,
+                     "deduplicated": job.deduplicated}, None
+
+
+def _int(text: str, field: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInput(f"{field}: {validation.shown(text)} is not a whole number") from None
+
+
+def _error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": " ".join(message.split())}}
+
+
+def health(client: Client) -> dict[str, Any]:
+    """``{"status": "ok", ...}`` when the store can be read, else the reason."""
+    checked = clocks.to_iso(clocks.now())
+    try:
+        with client.store.read() as tx:
+            generation = tx.generation
+    except AsyncJobsError as exc:
+        return {"status": "unavailable", "checked_at": checked,
+                "error": {"code": exc.code, "message": " ".join(exc.message.split())}}
+    return {"status": "ok", "checked_at": checked, "store_generation": generation}
+
+
+def telemetry(summary: dict[str, Any] | None, error: str | None, requests: dict[str, Any],
+              started_utc: str) -> dict[str, Any]:
+    """The /telemetry document: always answerable, degraded when the store is not."""
+    doc: dict[str, Any] = {
+        "timestamp": clocks.to_iso(clocks.now()),
+        "started_utc": started_utc,
+        "requests": requests,
+        "async": observability.async_section(summary),
+        "degraded": summary is None,
+    }
+    if summary is None:
+        doc["error"] = {"code": "degraded", "msg": " ".join((error or "store unreadable").split())}
+    return doc
+
+
+def create_app(store: str | None = None) -> App:
+    """An App on the store named (or ``ASYNCJOBS_STORE``, or the default path)."""
+    import os
+
+    from .store import DEFAULT_STORE
+
+    return App(Client(store or os.environ.get("ASYNCJOBS_STORE") or DEFAULT_STORE))
+
+
+class _LazyApplication:
+    """``asyncjobs.wsgi:application`` for WSGI servers; the store opens on first use."""
+
+    def __init__(self) -> None:
+        self._app: App | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        with self._lock:
+            if self._app is None:
+                self._app = create_app()
+        return self._app(environ, start_response)
+
+
+application = _LazyApplication()
+
+
+def serve(app: App, host: str, port: int, *, on_ready: Callable[[str, int], None]) -> None:
+    """Serve ``app`` with a threaded stdlib server until SIGTERM or SIGINT."""
+    import signal
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 128
+
+    class Handler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s %s", self.address_string(), format % args)
+
+    server = make_server(host, port, app, server_class=Server, handler_class=Handler)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    on_ready(*server.server_address[:2])
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
