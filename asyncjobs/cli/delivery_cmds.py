@@ -48,15 +48,19 @@ def notifications(client: Client, job_id: str, org: str, channel: str, limit: in
 
 
 @cli.group(invoke_without_command=True)
-@org_option
+@click.option("--org", "--tenant", "org", envvar="ASYNCJOBS_ORG", show_envvar=True,
+              metavar="ORG", help="The tenant (org id).")
 @click.option("--unread", is_flag=True, help="Only unread notifications.")
 @click.option("--limit", type=int, default=50, show_default=True, help="At most this many.")
 @json_option
 @click.pass_context
-def inbox(ctx: click.Context, org: str, unread: bool, limit: int, as_json: bool) -> None:
+def inbox(ctx: click.Context, org: str | None, unread: bool, limit: int, as_json: bool) -> None:
     """List the org's in-app notifications, latest first (or mark them read)."""
     if ctx.invoked_subcommand is not None:
         return
+    if not org:
+        raise click.UsageError("Missing option '--org' / '--tenant' (env var: 'ASYNCJOBS_ORG').",
+                               ctx)
     settings = ctx.find_root().obj
     with Client(settings["store"], lock_timeout=settings["lock_timeout"]) as client:
         found = client.inbox(org=org, unread=unread, limit=limit)
