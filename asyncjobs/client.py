@@ -10,14 +10,24 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from . import breakers as breaker_rules
 from . import clock as clocks
-from . import execution, ids, integrity, lifecycle, observability, results, running, validation
+from . import (
+    execution,
+    ids,
+    integrity,
+    lifecycle,
+    observability,
+    results,
+    retention,
+    running,
+    validation,
+)
 from .errors import Conflict, InvalidInput, NotFound, StoreCorrupt, StoreError
 from .lifecycle import Token
 from .records import Event, Job, JobStatus, Notification, Result, WorkerInfo
@@ -41,6 +51,19 @@ def _id_text(value: object) -> str:
     ):
         return value
     return validation.shown(value, 60)
+
+
+def _counted(records: Iterator[dict[str, Any]], progress: Callable[[int], None] | None
+             ) -> list[dict[str, Any]]:
+    if progress is None:
+        return list(records)
+    out = []
+    for n, record in enumerate(records, start=1):
+        out.append(record)
+        if n % 1000 == 0:
+            progress(1000)
+    progress(len(out) % 1000)
+    return out
 
 
 def _check_channel(channel: str) -> None:
@@ -561,6 +584,63 @@ class Client:
                 breaker_rules.Breaker.from_dict(record, name), self._clock())
             _Records(tx).save(breaker, event)
         return breaker.to_dict()
+
+    # -- retention -------------------------------------------------------------
+
+    def cleanup(
+        self,
+        *,
+        results_ttl_seconds: float,
+        events_ttl_seconds: float,
+        notifications_ttl_seconds: float | None = None,
+        jobs_ttl_seconds: float | None = None,
+        dry_run: bool = False,
+        now: datetime | str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Delete expired records of terminal jobs in one transaction; returns the report.
+
+        A dry run changes nothing, not one byte of the store files. Result
+        files go after their records are committed, never before.
+        ``progress`` is called with the number of records read so far.
+        """
+        ttls = {"results_ttl_seconds": results_ttl_seconds,
+                "events_ttl_seconds": events_ttl_seconds,
+                "notifications_ttl_seconds": notifications_ttl_seconds,
+                "jobs_ttl_seconds": jobs_ttl_seconds}
+        for name, value in ttls.items():
+            if value is None and name in ("results_ttl_seconds", "events_ttl_seconds"):
+                raise InvalidInput(f"{name}: required")
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+                or not 0 <= value < float("inf")
+            ):
+                raise InvalidInput(f"{name}: {validation.shown(value)} is not a number of seconds")
+        if isinstance(now, str):
+            now = clocks.parse_iso(now, field="now")
+        moment = now or self._clock()
+        opened = self._store.read() if dry_run else self._store.transaction()
+        with opened as tx:
+            records = {kind: _counted(tx.scan(kind), progress)
+                       for kind in ("jobs", "results", "events", "notifications")}
+            plan = retention.plan(records, now=moment, **ttls)
+            if not dry_run:
+                stamp = clocks.to_iso(moment)
+                for kind, _ in retention.KINDS:
+                    for key in plan.deleted[kind]:
+                        tx.delete(kind, key)
+                for job_id in plan.pruned_notifications_of:
+                    job = tx.get("jobs", job_id)
+                    if job is not None:
+                        tx.put("jobs", job_id, {**job, "notifications_pruned_at": stamp})
+        if not dry_run:
+            for path in plan.files:  # only now that their records are gone
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+        return retention.report(plan, dry_run=dry_run, store_file=self._store.url, now=moment,
+                                **ttls)
 
     # -- store maintenance -------------------------------------------------
 

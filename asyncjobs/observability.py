@@ -40,8 +40,8 @@ def missing_notifications(jobs: Iterable[Mapping[str, Any]], dedupe_keys: set[st
     missing = []
     for job in jobs:
         event = lifecycle.TERMINAL_EVENT_OF.get(job.get("status", ""))
-        if event is None:
-            continue
+        if event is None or job.get("notifications_pruned_at"):
+            continue  # not terminal, or retention removed its notifications on purpose
         if lifecycle.dedupe_key_of(job["job_id"], event, job.get("run", 1)) not in dedupe_keys:
             missing.append(job["job_id"])
     return missing

@@ -137,9 +137,9 @@ def cli(ctx: click.Context, store: str, lock_timeout: float) -> None:
     ctx.obj = {"store": store, "lock_timeout": lock_timeout}
 
 
-from . import delivery_cmds, jobs_cmds, store_cmds, worker_cmds  # noqa: E402,I001
+from . import delivery_cmds, jobs_cmds, retention_cmds, store_cmds, worker_cmds  # noqa: E402,I001
 
-del delivery_cmds, jobs_cmds, store_cmds, worker_cmds
+del delivery_cmds, jobs_cmds, retention_cmds, store_cmds, worker_cmds
 
 
 def main() -> None:

@@ -1,0 +1,120 @@
+"""``asyncjobs cleanup``: TTL retention with a JSON audit artifact and a metrics file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+from .. import clock as clocks
+from ..client import Client
+from ..errors import AsyncJobsError, StoreError
+from ..store.fileio import FileIO
+from . import cli, pass_client
+
+PROGRESS_THRESHOLD = 10_000
+
+
+def write_file_atomically(path: str, data: bytes) -> None:
+    """Write through a temp file and a rename: a planted symlink is replaced, never followed."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        FileIO(fsync=True).write_atomic(os.path.abspath(path), data)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def metrics_text(exit_code: int, report: dict[str, Any] | None, seconds: float,
+                 dry_run: bool) -> str:
+    """The run's outcome for node_exporter's textfile collector."""
+    mode = "dry_run" if dry_run else "live"
+    lines = [
+        "# HELP async_retention_cleanup_exit_code Exit code of the last retention cleanup.",
+        "# TYPE async_retention_cleanup_exit_code gauge",
+        f'async_retention_cleanup_exit_code{{mode="{mode}"}} {exit_code}',
+        "# HELP async_retention_cleanup_duration_seconds How long the last cleanup took.",
+        "# TYPE async_retention_cleanup_duration_seconds gauge",
+        f'async_retention_cleanup_duration_seconds{{mode="{mode}"}} {seconds:.6f}',
+        "# HELP async_retention_cleanup_timestamp_seconds When the last cleanup ended.",
+        "# TYPE async_retention_cleanup_timestamp_seconds gauge",
+        f'async_retention_cleanup_timestamp_seconds{{mode="{mode}"}} {time.time():.3f}',
+    ]
+    for kind in ("results", "events", "notifications", "jobs"):
+        count = report[kind]["delete_count"] if report else 0
+        lines += [
+            f"# HELP async_retention_{kind}_delete_count {kind.capitalize()} the last cleanup deleted.",
+            f"# TYPE async_retention_{kind}_delete_count gauge",
+            f'async_retention_{kind}_delete_count{{mode="{mode}"}} {count}',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@cli.command()
+@click.option("--results-ttl-seconds", type=click.IntRange(min=0), required=True,
+              help="Delete results of terminal jobs older than this.")
+@click.option("--events-ttl-seconds", type=click.IntRange(min=0), required=True,
+              help="Delete events of terminal jobs older than this.")
+@click.option("--notifications-ttl-seconds", type=click.IntRange(min=0),
+              help="Delete notifications of terminal jobs older than this (default: keep).")
+@click.option("--jobs-ttl-seconds", type=click.IntRange(min=0),
+              help="Delete terminal jobs finished longer ago, with all of theirs (default: keep).")
+@click.option("--dry-run", is_flag=True, help="Report what would go; change nothing.")
+@click.option("--output-json", metavar="PATH", help="Write the report there (atomically).")
+@click.option("--metrics-file", metavar="PATH",
+              help="Write the outcome in Prometheus text format (atomically).")
+@click.option("--now", "now_text", metavar="ISO", help="Judge ages as of this time.")
+@pass_client
+def cleanup(client: Client, results_ttl_seconds: int, events_ttl_seconds: int,
+            notifications_ttl_seconds: int | None, jobs_ttl_seconds: int | None,
+            dry_run: bool, output_json: str | None, metrics_file: str | None,
+            now_text: str | None) -> None:
+    """Delete expired records of terminal jobs (TTL retention)."""
+    started = time.monotonic()
+    report = None
+    try:
+        now = clocks.parse_iso(now_text, field="--now") if now_text else None
+        with _progress() as progress:
+            report = client.cleanup(
+                results_ttl_seconds=results_ttl_seconds, events_ttl_seconds=events_ttl_seconds,
+                notifications_ttl_seconds=notifications_ttl_seconds,
+                jobs_ttl_seconds=jobs_ttl_seconds, dry_run=dry_run, now=now, progress=progress)
+        text = json.dumps(report, indent=2, sort_keys=False) + "\n"
+        if output_json:
+            write_file_atomically(output_json, text.encode())
+        else:
+            click.echo(text, nl=False)
+    except AsyncJobsError as exc:
+        if metrics_file:
+            write_file_atomically(metrics_file, metrics_text(
+                exc.exit_code, report, time.monotonic() - started, dry_run).encode())
+        raise
+    if metrics_file:
+        write_file_atomically(metrics_file, metrics_text(
+            0, report, time.monotonic() - started, dry_run).encode())
+
+
+class _progress:
+    """A progress bar on stderr for a large store when a terminal is attached."""
+
+    def __enter__(self):
+        self.bar = None
+        self.seen = 0
+        return self.update if sys.stderr.isatty() else None
+
+    def update(self, count: int) -> None:
+        self.seen += count
+        if self.bar is None and self.seen > PROGRESS_THRESHOLD:
+            self.bar = click.progressbar(length=None, label="reading records", file=sys.stderr,
+                                         show_pos=True)
+            self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.update(count)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
