@@ -482,10 +482,12 @@ class Client:
         """What operators watch: queues, running jobs, failures, workers, breakers, counters."""
         now = self._clock()
         with self._store.read() as tx:
+            pruned = (tx.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")
             summary = observability.summarize(
                 jobs=tx.scan("jobs"), notifications=tx.scan("notifications"),
                 breakers=list(tx.scan("breakers")), workers=list(tx.scan("workers")),
                 counters={r["name"]: r for r in tx.scan("counters")}, now=now,
+                pruned_before=pruned,
             )
             summary["generation"] = tx.generation
         return summary
@@ -625,14 +627,14 @@ class Client:
                        for kind in ("jobs", "results", "events", "notifications")}
             plan = retention.plan(records, now=moment, **ttls)
             if not dry_run:
-                stamp = clocks.to_iso(moment)
                 for kind, _ in retention.KINDS:
                     for key in plan.deleted[kind]:
                         tx.delete(kind, key)
-                for job_id in plan.pruned_notifications_of:
-                    job = tx.get("jobs", job_id)
-                    if job is not None:
-                        tx.put("jobs", job_id, {**job, "notifications_pruned_at": stamp})
+                if plan.notifications_cutoff is not None:
+                    old = tx.get("counters", retention.PRUNED_CUTOFF) or {}
+                    cutoff = max(plan.notifications_cutoff, old.get("at") or "")
+                    tx.put("counters", retention.PRUNED_CUTOFF,
+                           {"name": retention.PRUNED_CUTOFF, "at": cutoff})
         if not dry_run:
             for path in plan.files:  # only now that their records are gone
                 try:
@@ -664,9 +666,10 @@ class Client:
             with self._store.read() as tx:
                 kinds = ("jobs", "results", "events", "notifications")
                 records = {kind: list(tx.scan(kind)) for kind in kinds}
+                pruned = (tx.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")
             report.problems += integrity.reference_problems(records)
             keys = {n.get("dedupe_key") for n in records["notifications"]}
-            for job_id in observability.missing_notifications(records["jobs"], keys):
+            for job_id in observability.missing_notifications(records["jobs"], keys, pruned):
                 report.problems.append(
                     f"job {job_id} is terminal but has no in-app notification for it")
         return report

@@ -35,13 +35,21 @@ def worker_view(record: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     return {**record, "gone": gone, "seen_seconds_ago": round(silent, 3)}
 
 
-def missing_notifications(jobs: Iterable[Mapping[str, Any]], dedupe_keys: set[str]) -> list[str]:
-    """Terminal jobs without the in-app notification of their terminal transition."""
+def missing_notifications(
+    jobs: Iterable[Mapping[str, Any]], dedupe_keys: set[str], pruned_before: str | None = None
+) -> list[str]:
+    """Terminal jobs without the in-app notification of their terminal transition.
+
+    A job that finished before ``pruned_before`` (where retention removed
+    notifications) may lack it on purpose and is not counted.
+    """
     missing = []
     for job in jobs:
         event = lifecycle.TERMINAL_EVENT_OF.get(job.get("status", ""))
-        if event is None or job.get("notifications_pruned_at"):
-            continue  # not terminal, or retention removed its notifications on purpose
+        if event is None:
+            continue
+        if pruned_before and (job.get("finished_at") or "") < pruned_before:
+            continue
         if lifecycle.dedupe_key_of(job["job_id"], event, job.get("run", 1)) not in dedupe_keys:
             missing.append(job["job_id"])
     return missing
@@ -55,6 +63,7 @@ def summarize(
     workers: list[Mapping[str, Any]],
     counters: Mapping[str, Mapping[str, Any]],
     now: datetime,
+    pruned_before: str | None = None,
 ) -> dict[str, Any]:
     stamp = clock.to_iso(now)
     hour_ago = clock.to_iso(now - timedelta(hours=1))
@@ -115,7 +124,8 @@ def summarize(
         "oldest_queued_age_s": max(oldest_all) if oldest_all else None,
         "last_finished_at": last_finished,
         "materializer_stale": stale,
-        "terminal_without_notification": missing_notifications(terminal_jobs, keys),
+        "terminal_without_notification": missing_notifications(terminal_jobs, keys,
+                                                                pruned_before),
         "breakers": sorted((dict(b) for b in breakers), key=lambda b: b["name"]),
         "workers": seen,
         "workers_seen": sum(not w["gone"] for w in seen),

@@ -119,7 +119,6 @@ class Job(StoredRecord):
     lease_expires_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
-    notifications_pruned_at: str | None = None  # retention removed its notifications
     # Not stored: whether submit found this job by its idempotency key.
     deduplicated: bool = field(default=False, compare=False, metadata={"stored": False})
 

@@ -12,7 +12,8 @@ greater than its TTL:
 | jobs | ``finished_at`` | ``jobs_ttl_seconds`` (off unless given): the job goes with everything of it |
 
 A record without a readable timestamp is kept and counted in
-``skipped_missing_timestamp``. The report (``asyncjobs.retention.v1``) is a
+``skipped_missing_timestamp``. Pruning notifications raises the store-wide
+cutoff below which a terminal job may lack its notification on purpose. The report (``asyncjobs.retention.v1``) is a
 pure function of the store and ``now``: two dry runs with the same ``now``
 give byte-identical artifacts.
 """
@@ -21,12 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from . import clock
 
 SCHEMA = "asyncjobs.retention.v1"
+PRUNED_CUTOFF = "retention_notifications_pruned_before"  # a counters record: {"at": ISO}
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 KINDS = (("results", "result_id"), ("events", "event_id"),
          ("notifications", "notification_id"), ("jobs", "job_id"))
@@ -41,19 +43,29 @@ class Plan:
     terminal_job_count: int = 0
     skipped_missing_timestamp: int = 0
     files: list[str] = field(default_factory=list)  # result value files to delete after commit
-    pruned_notifications_of: set[str] = field(default_factory=set)  # jobs that stay
+    notifications_cutoff: str | None = None  # notifications before this were pruned
 
 
-def _age_over(stamp: Any, ttl: float | None, now: datetime) -> bool | None:
-    """True/False when the record is/isn't expired; None when it has no readable time."""
+def _expired(stamp: Any, cutoff: str, cutoff_time: datetime) -> bool | None:
+    """True/False when the record is/isn't older than the cutoff; None without a readable time.
+
+    Times this version writes (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) compare as
+    strings; any other form is parsed.
+    """
     if not isinstance(stamp, str) or not stamp:
         return None
+    if len(stamp) == 27 and stamp[19] == "." and stamp[26] == "Z":
+        return stamp < cutoff
     try:
-        moment = clock.parse_iso(stamp)
+        return clock.parse_iso(stamp) < cutoff_time
     except Exception:
         return None
-    assert ttl is not None
-    return (now - moment).total_seconds() > ttl
+
+
+def cutoff_of(now: datetime, ttl: float) -> tuple[str, datetime]:
+    """Records with a time before this are older than ``ttl`` seconds at ``now``."""
+    moment = now - timedelta(seconds=ttl)
+    return clock.to_iso(moment), moment
 
 
 def plan(
@@ -72,10 +84,11 @@ def plan(
     terminal = {j["job_id"] for j in jobs if j.get("status") in TERMINAL}
     out.terminal_job_count = len(terminal)
     if jobs_ttl_seconds is not None:
+        cutoff, cutoff_time = cutoff_of(now, jobs_ttl_seconds)
         for job in jobs:
             if job["job_id"] not in terminal:
                 continue
-            expired = _age_over(job.get("finished_at"), jobs_ttl_seconds, now)
+            expired = _expired(job.get("finished_at"), cutoff, cutoff_time)
             if expired is None:
                 out.skipped_missing_timestamp += 1
             elif expired:
@@ -83,8 +96,11 @@ def plan(
     gone_jobs = out.deleted["jobs"]
     ttls = {"results": results_ttl_seconds, "events": events_ttl_seconds,
             "notifications": notifications_ttl_seconds}
+    if notifications_ttl_seconds is not None:
+        out.notifications_cutoff = cutoff_of(now, notifications_ttl_seconds)[0]
     for kind, key in KINDS[:3]:
         ttl = ttls[kind]
+        cutoff, cutoff_time = cutoff_of(now, ttl) if ttl is not None else ("", now)
         for record in records.get(kind, ()):
             out.totals[kind] += 1
             job_id = record.get("job_id")
@@ -95,15 +111,13 @@ def plan(
             elif ttl is None:
                 continue
             else:
-                expired = _age_over(record.get("created_at"), ttl, now)
+                expired = _expired(record.get("created_at"), cutoff, cutoff_time)
             if expired is None:
                 out.skipped_missing_timestamp += 1
             elif expired:
                 out.deleted[kind].add(record[key])
                 if kind == "results" and record.get("value_file"):
                     out.files.append(record["value_file"])
-                if kind == "notifications" and job_id not in gone_jobs:
-                    out.pruned_notifications_of.add(job_id)
     out.files.sort()
     return out
 

@@ -431,3 +431,24 @@ def test_store_files_are_private_whatever_the_umask(store_path, umask):
     assert store_path.parent.stat().st_mode & 0o777 == 0o700
     for path in store_files(store_path):
         assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def test_a_very_large_transaction_commits_as_a_new_snapshot(store_path, monkeypatch):
+    from asyncjobs.store import jsonfile
+
+    monkeypatch.setattr(jsonfile, "LARGE_COMMIT_BYTES", 2000)
+    with JsonFileStore(store_path) as store, JsonFileStore(store_path) as other:
+        put_jobs(store, "small")
+        with other.read() as tx:
+            assert tx.generation == 1
+        with store.transaction() as tx:
+            for i in range(50):
+                tx.put("jobs", f"big-{i}", job(f"big-{i}", note="x" * 50))
+            tx.delete("jobs", "small")
+        assert journal(store_path).read_bytes() == b""
+        assert json.loads(store_path.read_text())["generation"] == 2
+        with other.read() as tx:
+            assert tx.generation == 2 and tx.count("jobs") == 50 and tx.get("jobs", "small") is None
+        put_jobs(store, "after")
+    assert len(job_keys(store_path)) == 51
+    assert JsonFileStore(store_path).verify().problems == []

@@ -49,7 +49,10 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "store.v1"
 COMPACT_MIN_BYTES = 4 << 20
-MAX_LINE_BYTES = 64 << 20
+# A transaction larger than this commits as a new snapshot instead of a
+# journal line (a cleanup of 100,000 jobs, say): same atomicity, no giant line.
+LARGE_COMMIT_BYTES = 64 << 20
+LARGE_COMMIT_RECORDS = 200_000  # more puts than this: a snapshot, without encoding a line
 _DELETED = object()
 
 
@@ -402,16 +405,24 @@ class JsonFileStore(Store):
             else:
                 puts.setdefault(kind, {})[key] = record
         generation = self._generation + 1
+        deleting = sum(len(keys) for keys in dels.values())
+        if sum(len(records) for records in puts.values()) > LARGE_COMMIT_RECORDS or (
+            deleting > LARGE_COMMIT_RECORDS // 2
+            and deleting * 2 > sum(len(records) for records in self._state.values())
+        ):
+            # Huge, or removing most of the store: the snapshot it leaves is
+            # much smaller, and every later open reads that one.
+            self._commit_as_snapshot(puts, dels, generation)
+            return
         try:
             line = encode_line(
                 {"g": generation, "b": self._snapshot_generation, "put": puts, "del": dels}
             )
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"record is not JSON: {exc}") from exc
-        if len(line) > MAX_LINE_BYTES:
-            raise InvalidInput(
-                f"transaction too large: {len(line)} bytes (at most {MAX_LINE_BYTES})"
-            )
+        if len(line) > LARGE_COMMIT_BYTES:
+            self._commit_as_snapshot(puts, dels, generation)
+            return
         try:
             if self._journal_fd is None:
                 self._journal_fd = self.io.open_append(self.journal_path)
@@ -438,6 +449,16 @@ class JsonFileStore(Store):
                 # The commit is durable in the journal; a failed fold loses
                 # nothing and is tried again after the next commit.
                 log.warning("compaction failed: %s", exc)
+
+    def _commit_as_snapshot(
+        self, puts: dict[str, dict[str, Record]], dels: dict[str, list[str]], generation: int
+    ) -> None:
+        """Commit by writing the new state as the snapshot (atomic by rename)."""
+        self._apply(puts, dels)
+        self._generation = generation
+        # On failure the state in memory is ahead of the disk: _compact_locked
+        # marks it stale, so it is read again before the next transaction.
+        self._compact_locked()
 
     def _stale_prefix(self) -> bool:
         """Whether the journal's good lines were all folded into the snapshot."""
@@ -485,17 +506,18 @@ class JsonFileStore(Store):
         self._snapshot_generation = self._generation
         self._snapshot_ident = self._ident()
         self._snapshot_bytes = len(data)
+        self._journal_offset, self._journal_clean = 0, True
         if self._journal_fd is not None:
             try:
                 self.io.truncate(self._journal_fd, 0)
                 self.io.fsync(self._journal_fd)
             except OSError as exc:
-                self._fail_commit()
-                raise StoreError(
-                    f"cannot truncate {self.journal_path}: {exc.strerror or exc}"
-                ) from exc
-        self._journal_offset = 0
-        self._journal_clean = True
+                # The snapshot already holds everything: lines left in the
+                # journal are not above its generation, so they are never
+                # replayed, and the next write cuts them.
+                log.warning("cannot truncate %s: %s", self.journal_path, exc.strerror or exc)
+                self._journal_offset = self.io.size(self._journal_fd)
+                self._journal_clean = False
         return {
             "generation": self._generation,
             "folded_transactions": folded,
