@@ -38,10 +38,37 @@ say "Another tenant asking for that job is answered exactly like a missing id (e
 printf '$ asyncjobs status %s --org globex\n' "$report"
 asyncjobs status "$report" --org globex || echo "(exit $?)"
 
+say "The report's result by permalink; a re-run makes a new version, which 'latest' follows."
+first=$(asyncjobs status "$report" --org acme --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["result_id"])')
+asyncjobs retry "$report" --org acme >/dev/null
+asyncjobs run "$report" --org acme >/dev/null
+step asyncjobs result "$first" --org acme --json
+step asyncjobs result "$first" --org acme --view pinned --json
+
+say "One in-app notification per terminal transition, latest first."
+step asyncjobs notifications "$report" --org acme
+step asyncjobs inbox --org globex
+
+say "A tenant mismatch on a permalink is answered like a missing one (exit 3)."
+printf '$ asyncjobs result %s --org globex\n' "$first"
+asyncjobs result "$first" --org globex || echo "(exit $?)"
+
 say "Cancel the delayed job, then queue it again as its second run."
 step asyncjobs cancel "$spare" --org globex
 step asyncjobs retry "$spare" --org globex
 
-step asyncjobs workers
-step asyncjobs store compact
+say "Retention: a dry run writes the audit artifact and changes nothing."
+tomorrow=$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) + d.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
+step asyncjobs cleanup --results-ttl-seconds 3600 --events-ttl-seconds 3600 --now "$tomorrow" --dry-run --output-json artifacts/async/retention-dry-run.json
+python3 -c 'import json; d = json.load(open("artifacts/async/retention-dry-run.json")); print("dry run would delete", {k: d[k]["delete_count"] for k in ("results", "events", "notifications", "jobs")})'
+
+say "The live cleanup from the cron script, then again: the second run deletes nothing."
+for run in first second; do
+  printf '$ scripts/run_async_retention_cleanup.py --store-file runtime/async_jobs/store.v1.json ... (%s run)\n' "$run"
+  scripts/run_async_retention_cleanup.py --store-file runtime/async_jobs/store.v1.json \
+    --results-ttl-seconds 3600 --events-ttl-seconds 3600 --now "$tomorrow" \
+    | python3 -c 'import json,sys; d = json.load(sys.stdin); print("deleted", {k: d[k]["delete_count"] for k in ("results", "events", "notifications", "jobs")})'
+done
+
+step asyncjobs info
 step asyncjobs store check
