@@ -5,11 +5,6 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .client import CheckReport, Client  # noqa: E402
-from .tasks import (  # noqa: E402
-    SoftTimeLimitExceeded,
-    TaskRegistry,
-    TimeLimitExceeded,
-)
 from .errors import (  # noqa: E402
     AsyncJobsError,
     Conflict,
@@ -18,6 +13,11 @@ from .errors import (  # noqa: E402
     StoreCorrupt,
     StoreError,
     StoreLocked,
+)
+from .tasks import (  # noqa: E402
+    SoftTimeLimitExceeded,
+    TaskRegistry,
+    TimeLimitExceeded,
 )
 
 __all__ = [

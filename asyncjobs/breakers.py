@@ -45,9 +45,13 @@ class Breaker:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "state": self.state, "failure_count": self.failure_count,
-            "opened_at": self.opened_at, "reopens_at": self.reopens_at,
-            "trial_job_id": self.trial_job_id, "updated_at": self.updated_at,
+            "name": self.name,
+            "state": self.state,
+            "failure_count": self.failure_count,
+            "opened_at": self.opened_at,
+            "reopens_at": self.reopens_at,
+            "trial_job_id": self.trial_job_id,
+            "updated_at": self.updated_at,
             "tasks": list(self.tasks),
         }
 
@@ -55,7 +59,9 @@ class Breaker:
     def from_dict(cls, record: dict[str, Any] | None, name: str) -> Breaker:
         if record is None:
             return cls(name)
-        return cls(**{k: record.get(k) for k in cls.__dataclass_fields__ if k in record})
+        return cls(
+            **{k: record.get(k) for k in cls.__dataclass_fields__ if k in record}
+        )
 
 
 def blocks(breaker: Breaker, now: datetime) -> bool:
@@ -73,14 +79,20 @@ def trial_due(breaker: Breaker, now: datetime) -> bool:
     )
 
 
-def _event(job: Job | None, breaker: Breaker, kind: EventType, now: datetime, **data: Any) -> Event:
+def _event(
+    job: Job | None, breaker: Breaker, kind: EventType, now: datetime, **data: Any
+) -> Event:
     if job is not None:
         return lifecycle.new_event(job, kind, now, breaker=breaker.name, **data)
     from . import ids
 
     return Event(
-        event_id=ids.new_id("evt", now), job_id=None, org_id=None, event_type=kind.value,
-        created_at=clock.to_iso(now), data={"breaker": breaker.name, **data},
+        event_id=ids.new_id("evt", now),
+        job_id=None,
+        org_id=None,
+        event_type=kind.value,
+        created_at=clock.to_iso(now),
+        data={"breaker": breaker.name, **data},
     )
 
 
@@ -88,16 +100,28 @@ def on_claim(breaker: Breaker, job: Job, now: datetime) -> tuple[Breaker, Event 
     """A job behind the breaker was claimed: if the breaker was due a trial, this is it."""
     if not trial_due(breaker, now):
         return breaker, None
-    breaker = replace(breaker, state=HALF_OPEN, trial_job_id=job.job_id,
-                      updated_at=clock.to_iso(now))
+    breaker = replace(
+        breaker, state=HALF_OPEN, trial_job_id=job.job_id, updated_at=clock.to_iso(now)
+    )
     return breaker, _event(job, breaker, EventType.BREAKER_HALF_OPENED, now)
 
 
-def on_success(breaker: Breaker, job: Job, now: datetime) -> tuple[Breaker, Event | None]:
+def on_success(
+    breaker: Breaker, job: Job, now: datetime
+) -> tuple[Breaker, Event | None]:
     changed = breaker.state != CLOSED
-    breaker = replace(breaker, state=CLOSED, failure_count=0, opened_at=None, reopens_at=None,
-                      trial_job_id=None, updated_at=clock.to_iso(now))
-    return breaker, _event(job, breaker, EventType.BREAKER_CLOSED, now) if changed else None
+    breaker = replace(
+        breaker,
+        state=CLOSED,
+        failure_count=0,
+        opened_at=None,
+        reopens_at=None,
+        trial_job_id=None,
+        updated_at=clock.to_iso(now),
+    )
+    return breaker, _event(
+        job, breaker, EventType.BREAKER_CLOSED, now
+    ) if changed else None
 
 
 def on_failure(
@@ -105,20 +129,41 @@ def on_failure(
 ) -> tuple[Breaker, Event | None]:
     """A job behind the breaker failed an attempt (an error, a time limit, a lost lease)."""
     count = breaker.failure_count + 1
-    if breaker.state == HALF_OPEN or (breaker.state == CLOSED and count >= config.fail_max):
+    if breaker.state == HALF_OPEN or (
+        breaker.state == CLOSED and count >= config.fail_max
+    ):
         stamp = clock.to_iso(now)
         breaker = replace(
-            breaker, state=OPEN, failure_count=count, opened_at=stamp,
+            breaker,
+            state=OPEN,
+            failure_count=count,
+            opened_at=stamp,
             reopens_at=clock.to_iso(now + timedelta(seconds=config.reset_timeout)),
-            trial_job_id=None, updated_at=stamp,
+            trial_job_id=None,
+            updated_at=stamp,
         )
-        return breaker, _event(job, breaker, EventType.BREAKER_OPENED, now,
-                               failure_count=count, reopens_at=breaker.reopens_at)
+        return breaker, _event(
+            job,
+            breaker,
+            EventType.BREAKER_OPENED,
+            now,
+            failure_count=count,
+            reopens_at=breaker.reopens_at,
+        )
     return replace(breaker, failure_count=count, updated_at=clock.to_iso(now)), None
 
 
 def reset(breaker: Breaker, now: datetime) -> tuple[Breaker, Event]:
     """Close a breaker by hand."""
-    breaker = replace(breaker, state=CLOSED, failure_count=0, opened_at=None, reopens_at=None,
-                      trial_job_id=None, updated_at=clock.to_iso(now))
-    return breaker, _event(None, breaker, EventType.BREAKER_CLOSED, now, reason="reset by hand")
+    breaker = replace(
+        breaker,
+        state=CLOSED,
+        failure_count=0,
+        opened_at=None,
+        reopens_at=None,
+        trial_job_id=None,
+        updated_at=clock.to_iso(now),
+    )
+    return breaker, _event(
+        None, breaker, EventType.BREAKER_CLOSED, now, reason="reset by hand"
+    )

@@ -36,8 +36,17 @@ from .store.fileio import FileIO
 from .tasks import TaskRegistry
 
 SUBMIT_FIELDS = frozenset(
-    {"task", "org", "payload", "queue", "priority", "delay", "at",
-     "idempotency_key", "max_retries"}
+    {
+        "task",
+        "org",
+        "payload",
+        "queue",
+        "priority",
+        "delay",
+        "at",
+        "idempotency_key",
+        "max_retries",
+    }
 )
 
 
@@ -53,8 +62,9 @@ def _id_text(value: object) -> str:
     return validation.shown(value, 60)
 
 
-def _counted(records: Iterator[dict[str, Any]], progress: Callable[[int], None] | None
-             ) -> list[dict[str, Any]]:
+def _counted(
+    records: Iterator[dict[str, Any]], progress: Callable[[int], None] | None
+) -> list[dict[str, Any]]:
     if progress is None:
         return list(records)
     out = []
@@ -68,7 +78,9 @@ def _counted(records: Iterator[dict[str, Any]], progress: Callable[[int], None] 
 
 def _check_channel(channel: str) -> None:
     if channel != "in_app":
-        raise InvalidInput(f"channel: {validation.shown(channel)} is not a channel (in_app)")
+        raise InvalidInput(
+            f"channel: {validation.shown(channel)} is not a channel (in_app)"
+        )
 
 
 class _Records:
@@ -142,11 +154,15 @@ class Client:
         lock_timeout: float = 10.0,
         artifacts: str | os.PathLike[str] | None = None,
     ) -> None:
-        self._store = store if isinstance(store, Store) else open_store(
-            store, lock_timeout=lock_timeout
+        self._store = (
+            store
+            if isinstance(store, Store)
+            else open_store(store, lock_timeout=lock_timeout)
         )
         self._clock = clock or clocks.now
-        self.artifacts = os.path.abspath(artifacts) if artifacts else results.artifacts_root()
+        self.artifacts = (
+            os.path.abspath(artifacts) if artifacts else results.artifacts_root()
+        )
 
     @property
     def store(self) -> Store:
@@ -188,9 +204,15 @@ class Client:
         if sync and tasks is None:
             raise InvalidInput("sync=True needs tasks= (a TaskRegistry)")
         spec = {
-            "task": task, "org": org, "payload": payload, "queue": queue,
-            "priority": priority, "delay": delay, "at": at,
-            "idempotency_key": idempotency_key, "max_retries": max_retries,
+            "task": task,
+            "org": org,
+            "payload": payload,
+            "queue": queue,
+            "priority": priority,
+            "delay": delay,
+            "at": at,
+            "idempotency_key": idempotency_key,
+            "max_retries": max_retries,
         }
         job = self.submit_many([spec])[0]
         if sync and not job.deduplicated:
@@ -198,7 +220,9 @@ class Client:
             job = self.run_job(job.job_id, org=org, tasks=tasks, until_done=True)
         return job
 
-    def submit_many(self, specs: Iterable[Mapping[str, Any]], *, org: str | None = None) -> list[Job]:
+    def submit_many(
+        self, specs: Iterable[Mapping[str, Any]], *, org: str | None = None
+    ) -> list[Job]:
         """Queue several jobs in one transaction; returns the jobs in order.
 
         Each spec is a mapping with ``task`` and optionally ``org`` (or the
@@ -225,7 +249,11 @@ class Client:
                 if key is not None:
                     found = tx.find("jobs_by_idempotency", (args["org"], key))
                     if found:
-                        jobs.append(dataclasses.replace(Job.from_dict(found[0]), deduplicated=True))
+                        jobs.append(
+                            dataclasses.replace(
+                                Job.from_dict(found[0]), deduplicated=True
+                            )
+                        )
                         continue
                 job, event = lifecycle.submit(now=now, **args)
                 records.save(job, event)
@@ -233,19 +261,27 @@ class Client:
                 jobs.append(job)
         return jobs
 
-    def validate_submission(self, spec: Mapping[str, Any], *, org: str | None = None) -> None:
+    def validate_submission(
+        self, spec: Mapping[str, Any], *, org: str | None = None
+    ) -> None:
         """Raise InvalidInput if ``submit_many`` would refuse this spec."""
         self._prepare(spec, org, self._clock())
 
-    def _prepare(self, spec: Mapping[str, Any], org: str | None, now: datetime) -> dict[str, Any]:
+    def _prepare(
+        self, spec: Mapping[str, Any], org: str | None, now: datetime
+    ) -> dict[str, Any]:
         if not isinstance(spec, Mapping):
-            raise InvalidInput(f"a job must be a JSON object, not {type(spec).__name__}")
+            raise InvalidInput(
+                f"a job must be a JSON object, not {type(spec).__name__}"
+            )
         unknown = sorted(set(spec) - SUBMIT_FIELDS)
         if unknown:
             raise InvalidInput(f"unknown field(s): {', '.join(map(str, unknown))}")
         job_org = spec.get("org") if spec.get("org") is not None else org
         if org is not None and spec.get("org") not in (None, org):
-            raise InvalidInput(f"org: {validation.shown(spec.get('org'))} differs from {org}")
+            raise InvalidInput(
+                f"org: {validation.shown(spec.get('org'))} differs from {org}"
+            )
         if "task" not in spec:
             raise InvalidInput("task: missing")
         delay = validation.delay(0 if spec.get("delay") is None else spec["delay"])
@@ -254,7 +290,9 @@ class Client:
             raise InvalidInput("give either delay or at, not both")
         if at is not None and not isinstance(at, datetime):
             if not isinstance(at, str):
-                raise InvalidInput(f"at: {validation.shown(at)} is not an ISO 8601 time")
+                raise InvalidInput(
+                    f"at: {validation.shown(at)} is not an ISO 8601 time"
+                )
             at = clocks.parse_iso(at, field="at")
         return {
             "task": validation.name(spec["task"], "task"),
@@ -263,7 +301,9 @@ class Client:
             "queue": validation.name(
                 "default" if spec.get("queue") is None else spec["queue"], "queue"
             ),
-            "priority": validation.priority(5 if spec.get("priority") is None else spec["priority"]),
+            "priority": validation.priority(
+                5 if spec.get("priority") is None else spec["priority"]
+            ),
             "run_after": lifecycle.run_after(now, delay=delay, at=at),
             "idempotency_key": validation.idempotency_key(spec.get("idempotency_key")),
             "max_retries": validation.max_retries(spec.get("max_retries")),
@@ -291,12 +331,15 @@ class Client:
                 status = JobStatus(status)
             except ValueError as exc:
                 choices = ", ".join(s.value for s in JobStatus)
-                raise InvalidInput(f"status: {validation.shown(status)} is not one of {choices}") from exc
+                raise InvalidInput(
+                    f"status: {validation.shown(status)} is not one of {choices}"
+                ) from exc
         if queue is not None:
             validation.name(queue, "queue")
         with self._store.read() as tx:
             found = [
-                r for r in tx.find("jobs_by_org", org)
+                r
+                for r in tx.find("jobs_by_org", org)
                 if (status is None or r["status"] == status.value)
                 and (queue is None or r["queue"] == queue)
             ]
@@ -350,36 +393,63 @@ class Client:
         Returns the jobs the outcomes left (None for refused ones are left out)
         and up to ``want`` newly claimed jobs with their tokens.
         """
-        outcomes = [(token, self._store_large_value(token, outcome)) for token, outcome in outcomes]
+        outcomes = [
+            (token, self._store_large_value(token, outcome))
+            for token, outcome in outcomes
+        ]
         now = self._clock()
         with self._store.transaction() as tx:
             records = _Records(tx)
             finished = [
-                job for token, outcome in outcomes
-                if (job := running.finish(records, token, outcome, registry, now)) is not None
+                job
+                for token, outcome in outcomes
+                if (job := running.finish(records, token, outcome, registry, now))
+                is not None
             ]
             if finished:
                 old = tx.get("workers", worker.worker_id)
                 if old is not None:
-                    tx.put("workers", worker.worker_id,
-                           {**old, "processed_count": old.get("processed_count", 0) + len(finished)})
+                    tx.put(
+                        "workers",
+                        worker.worker_id,
+                        {
+                            **old,
+                            "processed_count": old.get("processed_count", 0)
+                            + len(finished),
+                        },
+                    )
             if expire:
                 running.expire_leases(records, registry, now)
-            claimed = running.claim(
-                records, worker_id=worker.worker_id, queues=worker.queues, limit=want,
-                lease_seconds=worker.lease_seconds, registry=registry, now=now,
-            ) if want > 0 else []
+            claimed = (
+                running.claim(
+                    records,
+                    worker_id=worker.worker_id,
+                    queues=worker.queues,
+                    limit=want,
+                    lease_seconds=worker.lease_seconds,
+                    registry=registry,
+                    now=now,
+                )
+                if want > 0
+                else []
+            )
         return finished, claimed
 
-    def _store_large_value(self, token: Token, outcome: dict[str, Any]) -> dict[str, Any]:
+    def _store_large_value(
+        self, token: Token, outcome: dict[str, Any]
+    ) -> dict[str, Any]:
         """Write a value over the inline limit to its artifact file, before the commit."""
         if not outcome.get("ok"):
             return outcome
         try:
             data = json.dumps(outcome.get("value"), allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
-            return {**outcome, "ok": False, "retryable": False,
-                    "error": {"type": type(exc).__name__, "message": str(exc)}}
+            return {
+                **outcome,
+                "ok": False,
+                "retryable": False,
+                "error": {"type": type(exc).__name__, "message": str(exc)},
+            }
         if len(data) <= results.inline_limit():
             return outcome
         result_id = ids.new_id("res", self._clock())
@@ -389,12 +459,21 @@ class Client:
             FileIO(fsync=True).write_atomic(path, data)
         except OSError as exc:
             raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        return {**outcome, "result_id": result_id, "value_file": {
-            "path": path, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
+        return {
+            **outcome,
+            "result_id": result_id,
+            "value_file": {
+                "path": path,
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            },
+        }
 
     # -- results and notifications -------------------------------------------
 
-    def get_result(self, result_id: str, *, org: str, view: str = "latest") -> dict[str, Any]:
+    def get_result(
+        self, result_id: str, *, org: str, view: str = "latest"
+    ) -> dict[str, Any]:
         """The permalink of a result: the newest version of its job, or exactly this one.
 
         NotFound for a missing id and another org's result alike.
@@ -402,11 +481,15 @@ class Client:
         validation.org(org)
         results.check_view(view)
         with self._store.read() as tx:
-            record = tx.get("results", result_id) if isinstance(result_id, str) else None
+            record = (
+                tx.get("results", result_id) if isinstance(result_id, str) else None
+            )
             if record is None or record.get("org_id") != org:
                 raise NotFound(f"result {_id_text(result_id)} not found")
             requested = Result.from_dict(record)
-            versions = [Result.from_dict(r) for r in tx.find("results_by_job", requested.job_id)]
+            versions = [
+                Result.from_dict(r) for r in tx.find("results_by_job", requested.job_id)
+            ]
         served, mode = results.permalink(requested, versions, view)
         return results.permalink_doc(served, result_id, mode, self._value_of(served))
 
@@ -420,7 +503,10 @@ class Client:
             raise StoreError(
                 f"result {result.result_id}: cannot read {result.value_file}: {exc.strerror}"
             ) from exc
-        if len(data) != result.value_bytes or hashlib.sha256(data).hexdigest() != result.value_sha256:
+        if (
+            len(data) != result.value_bytes
+            or hashlib.sha256(data).hexdigest() != result.value_sha256
+        ):
             raise StoreCorrupt(
                 f"result {result.result_id}: {result.value_file} does not match its sha256"
             )
@@ -435,18 +521,26 @@ class Client:
         validation.limit(limit)
         with self._store.read() as tx:
             _Records(tx).job(job_id, org=org)
-            found = [r for r in tx.find("notifications_by_job", job_id)
-                     if r.get("channel", "in_app") == channel]
+            found = [
+                r
+                for r in tx.find("notifications_by_job", job_id)
+                if r.get("channel", "in_app") == channel
+            ]
         found.sort(key=lambda r: (r["created_at"], r["notification_id"]), reverse=True)
         return [Notification.from_dict(r) for r in found[:limit]]
 
-    def inbox(self, *, org: str, unread: bool = False, limit: int = 50) -> list[Notification]:
+    def inbox(
+        self, *, org: str, unread: bool = False, limit: int = 50
+    ) -> list[Notification]:
         """The org's in-app notifications, latest first."""
         validation.org(org)
         validation.limit(limit)
         with self._store.read() as tx:
-            found = [r for r in tx.find("notifications_by_org", org)
-                     if not unread or r.get("read_at") is None]
+            found = [
+                r
+                for r in tx.find("notifications_by_org", org)
+                if not unread or r.get("read_at") is None
+            ]
         found.sort(key=lambda r: (r["created_at"], r["notification_id"]), reverse=True)
         return [Notification.from_dict(r) for r in found[:limit]]
 
@@ -469,12 +563,18 @@ class Client:
                 for notification_id in notification_ids:
                     record = tx.get("notifications", notification_id)
                     if record is None or record.get("org_id") != org:
-                        raise NotFound(f"notification {_id_text(notification_id)} not found")
+                        raise NotFound(
+                            f"notification {_id_text(notification_id)} not found"
+                        )
                     targets.append(record)
             changed = 0
             for record in targets:
                 if record.get("read_at") is None:
-                    tx.put("notifications", record["notification_id"], {**record, "read_at": stamp})
+                    tx.put(
+                        "notifications",
+                        record["notification_id"],
+                        {**record, "read_at": stamp},
+                    )
                     changed += 1
         return changed
 
@@ -484,9 +584,12 @@ class Client:
         with self._store.read() as tx:
             pruned = (tx.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")
             summary = observability.summarize(
-                jobs=tx.scan("jobs"), notifications=tx.scan("notifications"),
-                breakers=list(tx.scan("breakers")), workers=list(tx.scan("workers")),
-                counters={r["name"]: r for r in tx.scan("counters")}, now=now,
+                jobs=tx.scan("jobs"),
+                notifications=tx.scan("notifications"),
+                breakers=list(tx.scan("breakers")),
+                workers=list(tx.scan("workers")),
+                counters={r["name"]: r for r in tx.scan("counters")},
+                now=now,
                 pruned_before=pruned,
             )
             summary["generation"] = tx.generation
@@ -498,16 +601,25 @@ class Client:
         with self._store.transaction() as tx:
             return running.heartbeat(_Records(tx), worker, tokens, now)
 
-    def release(self, tokens: Collection[Token], worker: WorkerInfo | None = None) -> int:
+    def release(
+        self, tokens: Collection[Token], worker: WorkerInfo | None = None
+    ) -> int:
         """Requeue jobs a stopping worker still holds; returns how many."""
         now = self._clock()
         with self._store.transaction() as tx:
             released = running.release(_Records(tx), tokens, now)
             if worker is not None:
                 old = tx.get("workers", worker.worker_id) or worker.to_dict()
-                tx.put("workers", worker.worker_id, {
-                    **old, "state": "stopped", "running": [],
-                    "last_seen_at": clocks.to_iso(now)})
+                tx.put(
+                    "workers",
+                    worker.worker_id,
+                    {
+                        **old,
+                        "state": "stopped",
+                        "running": [],
+                        "last_seen_at": clocks.to_iso(now),
+                    },
+                )
         return released
 
     def enqueue_periodic(self, registry: TaskRegistry) -> list[Job]:
@@ -534,16 +646,28 @@ class Client:
                         f"job {job.job_id} is {job.status.value}; only a queued job can run"
                     )
                 claimed = running.claim(
-                    records, worker_id=worker.worker_id, queues=[job.queue], limit=1,
-                    lease_seconds=worker.lease_seconds, registry=tasks, now=self._clock(),
+                    records,
+                    worker_id=worker.worker_id,
+                    queues=[job.queue],
+                    limit=1,
+                    lease_seconds=worker.lease_seconds,
+                    registry=tasks,
+                    now=self._clock(),
                     only_job=job.job_id,
                 )
-            (job, token), = claimed
-            spec = {"job_id": job.job_id, "org_id": job.org_id, "task": job.task,
-                    "payload": job.payload, "attempt": job.attempts, "run": job.run}
+            ((job, token),) = claimed
+            spec = {
+                "job_id": job.job_id,
+                "org_id": job.org_id,
+                "task": job.task,
+                "payload": job.payload,
+                "attempt": job.attempts,
+                "run": job.run,
+            }
             outcome = execution.run(tasks.get(job.task), spec)
-            finished, _ = self.exchange(worker, [(token, outcome)], want=0, registry=tasks,
-                                        expire=False)
+            finished, _ = self.exchange(
+                worker, [(token, outcome)], want=0, registry=tasks, expire=False
+            )
             job = finished[0] if finished else self.get_job(job_id, org=org)
             if not until_done or job.status is not JobStatus.QUEUED:
                 return job
@@ -554,9 +678,16 @@ class Client:
 
         now = clocks.to_iso(self._clock())
         return WorkerInfo(
-            worker_id=ids.new_id("wrk", self._clock()), host=socket.gethostname(),
-            pid=os.getpid(), queues=[], concurrency=1, started_at=now, last_seen_at=now,
-            heartbeat_seconds=10.0, lease_seconds=300.0, state="inline",
+            worker_id=ids.new_id("wrk", self._clock()),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=[],
+            concurrency=1,
+            started_at=now,
+            last_seen_at=now,
+            heartbeat_seconds=10.0,
+            lease_seconds=300.0,
+            state="inline",
         )
 
     def register_worker(self, worker: WorkerInfo) -> None:
@@ -567,7 +698,9 @@ class Client:
         """Every worker record, newest first, with ``gone`` for one not seen in 3 heartbeats."""
         now = self._clock()
         with self._store.read() as tx:
-            found = sorted(tx.scan("workers"), key=lambda r: r["started_at"], reverse=True)
+            found = sorted(
+                tx.scan("workers"), key=lambda r: r["started_at"], reverse=True
+            )
         return [observability.worker_view(record, now) for record in found]
 
     def breakers(self) -> list[dict[str, Any]]:
@@ -583,7 +716,8 @@ class Client:
             if record is None:
                 raise NotFound(f"breaker {name} not found")
             breaker, event = breaker_rules.reset(
-                breaker_rules.Breaker.from_dict(record, name), self._clock())
+                breaker_rules.Breaker.from_dict(record, name), self._clock()
+            )
             _Records(tx).save(breaker, event)
         return breaker.to_dict()
 
@@ -606,25 +740,32 @@ class Client:
         files go after their records are committed, never before.
         ``progress`` is called with the number of records read so far.
         """
-        ttls = {"results_ttl_seconds": results_ttl_seconds,
-                "events_ttl_seconds": events_ttl_seconds,
-                "notifications_ttl_seconds": notifications_ttl_seconds,
-                "jobs_ttl_seconds": jobs_ttl_seconds}
+        ttls = {
+            "results_ttl_seconds": results_ttl_seconds,
+            "events_ttl_seconds": events_ttl_seconds,
+            "notifications_ttl_seconds": notifications_ttl_seconds,
+            "jobs_ttl_seconds": jobs_ttl_seconds,
+        }
         for name, value in ttls.items():
             if value is None and name in ("results_ttl_seconds", "events_ttl_seconds"):
                 raise InvalidInput(f"{name}: required")
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float))
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
                 or not 0 <= value < float("inf")
             ):
-                raise InvalidInput(f"{name}: {validation.shown(value)} is not a number of seconds")
+                raise InvalidInput(
+                    f"{name}: {validation.shown(value)} is not a number of seconds"
+                )
         if isinstance(now, str):
             now = clocks.parse_iso(now, field="now")
         moment = now or self._clock()
         opened = self._store.read() if dry_run else self._store.transaction()
         with opened as tx:
-            records = {kind: _counted(tx.scan(kind), progress)
-                       for kind in ("jobs", "results", "events", "notifications")}
+            records = {
+                kind: _counted(tx.scan(kind), progress)
+                for kind in ("jobs", "results", "events", "notifications")
+            }
             plan = retention.plan(records, now=moment, **ttls)
             if not dry_run:
                 for kind, _ in retention.KINDS:
@@ -633,16 +774,20 @@ class Client:
                 if plan.notifications_cutoff is not None:
                     old = tx.get("counters", retention.PRUNED_CUTOFF) or {}
                     cutoff = max(plan.notifications_cutoff, old.get("at") or "")
-                    tx.put("counters", retention.PRUNED_CUTOFF,
-                           {"name": retention.PRUNED_CUTOFF, "at": cutoff})
+                    tx.put(
+                        "counters",
+                        retention.PRUNED_CUTOFF,
+                        {"name": retention.PRUNED_CUTOFF, "at": cutoff},
+                    )
         if not dry_run:
             for path in plan.files:  # only now that their records are gone
                 try:
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
-        return retention.report(plan, dry_run=dry_run, store_file=self._store.url, now=moment,
-                                **ttls)
+        return retention.report(
+            plan, dry_run=dry_run, store_file=self._store.url, now=moment, **ttls
+        )
 
     # -- store maintenance -------------------------------------------------
 
@@ -650,7 +795,11 @@ class Client:
         """Create an empty store if there is none; an existing one is left as it is."""
         created = self._store.initialize()
         with self._store.read() as tx:
-            return {"store": self._store.url, "created": created, "generation": tx.generation}
+            return {
+                "store": self._store.url,
+                "created": created,
+                "generation": tx.generation,
+            }
 
     def check(self) -> CheckReport:
         """Validate the store: files, checksums, schema, then references."""
@@ -669,9 +818,12 @@ class Client:
                 pruned = (tx.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")
             report.problems += integrity.reference_problems(records)
             keys = {n.get("dedupe_key") for n in records["notifications"]}
-            for job_id in observability.missing_notifications(records["jobs"], keys, pruned):
+            for job_id in observability.missing_notifications(
+                records["jobs"], keys, pruned
+            ):
                 report.problems.append(
-                    f"job {job_id} is terminal but has no in-app notification for it")
+                    f"job {job_id} is terminal but has no in-app notification for it"
+                )
         return report
 
     def compact(self) -> dict[str, Any]:

@@ -55,16 +55,23 @@ def run(task: Task | None, spec: dict[str, Any]) -> dict[str, Any]:
     job_id = spec["job_id"]
     if task is None:
         return {
-            "job_id": job_id, "ok": False, "retryable": False,
-            "error": {"type": "UnknownTask",
-                      "message": f"no task named {spec['task']} in this worker's app"},
+            "job_id": job_id,
+            "ok": False,
+            "retryable": False,
+            "error": {
+                "type": "UnknownTask",
+                "message": f"no task named {spec['task']} in this worker's app",
+            },
         }
     kwargs = dict(spec.get("payload") or {})
     if task.wants_job:
         logger = logging.getLogger(f"asyncjobs.task.{task.name}")
         kwargs["job"] = JobContext(
-            job_id=job_id, org_id=spec["org_id"], task=task.name,
-            attempt=spec["attempt"], run=spec["run"],
+            job_id=job_id,
+            org_id=spec["org_id"],
+            task=task.name,
+            attempt=spec["attempt"],
+            run=spec["run"],
             log=_CorrelationAdapter(logger, {"correlation_id": job_id}),
         )
     try:
@@ -74,7 +81,12 @@ def run(task: Task | None, spec: dict[str, Any]) -> dict[str, Any]:
         retryable = task.retries(type(exc))
         if isinstance(exc, (TypeError, ValueError)) and "JSON" in str(exc):
             retryable = False
-        return {"job_id": job_id, "ok": False, "retryable": retryable, "error": error_of(exc)}
+        return {
+            "job_id": job_id,
+            "ok": False,
+            "retryable": retryable,
+            "error": error_of(exc),
+        }
     return {"job_id": job_id, "ok": True, "value": value}
 
 

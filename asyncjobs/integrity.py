@@ -20,12 +20,15 @@ def reference_problems(records: Mapping[str, Iterable[Record]]) -> list[str]:
         if not isinstance(job_id, str):
             problems.append(f"a job record has no job_id: {_short(job)}")
         job_ids.add(job_id)
-    for kind, key in (("results", "result_id"), ("events", "event_id"),
-                      ("notifications", "notification_id")):
+    for kind, key in (
+        ("results", "result_id"),
+        ("events", "event_id"),
+        ("notifications", "notification_id"),
+    ):
         for record in records.get(kind, ()):
-            if record.get("job_id") is None and str(record.get("event_type", "")).startswith(
-                "async.breaker."
-            ):
+            if record.get("job_id") is None and str(
+                record.get("event_type", "")
+            ).startswith("async.breaker."):
                 continue  # a breaker changed by hand belongs to no job
             if record.get("job_id") not in job_ids:
                 problems.append(

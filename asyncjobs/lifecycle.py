@@ -94,7 +94,9 @@ def submit(
         idempotency_key=idempotency_key,
     )
     delay_seconds = max(0.0, (run_after - now).total_seconds())
-    return job, new_event(job, EventType.QUEUED, now, reason="submit", delay_seconds=delay_seconds)
+    return job, new_event(
+        job, EventType.QUEUED, now, reason="submit", delay_seconds=delay_seconds
+    )
 
 
 _TERMINAL_EVENTS = {
@@ -110,18 +112,26 @@ def _terminal(
     """A job reaching a terminal state, with its event and its one notification."""
     stamp = clock.to_iso(now)
     job = dataclasses.replace(
-        job, status=status, lease_expires_at=None, finished_at=stamp, updated_at=stamp,
+        job,
+        status=status,
+        lease_expires_at=None,
+        finished_at=stamp,
+        updated_at=stamp,
         **changes,
     )
     event_type = _TERMINAL_EVENTS[status]
-    return job, [new_event(job, event_type, now, **data),
-                 new_notification(job, event_type, now)]
+    return job, [
+        new_event(job, event_type, now, **data),
+        new_notification(job, event_type, now),
+    ]
 
 
 def cancel(job: Job, *, now: datetime) -> tuple[Job, Event, Notification]:
     """queued -> canceled; any other state is a Conflict."""
     if job.status is not JobStatus.QUEUED:
-        raise Conflict(f"job {job.job_id} is {job.status.value}; only a queued job can be canceled")
+        raise Conflict(
+            f"job {job.job_id} is {job.status.value}; only a queued job can be canceled"
+        )
     job, (event, notification) = _terminal(job, JobStatus.CANCELED, now, data={})
     return job, event, notification
 
@@ -151,7 +161,9 @@ def retry(job: Job, *, now: datetime) -> tuple[Job, Event]:
     return job, new_event(job, EventType.QUEUED, now, reason="retry")
 
 
-def run_after(now: datetime, *, delay: float = 0.0, at: datetime | None = None) -> datetime:
+def run_after(
+    now: datetime, *, delay: float = 0.0, at: datetime | None = None
+) -> datetime:
     """When a new job may first run: ``at``, or ``delay`` seconds from ``now``."""
     return at if at is not None else now + timedelta(seconds=delay)
 
@@ -190,7 +202,9 @@ def claim(
 ) -> tuple[Job, Event]:
     """queued -> running for one more attempt, leased to ``worker_id``."""
     if job.status is not JobStatus.QUEUED:
-        raise Conflict(f"job {job.job_id} is {job.status.value}; only a queued job can run")
+        raise Conflict(
+            f"job {job.job_id} is {job.status.value}; only a queued job can run"
+        )
     stamp = clock.to_iso(now)
     job = dataclasses.replace(
         job,
@@ -222,8 +236,14 @@ def lease_expired(job: Job, now: datetime) -> bool:
 
 def complete(job: Job, *, result_id: str, now: datetime) -> tuple[Job, list[Any]]:
     """running -> completed with its result; the event and the notification."""
-    return _terminal(job, JobStatus.COMPLETED, now, data={"result_id": result_id},
-                     result_id=result_id, error=None)
+    return _terminal(
+        job,
+        JobStatus.COMPLETED,
+        now,
+        data={"result_id": result_id},
+        result_id=result_id,
+        error=None,
+    )
 
 
 def backoff_seconds(
@@ -271,8 +291,14 @@ def fail_attempt(
             updated_at=stamp,
         )
         return job, [
-            new_event(job, EventType.RETRY_SCHEDULED, now, error_type=error.get("type"),
-                      message=error.get("message"), delay_seconds=round(wait, 6))
+            new_event(
+                job,
+                EventType.RETRY_SCHEDULED,
+                now,
+                error_type=error.get("type"),
+                message=error.get("message"),
+                delay_seconds=round(wait, 6),
+            )
         ]
     return _failed(job, error, now)
 
@@ -284,8 +310,13 @@ def _failed(job: Job, error: dict[str, Any], now: datetime) -> tuple[Job, list[A
 
 def expire_lease(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
     """A running job whose lease ran out: the attempt counts; queued again or failed."""
-    expired = new_event(job, EventType.LEASE_EXPIRED, now, worker_id=job.worker_id,
-                        lease_expires_at=job.lease_expires_at)
+    expired = new_event(
+        job,
+        EventType.LEASE_EXPIRED,
+        now,
+        worker_id=job.worker_id,
+        lease_expires_at=job.lease_expires_at,
+    )
     max_retries = job.max_retries if job.max_retries is not None else 0
     if job.attempts > max_retries:
         error = {
@@ -320,13 +351,19 @@ def release(job: Job, *, now: datetime) -> tuple[Job, Event]:
         run_after=stamp,
         updated_at=stamp,
     )
-    return job, new_event(job, EventType.QUEUED, now, reason="worker_shutdown",
-                          released_by=released_by)
+    return job, new_event(
+        job, EventType.QUEUED, now, reason="worker_shutdown", released_by=released_by
+    )
 
 
 def refuse_stale(job: Job, token: Token, *, what: str, now: datetime) -> Event:
     """The event recording an outcome or heartbeat refused under a superseded token."""
     return new_event(
-        job, EventType.STALE_OUTCOME_REFUSED, now, refused=what,
-        token_attempt=token.attempt, token_run=token.run, token_worker=token.worker_id,
+        job,
+        EventType.STALE_OUTCOME_REFUSED,
+        now,
+        refused=what,
+        token_attempt=token.attempt,
+        token_run=token.run,
+        token_worker=token.worker_id,
     )

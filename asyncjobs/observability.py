@@ -36,7 +36,9 @@ def worker_view(record: Mapping[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def missing_notifications(
-    jobs: Iterable[Mapping[str, Any]], dedupe_keys: set[str], pruned_before: str | None = None
+    jobs: Iterable[Mapping[str, Any]],
+    dedupe_keys: set[str],
+    pruned_before: str | None = None,
 ) -> list[str]:
     """Terminal jobs without the in-app notification of their terminal transition.
 
@@ -50,7 +52,10 @@ def missing_notifications(
             continue
         if pruned_before and (job.get("finished_at") or "") < pruned_before:
             continue
-        if lifecycle.dedupe_key_of(job["job_id"], event, job.get("run", 1)) not in dedupe_keys:
+        if (
+            lifecycle.dedupe_key_of(job["job_id"], event, job.get("run", 1))
+            not in dedupe_keys
+        ):
             missing.append(job["job_id"])
     return missing
 
@@ -70,7 +75,9 @@ def summarize(
     open_tasks = {
         task
         for b in breakers
-        if breaker_rules.blocks(breaker_rules.Breaker.from_dict(dict(b), b["name"]), now)
+        if breaker_rules.blocks(
+            breaker_rules.Breaker.from_dict(dict(b), b["name"]), now
+        )
         for task in b.get("tasks", [])
     }
     by_status_queue: dict[tuple[str, str], int] = {}
@@ -81,10 +88,15 @@ def summarize(
     for job in jobs:
         status, queue = job["status"], job["queue"]
         by_status_queue[(status, queue)] = by_status_queue.get((status, queue), 0) + 1
-        q = queues.setdefault(queue, {"depth": 0, "oldest_queued_at": None, "running": 0})
+        q = queues.setdefault(
+            queue, {"depth": 0, "oldest_queued_at": None, "running": 0}
+        )
         if status == "queued":
             q["depth"] += 1
-            if q["oldest_queued_at"] is None or job["updated_at"] < q["oldest_queued_at"]:
+            if (
+                q["oldest_queued_at"] is None
+                or job["updated_at"] < q["oldest_queued_at"]
+            ):
                 q["oldest_queued_at"] = job["updated_at"]
             if job["run_after"] <= stamp:
                 runnable += 1
@@ -100,13 +112,21 @@ def summarize(
                 last_finished = finished
             if status == "failed" and finished and finished >= hour_ago:
                 failed_1h += 1
-    keys = {n.get("dedupe_key") for n in notifications if n.get("channel", "in_app") == "in_app"}
+    keys = {
+        n.get("dedupe_key")
+        for n in notifications
+        if n.get("channel", "in_app") == "in_app"
+    }
     for q in queues.values():
         oldest = q["oldest_queued_at"]
         q["oldest_age_s"] = (
-            round((now - clock.parse_iso(oldest)).total_seconds(), 3) if oldest else None
+            round((now - clock.parse_iso(oldest)).total_seconds(), 3)
+            if oldest
+            else None
         )
-    oldest_all = [q["oldest_age_s"] for q in queues.values() if q["oldest_age_s"] is not None]
+    oldest_all = [
+        q["oldest_age_s"] for q in queues.values() if q["oldest_age_s"] is not None
+    ]
     seen = [worker_view(w, now) for w in workers]
     stale = runnable > 0 and (
         last_finished is None
@@ -124,28 +144,44 @@ def summarize(
         "oldest_queued_age_s": max(oldest_all) if oldest_all else None,
         "last_finished_at": last_finished,
         "materializer_stale": stale,
-        "terminal_without_notification": missing_notifications(terminal_jobs, keys,
-                                                                pruned_before),
+        "terminal_without_notification": missing_notifications(
+            terminal_jobs, keys, pruned_before
+        ),
         "breakers": sorted((dict(b) for b in breakers), key=lambda b: b["name"]),
         "workers": seen,
         "workers_seen": sum(not w["gone"] for w in seen),
-        "counters": {name: r.get("value", 0) for name, r in counters.items() if "value" in r},
+        "counters": {
+            name: r.get("value", 0) for name, r in counters.items() if "value" in r
+        },
         "duration": counters.get(metrics.DURATION) or metrics.empty_histogram(),
     }
 
 
 def async_enabled() -> bool:
     return os.environ.get("ASYNCJOBS_ASYNC_ENABLED", "1").strip().lower() not in (
-        "0", "false", "no", "off")
+        "0",
+        "false",
+        "no",
+        "off",
+    )
 
 
-def async_section(summary: Mapping[str, Any] | None, error: str | None = None) -> dict[str, Any]:
+def async_section(
+    summary: Mapping[str, Any] | None, error: str | None = None
+) -> dict[str, Any]:
     """The ``async`` part of /telemetry; all figures null when the store is unreadable."""
     if summary is None:
         return {
-            "async_enabled": async_enabled(), "worker_seen": None, "materializer_stale": None,
-            "last_materialize_ts": None, "blocked_mutations_count": None, "queue_depth": None,
-            "running": None, "failed_1h": None, "oldest_queued_age_s": None, "breakers": None,
+            "async_enabled": async_enabled(),
+            "worker_seen": None,
+            "materializer_stale": None,
+            "last_materialize_ts": None,
+            "blocked_mutations_count": None,
+            "queue_depth": None,
+            "running": None,
+            "failed_1h": None,
+            "oldest_queued_age_s": None,
+            "breakers": None,
             "degraded": True,
         }
     return {
@@ -167,11 +203,21 @@ def metrics_text(summary: Mapping[str, Any] | None, http: Mapping[str, Any]) -> 
     """The /metrics exposition: store figures (when readable) and this process's HTTP figures."""
     out = metrics.Exposition()
     if summary is not None:
-        out.family("asyncjobs_jobs", "gauge", "Jobs by status and queue.",
-                   [({"status": s, "queue": q}, n)
-                    for (s, q), n in sorted(summary["by_status_queue"].items())])
-        out.family("asyncjobs_queue_depth", "gauge", "Queued jobs per queue.",
-                   [({"queue": q}, v["depth"]) for q, v in summary["queues"].items()])
+        out.family(
+            "asyncjobs_jobs",
+            "gauge",
+            "Jobs by status and queue.",
+            [
+                ({"status": s, "queue": q}, n)
+                for (s, q), n in sorted(summary["by_status_queue"].items())
+            ],
+        )
+        out.family(
+            "asyncjobs_queue_depth",
+            "gauge",
+            "Queued jobs per queue.",
+            [({"queue": q}, v["depth"]) for q, v in summary["queues"].items()],
+        )
         counters = summary["counters"]
         for name, help_text in (
             ("jobs_submitted_total", "Jobs submitted."),
@@ -180,24 +226,60 @@ def metrics_text(summary: Mapping[str, Any] | None, http: Mapping[str, Any]) -> 
             ("jobs_canceled_total", "Jobs canceled."),
             ("attempts_failed_total", "Failed attempts, retried or not."),
             ("leases_expired_total", "Leases that ran out and were rescued."),
-            ("stale_outcomes_refused_total", "Outcomes refused under a superseded lease."),
+            (
+                "stale_outcomes_refused_total",
+                "Outcomes refused under a superseded lease.",
+            ),
         ):
-            out.family(f"asyncjobs_{name}", "counter", help_text, [({}, counters.get(name, 0))])
-        out.histogram("asyncjobs_job_duration_seconds", "Attempt durations.",
-                      metrics.DURATION_BUCKETS, [({}, summary["duration"])])
-        out.family("asyncjobs_breaker_open", "gauge", "1 while a breaker holds jobs back.",
-                   [({"breaker": b["name"]}, int(b["state"] != "closed"))
-                    for b in summary["breakers"]])
-        out.family("asyncjobs_workers_seen", "gauge", "Workers seen within three heartbeats.",
-                   [({}, summary["workers_seen"])])
-        out.family("asyncjobs_terminal_jobs_without_in_app_notification", "gauge",
-                   "Terminal jobs missing their in-app notification (must stay 0).",
-                   [({}, len(summary["terminal_without_notification"]))])
-    out.family("asyncjobs_store_up", "gauge", "1 when the store could be read.",
-               [({}, int(summary is not None))])
-    out.family("asyncjobs_http_requests_total", "counter", "HTTP requests by route and status.",
-               [({"path": p, "status": str(s)}, n) for (p, s), n in sorted(http["counts"].items())])
-    out.histogram("asyncjobs_http_request_duration_seconds", "HTTP request durations.",
-                  metrics.HTTP_BUCKETS,
-                  [({"path": p}, h) for p, h in sorted(http["durations"].items())])
+            out.family(
+                f"asyncjobs_{name}", "counter", help_text, [({}, counters.get(name, 0))]
+            )
+        out.histogram(
+            "asyncjobs_job_duration_seconds",
+            "Attempt durations.",
+            metrics.DURATION_BUCKETS,
+            [({}, summary["duration"])],
+        )
+        out.family(
+            "asyncjobs_breaker_open",
+            "gauge",
+            "1 while a breaker holds jobs back.",
+            [
+                ({"breaker": b["name"]}, int(b["state"] != "closed"))
+                for b in summary["breakers"]
+            ],
+        )
+        out.family(
+            "asyncjobs_workers_seen",
+            "gauge",
+            "Workers seen within three heartbeats.",
+            [({}, summary["workers_seen"])],
+        )
+        out.family(
+            "asyncjobs_terminal_jobs_without_in_app_notification",
+            "gauge",
+            "Terminal jobs missing their in-app notification (must stay 0).",
+            [({}, len(summary["terminal_without_notification"]))],
+        )
+    out.family(
+        "asyncjobs_store_up",
+        "gauge",
+        "1 when the store could be read.",
+        [({}, int(summary is not None))],
+    )
+    out.family(
+        "asyncjobs_http_requests_total",
+        "counter",
+        "HTTP requests by route and status.",
+        [
+            ({"path": p, "status": str(s)}, n)
+            for (p, s), n in sorted(http["counts"].items())
+        ],
+    )
+    out.histogram(
+        "asyncjobs_http_request_duration_seconds",
+        "HTTP request durations.",
+        metrics.HTTP_BUCKETS,
+        [({"path": p}, h) for p, h in sorted(http["durations"].items())],
+    )
     return out.text()

@@ -8,92 +8,272 @@ from . import __version__
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _TENANT = [
-    {"name": "X-Org-Id", "in": "header", "required": False,
-     "description": "The tenant; X-Tenant-Id is accepted too. One of them is required.",
-     "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"}},
-    {"name": "X-Tenant-Id", "in": "header", "required": False,
-     "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"}},
+    {
+        "name": "X-Org-Id",
+        "in": "header",
+        "required": False,
+        "description": "The tenant; X-Tenant-Id is accepted too. One of them is required.",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"},
+    },
+    {
+        "name": "X-Tenant-Id",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"},
+    },
 ]
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    words = {400: "Invalid input or no tenant header", 404: "Missing, or another org's",
-             413: "Body over the limit", 503: "Store unavailable"}
+    words = {
+        400: "Invalid input or no tenant header",
+        404: "Missing, or another org's",
+        413: "Body over the limit",
+        503: "Store unavailable",
+    }
     return {str(code): _json(_ERROR, words[code]) for code in codes}
 
 
 def document() -> dict[str, Any]:
-    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    job_id = {
+        "name": "job_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "asyncjobs", "version": __version__,
-                 "description": "Jobs, result permalinks and notifications of one tenant."},
-        "paths": {
-            "/health": {"get": {"operationId": "health", "responses": {
-                "200": _json({"type": "object"}, "The store is readable"),
-                "503": _json({"type": "object"}, "The store is not readable")}}},
-            "/telemetry": {"get": {"operationId": "telemetry", "responses": {
-                "200": _json({"type": "object"}, "Always answered; degraded flags when the store is not readable")}}},
-            "/metrics": {"get": {"operationId": "metrics", "responses": {
-                "200": {"description": "Prometheus text exposition",
-                        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/openapi.json": {"get": {"operationId": "openapi", "responses": {
-                "200": _json({"type": "object"}, "This document")}}},
-            "/analyze/jobs": {"post": {
-                "operationId": "submitJob", "parameters": _TENANT,
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/Submission"}}}},
-                "responses": {"202": _json({"$ref": "#/components/schemas/Submitted"}, "Queued"),
-                              **_errors(400, 413, 503)}}},
-            "/analyze/jobs/{job_id}": {"get": {
-                "operationId": "getJob", "parameters": [job_id, *_TENANT],
-                "responses": {"200": _json({"$ref": "#/components/schemas/Job"}, "The job"),
-                              **_errors(400, 404, 503)}}},
-            "/analyze/jobs/{job_id}/notifications": {"get": {
-                "operationId": "jobNotifications",
-                "parameters": [job_id, *_TENANT,
-                               {"name": "channel", "in": "query", "schema": {"type": "string", "enum": ["in_app"]}},
-                               {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}],
-                "responses": {"200": _json({"type": "object", "required": ["job_id", "notifications"],
-                                            "properties": {"job_id": {"type": "string"},
-                                                           "notifications": {"type": "array", "items": {"$ref": "#/components/schemas/Notification"}}}},
-                                           "Latest first"),
-                              **_errors(400, 404, 503)}}},
-            "/analyze/results/{result_id}": {"get": {
-                "operationId": "getResult",
-                "parameters": [{"name": "result_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                               *_TENANT,
-                               {"name": "view", "in": "query", "schema": {"type": "string", "enum": ["latest", "pinned"]}}],
-                "responses": {"200": _json({"$ref": "#/components/schemas/Permalink"}, "The result version served"),
-                              **_errors(400, 404, 503)}}},
+        "info": {
+            "title": "asyncjobs",
+            "version": __version__,
+            "description": "Jobs, result permalinks and notifications of one tenant.",
         },
-        "components": {"schemas": {
-            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-                "type": "object", "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
-            "Submission": {"type": "object", "required": ["task"], "additionalProperties": False,
-                           "properties": {"task": {"type": "string"}, "payload": {"type": "object"},
-                                          "queue": {"type": "string"},
-                                          "priority": {"type": "integer", "minimum": 0, "maximum": 9},
-                                          "delay": {"type": "number", "minimum": 0},
-                                          "at": {"type": "string"},
-                                          "idempotency_key": {"type": "string"},
-                                          "max_retries": {"type": "integer", "minimum": 0}}},
-            "Submitted": {"type": "object", "required": ["job_id", "status"],
-                          "properties": {"job_id": {"type": "string"}, "status": {"type": "string"},
-                                         "deduplicated": {"type": "boolean"}}},
-            "Job": {"type": "object", "required": ["job_id", "org_id", "task", "queue", "priority",
-                                                    "status", "attempts", "result_id", "error",
-                                                    "created_at", "updated_at"]},
-            "Notification": {"type": "object", "required": [
-                "notification_id", "job_id", "org_id", "channel", "event_type", "dedupe_key",
-                "created_at", "read_at"]},
-            "Permalink": {"type": "object", "required": [
-                "result_id", "requested_result_id", "projection_mode", "job_id", "org_id",
-                "task", "value", "created_at"]},
-        }},
+        "paths": {
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "responses": {
+                        "200": _json({"type": "object"}, "The store is readable"),
+                        "503": _json({"type": "object"}, "The store is not readable"),
+                    },
+                }
+            },
+            "/telemetry": {
+                "get": {
+                    "operationId": "telemetry",
+                    "responses": {
+                        "200": _json(
+                            {"type": "object"},
+                            "Always answered; degraded flags when the store is not readable",
+                        )
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "responses": {"200": _json({"type": "object"}, "This document")},
+                }
+            },
+            "/analyze/jobs": {
+                "post": {
+                    "operationId": "submitJob",
+                    "parameters": _TENANT,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Submission"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(
+                            {"$ref": "#/components/schemas/Submitted"}, "Queued"
+                        ),
+                        **_errors(400, 413, 503),
+                    },
+                }
+            },
+            "/analyze/jobs/{job_id}": {
+                "get": {
+                    "operationId": "getJob",
+                    "parameters": [job_id, *_TENANT],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/Job"}, "The job"),
+                        **_errors(400, 404, 503),
+                    },
+                }
+            },
+            "/analyze/jobs/{job_id}/notifications": {
+                "get": {
+                    "operationId": "jobNotifications",
+                    "parameters": [
+                        job_id,
+                        *_TENANT,
+                        {
+                            "name": "channel",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["in_app"]},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 10000,
+                            },
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["job_id", "notifications"],
+                                "properties": {
+                                    "job_id": {"type": "string"},
+                                    "notifications": {
+                                        "type": "array",
+                                        "items": {
+                                            "$ref": "#/components/schemas/Notification"
+                                        },
+                                    },
+                                },
+                            },
+                            "Latest first",
+                        ),
+                        **_errors(400, 404, 503),
+                    },
+                }
+            },
+            "/analyze/results/{result_id}": {
+                "get": {
+                    "operationId": "getResult",
+                    "parameters": [
+                        {
+                            "name": "result_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        *_TENANT,
+                        {
+                            "name": "view",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["latest", "pinned"]},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {"$ref": "#/components/schemas/Permalink"},
+                            "The result version served",
+                        ),
+                        **_errors(400, 404, 503),
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                },
+                "Submission": {
+                    "type": "object",
+                    "required": ["task"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "task": {"type": "string"},
+                        "payload": {"type": "object"},
+                        "queue": {"type": "string"},
+                        "priority": {"type": "integer", "minimum": 0, "maximum": 9},
+                        "delay": {"type": "number", "minimum": 0},
+                        "at": {"type": "string"},
+                        "idempotency_key": {"type": "string"},
+                        "max_retries": {"type": "integer", "minimum": 0},
+                    },
+                },
+                "Submitted": {
+                    "type": "object",
+                    "required": ["job_id", "status"],
+                    "properties": {
+                        "job_id": {"type": "string"},
+                        "status": {"type": "string"},
+                        "deduplicated": {"type": "boolean"},
+                    },
+                },
+                "Job": {
+                    "type": "object",
+                    "required": [
+                        "job_id",
+                        "org_id",
+                        "task",
+                        "queue",
+                        "priority",
+                        "status",
+                        "attempts",
+                        "result_id",
+                        "error",
+                        "created_at",
+                        "updated_at",
+                    ],
+                },
+                "Notification": {
+                    "type": "object",
+                    "required": [
+                        "notification_id",
+                        "job_id",
+                        "org_id",
+                        "channel",
+                        "event_type",
+                        "dedupe_key",
+                        "created_at",
+                        "read_at",
+                    ],
+                },
+                "Permalink": {
+                    "type": "object",
+                    "required": [
+                        "result_id",
+                        "requested_result_id",
+                        "projection_mode",
+                        "job_id",
+                        "org_id",
+                        "task",
+                        "value",
+                        "created_at",
+                    ],
+                },
+            }
+        },
     }

@@ -63,7 +63,9 @@ class StoredRecord:
         return getattr(self, self.KEY)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in _stored_fields(type(self))}
+        return {
+            f.name: _plain(getattr(self, f.name)) for f in _stored_fields(type(self))
+        }
 
     @classmethod
     def from_dict(cls: type[R], data: dict[str, Any]) -> R:
@@ -82,7 +84,9 @@ _NAMES: dict[type, frozenset[str]] = {}
 def _stored_fields(cls: type) -> tuple[dataclasses.Field, ...]:
     fields = _FIELDS.get(cls)
     if fields is None:
-        fields = tuple(f for f in dataclasses.fields(cls) if f.metadata.get("stored", True))
+        fields = tuple(
+            f for f in dataclasses.fields(cls) if f.metadata.get("stored", True)
+        )
         _FIELDS[cls] = fields
     return fields
 

@@ -33,7 +33,9 @@ def inline_limit() -> int:
     except ValueError:
         value = -1
     if value < 0:
-        raise InvalidInput(f"ASYNCJOBS_RESULT_INLINE_BYTES: {raw!r} is not a number of bytes")
+        raise InvalidInput(
+            f"ASYNCJOBS_RESULT_INLINE_BYTES: {raw!r} is not a number of bytes"
+        )
     return value
 
 
@@ -48,14 +50,20 @@ def value_path(root: str, org: str, result_id: str) -> str:
     if not ids.is_id(result_id, "res"):
         raise InvalidInput(f"result id {validation.shown(result_id)} is malformed")
     path = os.path.join(root, "results", org, f"{result_id}.json")
-    if os.path.commonpath([os.path.abspath(path), os.path.abspath(root)]) != os.path.abspath(root):
-        raise InvalidInput(f"org {validation.shown(org)} leads outside the artifacts folder")
+    if os.path.commonpath(
+        [os.path.abspath(path), os.path.abspath(root)]
+    ) != os.path.abspath(root):
+        raise InvalidInput(
+            f"org {validation.shown(org)} leads outside the artifacts folder"
+        )
     return path
 
 
 def check_view(view: str) -> str:
     if view not in VIEWS:
-        raise InvalidInput(f"view: {validation.shown(view)} is not one of latest, pinned")
+        raise InvalidInput(
+            f"view: {validation.shown(view)} is not one of latest, pinned"
+        )
     return view
 
 
@@ -63,14 +71,18 @@ def newest(versions: Sequence[Result]) -> Result:
     return max(versions, key=lambda r: (r.run, r.attempt, r.created_at, r.result_id))
 
 
-def permalink(requested: Result, versions: Sequence[Result], view: str) -> tuple[Result, str]:
+def permalink(
+    requested: Result, versions: Sequence[Result], view: str
+) -> tuple[Result, str]:
     """The version to serve for a permalink, and its projection mode."""
     if check_view(view) == "pinned" or not versions:
         return requested, "pinned" if view == "pinned" else "latest"
     return newest(versions), "latest"
 
 
-def permalink_doc(served: Result, requested_id: str, mode: str, value: Any) -> dict[str, Any]:
+def permalink_doc(
+    served: Result, requested_id: str, mode: str, value: Any
+) -> dict[str, Any]:
     return {
         "result_id": served.result_id,
         "requested_result_id": requested_id,

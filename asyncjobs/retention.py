@@ -28,21 +28,31 @@ from typing import Any
 from . import clock
 
 SCHEMA = "asyncjobs.retention.v1"
-PRUNED_CUTOFF = "retention_notifications_pruned_before"  # a counters record: {"at": ISO}
+PRUNED_CUTOFF = (
+    "retention_notifications_pruned_before"  # a counters record: {"at": ISO}
+)
 TERMINAL = frozenset({"completed", "failed", "canceled"})
-KINDS = (("results", "result_id"), ("events", "event_id"),
-         ("notifications", "notification_id"), ("jobs", "job_id"))
+KINDS = (
+    ("results", "result_id"),
+    ("events", "event_id"),
+    ("notifications", "notification_id"),
+    ("jobs", "job_id"),
+)
 
 
 @dataclass
 class Plan:
     """What a cleanup deletes, and what it found."""
 
-    deleted: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k, _ in KINDS})
+    deleted: dict[str, set[str]] = field(
+        default_factory=lambda: {k: set() for k, _ in KINDS}
+    )
     totals: dict[str, int] = field(default_factory=lambda: {k: 0 for k, _ in KINDS})
     terminal_job_count: int = 0
     skipped_missing_timestamp: int = 0
-    files: list[str] = field(default_factory=list)  # result value files to delete after commit
+    files: list[str] = field(
+        default_factory=list
+    )  # result value files to delete after commit
     notifications_cutoff: str | None = None  # notifications before this were pruned
 
 
@@ -94,8 +104,11 @@ def plan(
             elif expired:
                 out.deleted["jobs"].add(job["job_id"])
     gone_jobs = out.deleted["jobs"]
-    ttls = {"results": results_ttl_seconds, "events": events_ttl_seconds,
-            "notifications": notifications_ttl_seconds}
+    ttls = {
+        "results": results_ttl_seconds,
+        "events": events_ttl_seconds,
+        "notifications": notifications_ttl_seconds,
+    }
     if notifications_ttl_seconds is not None:
         out.notifications_cutoff = cutoff_of(now, notifications_ttl_seconds)[0]
     for kind, key in KINDS[:3]:

@@ -28,7 +28,10 @@ def _jitter_fraction() -> float:
 
 
 def finish(
-    records: _Records, token: Token, outcome: Outcome, registry: TaskRegistry | None,
+    records: _Records,
+    token: Token,
+    outcome: Outcome,
+    registry: TaskRegistry | None,
     now: datetime,
 ) -> Job | None:
     """Apply one attempt's outcome; a superseded token is refused and recorded."""
@@ -51,10 +54,16 @@ def finish(
         stored = outcome.get("value_file") or {}
         result = Result(
             result_id=outcome.get("result_id") or ids.new_id("res", now),
-            job_id=job.job_id, org_id=job.org_id, task=job.task,
-            value=None if stored else outcome.get("value"), created_at=clock.to_iso(now),
-            run=job.run, attempt=job.attempts, value_file=stored.get("path"),
-            value_bytes=stored.get("bytes"), value_sha256=stored.get("sha256"),
+            job_id=job.job_id,
+            org_id=job.org_id,
+            task=job.task,
+            value=None if stored else outcome.get("value"),
+            created_at=clock.to_iso(now),
+            run=job.run,
+            attempt=job.attempts,
+            value_file=stored.get("path"),
+            value_bytes=stored.get("bytes"),
+            value_sha256=stored.get("sha256"),
         )
         job, added = lifecycle.complete(job, result_id=result.result_id, now=now)
         records.save(result, job, *added)
@@ -66,12 +75,17 @@ def finish(
         error = outcome.get("error") or {"type": "Error", "message": "unknown error"}
         backoff = (
             (task.retry_backoff, task.retry_delay, task.retry_max_delay)
-            if task is not None else ("fixed", 0.0, 0.0)
+            if task is not None
+            else ("fixed", 0.0, 0.0)
         )
         jitter = _jitter_fraction() if task is not None and task.retry_jitter else None
         job, added = lifecycle.fail_attempt(
-            job, error=error, retryable=bool(outcome.get("retryable")), backoff=backoff,
-            jitter=jitter, now=now,
+            job,
+            error=error,
+            retryable=bool(outcome.get("retryable")),
+            backoff=backoff,
+            jitter=jitter,
+            now=now,
         )
         records.save(job, *added)
         records.bump("attempts_failed_total")
@@ -96,10 +110,13 @@ def _breaker(tx: Any, registry: TaskRegistry, name: str) -> breakers.Breaker:
     """A breaker's record, naming the tasks behind it (for servers without the app)."""
     behind = sorted(t.name for t in registry.tasks.values() if t.breaker == name)
     return dataclasses.replace(
-        breakers.Breaker.from_dict(tx.get("breakers", name), name), tasks=behind)
+        breakers.Breaker.from_dict(tx.get("breakers", name), name), tasks=behind
+    )
 
 
-def expire_leases(records: _Records, registry: TaskRegistry | None, now: datetime) -> list[Job]:
+def expire_leases(
+    records: _Records, registry: TaskRegistry | None, now: datetime
+) -> list[Job]:
     """Requeue (or fail) every running job whose lease ran out."""
     tx = records.tx
     expired = []
@@ -122,8 +139,14 @@ def expire_leases(records: _Records, registry: TaskRegistry | None, now: datetim
 
 
 def claim(
-    records: _Records, *, worker_id: str, queues: Sequence[str], limit: int,
-    lease_seconds: float, registry: TaskRegistry | None, now: datetime,
+    records: _Records,
+    *,
+    worker_id: str,
+    queues: Sequence[str],
+    limit: int,
+    lease_seconds: float,
+    registry: TaskRegistry | None,
+    now: datetime,
     only_job: str | None = None,
 ) -> list[tuple[Job, Token]]:
     """Claim up to ``limit`` runnable jobs in the order of ``scheduling.pick``."""
@@ -145,7 +168,9 @@ def claim(
     while len(claimed) < limit:
         if only_job is not None:
             record = tx.get("jobs", only_job)
-            heads = [record] if record is not None and record["status"] == "queued" else []
+            heads = (
+                [record] if record is not None and record["status"] == "queued" else []
+            )
             if claimed:
                 heads = []
         else:
@@ -154,33 +179,46 @@ def claim(
         for job in candidates:
             if job.org_id not in served:
                 org = tx.get("orgs", job.org_id) or {}
-                served[job.org_id] = (org.get("last_served_at") or "",
-                                      org.get("last_served_turn") or 0)
+                served[job.org_id] = (
+                    org.get("last_served_at") or "",
+                    org.get("last_served_turn") or 0,
+                )
         job = scheduling.pick(candidates, served)
         if job is None:
             break
         task = registry.get(job.task) if registry is not None else None
         max_retries = task.max_retries if task is not None else 0
         job, event = lifecycle.claim(
-            job, worker_id=worker_id, lease_seconds=lease_seconds,
-            max_retries=max_retries, now=now,
+            job,
+            worker_id=worker_id,
+            lease_seconds=lease_seconds,
+            max_retries=max_retries,
+            now=now,
         )
         records.save(job, event)
         turn += 1
         served[job.org_id] = (stamp, turn)
-        tx.put("orgs", job.org_id,
-               {"org_id": job.org_id, "last_served_at": stamp, "last_served_turn": turn})
+        tx.put(
+            "orgs",
+            job.org_id,
+            {"org_id": job.org_id, "last_served_at": stamp, "last_served_turn": turn},
+        )
         records.bump("claims_total")
         if task is not None and task.breaker in trial_open:
             breaker, event = breakers.on_claim(trial_open.pop(task.breaker), job, now)
             records.save(breaker, event)
-            blocked |= {t.name for t in registry.tasks.values() if t.breaker == task.breaker}
+            blocked |= {
+                t.name for t in registry.tasks.values() if t.breaker == task.breaker
+            }
         claimed.append((job, lifecycle.token_of(job)))
     return claimed
 
 
 def heartbeat(
-    records: _Records, worker: WorkerInfo, tokens: Collection[Token], now: datetime,
+    records: _Records,
+    worker: WorkerInfo,
+    tokens: Collection[Token],
+    now: datetime,
 ) -> list[Token]:
     """Renew the leases the worker still holds and its own record; return lost tokens."""
     tx = records.tx
@@ -189,17 +227,24 @@ def heartbeat(
         record = tx.get("jobs", token.job_id)
         job = Job.from_dict(record) if record is not None else None
         if job is not None and lifecycle.holds(job, token):
-            records.save(lifecycle.renew(job, lease_seconds=worker.lease_seconds, now=now))
+            records.save(
+                lifecycle.renew(job, lease_seconds=worker.lease_seconds, now=now)
+            )
         else:
             lost.append(token)
             if job is not None:
-                records.save(lifecycle.refuse_stale(job, token, what="heartbeat", now=now))
+                records.save(
+                    lifecycle.refuse_stale(job, token, what="heartbeat", now=now)
+                )
     old = tx.get("workers", worker.worker_id) or {}
-    records.save(dataclasses.replace(
-        worker, last_seen_at=clock.to_iso(now),
-        running=sorted(t.job_id for t in tokens if t not in lost),
-        processed_count=old.get("processed_count", worker.processed_count),
-    ))
+    records.save(
+        dataclasses.replace(
+            worker,
+            last_seen_at=clock.to_iso(now),
+            running=sorted(t.job_id for t in tokens if t not in lost),
+            processed_count=old.get("processed_count", worker.processed_count),
+        )
+    )
     return lost
 
 
@@ -225,9 +270,13 @@ def due_periodic(registry: TaskRegistry, now: datetime) -> list[dict[str, Any]]:
         slot = periodic.slot(now)
         if slot is None:
             continue
-        specs.append({
-            "task": name, "org": periodic.org, "queue": periodic.task.queue,
-            "payload": periodic.payload,
-            "idempotency_key": f"periodic:{name}:{clock.to_iso(slot)}",
-        })
+        specs.append(
+            {
+                "task": name,
+                "org": periodic.org,
+                "queue": periodic.task.queue,
+                "payload": periodic.payload,
+                "idempotency_key": f"periodic:{name}:{clock.to_iso(slot)}",
+            }
+        )
     return specs

@@ -18,7 +18,9 @@ def _ready_key(job: Job) -> tuple[str, str, str]:
     return (job.run_after, job.created_at, job.job_id)
 
 
-def pick(heads: Sequence[Job], last_served: Mapping[str, tuple[str, int]]) -> Job | None:
+def pick(
+    heads: Sequence[Job], last_served: Mapping[str, tuple[str, int]]
+) -> Job | None:
     """The next job among group heads (each the first runnable job of its group).
 
     ``last_served`` maps an org to when it last had a job claimed: the time

@@ -98,7 +98,9 @@ class Periodic:
         """The schedule slot that ``now`` falls in, or None when it is not due."""
         if self.every is not None:
             epoch = now.timestamp()
-            return datetime.fromtimestamp(math.floor(epoch / self.every) * self.every, UTC)
+            return datetime.fromtimestamp(
+                math.floor(epoch / self.every) * self.every, UTC
+            )
         assert self.cron is not None
         minute = now.replace(second=0, microsecond=0)
         return minute if self.cron.matches(minute) else None
@@ -135,13 +137,26 @@ class TaskRegistry:
             validation.name(queue, "queue")
             validation.max_retries(max_retries)
             if retry_backoff not in BACKOFFS:
-                raise InvalidInput(f"retry_backoff: {retry_backoff!r} is not one of {', '.join(BACKOFFS)}")
-            for label, value in (("retry_delay", retry_delay), ("retry_max_delay", retry_max_delay),
-                                 ("timeout", timeout), ("soft_timeout", soft_timeout)):
-                if value is not None and (not isinstance(value, (int, float)) or not value >= 0
-                                          or not math.isfinite(value)):
+                raise InvalidInput(
+                    f"retry_backoff: {retry_backoff!r} is not one of {', '.join(BACKOFFS)}"
+                )
+            for label, value in (
+                ("retry_delay", retry_delay),
+                ("retry_max_delay", retry_max_delay),
+                ("timeout", timeout),
+                ("soft_timeout", soft_timeout),
+            ):
+                if value is not None and (
+                    not isinstance(value, (int, float))
+                    or not value >= 0
+                    or not math.isfinite(value)
+                ):
                     raise InvalidInput(f"{label}: {value!r} is not a number of seconds")
-            if timeout is not None and soft_timeout is not None and soft_timeout >= timeout:
+            if (
+                timeout is not None
+                and soft_timeout is not None
+                and soft_timeout >= timeout
+            ):
                 raise InvalidInput("soft_timeout must be shorter than timeout")
             if breaker is not None:
                 validation.name(breaker, "breaker")
@@ -149,10 +164,18 @@ class TaskRegistry:
             kinds = retry_on if isinstance(retry_on, tuple) else (retry_on,)
             params = inspect.signature(function).parameters
             self.tasks[task_name] = Task(
-                name=task_name, function=function, queue=queue, max_retries=max_retries,
-                retry_backoff=retry_backoff, retry_delay=float(retry_delay),
-                retry_max_delay=float(retry_max_delay), retry_jitter=retry_jitter,
-                retry_on=kinds, timeout=timeout, soft_timeout=soft_timeout, breaker=breaker,
+                name=task_name,
+                function=function,
+                queue=queue,
+                max_retries=max_retries,
+                retry_backoff=retry_backoff,
+                retry_delay=float(retry_delay),
+                retry_max_delay=float(retry_max_delay),
+                retry_jitter=retry_jitter,
+                retry_on=kinds,
+                timeout=timeout,
+                soft_timeout=soft_timeout,
+                breaker=breaker,
                 wants_job="job" in params,
             )
             return function
@@ -172,7 +195,9 @@ class TaskRegistry:
         """Declare a task that ``worker --beat`` enqueues once per slot of its schedule."""
         if (every is None) == (cron is None):
             raise InvalidInput("a periodic task needs exactly one of every= and cron=")
-        if every is not None and (not isinstance(every, (int, float)) or not every >= 1):
+        if every is not None and (
+            not isinstance(every, (int, float)) or not every >= 1
+        ):
             raise InvalidInput(f"every: {every!r} must be at least 1 second")
         schedule = Cron.parse(cron) if cron is not None else None
         validation.org(org)
@@ -181,20 +206,29 @@ class TaskRegistry:
             self.task(name, **options)(function)
             task_name = name or f"{function.__module__}.{function.__qualname__}"
             self.periodics[task_name] = Periodic(
-                self.tasks[task_name], every=every, cron=schedule, org=org,
+                self.tasks[task_name],
+                every=every,
+                cron=schedule,
+                org=org,
                 payload=dict(payload or {}),
             )
             return function
 
         return register
 
-    def breaker(self, name: str, *, fail_max: int = 5, reset_timeout: float = 60.0) -> None:
+    def breaker(
+        self, name: str, *, fail_max: int = 5, reset_timeout: float = 60.0
+    ) -> None:
         """Set the thresholds of a named circuit breaker."""
         validation.name(name, "breaker")
         if isinstance(fail_max, bool) or not isinstance(fail_max, int) or fail_max < 1:
-            raise InvalidInput(f"fail_max: {fail_max!r} must be a whole number of at least 1")
+            raise InvalidInput(
+                f"fail_max: {fail_max!r} must be a whole number of at least 1"
+            )
         if not isinstance(reset_timeout, (int, float)) or not reset_timeout > 0:
-            raise InvalidInput(f"reset_timeout: {reset_timeout!r} must be a positive number")
+            raise InvalidInput(
+                f"reset_timeout: {reset_timeout!r} must be a positive number"
+            )
         self.breakers[name] = BreakerConfig(name, fail_max, float(reset_timeout))
 
     def get(self, name: str) -> Task | None:
@@ -226,8 +260,13 @@ def load_app(spec: str) -> TaskRegistry:
 
 # -- cron lines ---------------------------------------------------------------------
 
-_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31),
-           ("month", 1, 12), ("day of week", 0, 6))
+_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 6),
+)
 
 
 @dataclass(frozen=True)
@@ -247,11 +286,21 @@ class Cron:
     def parse(cls, text: str) -> Cron:
         parts = text.split()
         if len(parts) != 5:
-            raise InvalidInput(f"cron: {text!r} must have five fields (m h dom mon dow)")
+            raise InvalidInput(
+                f"cron: {text!r} must have five fields (m h dom mon dow)"
+            )
         sets = [_cron_field(part, *spec) for part, spec in zip(parts, _FIELDS)]
         weekdays = frozenset(d % 7 for d in _cron_field(parts[4], "day of week", 0, 7))
-        return cls(text, sets[0], sets[1], sets[2], sets[3], weekdays,
-                   parts[2] == "*", parts[4] == "*")
+        return cls(
+            text,
+            sets[0],
+            sets[1],
+            sets[2],
+            sets[3],
+            weekdays,
+            parts[2] == "*",
+            parts[4] == "*",
+        )
 
     def matches(self, moment: datetime) -> bool:
         if moment.minute not in self.minutes or moment.hour not in self.hours:
@@ -292,6 +341,8 @@ def _cron_field(part: str, label: str, low: int, high: int) -> frozenset[int]:
         except ValueError:
             raise InvalidInput(f"cron: {part!r} is not a valid {label} field") from None
         if step < 1 or not low <= start <= end <= high:
-            raise InvalidInput(f"cron: {part!r} is out of range for {label} ({low}-{high})")
+            raise InvalidInput(
+                f"cron: {part!r} is out of range for {label} ({low}-{high})"
+            )
         values.update(range(start, end + 1, step))
     return frozenset(values)

@@ -45,7 +45,9 @@ def org(value: object) -> str:
 
 def priority(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
-        raise InvalidInput(f"priority: {shown(value)} is not a whole number from 0 to 9")
+        raise InvalidInput(
+            f"priority: {shown(value)} is not a whole number from 0 to 9"
+        )
     return value
 
 
@@ -90,8 +92,14 @@ def idempotency_key(value: object) -> str | None:
 
 
 def limit(value: object, field: str = "limit", maximum: int = 10_000) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InvalidInput(f"{field}: {shown(value)} is not a whole number from 1 to {maximum}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= maximum
+    ):
+        raise InvalidInput(
+            f"{field}: {shown(value)} is not a whole number from 1 to {maximum}"
+        )
     return value
 
 
@@ -122,7 +130,9 @@ def payload(value: object, *, max_bytes: int | None = None) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidInput(f"payload: must be a JSON object, not {type(value).__name__}")
+        raise InvalidInput(
+            f"payload: must be a JSON object, not {type(value).__name__}"
+        )
     try:
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError as exc:

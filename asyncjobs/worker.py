@@ -88,8 +88,14 @@ def _child_main(registry: TaskRegistry, read_fd: int, write_fd: int) -> None:
         try:
             data = json.dumps(outcome, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            data = json.dumps({"job_id": spec["job_id"], "ok": False, "retryable": False,
-                               "error": execution.error_of(exc, with_traceback=False)})
+            data = json.dumps(
+                {
+                    "job_id": spec["job_id"],
+                    "ok": False,
+                    "retryable": False,
+                    "error": execution.error_of(exc, with_traceback=False),
+                }
+            )
         writer.write(data.encode() + b"\n")
         writer.flush()
 
@@ -116,7 +122,9 @@ class Worker:
             raise InvalidInput(f"concurrency: {concurrency} must be at least 1")
         if not lease_seconds > 0:
             raise InvalidInput(f"lease_seconds: {lease_seconds} must be positive")
-        heartbeat_seconds = lease_seconds / 3 if heartbeat_seconds is None else heartbeat_seconds
+        heartbeat_seconds = (
+            lease_seconds / 3 if heartbeat_seconds is None else heartbeat_seconds
+        )
         if not 0 < heartbeat_seconds <= lease_seconds / 3:
             raise InvalidInput(
                 f"heartbeat_seconds: {heartbeat_seconds} must be positive and at most a "
@@ -128,7 +136,9 @@ class Worker:
             raise InvalidInput(f"grace: {grace} must not be negative")
         self.client = client
         self.registry = registry
-        self.queues = queues or sorted({t.queue for t in registry.tasks.values()} or {"default"})
+        self.queues = queues or sorted(
+            {t.queue for t in registry.tasks.values()} or {"default"}
+        )
         for queue in self.queues:
             from . import validation
 
@@ -152,9 +162,14 @@ class Worker:
         now = client._clock()
         stamp = clocks.to_iso(now)
         self.info = WorkerInfo(
-            worker_id=ids.new_id("wrk", now), host=socket.gethostname(), pid=os.getpid(),
-            queues=list(self.queues), concurrency=concurrency, started_at=stamp,
-            last_seen_at=stamp, heartbeat_seconds=heartbeat_seconds,
+            worker_id=ids.new_id("wrk", now),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=list(self.queues),
+            concurrency=concurrency,
+            started_at=stamp,
+            last_seen_at=stamp,
+            heartbeat_seconds=heartbeat_seconds,
             lease_seconds=lease_seconds,
         )
 
@@ -202,8 +217,14 @@ class Worker:
 
     def _dispatch(self, child: _Child, job: Job, token: Token) -> None:
         task = self.registry.get(job.task)
-        spec = {"job_id": job.job_id, "org_id": job.org_id, "task": job.task,
-                "payload": job.payload, "attempt": job.attempts, "run": job.run}
+        spec = {
+            "job_id": job.job_id,
+            "org_id": job.org_id,
+            "task": job.task,
+            "payload": job.payload,
+            "attempt": job.attempts,
+            "run": job.run,
+        }
         now = time.monotonic()
         child.token, child.task, child.started, child.buffer = token, job.task, now, b""
         child.soft_at = now + task.soft_timeout if task and task.soft_timeout else None
@@ -211,19 +232,30 @@ class Worker:
         data = json.dumps(spec).encode() + b"\n"
         view = memoryview(data)
         while view:
-            view = view[os.write(child.to_child, view):]
+            view = view[os.write(child.to_child, view) :]
         log.info("started %s (%s, attempt %d)", job.job_id, job.task, job.attempts)
 
-    def _fail_child(self, child: _Child, error_type: type[BaseException], message: str) -> None:
+    def _fail_child(
+        self, child: _Child, error_type: type[BaseException], message: str
+    ) -> None:
         token = child.token
         how = self._reap(child)
         if token is not None:
             task = self.registry.get(child.task or "")
-            self.outcomes.append((token, {
-                "job_id": token.job_id, "ok": False,
-                "retryable": task.retries(error_type) if task else False,
-                "error": {"type": error_type.__name__, "message": message.format(how=how)},
-            }))
+            self.outcomes.append(
+                (
+                    token,
+                    {
+                        "job_id": token.job_id,
+                        "ok": False,
+                        "retryable": task.retries(error_type) if task else False,
+                        "error": {
+                            "type": error_type.__name__,
+                            "message": message.format(how=how),
+                        },
+                    },
+                )
+            )
             log.warning("%s: %s", token.job_id, message.format(how=how))
         if not self.stop_requested:
             self._spawn()
@@ -242,9 +274,12 @@ class Worker:
             outcome = json.loads(line)
             if child.token is not None and outcome.get("job_id") == child.token.job_id:
                 self.outcomes.append((child.token, outcome))
-                log.info("%s %s in %.3f s", child.token.job_id,
-                         "succeeded" if outcome.get("ok") else "failed",
-                         time.monotonic() - child.started)
+                log.info(
+                    "%s %s in %.3f s",
+                    child.token.job_id,
+                    "succeeded" if outcome.get("ok") else "failed",
+                    time.monotonic() - child.started,
+                )
             child.token = child.task = None
             child.soft_at = child.hard_at = None
 
@@ -256,8 +291,11 @@ class Worker:
                 os.kill(child.pid, signal.SIGKILL)
                 task = self.registry.get(child.task or "")
                 limit = task.timeout if task else 0
-                self._fail_child(child, TimeLimitExceeded,
-                                 f"the task ran past its time limit of {limit:g} s and was killed")
+                self._fail_child(
+                    child,
+                    TimeLimitExceeded,
+                    f"the task ran past its time limit of {limit:g} s and was killed",
+                )
             elif child.soft_at is not None and now >= child.soft_at:
                 child.soft_at = None
                 os.kill(child.pid, signal.SIGUSR1)
@@ -287,8 +325,12 @@ class Worker:
         """Run until stopped; returns the exit code."""
         wake = self._install_signals()
         self.client.register_worker(self.info)
-        log.info("worker %s on queues %s, concurrency %d", self.info.worker_id,
-                 ",".join(self.queues), self.concurrency)
+        log.info(
+            "worker %s on queues %s, concurrency %d",
+            self.info.worker_id,
+            ",".join(self.queues),
+            self.concurrency,
+        )
         try:
             for _ in range(self.concurrency):
                 self._spawn()
@@ -304,7 +346,11 @@ class Worker:
             for fd in self._wake_fds:
                 os.close(fd)
             self.selector.close()
-        log.info("worker %s stopped after %d job(s)", self.info.worker_id, self.processed_count)
+        log.info(
+            "worker %s stopped after %d job(s)",
+            self.info.worker_id,
+            self.processed_count,
+        )
         return 0
 
     def _busy(self) -> list[_Child]:
@@ -318,10 +364,14 @@ class Worker:
         while True:
             now = mono()
             if self.stop_requested >= 2 or (
-                self.stop_requested and self.stop_deadline is not None and now >= self.stop_deadline
+                self.stop_requested
+                and self.stop_deadline is not None
+                and now >= self.stop_deadline
             ):
                 if self._busy():
-                    log.warning("grace over: releasing %d running job(s)", len(self._busy()))
+                    log.warning(
+                        "grace over: releasing %d running job(s)", len(self._busy())
+                    )
                 self._flush()
                 return
             idle = [c for c in self.children if c.token is None]
@@ -346,7 +396,9 @@ class Worker:
                     return
             if now >= next_heartbeat:
                 tokens = [c.token for c in self._busy()]
-                lost = self.client.heartbeat(self.info, [t for t in tokens if t not in self.lost])
+                lost = self.client.heartbeat(
+                    self.info, [t for t in tokens if t not in self.lost]
+                )
                 self.lost.update(lost)
                 next_heartbeat = now + self.heartbeat_seconds
             if self.beat and now >= next_beat and not self.stop_requested:
@@ -361,7 +413,9 @@ class Worker:
             if self.stop_deadline is not None:
                 deadlines.append(self.stop_deadline)
             for child in self._busy():
-                deadlines += [d for d in (child.soft_at, child.hard_at) if d is not None]
+                deadlines += [
+                    d for d in (child.soft_at, child.hard_at) if d is not None
+                ]
             if self.outcomes:
                 deadlines.append(now)
             for key, _ in self.selector.select(max(0.0, min(deadlines) - mono())):
@@ -377,7 +431,8 @@ class Worker:
     def _exchange(self, want: int) -> list[tuple[Job, Token]]:
         outcomes, self.outcomes = self.outcomes, []
         finished, claimed = self.client.exchange(
-            self.info, outcomes, want=want, registry=self.registry, expire=want > 0)
+            self.info, outcomes, want=want, registry=self.registry, expire=want > 0
+        )
         self.processed_count += len(outcomes)
         self.claimed_count += len(claimed)
         return claimed

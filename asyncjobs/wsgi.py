@@ -34,16 +34,40 @@ StartResponse = Callable[..., Any]
 SUMMARY_TTL_SECONDS = 1.0
 WINDOW_SECONDS = 3600
 BODY_FIELDS = frozenset(
-    {"task", "payload", "queue", "priority", "delay", "at", "idempotency_key", "max_retries"})
-STATUS_TEXT = {200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found",
-               405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
-               500: "Internal Server Error", 503: "Service Unavailable"}
-HTTP_STATUS = {"invalid_input": 400, "payload_too_large": 413, "not_found": 404,
-               "conflict": 409}
+    {
+        "task",
+        "payload",
+        "queue",
+        "priority",
+        "delay",
+        "at",
+        "idempotency_key",
+        "max_retries",
+    }
+)
+STATUS_TEXT = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+HTTP_STATUS = {
+    "invalid_input": 400,
+    "payload_too_large": 413,
+    "not_found": 404,
+    "conflict": 409,
+}
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: list | None = None):
+    def __init__(
+        self, status: int, code: str, message: str, headers: list | None = None
+    ):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or []
@@ -63,8 +87,11 @@ class RequestStats:
         with self.lock:
             self.counts[(path, status)] = self.counts.get((path, status), 0) + 1
             histogram = self.durations.get(path) or metrics.empty_histogram(
-                "http", metrics.HTTP_BUCKETS)
-            self.durations[path] = metrics.observe(histogram, seconds, metrics.HTTP_BUCKETS)
+                "http", metrics.HTTP_BUCKETS
+            )
+            self.durations[path] = metrics.observe(
+                histogram, seconds, metrics.HTTP_BUCKETS
+            )
             self.window.append((time.monotonic(), path, status, seconds * 1000))
             self.last_request_utc = stamp
 
@@ -85,7 +112,11 @@ class RequestStats:
             by_path[path] = by_path.get(path, 0) + 1
             by_status[str(status)] = by_status.get(str(status), 0) + 1
         latencies = sorted(s[3] for s in samples)
-        p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else None
+        p95 = (
+            latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+            if latencies
+            else None
+        )
         errors = sum(1 for s in samples if s[2] >= 500)
         return {
             "total_1h": len(samples),
@@ -118,11 +149,24 @@ class App:
         ("GET", re.compile(r"/metrics"), "metrics", "/metrics"),
         ("GET", re.compile(r"/openapi\.json"), "openapi", "/openapi.json"),
         ("POST", re.compile(r"/analyze/jobs"), "submit", "/analyze/jobs"),
-        ("GET", re.compile(r"/analyze/jobs/(?P<job_id>[^/]+)/notifications"), "notifications",
-         "/analyze/jobs/{job_id}/notifications"),
-        ("GET", re.compile(r"/analyze/jobs/(?P<job_id>[^/]+)"), "job", "/analyze/jobs/{job_id}"),
-        ("GET", re.compile(r"/analyze/results/(?P<result_id>[^/]+)"), "result",
-         "/analyze/results/{result_id}"),
+        (
+            "GET",
+            re.compile(r"/analyze/jobs/(?P<job_id>[^/]+)/notifications"),
+            "notifications",
+            "/analyze/jobs/{job_id}/notifications",
+        ),
+        (
+            "GET",
+            re.compile(r"/analyze/jobs/(?P<job_id>[^/]+)"),
+            "job",
+            "/analyze/jobs/{job_id}",
+        ),
+        (
+            "GET",
+            re.compile(r"/analyze/results/(?P<result_id>[^/]+)"),
+            "result",
+            "/analyze/results/{result_id}",
+        ),
     ]
 
     def __init__(self, client: Client, *, started_utc: str | None = None) -> None:
@@ -134,7 +178,9 @@ class App:
 
     # -- plumbing ------------------------------------------------------------------
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
         started = time.perf_counter()
         request_id = environ.get("HTTP_X_REQUEST_ID", "")
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", request_id):
@@ -145,14 +191,24 @@ class App:
             handler, params, template = self._route(environ)
             status, body, content_type = handler(environ, **params)
         except HttpError as exc:
-            status, body, content_type = exc.status, _error_body(exc.code, exc.message), None
+            status, body, content_type = (
+                exc.status,
+                _error_body(exc.code, exc.message),
+                None,
+            )
             headers += exc.headers
         except AsyncJobsError as exc:
-            status = HTTP_STATUS.get(exc.code, 503 if isinstance(exc, StoreError) else 500)
+            status = HTTP_STATUS.get(
+                exc.code, 503 if isinstance(exc, StoreError) else 500
+            )
             body, content_type = _error_body(exc.code, exc.message), None
         except Exception:
             log.exception("unexpected error answering %s", template)
-            status, body, content_type = 500, _error_body("internal", "internal error"), None
+            status, body, content_type = (
+                500,
+                _error_body("internal", "internal error"),
+                None,
+            )
         if isinstance(body, (dict, list)):
             data = (json.dumps(body, allow_nan=False) + "\n").encode()
             content_type = "application/json"
@@ -166,23 +222,32 @@ class App:
             *headers,
         ]
         start_response(f"{status} {STATUS_TEXT.get(status, 'Error')}", headers)
-        self.stats.record(template, status, time.perf_counter() - started,
-                          clocks.to_iso(clocks.now()))
+        self.stats.record(
+            template, status, time.perf_counter() - started, clocks.to_iso(clocks.now())
+        )
         return [data]
 
-    def _route(self, environ: dict[str, Any]) -> tuple[Callable[..., Any], dict[str, str], str]:
+    def _route(
+        self, environ: dict[str, Any]
+    ) -> tuple[Callable[..., Any], dict[str, str], str]:
         path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET").upper()
         allowed = []
         for route_method, pattern, name, template in self.ROUTES:
             match = pattern.fullmatch(path)
             if match:
-                if route_method == method or (method == "HEAD" and route_method == "GET"):
+                if route_method == method or (
+                    method == "HEAD" and route_method == "GET"
+                ):
                     return getattr(self, f"_{name}"), match.groupdict(), template
                 allowed.append(route_method)
         if allowed:
-            raise HttpError(405, "method_not_allowed", f"{method} is not allowed here",
-                            [("Allow", ", ".join(sorted(set(allowed))))])
+            raise HttpError(
+                405,
+                "method_not_allowed",
+                f"{method} is not allowed here",
+                [("Allow", ", ".join(sorted(set(allowed))))],
+            )
         raise HttpError(404, "not_found", "no such route")
 
     def _org(self, environ: dict[str, Any]) -> str:
@@ -193,15 +258,22 @@ class App:
 
     def _query(self, environ: dict[str, Any]) -> dict[str, str]:
         try:
-            parsed = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True,
-                              strict_parsing=False, max_num_fields=20)
+            parsed = parse_qs(
+                environ.get("QUERY_STRING", ""),
+                keep_blank_values=True,
+                strict_parsing=False,
+                max_num_fields=20,
+            )
         except ValueError as exc:
             raise InvalidInput(f"query: {exc}") from exc
         return {key: values[-1] for key, values in parsed.items()}
 
     def _summary_or_none(self) -> tuple[dict[str, Any] | None, str | None]:
         with self._summary_lock:
-            if self._summary and time.monotonic() - self._summary[0] < SUMMARY_TTL_SECONDS:
+            if (
+                self._summary
+                and time.monotonic() - self._summary[0] < SUMMARY_TTL_SECONDS
+            ):
                 return self._summary[1], None
             try:
                 summary = self.client.stats()
@@ -218,7 +290,11 @@ class App:
 
     def _telemetry(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
         summary, error = self._summary_or_none()
-        return 200, telemetry(summary, error, self.stats.last_hour(), self.started_utc), None
+        return (
+            200,
+            telemetry(summary, error, self.stats.last_hour(), self.started_utc),
+            None,
+        )
 
     def _metrics(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
         summary, _ = self._summary_or_none()
@@ -232,15 +308,27 @@ class App:
         org = self._org(environ)
         return 200, self.client.get_job(_job_id(job_id), org=org).to_dict(), None
 
-    def _notifications(self, environ: dict[str, Any], job_id: str) -> tuple[int, Any, str | None]:
+    def _notifications(
+        self, environ: dict[str, Any], job_id: str
+    ) -> tuple[int, Any, str | None]:
         org = self._org(environ)
         query = self._query(environ)
         limit = _int(query.get("limit", "20"), "limit")
         found = self.client.notifications(
-            _job_id(job_id), org=org, channel=query.get("channel", "in_app"), limit=limit)
-        return 200, {"job_id": job_id, "notifications": [n.to_dict() for n in found]}, None
+            _job_id(job_id),
+            org=org,
+            channel=query.get("channel", "in_app"),
+            limit=limit,
+        )
+        return (
+            200,
+            {"job_id": job_id, "notifications": [n.to_dict() for n in found]},
+            None,
+        )
 
-    def _result(self, environ: dict[str, Any], result_id: str) -> tuple[int, Any, str | None]:
+    def _result(
+        self, environ: dict[str, Any], result_id: str
+    ) -> tuple[int, Any, str | None]:
         org = self._org(environ)
         view = self._query(environ).get("view", "latest")
         if not ids.is_id(result_id, "res"):
@@ -266,15 +354,24 @@ class App:
         if "task" not in body:
             raise InvalidInput("task: missing")
         job = self.client.submit_many([{**body, "org": org}])[0]
-        return 202, {"job_id": job.job_id, "status": job.status.value,
-                     "deduplicated": job.deduplicated}, None
+        return (
+            202,
+            {
+                "job_id": job.job_id,
+                "status": job.status.value,
+                "deduplicated": job.deduplicated,
+            },
+            None,
+        )
 
 
 def _int(text: str, field: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise InvalidInput(f"{field}: {validation.shown(text)} is not a whole number") from None
+        raise InvalidInput(
+            f"{field}: {validation.shown(text)} is not a whole number"
+        ) from None
 
 
 def _error_body(code: str, message: str) -> dict[str, Any]:
@@ -288,13 +385,20 @@ def health(client: Client) -> dict[str, Any]:
         with client.store.read() as tx:
             generation = tx.generation
     except AsyncJobsError as exc:
-        return {"status": "unavailable", "checked_at": checked,
-                "error": {"code": exc.code, "message": " ".join(exc.message.split())}}
+        return {
+            "status": "unavailable",
+            "checked_at": checked,
+            "error": {"code": exc.code, "message": " ".join(exc.message.split())},
+        }
     return {"status": "ok", "checked_at": checked, "store_generation": generation}
 
 
-def telemetry(summary: dict[str, Any] | None, error: str | None, requests: dict[str, Any],
-              started_utc: str) -> dict[str, Any]:
+def telemetry(
+    summary: dict[str, Any] | None,
+    error: str | None,
+    requests: dict[str, Any],
+    started_utc: str,
+) -> dict[str, Any]:
     """The /telemetry document: always answerable, degraded when the store is not."""
     doc: dict[str, Any] = {
         "timestamp": clocks.to_iso(clocks.now()),
@@ -304,7 +408,10 @@ def telemetry(summary: dict[str, Any] | None, error: str | None, requests: dict[
         "degraded": summary is None,
     }
     if summary is None:
-        doc["error"] = {"code": "degraded", "msg": " ".join((error or "store unreadable").split())}
+        doc["error"] = {
+            "code": "degraded",
+            "msg": " ".join((error or "store unreadable").split()),
+        }
     return doc
 
 
@@ -324,7 +431,9 @@ class _LazyApplication:
         self._app: App | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
         with self._lock:
             if self._app is None:
                 self._app = create_app()
@@ -334,7 +443,9 @@ class _LazyApplication:
 application = _LazyApplication()
 
 
-def serve(app: App, host: str, port: int, *, on_ready: Callable[[str, int], None]) -> None:
+def serve(
+    app: App, host: str, port: int, *, on_ready: Callable[[str, int], None]
+) -> None:
     """Serve ``app`` with a threaded stdlib server until SIGTERM or SIGINT."""
     import signal
     from socketserver import ThreadingMixIn

@@ -38,8 +38,11 @@ def build(path: Path, size: int) -> str:
         ids = []
         for start in range(0, size, 1000):
             batch = [
-                {"task": "reports.build", "org": f"org-{i % 5}",
-                 "payload": {"month": "2026-10", "row": i}}
+                {
+                    "task": "reports.build",
+                    "org": f"org-{i % 5}",
+                    "payload": {"month": "2026-10", "row": i},
+                }
                 for i in range(start, min(size, start + 1000))
             ]
             jobs = client.submit_many(batch)
@@ -50,11 +53,21 @@ def build(path: Path, size: int) -> str:
             for n, (job_id, org) in enumerate(ids):
                 for seq, kind in ((2, "started"), (3, "completed")):
                     event_id = f"evt_{n:013d}{seq:013d}"
-                    tx.put("events", event_id, {
-                        "event_id": event_id, "job_id": job_id, "org_id": org,
-                        "event_type": f"async.job.{kind}", "created_at": "2026-11-01T12:00:00Z",
-                        "attempt": 1, "run": 1, "seq": seq, "data": {},
-                    })
+                    tx.put(
+                        "events",
+                        event_id,
+                        {
+                            "event_id": event_id,
+                            "job_id": job_id,
+                            "org_id": org,
+                            "event_type": f"async.job.{kind}",
+                            "created_at": "2026-11-01T12:00:00Z",
+                            "attempt": 1,
+                            "run": 1,
+                            "seq": seq,
+                            "data": {},
+                        },
+                    )
         store.compact()
     return ids[len(ids) // 2]
 
@@ -79,7 +92,11 @@ def split_cold_open(path: Path, job_id: str, org: str) -> dict[str, float]:
     with Client(path) as client:
         client.get_job(job_id, org=org)
     total = time.perf_counter() - started
-    return {"read_ms": read * 1e3, "json_parse_ms": parse * 1e3, "open_and_get_ms": total * 1e3}
+    return {
+        "read_ms": read * 1e3,
+        "json_parse_ms": parse * 1e3,
+        "open_and_get_ms": total * 1e3,
+    }
 
 
 def p95(samples: list[float]) -> float:
@@ -92,20 +109,35 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--dir", default=str(ROOT / "runtime"))
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "cli_status.json"))
+    parser.add_argument(
+        "--output", default=str(ROOT / "benchmarks" / "results" / "cli_status.json")
+    )
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     folder = Path(tempfile.mkdtemp(prefix="bench-status-", dir=args.dir))
     rows = []
     try:
-        floor = statistics.median(timed_runs([sys.executable, "-c", "pass"], args.runs, env))
+        floor = statistics.median(
+            timed_runs([sys.executable, "-c", "pass"], args.runs, env)
+        )
         imports = statistics.median(
-            timed_runs([sys.executable, "-c", "import asyncjobs.cli"], args.runs, env))
+            timed_runs([sys.executable, "-c", "import asyncjobs.cli"], args.runs, env)
+        )
         for size in (int(s) for s in args.sizes.split(",")):
             path = folder / f"s{size}" / "store.v1.json"
             job_id, org = build(path, size)
-            cmd = [sys.executable, "-m", "asyncjobs", "--store", str(path), "status", job_id,
-                   "--org", org, "--json"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "asyncjobs",
+                "--store",
+                str(path),
+                "status",
+                job_id,
+                "--org",
+                org,
+                "--json",
+            ]
             samples = timed_runs(cmd, args.runs, env)
             row = {
                 "jobs": size,
@@ -118,12 +150,18 @@ def main() -> None:
             rows.append(row)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"python start-up: {floor * 1e3:.0f} ms; + import asyncjobs.cli: {imports * 1e3:.0f} ms")
-    print(f"{'jobs':>7} {'MB':>6} {'status p50':>10} {'p95':>7} {'read':>6} {'parse':>7} {'open+get':>9}  (ms)")
+    print(
+        f"python start-up: {floor * 1e3:.0f} ms; + import asyncjobs.cli: {imports * 1e3:.0f} ms"
+    )
+    print(
+        f"{'jobs':>7} {'MB':>6} {'status p50':>10} {'p95':>7} {'read':>6} {'parse':>7} {'open+get':>9}  (ms)"
+    )
     for r in rows:
-        print(f"{r['jobs']:>7} {r['snapshot_mb']:>6.1f} {r['status_p50_ms']:>10.0f} "
-              f"{r['status_p95_ms']:>7.0f} {r['read_ms']:>6.0f} {r['json_parse_ms']:>7.0f} "
-              f"{r['open_and_get_ms']:>9.0f}")
+        print(
+            f"{r['jobs']:>7} {r['snapshot_mb']:>6.1f} {r['status_p50_ms']:>10.0f} "
+            f"{r['status_p95_ms']:>7.0f} {r['read_ms']:>6.0f} {r['json_parse_ms']:>7.0f} "
+            f"{r['open_and_get_ms']:>9.0f}"
+        )
     result = {
         "benchmark": "cli_status",
         "python_startup_ms": floor * 1e3,

@@ -43,45 +43,100 @@ def build(path: Path, jobs: int) -> list[tuple[str, str]]:
                 for i in range(start, min(jobs, start + 5000)):
                     org = f"org-{i % 7}"
                     job_id, result_id = f"job_{i:026d}", f"res_{i:026d}"
-                    tx.put("jobs", job_id, {
-                        "job_id": job_id, "org_id": org, "task": "reports.build",
-                        "queue": "default", "priority": 5, "status": "completed",
-                        "payload": {"month": "2026-10", "row": i}, "created_at": stamp,
-                        "updated_at": stamp, "run_after": stamp, "attempts": 1,
-                        "max_retries": 3, "run": 1, "idempotency_key": None,
-                        "result_id": result_id, "error": None, "worker_id": "wrk_x",
-                        "lease_expires_at": None, "started_at": stamp, "finished_at": stamp})
-                    tx.put("results", result_id, {
-                        "result_id": result_id, "job_id": job_id, "org_id": org,
-                        "task": "reports.build", "value": {"rows": i, "month": "2026-10"},
-                        "created_at": stamp, "run": 1, "attempt": 1, "value_file": None,
-                        "value_bytes": None, "value_sha256": None})
+                    tx.put(
+                        "jobs",
+                        job_id,
+                        {
+                            "job_id": job_id,
+                            "org_id": org,
+                            "task": "reports.build",
+                            "queue": "default",
+                            "priority": 5,
+                            "status": "completed",
+                            "payload": {"month": "2026-10", "row": i},
+                            "created_at": stamp,
+                            "updated_at": stamp,
+                            "run_after": stamp,
+                            "attempts": 1,
+                            "max_retries": 3,
+                            "run": 1,
+                            "idempotency_key": None,
+                            "result_id": result_id,
+                            "error": None,
+                            "worker_id": "wrk_x",
+                            "lease_expires_at": None,
+                            "started_at": stamp,
+                            "finished_at": stamp,
+                        },
+                    )
+                    tx.put(
+                        "results",
+                        result_id,
+                        {
+                            "result_id": result_id,
+                            "job_id": job_id,
+                            "org_id": org,
+                            "task": "reports.build",
+                            "value": {"rows": i, "month": "2026-10"},
+                            "created_at": stamp,
+                            "run": 1,
+                            "attempt": 1,
+                            "value_file": None,
+                            "value_bytes": None,
+                            "value_sha256": None,
+                        },
+                    )
                     for n, kind in enumerate(("queued", "started", "completed")):
                         event_id = f"evt_{i:020d}{n:06d}"
-                        tx.put("events", event_id, {
-                            "event_id": event_id, "job_id": job_id, "org_id": org,
-                            "event_type": f"async.job.{kind}", "created_at": stamp,
-                            "attempt": 1, "run": 1, "seq": n + 1, "data": {}})
+                        tx.put(
+                            "events",
+                            event_id,
+                            {
+                                "event_id": event_id,
+                                "job_id": job_id,
+                                "org_id": org,
+                                "event_type": f"async.job.{kind}",
+                                "created_at": stamp,
+                                "attempt": 1,
+                                "run": 1,
+                                "seq": n + 1,
+                                "data": {},
+                            },
+                        )
                     ntf = f"ntf_{i:026d}"
-                    tx.put("notifications", ntf, {
-                        "notification_id": ntf, "job_id": job_id, "org_id": org,
-                        "event_type": "async.job.completed",
-                        "dedupe_key": f"{job_id}:async.job.completed:run-1",
-                        "created_at": stamp, "channel": "in_app", "read_at": None})
+                    tx.put(
+                        "notifications",
+                        ntf,
+                        {
+                            "notification_id": ntf,
+                            "job_id": job_id,
+                            "org_id": org,
+                            "event_type": "async.job.completed",
+                            "dedupe_key": f"{job_id}:async.job.completed:run-1",
+                            "created_at": stamp,
+                            "channel": "in_app",
+                            "read_at": None,
+                        },
+                    )
                     pairs.append((result_id, org))
         store.compact()
     return pairs
 
 
-def client(port: int, pairs: list[tuple[str, str]], requests: int, seed: int, out) -> None:
+def client(
+    port: int, pairs: list[tuple[str, str]], requests: int, seed: int, out
+) -> None:
     rng = random.Random(seed)
     latencies, errors = [], 0
     for _ in range(requests):
         result_id, org = rng.choice(pairs)
         started = time.perf_counter()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", f"/analyze/results/{result_id}?view=latest",
-                     headers={"X-Org-Id": org})
+        conn.request(
+            "GET",
+            f"/analyze/results/{result_id}?view=latest",
+            headers={"X-Org-Id": org},
+        )
         response = conn.getresponse()
         response.read()
         conn.close()
@@ -101,7 +156,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=300, help="per client")
     parser.add_argument("--dir", default=str(ROOT / "runtime"))
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "http_read.json"))
+    parser.add_argument(
+        "--output", default=str(ROOT / "benchmarks" / "results" / "http_read.json")
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-http-", dir=args.dir))
     server = None
@@ -111,18 +168,34 @@ def main() -> None:
         pairs = build(store, args.jobs)
         built = time.perf_counter() - started
         server = subprocess.Popen(
-            [sys.executable, "-m", "asyncjobs", "--store", str(store), "serve", "--port", "0"],
-            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            [
+                sys.executable,
+                "-m",
+                "asyncjobs",
+                "--store",
+                str(store),
+                "serve",
+                "--port",
+                "0",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         port = int(re.search(r":(\d+)$", server.stderr.readline().strip()).group(1))
         started = time.perf_counter()
         warm = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        warm.request("GET", f"/analyze/results/{pairs[0][0]}", headers={"X-Org-Id": pairs[0][1]})
+        warm.request(
+            "GET", f"/analyze/results/{pairs[0][0]}", headers={"X-Org-Id": pairs[0][1]}
+        )
         assert warm.getresponse().status == 200
         first_read = time.perf_counter() - started
         context = multiprocessing.get_context("fork")
         out = context.Queue()
-        procs = [context.Process(target=client, args=(port, pairs, args.requests, n, out))
-                 for n in range(args.clients)]
+        procs = [
+            context.Process(target=client, args=(port, pairs, args.requests, n, out))
+            for n in range(args.clients)
+        ]
         started = time.perf_counter()
         for proc in procs:
             proc.start()
@@ -152,11 +225,15 @@ def main() -> None:
         "requests_per_s": len(latencies) / elapsed,
         "target_p95_ms": 20,
     }
-    print(f"GET /analyze/results/{{id}}: {args.clients} clients x {args.requests} requests, "
-          f"{args.jobs} jobs in the store")
-    print(f"p50 {result['p50_ms']:.2f} ms, p95 {result['p95_ms']:.2f} ms, p99 "
-          f"{result['p99_ms']:.2f} ms, {result['requests_per_s']:.0f} req/s, {errors} errors "
-          f"(server's first read, a cold open: {first_read:.2f} s)")
+    print(
+        f"GET /analyze/results/{{id}}: {args.clients} clients x {args.requests} requests, "
+        f"{args.jobs} jobs in the store"
+    )
+    print(
+        f"p50 {result['p50_ms']:.2f} ms, p95 {result['p95_ms']:.2f} ms, p99 "
+        f"{result['p99_ms']:.2f} ms, {result['requests_per_s']:.0f} req/s, {errors} errors "
+        f"(server's first read, a cold open: {first_read:.2f} s)"
+    )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
 

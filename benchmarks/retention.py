@@ -31,11 +31,27 @@ from http_read import build  # noqa: E402
 def run(store: Path, *extra: str) -> tuple[float, dict]:
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "asyncjobs", "--store", str(store), "cleanup",
-         "--results-ttl-seconds", "3600", "--events-ttl-seconds", "3600",
-         "--notifications-ttl-seconds", "3600", "--now", "2030-01-01T00:00:00Z", *extra],
-        capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "ASYNCJOBS_FSYNC": "always"})
+        [
+            sys.executable,
+            "-m",
+            "asyncjobs",
+            "--store",
+            str(store),
+            "cleanup",
+            "--results-ttl-seconds",
+            "3600",
+            "--events-ttl-seconds",
+            "3600",
+            "--notifications-ttl-seconds",
+            "3600",
+            "--now",
+            "2030-01-01T00:00:00Z",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "ASYNCJOBS_FSYNC": "always"},
+    )
     if proc.returncode != 0:
         raise SystemExit(f"cleanup failed ({proc.returncode}): {proc.stderr.strip()}")
     return time.perf_counter() - started, json.loads(proc.stdout)
@@ -45,7 +61,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--dir", default=str(ROOT / "runtime"))
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "retention.json"))
+    parser.add_argument(
+        "--output", default=str(ROOT / "benchmarks" / "results" / "retention.json")
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-retention-", dir=args.dir))
     try:
@@ -57,17 +75,29 @@ def main() -> None:
         again_s, again = run(store)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    counts = {k: live[k]["delete_count"] for k in ("results", "events", "notifications", "jobs")}
+    counts = {
+        k: live[k]["delete_count"]
+        for k in ("results", "events", "notifications", "jobs")
+    }
     result = {
-        "benchmark": "retention", "jobs": args.jobs, "snapshot_mb": size / 1e6,
-        "dry_run_s": dry_s, "live_s": live_s, "second_live_s": again_s,
-        "deleted": counts, "second_run_deleted": sum(again[k]["delete_count"] for k in counts),
+        "benchmark": "retention",
+        "jobs": args.jobs,
+        "snapshot_mb": size / 1e6,
+        "dry_run_s": dry_s,
+        "live_s": live_s,
+        "second_live_s": again_s,
+        "deleted": counts,
+        "second_run_deleted": sum(again[k]["delete_count"] for k in counts),
         "dry_run_would_delete": sum(dry[k]["delete_count"] for k in counts),
         "target_s": 3.0,
     }
-    print(f"{args.jobs} terminal jobs ({size / 1e6:.0f} MB snapshot); each run a fresh process")
-    print(f"dry run {dry_s:.2f} s, live {live_s:.2f} s (deleted {counts}), "
-          f"second live {again_s:.2f} s (deleted {result['second_run_deleted']})")
+    print(
+        f"{args.jobs} terminal jobs ({size / 1e6:.0f} MB snapshot); each run a fresh process"
+    )
+    print(
+        f"dry run {dry_s:.2f} s, live {live_s:.2f} s (deleted {counts}), "
+        f"second live {again_s:.2f} s (deleted {result['second_run_deleted']})"
+    )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
 

@@ -95,7 +95,9 @@ def measure(folder: Path, size: int, commits: int) -> dict:
         started = time.perf_counter()
         store.compact()
         compact = time.perf_counter() - started
-    line_bytes = os.path.getsize(f"{path}.journal") if os.path.exists(f"{path}.journal") else 0
+    line_bytes = (
+        os.path.getsize(f"{path}.journal") if os.path.exists(f"{path}.journal") else 0
+    )
     return {
         "records": size,
         "commit_p50_ms": statistics.median(samples) * 1e3,
@@ -111,29 +113,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--commits", type=int, default=500)
-    parser.add_argument("--dir", default=str(ROOT / "runtime"), help="a folder on the disk to measure")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "store_ops.json"))
+    parser.add_argument(
+        "--dir", default=str(ROOT / "runtime"), help="a folder on the disk to measure"
+    )
+    parser.add_argument(
+        "--output", default=str(ROOT / "benchmarks" / "results" / "store_ops.json")
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     folder = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.dir))
     try:
         rows = [measure(folder, size, args.commits) for size in sizes]
-        line = b"%08x %s\n" % (0, json.dumps({"g": 1, "b": 0, "put": {"jobs": {"x": job_record(0)}}, "del": {}}).encode())
+        line = b"%08x %s\n" % (
+            0,
+            json.dumps(
+                {"g": 1, "b": 0, "put": {"jobs": {"x": job_record(0)}}, "del": {}}
+            ).encode(),
+        )
         raw = raw_append_fsync(folder, line, args.commits)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     raw_p50 = statistics.median(raw) * 1e3
     raw_p95 = percentile(raw, 0.95) * 1e3
     base = rows[0]["commit_p50_ms"]
-    print(f"raw append+fsync of one {len(line)}-byte line: p50 {raw_p50:.3f} ms, p95 {raw_p95:.3f} ms")
-    print(f"{'records':>8} {'p50 ms':>8} {'p95 ms':>8} {'p50/raw':>8} {'p50/first':>9} "
-          f"{'open ms':>8} {'compact ms':>10} {'snap MB':>8}")
+    print(
+        f"raw append+fsync of one {len(line)}-byte line: p50 {raw_p50:.3f} ms, p95 {raw_p95:.3f} ms"
+    )
+    print(
+        f"{'records':>8} {'p50 ms':>8} {'p95 ms':>8} {'p50/raw':>8} {'p50/first':>9} "
+        f"{'open ms':>8} {'compact ms':>10} {'snap MB':>8}"
+    )
     for row in rows:
         row["p50_over_raw"] = row["commit_p50_ms"] / raw_p50
         row["p50_over_smallest"] = row["commit_p50_ms"] / base
-        print(f"{row['records']:>8} {row['commit_p50_ms']:>8.3f} {row['commit_p95_ms']:>8.3f} "
-              f"{row['p50_over_raw']:>8.2f} {row['p50_over_smallest']:>9.2f} "
-              f"{row['cold_open_ms']:>8.1f} {row['compact_ms']:>10.1f} {row['snapshot_mb']:>8.1f}")
+        print(
+            f"{row['records']:>8} {row['commit_p50_ms']:>8.3f} {row['commit_p95_ms']:>8.3f} "
+            f"{row['p50_over_raw']:>8.2f} {row['p50_over_smallest']:>9.2f} "
+            f"{row['cold_open_ms']:>8.1f} {row['compact_ms']:>10.1f} {row['snapshot_mb']:>8.1f}"
+        )
     result = {
         "benchmark": "store_ops",
         "commits_per_size": args.commits,
@@ -143,7 +160,8 @@ def main() -> None:
         "targets": {
             "p50_at_largest_over_smallest_max": 1.5,
             "p50_at_largest_over_raw_max": 2.0,
-            "met": rows[-1]["p50_over_smallest"] <= 1.5 and rows[-1]["p50_over_raw"] <= 2.0,
+            "met": rows[-1]["p50_over_smallest"] <= 1.5
+            and rows[-1]["p50_over_raw"] <= 2.0,
         },
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),

@@ -29,14 +29,14 @@ sys.path.insert(0, str(ROOT))
 from asyncjobs import Client  # noqa: E402
 from asyncjobs.clock import parse_iso  # noqa: E402
 
-APP = '''
+APP = """
 import asyncjobs.tasks
 tasks = asyncjobs.tasks.TaskRegistry()
 
 @tasks.task(name="noop")
 def noop(**payload):
     return None
-'''
+"""
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -49,7 +49,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--dir", default=str(ROOT / "runtime"))
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "throughput.json"))
+    parser.add_argument(
+        "--output", default=str(ROOT / "benchmarks" / "results" / "throughput.json")
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-throughput-", dir=args.dir))
     try:
@@ -57,15 +59,37 @@ def main() -> None:
         store = folder / "store" / "store.v1.json"
         with Client(store) as client:
             for start in range(0, args.jobs, 500):
-                client.submit_many([{"task": "noop", "org": f"org-{i % 3}", "payload": {"i": i}}
-                                    for i in range(start, min(args.jobs, start + 500))])
-        env = {**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{ROOT}", "ASYNCJOBS_FSYNC": "always"}
+                client.submit_many(
+                    [
+                        {"task": "noop", "org": f"org-{i % 3}", "payload": {"i": i}}
+                        for i in range(start, min(args.jobs, start + 500))
+                    ]
+                )
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{folder}{os.pathsep}{ROOT}",
+            "ASYNCJOBS_FSYNC": "always",
+        }
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "asyncjobs", "--store", str(store), "worker", "--app",
-             "benchapp:tasks", "--burst", "--concurrency", str(args.concurrency),
-             "--log-level", "warning"],
-            check=True, cwd=folder, env=env,
+            [
+                sys.executable,
+                "-m",
+                "asyncjobs",
+                "--store",
+                str(store),
+                "worker",
+                "--app",
+                "benchapp:tasks",
+                "--burst",
+                "--concurrency",
+                str(args.concurrency),
+                "--log-level",
+                "warning",
+            ],
+            check=True,
+            cwd=folder,
+            env=env,
         )
         elapsed = time.perf_counter() - started
         with Client(store) as client:
@@ -74,10 +98,16 @@ def main() -> None:
         for job in doc["jobs"].values():
             statuses[job["status"]] = statuses.get(job["status"], 0) + 1
         latencies = []
-        created = {j["job_id"]: parse_iso(j["created_at"]) for j in doc["jobs"].values()}
+        created = {
+            j["job_id"]: parse_iso(j["created_at"]) for j in doc["jobs"].values()
+        }
         for event in doc["events"].values():
             if event["event_type"] == "async.job.started" and event["attempt"] == 1:
-                latencies.append((parse_iso(event["created_at"]) - created[event["job_id"]]).total_seconds())
+                latencies.append(
+                    (
+                        parse_iso(event["created_at"]) - created[event["job_id"]]
+                    ).total_seconds()
+                )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     result = {
@@ -92,10 +122,16 @@ def main() -> None:
         "queue_to_start_p95_s": percentile(latencies, 0.95),
         "target_jobs_per_second": 1000,
     }
-    print(f"{args.jobs} no-op jobs, worker --burst --concurrency {args.concurrency}, fsync always")
-    print(f"drained in {elapsed:.2f} s: {result['jobs_per_second']:.0f} jobs/s end to end; statuses {statuses}")
-    print(f"queue-to-start latency: p50 {result['queue_to_start_p50_s']:.2f} s, "
-          f"p95 {result['queue_to_start_p95_s']:.2f} s (includes waiting behind earlier jobs)")
+    print(
+        f"{args.jobs} no-op jobs, worker --burst --concurrency {args.concurrency}, fsync always"
+    )
+    print(
+        f"drained in {elapsed:.2f} s: {result['jobs_per_second']:.0f} jobs/s end to end; statuses {statuses}"
+    )
+    print(
+        f"queue-to-start latency: p50 {result['queue_to_start_p50_s']:.2f} s, "
+        f"p95 {result['queue_to_start_p95_s']:.2f} s (includes waiting behind earlier jobs)"
+    )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
 

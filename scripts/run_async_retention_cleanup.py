@@ -22,10 +22,14 @@ try:
 except ImportError as exc:
     venv = os.path.join(ROOT, ".venv")
     venv_python = os.path.join(venv, "bin", "python")
-    if os.path.exists(venv_python) and os.path.realpath(sys.prefix) != os.path.realpath(venv):
+    if os.path.exists(venv_python) and os.path.realpath(sys.prefix) != os.path.realpath(
+        venv
+    ):
         os.execv(venv_python, [venv_python, os.path.abspath(__file__), *sys.argv[1:]])
-    sys.stderr.write(f"error: asyncjobs needs click and filelock: {exc} "
-                     "(pip install click filelock, or run scripts/demo.sh once)\n")
+    sys.stderr.write(
+        f"error: asyncjobs needs click and filelock: {exc} "
+        "(pip install click filelock, or run scripts/demo.sh once)\n"
+    )
     sys.exit(1)
 
 from asyncjobs.cli import cli  # noqa: E402
@@ -47,8 +51,9 @@ def main(argv: list[str]) -> None:
     if store is None:
         sys.stderr.write("error: --store-file PATH is required\n")
         sys.exit(2)
-    cli.main(["--store", store, "cleanup", *args],
-             prog_name="run_async_retention_cleanup.py")
+    cli.main(
+        ["--store", store, "cleanup", *args], prog_name="run_async_retention_cleanup.py"
+    )
 
 
 if __name__ == "__main__":

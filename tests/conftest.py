@@ -48,7 +48,9 @@ def cli(store_path: Path):
     """Run an asyncjobs command in-process against the test store."""
     runner = CliRunner()
 
-    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Outcome:
+    def run(
+        *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> Outcome:
         result = runner.invoke(
             cli_group,
             ["--store", str(store_path), *args],
@@ -65,8 +67,12 @@ def cli(store_path: Path):
 def console(store_path: Path):
     """Run asyncjobs as a real process against the test store."""
 
-    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None,
-            timeout: float = 60) -> Outcome:
+    def run(
+        *args: str,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> Outcome:
         proc = subprocess.run(
             [sys.executable, "-m", "asyncjobs", "--store", str(store_path), *args],
             input=input,

@@ -14,8 +14,13 @@ from asyncjobs.tasks import TaskRegistry
 tasks = TaskRegistry()
 
 
-@tasks.task(name="t", max_retries=3, retry_backoff="exponential", retry_delay=2.0,
-            retry_max_delay=5.0)
+@tasks.task(
+    name="t",
+    max_retries=3,
+    retry_backoff="exponential",
+    retry_delay=2.0,
+    retry_max_delay=5.0,
+)
 def t() -> None: ...
 
 
@@ -27,16 +32,29 @@ def lin() -> None: ...
 def fix() -> None: ...
 
 
-@tasks.task(name="jit", max_retries=50, retry_backoff="fixed", retry_delay=10.0,
-            retry_jitter=True)
+@tasks.task(
+    name="jit",
+    max_retries=50,
+    retry_backoff="fixed",
+    retry_delay=10.0,
+    retry_jitter=True,
+)
 def jit() -> None: ...
 
 
 def make_worker(client, name: str = "w1", lease: float = 30.0) -> WorkerInfo:
     now = "2026-11-01T12:00:00.000000Z"
-    return WorkerInfo(worker_id=f"wrk_{name}", host="h", pid=1, queues=["default"],
-                      concurrency=1, started_at=now, last_seen_at=now,
-                      heartbeat_seconds=lease / 3, lease_seconds=lease)
+    return WorkerInfo(
+        worker_id=f"wrk_{name}",
+        host="h",
+        pid=1,
+        queues=["default"],
+        concurrency=1,
+        started_at=now,
+        last_seen_at=now,
+        heartbeat_seconds=lease / 3,
+        lease_seconds=lease,
+    )
 
 
 def claim_all(client, worker, n: int = 1000):
@@ -45,8 +63,12 @@ def claim_all(client, worker, n: int = 1000):
 
 
 def fail(client, worker, token, *, retryable: bool = True):
-    outcome = {"job_id": token.job_id, "ok": False, "retryable": retryable,
-               "error": {"type": "ValueError", "message": "no"}}
+    outcome = {
+        "job_id": token.job_id,
+        "ok": False,
+        "retryable": retryable,
+        "error": {"type": "ValueError", "message": "no"},
+    }
     finished, _ = client.exchange(worker, [(token, outcome)], want=0, registry=tasks)
     return finished[0] if finished else None
 
@@ -101,11 +123,14 @@ def test_only_the_workers_queues_are_claimed(client):
     assert len(claim_all(client, reports)) == 1
 
 
-@pytest.mark.parametrize("task, delays", [
-    ("t", [2.0, 4.0, 5.0]),     # exponential 2, 4, 8 capped at 5
-    ("lin", [3.0, 6.0, 9.0]),   # linear
-    ("fix", [4.0, 4.0, 4.0]),   # fixed
-])
+@pytest.mark.parametrize(
+    "task, delays",
+    [
+        ("t", [2.0, 4.0, 5.0]),  # exponential 2, 4, 8 capped at 5
+        ("lin", [3.0, 6.0, 9.0]),  # linear
+        ("fix", [4.0, 4.0, 4.0]),  # fixed
+    ],
+)
 def test_every_backoff_sets_the_next_run(client, clock, task, delays):
     from datetime import timedelta
 
@@ -114,13 +139,13 @@ def test_every_backoff_sets_the_next_run(client, clock, task, delays):
     job = client.submit(task, org="acme")
     worker = make_worker(client)
     for attempt, delay in enumerate(delays, start=1):
-        (claimed, token), = client.exchange(worker, [], want=1, registry=tasks)[1]
+        ((claimed, token),) = client.exchange(worker, [], want=1, registry=tasks)[1]
         assert claimed.attempts == attempt
         requeued = fail(client, worker, token)
         assert requeued.status == "queued"
         assert requeued.run_after == to_iso(clock.moment + timedelta(seconds=delay))
         clock.advance(delay)
-    (claimed, token), = client.exchange(worker, [], want=1, registry=tasks)[1]
+    ((claimed, token),) = client.exchange(worker, [], want=1, registry=tasks)[1]
     assert fail(client, worker, token).status == "failed"  # max_retries=3: 4 attempts
     assert client.get_job(job.job_id, org="acme").attempts == 4
 
@@ -131,7 +156,7 @@ def test_jitter_spreads_the_wait_between_half_and_all_of_it(client, clock):
     waits = set()
     for _ in range(20):
         clock.advance(20)
-        (_, token), = client.exchange(worker, [], want=1, registry=tasks)[1]
+        ((_, token),) = client.exchange(worker, [], want=1, registry=tasks)[1]
         requeued = fail(client, worker, token)
         from asyncjobs.clock import parse_iso
 
@@ -143,7 +168,7 @@ def test_jitter_spreads_the_wait_between_half_and_all_of_it(client, clock):
 def test_a_non_retryable_error_fails_at_once(client):
     job = client.submit("t", org="acme")
     worker = make_worker(client)
-    (_, token), = client.exchange(worker, [], want=1, registry=tasks)[1]
+    ((_, token),) = client.exchange(worker, [], want=1, registry=tasks)[1]
     assert fail(client, worker, token, retryable=False).status == "failed"
     assert client.get_job(job.job_id, org="acme").attempts == 1
 
@@ -152,11 +177,11 @@ def test_an_outcome_under_an_expired_lease_is_refused_and_recorded(client, clock
     job = client.submit("t", org="acme")
     slow = make_worker(client, "slow", lease=10)
     fast = make_worker(client, "fast", lease=10)
-    (_, stale_token), = client.exchange(slow, [], want=1, registry=tasks)[1]
+    ((_, stale_token),) = client.exchange(slow, [], want=1, registry=tasks)[1]
     clock.advance(11)  # the slow worker missed its heartbeats
     assert client.heartbeat(fast, []) == []
     # One exchange rescues the expired lease and claims the job again.
-    (reclaimed, token), = client.exchange(fast, [], want=1, registry=tasks)[1]
+    ((reclaimed, token),) = client.exchange(fast, [], want=1, registry=tasks)[1]
     assert reclaimed.attempts == 2 and reclaimed.worker_id == "wrk_fast"
     late = {"job_id": job.job_id, "ok": True, "value": "late"}
     finished, _ = client.exchange(slow, [(stale_token, late)], want=0, registry=tasks)
@@ -169,7 +194,9 @@ def test_an_outcome_under_an_expired_lease_is_refused_and_recorded(client, clock
     assert finished[0].status == "completed"
     types = [e.event_type for e in client.events(job.job_id, org="acme")]
     assert types.count("async.job.lease_expired") == 1
-    assert types.count("async.job.stale_outcome_refused") == 2  # the outcome and the heartbeat
+    assert (
+        types.count("async.job.stale_outcome_refused") == 2
+    )  # the outcome and the heartbeat
     with client.store.read() as tx:
         assert len(tx.find("results_by_job", job.job_id)) == 1
         assert len(tx.find("notifications_by_job", job.job_id)) == 1
@@ -177,8 +204,11 @@ def test_an_outcome_under_an_expired_lease_is_refused_and_recorded(client, clock
 
 def test_a_live_lease_is_never_rescued(client, clock):
     client.submit("t", org="acme")
-    one, two = make_worker(client, "one", lease=10), make_worker(client, "two", lease=10)
-    (job, token), = client.exchange(one, [], want=1, registry=tasks)[1]
+    one, two = (
+        make_worker(client, "one", lease=10),
+        make_worker(client, "two", lease=10),
+    )
+    ((job, token),) = client.exchange(one, [], want=1, registry=tasks)[1]
     for _ in range(5):
         clock.advance(3)
         assert client.heartbeat(one, [token]) == []
@@ -189,7 +219,7 @@ def test_a_live_lease_is_never_rescued(client, clock):
 def test_the_same_terminal_transition_twice_makes_one_notification(client):
     job = client.submit("t", org="acme")
     worker = make_worker(client)
-    (_, token), = client.exchange(worker, [], want=1, registry=tasks)[1]
+    ((_, token),) = client.exchange(worker, [], want=1, registry=tasks)[1]
     ok = {"job_id": job.job_id, "ok": True, "value": 1}
     client.exchange(worker, [(token, ok), (token, ok)], want=0, registry=tasks)
     with client.store.read() as tx:

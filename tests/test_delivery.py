@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -56,8 +55,16 @@ def test_latest_serves_the_newest_version_and_pinned_the_one_asked_for(client, c
     assert latest["projection_mode"] == "latest" and latest["job_id"] == job_id
     pinned = client.get_result(first, org="acme", view="pinned")
     assert pinned["result_id"] == first and pinned["projection_mode"] == "pinned"
-    assert set(pinned) == {"result_id", "requested_result_id", "projection_mode", "job_id",
-                           "org_id", "task", "value", "created_at"}
+    assert set(pinned) == {
+        "result_id",
+        "requested_result_id",
+        "projection_mode",
+        "job_id",
+        "org_id",
+        "task",
+        "value",
+        "created_at",
+    }
     assert pinned["value"] == {"rows": [0]} and pinned["task"] == "report"
 
 
@@ -71,7 +78,8 @@ def test_another_orgs_result_is_missing(client):
 
 
 def test_a_large_value_lives_in_a_private_file_and_reads_back_checked(
-        client, artifacts, monkeypatch, store_path):
+    client, artifacts, monkeypatch, store_path
+):
     monkeypatch.setenv("ASYNCJOBS_RESULT_INLINE_BYTES", "200")
     job_id = run(client, rows=100)
     result_id = client.get_job(job_id, org="acme").result_id
@@ -81,8 +89,13 @@ def test_a_large_value_lives_in_a_private_file_and_reads_back_checked(
     with client.store.read() as tx:
         record = tx.get("results", result_id)
     assert record["value"] is None and record["value_file"] == str(path)
-    assert record["value_bytes"] == path.stat().st_size and len(record["value_sha256"]) == 64
-    assert client.get_result(result_id, org="acme")["value"] == {"rows": list(range(100))}
+    assert (
+        record["value_bytes"] == path.stat().st_size
+        and len(record["value_sha256"]) == 64
+    )
+    assert client.get_result(result_id, org="acme")["value"] == {
+        "rows": list(range(100))
+    }
     small = client.get_job(run(client, rows=2), org="acme").result_id
     assert not (artifacts / "results" / "acme" / f"{small}.json").exists()
     path.write_text(json.dumps({"rows": "tampered"}))
@@ -99,8 +112,15 @@ def test_notifications_come_latest_first_one_per_terminal_transition(client, clo
     client.cancel(job_id, org="acme")
     found = client.notifications(job_id, org="acme")
     assert [n.event_type for n in found] == [
-        "async.job.canceled", "async.job.completed", "async.job.completed"]
-    assert [n.dedupe_key.rsplit(":", 1)[1] for n in found] == ["run-3", "run-2", "run-1"]
+        "async.job.canceled",
+        "async.job.completed",
+        "async.job.completed",
+    ]
+    assert [n.dedupe_key.rsplit(":", 1)[1] for n in found] == [
+        "run-3",
+        "run-2",
+        "run-1",
+    ]
     assert all(n.channel == "in_app" and n.read_at is None for n in found)
     assert len(client.notifications(job_id, org="acme", limit=1)) == 1
     with pytest.raises(NotFound):
@@ -119,7 +139,9 @@ def test_the_inbox_lists_and_marks_read_only_the_orgs_notifications(client, cloc
     with pytest.raises(NotFound):
         client.mark_read(org="acme", notification_ids=[first, foreign])
     assert len(client.inbox(org="acme", unread=True)) == 2  # nothing changed
-    assert cli("inbox", "mark-read", "--org", "acme", "--all").stdout == "2 marked read\n"
+    assert (
+        cli("inbox", "mark-read", "--org", "acme", "--all").stdout == "2 marked read\n"
+    )
     assert cli("inbox", "--org", "acme", "--unread", "--json").stdout.count("ntf_") == 0
     assert client.inbox(org="globex", unread=True)[0].job_id == theirs
     both = cli("inbox", "mark-read", "--org", "acme", first, "--all")
@@ -133,7 +155,9 @@ def test_result_and_notifications_from_the_cli(client, cli, clock):
     result_id = client.get_job(job_id, org="acme").result_id
     doc = json.loads(cli("result", result_id, "--org", "acme", "--json").stdout)
     assert doc["value"] == {"rows": [0, 1]} and doc["projection_mode"] == "latest"
-    assert json.loads(cli("result", result_id, "--org", "acme").stdout) == {"rows": [0, 1]}
+    assert json.loads(cli("result", result_id, "--org", "acme").stdout) == {
+        "rows": [0, 1]
+    }
     foreign = cli("result", result_id, "--org", "globex")
     missing = cli("result", "res_00000000000000000000000000", "--org", "globex")
     assert foreign.exit_code == missing.exit_code == 3
@@ -142,8 +166,15 @@ def test_result_and_notifications_from_the_cli(client, cli, clock):
     listed = json.loads(cli("notifications", job_id, "--org", "acme", "--json").stdout)
     assert listed["job_id"] == job_id and len(listed["notifications"]) == 1
     assert set(listed["notifications"][0]) == {
-        "notification_id", "job_id", "org_id", "channel", "event_type", "dedupe_key",
-        "created_at", "read_at"}
+        "notification_id",
+        "job_id",
+        "org_id",
+        "channel",
+        "event_type",
+        "dedupe_key",
+        "created_at",
+        "read_at",
+    }
     bad_channel = cli("notifications", job_id, "--org", "acme", "--channel", "email")
     assert bad_channel.exit_code == 2 and "channel" in bad_channel.stderr
 
@@ -167,7 +198,9 @@ def test_counters_do_not_go_down_when_records_are_deleted(client):
         for job_id in done:
             tx.delete("jobs", job_id)
     after = client.stats()
-    assert after["counters"]["jobs_completed_total"] == before["jobs_completed_total"] == 3
+    assert (
+        after["counters"]["jobs_completed_total"] == before["jobs_completed_total"] == 3
+    )
     assert after["counters"]["jobs_failed_total"] == 1
     assert after["duration"]["count"] == 4
 

@@ -25,8 +25,10 @@ FOREIGN_FLAGS = {"--store-file", "--threads"}  # the cron script's, gunicorn's
 
 def blocks(path: Path) -> list[tuple[str, str]]:
     """The fenced code blocks of a markdown file: (info string, text)."""
-    return [(m.group(1), m.group(2))
-            for m in re.finditer(r"^```([\w-]*)\n(.*?)^```", path.read_text(), re.M | re.S)]
+    return [
+        (m.group(1), m.group(2))
+        for m in re.finditer(r"^```([\w-]*)\n(.*?)^```", path.read_text(), re.M | re.S)
+    ]
 
 
 def cli_flags() -> set[str]:
@@ -44,19 +46,34 @@ def cli_flags() -> set[str]:
 
 def test_the_runbook_keeps_its_sections_metrics_and_checklists():
     text = RUNBOOK.read_text()
-    for heading in ("## Prerequisites and environment", "## Operate and diagnose",
-                    "### 1. Result permalink check", "### 2. Job status and notifications",
-                    "### 3. Retention dry run", "### 4. Productive cleanup", "## Monitoring",
-                    "## Smoke checklist: staging", "## Smoke checklist: production",
-                    "## Incident triage", "## Cron example"):
+    for heading in (
+        "## Prerequisites and environment",
+        "## Operate and diagnose",
+        "### 1. Result permalink check",
+        "### 2. Job status and notifications",
+        "### 3. Retention dry run",
+        "### 4. Productive cleanup",
+        "## Monitoring",
+        "## Smoke checklist: staging",
+        "## Smoke checklist: production",
+        "## Incident triage",
+        "## Cron example",
+    ):
         assert heading in text, heading
-    for signal in ("async_result_permalink_http_5xx_rate_5m", "async_result_permalink_p95_ms_15m",
-                   "async_retention_cleanup_exit_code", "async_retention_results_delete_count",
-                   "async_retention_events_delete_count",
-                   "async_notifications_terminal_jobs_without_in_app_10m"):
+    for signal in (
+        "async_result_permalink_http_5xx_rate_5m",
+        "async_result_permalink_p95_ms_15m",
+        "async_retention_cleanup_exit_code",
+        "async_retention_results_delete_count",
+        "async_retention_events_delete_count",
+        "async_notifications_terminal_jobs_without_in_app_10m",
+    ):
         assert f"`{signal}`" in text.split("## Monitoring")[1], signal
-    for series in ("asyncjobs_http_requests_total", "asyncjobs_http_request_duration_seconds",
-                   "asyncjobs_terminal_jobs_without_in_app_notification"):
+    for series in (
+        "asyncjobs_http_requests_total",
+        "asyncjobs_http_request_duration_seconds",
+        "asyncjobs_terminal_jobs_without_in_app_notification",
+    ):
         assert series in text
     assert text.count("Expected outcome") >= 4
     assert "run_async_retention_cleanup.py --store-file" in text
@@ -100,22 +117,24 @@ def sh_script(text: str) -> str:
         while i < len(lines) and lines[i].lstrip().startswith("# "):
             note = lines[i].strip()[2:]
             if note.startswith("expect: "):
-                expects.append(note[len("expect: "):])
+                expects.append(note[len("expect: ") :])
             elif note.startswith("exit: "):
-                exit_code = note[len("exit: "):].strip()
+                exit_code = note[len("exit: ") :].strip()
             i += 1
         shown = shlex.quote(line)
         if re.match(r"^(export\s+)?[A-Za-z_][A-Za-z0-9_]*=", line):
             out.append(f"{line} || __fail {shown}")
             continue
-        out.append(f"echo \"\\$ \"{shown}")
+        out.append(f'echo "\\$ "{shown}')
         out.append(f"__out=$( {line} 2>&1 ); __rc=$?")
         out.append('printf "%s\\n" "$__out"')
         message = shlex.quote(f"exit code not {exit_code}: {line}")
         out.append(f'[ "$__rc" = "{exit_code}" ] || __fail "$__rc: "{message}')
         for expect in expects:
             message = shlex.quote(f"no {expect!r} in the output of: {line}")
-            out.append(f'case "$__out" in *{shlex.quote(expect)}*) ;; *) __fail {message} ;; esac')
+            out.append(
+                f'case "$__out" in *{shlex.quote(expect)}*) ;; *) __fail {message} ;; esac'
+            )
     return "\n".join(out) + "\n"
 
 
@@ -126,19 +145,26 @@ def doc_env(tmp_path):
     work.mkdir()
     (work / "scripts").symlink_to(ROOT / "scripts")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCJOBS_")}
-    env.update({
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "PYTHONPATH": f"{ROOT / 'examples'}{os.pathsep}{ROOT}",
-        "ASYNCJOBS_FSYNC": "never",
-    })
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "PYTHONPATH": f"{ROOT / 'examples'}{os.pathsep}{ROOT}",
+            "ASYNCJOBS_FSYNC": "never",
+        }
+    )
     return work, env
 
 
 @pytest.fixture
 def doc_server(doc_env):
     work, env = doc_env
-    proc = subprocess.Popen([sys.executable, "-m", "asyncjobs", "serve", "--port", "0"],
-                            cwd=work, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asyncjobs", "serve", "--port", "0"],
+        cwd=work,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stderr.readline()
         match = re.search(r"http://127\.0\.0\.1:\d+", line)
@@ -150,8 +176,11 @@ def doc_server(doc_env):
         proc.stderr.close()
 
 
-DOC_PAGES = sorted(p.name for p in DOCS.glob("*.md") if any(
-    info in ("sh", "python") for info, _ in blocks(p)))
+DOC_PAGES = sorted(
+    p.name
+    for p in DOCS.glob("*.md")
+    if any(info in ("sh", "python") for info, _ in blocks(p))
+)
 
 
 @pytest.mark.parametrize("page", DOC_PAGES)
@@ -166,10 +195,24 @@ def test_the_code_blocks_of_the_docs_run(page, doc_env, request):
             pytest.skip("needs curl (installed by .ci/run)")
         env = {**env, "ASYNCJOBS_BASE_URL": request.getfixturevalue("doc_server")}
     if python:
-        proc = subprocess.run([sys.executable, "-c", python], cwd=work, env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", python],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, f"{page} python blocks:\n{proc.stderr}"
     if sh:
-        proc = subprocess.run(["bash", "-c", sh_script(sh)], cwd=work, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, f"{page} sh blocks:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        proc = subprocess.run(
+            ["bash", "-c", sh_script(sh)],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, (
+            f"{page} sh blocks:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )

@@ -32,7 +32,9 @@ def report(rows: int = 1) -> dict:
 
 
 class Response:
-    def __init__(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
+    def __init__(
+        self, status: str, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
         self.status = int(status.split()[0])
         self.headers = dict(headers)
         self.body = body
@@ -42,13 +44,25 @@ class Response:
         return json.loads(self.body)
 
 
-def call(app: App, method: str, path: str, *, org: str | None = None,
-         headers: dict[str, str] | None = None, body: bytes | None = None) -> Response:
+def call(
+    app: App,
+    method: str,
+    path: str,
+    *,
+    org: str | None = None,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> Response:
     path, _, query = path.partition("?")
     environ = {
-        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body or b""), "CONTENT_LENGTH": str(len(body or b"")),
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body or b""),
+        "CONTENT_LENGTH": str(len(body or b"")),
     }
     if org is not None:
         environ["HTTP_X_ORG_ID"] = org
@@ -71,18 +85,24 @@ def app(client) -> App:
 @pytest.fixture
 def done(client) -> str:
     """A completed job of acme."""
-    return client.submit("report", org="acme", payload={"rows": 2}, sync=True, tasks=tasks).job_id
+    return client.submit(
+        "report", org="acme", payload={"rows": 2}, sync=True, tasks=tasks
+    ).job_id
 
 
 def without_volatile(response: Response) -> tuple[int, dict, bytes]:
-    headers = {k: v for k, v in response.headers.items() if k not in ("Date", "X-Request-ID")}
+    headers = {
+        k: v for k, v in response.headers.items() if k not in ("Date", "X-Request-ID")
+    }
     return response.status, headers, response.body
 
 
 # -- routes ------------------------------------------------------------------------------
 
 
-def test_health_is_ok_on_a_readable_store_and_503_on_a_corrupt_one(app, client, store_path):
+def test_health_is_ok_on_a_readable_store_and_503_on_a_corrupt_one(
+    app, client, store_path
+):
     client.submit("report", org="acme")
     ok = call(app, "GET", "/health")
     assert ok.status == 200 and ok.json["status"] == "ok"
@@ -95,11 +115,22 @@ def test_health_is_ok_on_a_readable_store_and_503_on_a_corrupt_one(app, client, 
 
 def test_a_job_is_served_to_its_org_and_missing_to_every_other(app, done):
     own = call(app, "GET", f"/analyze/jobs/{done}", org="acme")
-    assert own.status == 200 and own.json["status"] == "completed" and own.json["job_id"] == done
-    assert call(app, "GET", f"/analyze/jobs/{done}", headers={"X-Tenant-Id": "acme"}).status == 200
+    assert (
+        own.status == 200
+        and own.json["status"] == "completed"
+        and own.json["job_id"] == done
+    )
+    assert (
+        call(
+            app, "GET", f"/analyze/jobs/{done}", headers={"X-Tenant-Id": "acme"}
+        ).status
+        == 200
+    )
     foreign = call(app, "GET", f"/analyze/jobs/{done}", org="globex")
     assert foreign.status == 404
-    assert foreign.json == {"error": {"code": "not_found", "message": f"job {done} not found"}}
+    assert foreign.json == {
+        "error": {"code": "not_found", "message": f"job {done} not found"}
+    }
     missing_id = "job_" + "0" * 26
     missing = call(app, "GET", f"/analyze/jobs/{missing_id}", org="globex")
     assert without_volatile(missing)[:2] == without_volatile(foreign)[:2]
@@ -110,7 +141,9 @@ def test_a_job_is_served_to_its_org_and_missing_to_every_other(app, done):
     assert call(app, "GET", f"/analyze/jobs/{done}", org="../etc").status == 400
 
 
-def test_foreign_and_missing_answers_are_byte_identical_for_the_same_id(app, client, done):
+def test_foreign_and_missing_answers_are_byte_identical_for_the_same_id(
+    app, client, done
+):
     for path in (f"/analyze/jobs/{done}", f"/analyze/jobs/{done}/notifications"):
         foreign = call(app, "GET", path, org="globex")
         with client.store.transaction() as tx:
@@ -128,10 +161,15 @@ def test_result_permalinks_over_http(app, client, done):
     client.run_job(done, org="acme", tasks=tasks)
     latest = call(app, "GET", f"/analyze/results/{first}", org="acme")
     assert latest.status == 200 and latest.json["projection_mode"] == "latest"
-    assert latest.json["result_id"] != first and latest.json["requested_result_id"] == first
+    assert (
+        latest.json["result_id"] != first
+        and latest.json["requested_result_id"] == first
+    )
     pinned = call(app, "GET", f"/analyze/results/{first}?view=pinned", org="acme")
     assert pinned.json["result_id"] == first and pinned.json["value"] == {"rows": 2}
-    assert call(app, "GET", f"/analyze/results/{first}?view=all", org="acme").status == 400
+    assert (
+        call(app, "GET", f"/analyze/results/{first}?view=all", org="acme").status == 400
+    )
     assert call(app, "GET", f"/analyze/results/{first}", org="globex").status == 404
     assert call(app, "GET", "/analyze/results/res_nope", org="acme").status == 404
 
@@ -140,18 +178,40 @@ def test_notifications_over_http_latest_first(app, client, clock, done):
     clock.advance(1)
     client.retry(done, org="acme")
     client.cancel(done, org="acme")
-    answer = call(app, "GET", f"/analyze/jobs/{done}/notifications?channel=in_app&limit=20",
-                  org="acme")
+    answer = call(
+        app,
+        "GET",
+        f"/analyze/jobs/{done}/notifications?channel=in_app&limit=20",
+        org="acme",
+    )
     assert answer.status == 200 and answer.json["job_id"] == done
     assert [n["event_type"] for n in answer.json["notifications"]] == [
-        "async.job.canceled", "async.job.completed"]
-    assert call(app, "GET", f"/analyze/jobs/{done}/notifications?limit=x", org="acme").status == 400
-    assert call(app, "GET", f"/analyze/jobs/{done}/notifications?limit=0", org="acme").status == 400
+        "async.job.canceled",
+        "async.job.completed",
+    ]
+    assert (
+        call(
+            app, "GET", f"/analyze/jobs/{done}/notifications?limit=x", org="acme"
+        ).status
+        == 400
+    )
+    assert (
+        call(
+            app, "GET", f"/analyze/jobs/{done}/notifications?limit=0", org="acme"
+        ).status
+        == 400
+    )
 
 
 def test_posting_a_job_queues_it_for_the_header_org(app, client):
-    body = json.dumps({"task": "report", "payload": {"rows": 5}, "priority": 7,
-                       "idempotency_key": "k1"}).encode()
+    body = json.dumps(
+        {
+            "task": "report",
+            "payload": {"rows": 5},
+            "priority": 7,
+            "idempotency_key": "k1",
+        }
+    ).encode()
     created = call(app, "POST", "/analyze/jobs", org="acme", body=body)
     assert created.status == 202 and created.json["status"] == "queued"
     job = client.get_job(created.json["job_id"], org="acme")
@@ -161,23 +221,35 @@ def test_posting_a_job_queues_it_for_the_header_org(app, client):
     assert again.json["job_id"] == created.json["job_id"]
 
 
-@pytest.mark.parametrize("body, status, words", [
-    (b'{"task": "report", "priority": 11}', 400, "priority: 11"),
-    (b'{"payload": {}}', 400, "task: missing"),
-    (b'{"task": "report", "org": "globex"}', 400, "unknown field(s): org"),
-    (b'{"task": "a b"}', 400, "task: 'a b'"),
-    (b"not json", 400, "body: not valid JSON"),
-    (b'{"task": "report", "payload": {"x": NaN}}', 400, "NaN is not allowed"),
-    (b'{"task": "report", "task": "other"}', 400, "duplicate key"),
-    (b"[" * 100_000, 400, "nested too deeply"),
-    (b'{"task": "r", "payload": {"n": ' + b"9" * 5000 + b"}}", 400, "not valid JSON"),
-    (b'["task"]', 400, "must be a JSON object"),
-    (b"\xff\xfe", 400, "body"),
-    (json.dumps({"task": "r", "payload": {"x": "a" * (1 << 20)}}).encode(), 413, "over the limit"),
-    (b"x" * ((1 << 20) + (64 << 10) + 1), 413, "over the limit"),
-])
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        (b'{"task": "report", "priority": 11}', 400, "priority: 11"),
+        (b'{"payload": {}}', 400, "task: missing"),
+        (b'{"task": "report", "org": "globex"}', 400, "unknown field(s): org"),
+        (b'{"task": "a b"}', 400, "task: 'a b'"),
+        (b"not json", 400, "body: not valid JSON"),
+        (b'{"task": "report", "payload": {"x": NaN}}', 400, "NaN is not allowed"),
+        (b'{"task": "report", "task": "other"}', 400, "duplicate key"),
+        (b"[" * 100_000, 400, "nested too deeply"),
+        (
+            b'{"task": "r", "payload": {"n": ' + b"9" * 5000 + b"}}",
+            400,
+            "not valid JSON",
+        ),
+        (b'["task"]', 400, "must be a JSON object"),
+        (b"\xff\xfe", 400, "body"),
+        (
+            json.dumps({"task": "r", "payload": {"x": "a" * (1 << 20)}}).encode(),
+            413,
+            "over the limit",
+        ),
+        (b"x" * ((1 << 20) + (64 << 10) + 1), 413, "over the limit"),
+    ],
+)
 def test_bad_posts_are_refused_with_a_field_message_and_write_nothing(
-        app, client, store_path, body, status, words):
+    app, client, store_path, body, status, words
+):
     client.submit("report", org="acme")
     before = sha256_of(*data_files(store_path))
     answer = call(app, "POST", "/analyze/jobs", org="acme", body=body)
@@ -195,28 +267,50 @@ def test_unknown_routes_404_and_wrong_methods_405(app):
 
 
 def test_telemetry_is_always_200_and_degraded_when_the_store_is_unreadable(
-        app, client, done, store_path):
+    app, client, done, store_path
+):
     call(app, "GET", f"/analyze/jobs/{done}", org="acme")
     call(app, "GET", "/nope")
     doc = call(app, "GET", "/telemetry").json
     for key in ("timestamp", "started_utc", "requests", "async"):
         assert key in doc
     requests = doc["requests"]
-    for key in ("total_1h", "error_rate_1h", "latency_p95_ms", "by_path", "by_status",
-                "last_request_utc"):
+    for key in (
+        "total_1h",
+        "error_rate_1h",
+        "latency_p95_ms",
+        "by_path",
+        "by_status",
+        "last_request_utc",
+    ):
         assert key in requests
-    assert requests["by_path"]["/analyze/jobs/{job_id}"] == 1 and requests["by_status"]["404"] == 1
+    assert (
+        requests["by_path"]["/analyze/jobs/{job_id}"] == 1
+        and requests["by_status"]["404"] == 1
+    )
     section = doc["async"]
-    for key in ("async_enabled", "worker_seen", "materializer_stale", "last_materialize_ts",
-                "blocked_mutations_count", "queue_depth", "running", "failed_1h",
-                "oldest_queued_age_s", "breakers"):
+    for key in (
+        "async_enabled",
+        "worker_seen",
+        "materializer_stale",
+        "last_materialize_ts",
+        "blocked_mutations_count",
+        "queue_depth",
+        "running",
+        "failed_1h",
+        "oldest_queued_age_s",
+        "breakers",
+    ):
         assert key in section
     assert section["queue_depth"] == 0 and section["last_materialize_ts"] is not None
     store_path.write_text("{broken")
     Path(f"{store_path}.journal").write_text("")
     degraded = call(App(Client(store_path)), "GET", "/telemetry")
     assert degraded.status == 200 and degraded.json["async"]["queue_depth"] is None
-    assert degraded.json["error"]["code"] == "degraded" and degraded.json["degraded"] is True
+    assert (
+        degraded.json["error"]["code"] == "degraded"
+        and degraded.json["degraded"] is True
+    )
 
 
 def test_metrics_expose_every_series_without_org_ids_or_raw_paths(app, client, done):
@@ -225,11 +319,18 @@ def test_metrics_expose_every_series_without_org_ids_or_raw_paths(app, client, d
     text = call(app, "GET", "/metrics")
     assert text.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     body = text.body.decode()
-    for series in ("asyncjobs_jobs{", "asyncjobs_queue_depth{", "asyncjobs_jobs_completed_total",
-                   "asyncjobs_jobs_failed_total", "asyncjobs_job_duration_seconds_bucket",
-                   "asyncjobs_breaker_open", "asyncjobs_workers_seen",
-                   "asyncjobs_http_requests_total{", "asyncjobs_http_request_duration_seconds",
-                   "asyncjobs_terminal_jobs_without_in_app_notification"):
+    for series in (
+        "asyncjobs_jobs{",
+        "asyncjobs_queue_depth{",
+        "asyncjobs_jobs_completed_total",
+        "asyncjobs_jobs_failed_total",
+        "asyncjobs_job_duration_seconds_bucket",
+        "asyncjobs_breaker_open",
+        "asyncjobs_workers_seen",
+        "asyncjobs_http_requests_total{",
+        "asyncjobs_http_request_duration_seconds",
+        "asyncjobs_terminal_jobs_without_in_app_notification",
+    ):
         assert series in body, series
     assert 'asyncjobs_jobs{status="completed",queue="default"} 1' in body
     assert 'asyncjobs_queue_depth{queue="reports"} 1' in body
@@ -255,25 +356,62 @@ def test_every_answer_carries_a_request_id(app):
 
 
 PATHS = st.one_of(
-    st.sampled_from(["/health", "/telemetry", "/metrics", "/openapi.json", "/analyze/jobs",
-                     "/analyze/jobs/job_" + "0" * 26, "/analyze/results/res_" + "0" * 26,
-                     "/analyze/jobs/job_" + "0" * 26 + "/notifications"]),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40).map(lambda s: "/" + s),
+    st.sampled_from(
+        [
+            "/health",
+            "/telemetry",
+            "/metrics",
+            "/openapi.json",
+            "/analyze/jobs",
+            "/analyze/jobs/job_" + "0" * 26,
+            "/analyze/results/res_" + "0" * 26,
+            "/analyze/jobs/job_" + "0" * 26 + "/notifications",
+        ]
+    ),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40).map(
+        lambda s: "/" + s
+    ),
 )
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]), path=PATHS,
-       query=st.text(max_size=30), org=st.one_of(st.none(), st.text(max_size=20)),
-       body=st.one_of(st.binary(max_size=200),
-                      st.dictionaries(st.sampled_from(["task", "payload", "queue", "priority",
-                                                       "delay", "idempotency_key", "x"]),
-                                      st.one_of(st.text(max_size=10), st.integers(), st.none(),
-                                                st.floats(allow_nan=False)),
-                                      max_size=5).map(lambda d: json.dumps(d).encode())))
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]),
+    path=PATHS,
+    query=st.text(max_size=30),
+    org=st.one_of(st.none(), st.text(max_size=20)),
+    body=st.one_of(
+        st.binary(max_size=200),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "task",
+                    "payload",
+                    "queue",
+                    "priority",
+                    "delay",
+                    "idempotency_key",
+                    "x",
+                ]
+            ),
+            st.one_of(
+                st.text(max_size=10),
+                st.integers(),
+                st.none(),
+                st.floats(allow_nan=False),
+            ),
+            max_size=5,
+        ).map(lambda d: json.dumps(d).encode()),
+    ),
+)
 def test_no_request_gets_a_server_error_and_refusals_write_nothing(
-        app, store_path, method, path, query, org, body):
+    app, store_path, method, path, query, org, body
+):
     before = sha256_of(*data_files(store_path))
     answer = call(app, method, f"{path}?{query}", org=org, body=body)
     assert answer.status < 500, answer.body
@@ -289,8 +427,18 @@ def test_no_request_gets_a_server_error_and_refusals_write_nothing(
 @pytest.fixture
 def server(store_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "asyncjobs", "--store", str(store_path), "serve", "--port", "0"],
-        stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "asyncjobs",
+            "--store",
+            str(store_path),
+            "serve",
+            "--port",
+            "0",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
@@ -305,7 +453,9 @@ def server(store_path):
 
 
 def fetch(url: str, *, org: str | None = None, data: bytes | None = None):
-    request = urllib.request.Request(url, data=data, headers={"X-Org-Id": org} if org else {})
+    request = urllib.request.Request(
+        url, data=data, headers={"X-Org-Id": org} if org else {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -314,21 +464,33 @@ def fetch(url: str, *, org: str | None = None, data: bytes | None = None):
 
 
 def test_a_real_server_on_loopback_serves_jobs_and_guards_tenants(server, client):
-    status, created = fetch(f"{server}/analyze/jobs", org="acme",
-                            data=json.dumps({"task": "report"}).encode())
+    status, created = fetch(
+        f"{server}/analyze/jobs",
+        org="acme",
+        data=json.dumps({"task": "report"}).encode(),
+    )
     assert status == 202
     status, job = fetch(f"{server}/analyze/jobs/{created['job_id']}", org="acme")
     assert status == 200 and job["status"] == "queued"
     assert fetch(f"{server}/analyze/jobs/{created['job_id']}", org="globex")[0] == 404
     assert fetch(f"{server}/health")[1]["status"] == "ok"
-    script = subprocess.run([str(ROOT / "scripts" / "validate_async.sh")], capture_output=True,
-                            text=True, env={**os.environ, "ASYNCJOBS_BASE_URL": server}, timeout=60)
+    script = subprocess.run(
+        [str(ROOT / "scripts" / "validate_async.sh")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ASYNCJOBS_BASE_URL": server},
+        timeout=60,
+    )
     assert script.returncode == 0 and "health: HTTP 200" in script.stdout
     assert "OK" in script.stdout.splitlines()[-1]
 
 
 def test_the_validate_script_says_unreachable_when_no_server_answers():
-    script = subprocess.run([str(ROOT / "scripts" / "validate_async.sh")], capture_output=True,
-                            text=True, env={**os.environ, "ASYNCJOBS_BASE_URL": "http://127.0.0.1:9"},
-                            timeout=60)
+    script = subprocess.run(
+        [str(ROOT / "scripts" / "validate_async.sh")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ASYNCJOBS_BASE_URL": "http://127.0.0.1:9"},
+        timeout=60,
+    )
     assert script.returncode == 0 and script.stdout.startswith("UNREACHABLE")

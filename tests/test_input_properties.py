@@ -14,8 +14,12 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 TEXT = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80
 ) | st.from_regex(NAME, fullmatch=True)
-SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 def refused_cleanly(outcome) -> bool:
@@ -29,7 +33,9 @@ def refused_cleanly(outcome) -> bool:
 
 @SETTINGS
 @given(org=TEXT, task=TEXT, queue=TEXT)
-def test_any_names_are_accepted_exactly_when_they_match_the_pattern(cli, org, task, queue):
+def test_any_names_are_accepted_exactly_when_they_match_the_pattern(
+    cli, org, task, queue
+):
     outcome = cli("submit", task, "--org", org, "--queue", queue)
     valid = all(NAME.fullmatch(v) for v in (org, task, queue))
     if valid:
@@ -39,7 +45,10 @@ def test_any_names_are_accepted_exactly_when_they_match_the_pattern(cli, org, ta
 
 
 @SETTINGS
-@given(payload=st.text(max_size=60) | st.binary(max_size=40).map(lambda b: b.decode("latin-1")))
+@given(
+    payload=st.text(max_size=60)
+    | st.binary(max_size=40).map(lambda b: b.decode("latin-1"))
+)
 def test_any_payload_text_is_a_job_or_a_clean_refusal(cli, payload):
     outcome = cli("submit", "t", "--org", "acme", "--payload", payload)
     assert outcome.exit_code in (0, 2), outcome
@@ -50,10 +59,24 @@ def test_any_payload_text_is_a_job_or_a_clean_refusal(cli, payload):
 
 
 @SETTINGS
-@given(key=TEXT, priority=st.integers(-3, 12), delay=st.floats(allow_nan=True, allow_infinity=True))
+@given(
+    key=TEXT,
+    priority=st.integers(-3, 12),
+    delay=st.floats(allow_nan=True, allow_infinity=True),
+)
 def test_any_options_are_accepted_or_refused_with_exit_2(cli, key, priority, delay):
-    outcome = cli("submit", "t", "--org", "acme", "--idempotency-key", key,
-                  "--priority", str(priority), "--delay", repr(delay))
+    outcome = cli(
+        "submit",
+        "t",
+        "--org",
+        "acme",
+        "--idempotency-key",
+        key,
+        "--priority",
+        str(priority),
+        "--delay",
+        repr(delay),
+    )
     assert outcome.exit_code in (0, 2), outcome
     if outcome.exit_code == 2:
         assert refused_cleanly(outcome)

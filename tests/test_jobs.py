@@ -6,20 +6,30 @@ import json
 
 import pytest
 
-from asyncjobs import Client, Conflict, InvalidInput, NotFound
+from asyncjobs import Conflict, InvalidInput, NotFound
 from asyncjobs.store import JsonFileStore
 
 from .conftest import data_files, sha256_of
-
 
 # -- the Python API -------------------------------------------------------------
 
 
 def test_a_submitted_job_is_queued_with_its_fields(client, clock):
-    job = client.submit("reports.build", org="acme", payload={"month": "2026-10"},
-                        queue="reports", priority=7, max_retries=2)
+    job = client.submit(
+        "reports.build",
+        org="acme",
+        payload={"month": "2026-10"},
+        queue="reports",
+        priority=7,
+        max_retries=2,
+    )
     assert job.job_id.startswith("job_") and job.status == "queued"
-    assert (job.org_id, job.task, job.queue, job.priority) == ("acme", "reports.build", "reports", 7)
+    assert (job.org_id, job.task, job.queue, job.priority) == (
+        "acme",
+        "reports.build",
+        "reports",
+        7,
+    )
     assert job.payload == {"month": "2026-10"} and job.max_retries == 2
     assert job.created_at == job.run_after == "2026-11-01T12:00:00.000000Z"
     assert client.get_job(job.job_id, org="acme") == job
@@ -36,10 +46,13 @@ def test_a_delay_or_a_time_sets_when_the_job_may_run(client):
 
 def test_an_idempotency_key_returns_the_first_job_within_an_org_only(client):
     first = client.submit("t", org="acme", idempotency_key="nightly-2026-11-01")
-    again = client.submit("t", org="acme", idempotency_key="nightly-2026-11-01",
-                          payload={"other": True})
+    again = client.submit(
+        "t", org="acme", idempotency_key="nightly-2026-11-01", payload={"other": True}
+    )
     elsewhere = client.submit("t", org="globex", idempotency_key="nightly-2026-11-01")
-    assert again.job_id == first.job_id and again.deduplicated and not first.deduplicated
+    assert (
+        again.job_id == first.job_id and again.deduplicated and not first.deduplicated
+    )
     assert again.payload == {}  # the first job, unchanged
     assert elsewhere.job_id != first.job_id and not elsewhere.deduplicated
     assert len(client.list_jobs(org="acme")) == 1
@@ -49,8 +62,10 @@ def test_submit_many_is_one_transaction_and_keeps_the_order(client, store_path):
     client.submit("t", org="acme")
     jobs = client.submit_many(
         [{"task": f"t{i}", "org": "acme", "payload": {"i": i}} for i in range(5)]
-        + [{"task": "t", "org": "acme", "idempotency_key": "k"},
-           {"task": "t", "org": "acme", "idempotency_key": "k"}]
+        + [
+            {"task": "t", "org": "acme", "idempotency_key": "k"},
+            {"task": "t", "org": "acme", "idempotency_key": "k"},
+        ]
     )
     assert [j.task for j in jobs] == ["t0", "t1", "t2", "t3", "t4", "t", "t"]
     assert jobs[-1].job_id == jobs[-2].job_id and jobs[-1].deduplicated
@@ -62,8 +77,13 @@ def test_submit_many_checks_every_item_before_writing(client, store_path):
     client.submit("t", org="acme")
     before = sha256_of(*data_files(store_path))
     with pytest.raises(InvalidInput, match=r"^item 3: priority"):
-        client.submit_many([{"task": "a", "org": "acme"}, {"task": "b", "org": "acme"},
-                            {"task": "c", "org": "acme", "priority": 11}])
+        client.submit_many(
+            [
+                {"task": "a", "org": "acme"},
+                {"task": "b", "org": "acme"},
+                {"task": "c", "org": "acme", "priority": 11},
+            ]
+        )
     assert sha256_of(*data_files(store_path)) == before
 
 
@@ -80,12 +100,16 @@ def test_jobs_are_listed_newest_first_and_filtered(client, clock):
     assert [j.task for j in client.list_jobs(org="acme", limit=1)] == ["z"]
 
 
-def test_cancel_makes_a_terminal_job_with_one_event_and_one_notification(client, store_path):
+def test_cancel_makes_a_terminal_job_with_one_event_and_one_notification(
+    client, store_path
+):
     job = client.submit("t", org="acme")
     canceled = client.cancel(job.job_id, org="acme")
     assert canceled.status == "canceled" and canceled.finished_at
     assert [e.event_type for e in client.events(job.job_id, org="acme")] == [
-        "async.job.queued", "async.job.canceled"]
+        "async.job.queued",
+        "async.job.canceled",
+    ]
     with JsonFileStore(store_path) as store, store.read() as tx:
         notes = tx.find("notifications_by_job", job.job_id)
     assert len(notes) == 1 and notes[0]["event_type"] == "async.job.canceled"
@@ -103,7 +127,10 @@ def test_retry_requeues_a_terminal_job_as_its_next_run(client):
     assert again.status == "queued" and again.run == 2 and again.finished_at is None
     events = client.events(job.job_id, org="acme")
     assert [(e.event_type, e.run) for e in events] == [
-        ("async.job.queued", 1), ("async.job.canceled", 1), ("async.job.queued", 2)]
+        ("async.job.queued", 1),
+        ("async.job.canceled", 1),
+        ("async.job.queued", 2),
+    ]
     assert [e.seq for e in events] == [1, 2, 3]
     client.cancel(job.job_id, org="acme")  # the second run's own cancel notification
     assert client.check().ok
@@ -135,7 +162,10 @@ def test_another_orgs_job_is_missing_to_every_operation(client):
         ({"payload": [1, 2]}, "payload: must be a JSON object, not list"),
         ({"payload": {"x": float("inf")}}, "payload: not JSON"),
         ({"payload": {"x": object()}}, "payload: not JSON"),
-        ({"payload": {"x": "\ud800"}}, "payload: contains text that is not valid Unicode"),
+        (
+            {"payload": {"x": "\ud800"}},
+            "payload: contains text that is not valid Unicode",
+        ),
         ({"delay": -1}, "delay:"),
         ({"delay": float("nan")}, "delay:"),
         ({"at": "tomorrow"}, "at: not an ISO 8601 time"),
@@ -145,7 +175,9 @@ def test_another_orgs_job_is_missing_to_every_operation(client):
         ({"idempotency_key": "a\nb"}, "idempotency_key:"),
     ],
 )
-def test_bad_input_is_refused_naming_the_field_and_writes_nothing(client, store_path, kwargs, words):
+def test_bad_input_is_refused_naming_the_field_and_writes_nothing(
+    client, store_path, kwargs, words
+):
     client.submit("t", org="acme")
     before = sha256_of(*data_files(store_path))
     args = {"task": "t", "org": "acme", **kwargs}
@@ -166,23 +198,45 @@ def test_the_payload_limit_is_a_setting(client, monkeypatch):
 
 
 def test_submit_prints_the_job_id_alone_and_status_shows_it(cli):
-    submitted = cli("submit", "reports.build", "--org", "acme", "--payload", '{"month": "2026-10"}')
+    submitted = cli(
+        "submit", "reports.build", "--org", "acme", "--payload", '{"month": "2026-10"}'
+    )
     assert submitted.exit_code == 0 and submitted.stderr == ""
     job_id = submitted.stdout.strip()
     assert submitted.stdout == f"{job_id}\n" and job_id.startswith("job_")
     shown = cli("status", job_id, "--org", "acme", "--json")
     doc = json.loads(shown.stdout)
-    for key in ("job_id", "org_id", "task", "queue", "priority", "status", "attempts",
-                "result_id", "error", "created_at", "updated_at"):
+    for key in (
+        "job_id",
+        "org_id",
+        "task",
+        "queue",
+        "priority",
+        "status",
+        "attempts",
+        "result_id",
+        "error",
+        "created_at",
+        "updated_at",
+    ):
         assert key in doc
-    assert (doc["job_id"], doc["status"], doc["result_id"], doc["error"]) == (job_id, "queued", None, None)
+    assert (doc["job_id"], doc["status"], doc["result_id"], doc["error"]) == (
+        job_id,
+        "queued",
+        None,
+        None,
+    )
     text = cli("status", job_id, "--org", "acme")
     assert "queued" in text.stdout and job_id in text.stdout
 
 
 def test_submit_json_says_whether_it_was_deduplicated(cli):
-    first = json.loads(cli("submit", "t", "--org", "acme", "--idempotency-key", "k", "--json").stdout)
-    again = json.loads(cli("submit", "t", "--org", "acme", "--idempotency-key", "k", "--json").stdout)
+    first = json.loads(
+        cli("submit", "t", "--org", "acme", "--idempotency-key", "k", "--json").stdout
+    )
+    again = json.loads(
+        cli("submit", "t", "--org", "acme", "--idempotency-key", "k", "--json").stdout
+    )
     assert first["deduplicated"] is False and again["deduplicated"] is True
     assert first["job_id"] == again["job_id"] and again["status"] == "queued"
 
@@ -199,11 +253,21 @@ def test_the_org_comes_from_tenant_or_the_environment(cli):
 def test_payload_from_a_file_or_stdin(cli, tmp_path):
     path = tmp_path / "p.json"
     path.write_text('{"rows": [1, 2, 3]}')
-    job_id = cli("submit", "t", "--org", "acme", "--payload-file", str(path)).stdout.strip()
-    stdin_id = cli("submit", "t", "--org", "acme", "--payload-file", "-", input='{"a": 1}').stdout.strip()
-    assert json.loads(cli("status", job_id, "--org", "acme", "--json").stdout)["payload"] == {"rows": [1, 2, 3]}
-    assert json.loads(cli("status", stdin_id, "--org", "acme", "--json").stdout)["payload"] == {"a": 1}
-    both = cli("submit", "t", "--org", "acme", "--payload", "{}", "--payload-file", str(path))
+    job_id = cli(
+        "submit", "t", "--org", "acme", "--payload-file", str(path)
+    ).stdout.strip()
+    stdin_id = cli(
+        "submit", "t", "--org", "acme", "--payload-file", "-", input='{"a": 1}'
+    ).stdout.strip()
+    assert json.loads(cli("status", job_id, "--org", "acme", "--json").stdout)[
+        "payload"
+    ] == {"rows": [1, 2, 3]}
+    assert json.loads(cli("status", stdin_id, "--org", "acme", "--json").stdout)[
+        "payload"
+    ] == {"a": 1}
+    both = cli(
+        "submit", "t", "--org", "acme", "--payload", "{}", "--payload-file", str(path)
+    )
     assert both.exit_code == 2 and "either --payload or --payload-file" in both.stderr
 
 
@@ -223,7 +287,9 @@ def test_payload_from_a_file_or_stdin(cli, tmp_path):
         (["--org", "acme", "--org", "a b"], "org: 'a b'"),
     ],
 )
-def test_bad_submit_input_exits_2_with_one_line_and_writes_nothing(cli, store_path, args, words):
+def test_bad_submit_input_exits_2_with_one_line_and_writes_nothing(
+    cli, store_path, args, words
+):
     cli("submit", "t", "--org", "acme")
     before = sha256_of(*data_files(store_path))
     if "--org" not in args:
@@ -242,28 +308,41 @@ def test_a_payload_over_the_limit_is_refused(cli):
 
 
 def test_submit_many_reads_json_lines_and_prints_ids_in_order(cli):
-    lines = "\n".join([
-        json.dumps({"task": "a", "payload": {"n": 1}}),
-        "",
-        json.dumps({"task": "b", "queue": "q", "priority": 9}),
-        json.dumps({"task": "c", "idempotency_key": "k"}),
-        json.dumps({"task": "c", "idempotency_key": "k"}),
-    ]) + "\n"
+    lines = (
+        "\n".join(
+            [
+                json.dumps({"task": "a", "payload": {"n": 1}}),
+                "",
+                json.dumps({"task": "b", "queue": "q", "priority": 9}),
+                json.dumps({"task": "c", "idempotency_key": "k"}),
+                json.dumps({"task": "c", "idempotency_key": "k"}),
+            ]
+        )
+        + "\n"
+    )
     outcome = cli("submit-many", "-", "--org", "acme", "--json", input=lines)
     doc = json.loads(outcome.stdout)
     assert (doc["submitted"], doc["deduplicated"]) == (3, 1)
     tasks = [cli("status", j["job_id"], "--org", "acme", "--json") for j in doc["jobs"]]
     assert [json.loads(t.stdout)["task"] for t in tasks] == ["a", "b", "c", "c"]
-    plain = cli("submit-many", "-", "--org", "acme", input=json.dumps({"task": "d"}) + "\n")
+    plain = cli(
+        "submit-many", "-", "--org", "acme", input=json.dumps({"task": "d"}) + "\n"
+    )
     assert plain.stdout.strip().startswith("job_") and plain.stdout.count("\n") == 1
 
 
 def test_submit_many_spans_batches(cli, tmp_path):
     path = tmp_path / "jobs.jsonl"
-    path.write_text("".join(json.dumps({"task": "t", "payload": {"i": i}}) + "\n" for i in range(1200)))
+    path.write_text(
+        "".join(
+            json.dumps({"task": "t", "payload": {"i": i}}) + "\n" for i in range(1200)
+        )
+    )
     outcome = cli("submit-many", str(path), "--org", "acme")
     assert outcome.exit_code == 0 and len(outcome.stdout.split()) == 1200
-    listed = json.loads(cli("jobs", "--org", "acme", "--limit", "2000", "--json").stdout)["jobs"]
+    listed = json.loads(
+        cli("jobs", "--org", "acme", "--limit", "2000", "--json").stdout
+    )["jobs"]
     assert len(listed) == 1200
 
 
@@ -278,7 +357,9 @@ def test_submit_many_spans_batches(cli, tmp_path):
         ("[1]", "line 3: a job must be a JSON object"),
     ],
 )
-def test_a_bad_line_stops_submit_many_before_anything_is_written(cli, store_path, line, words):
+def test_a_bad_line_stops_submit_many_before_anything_is_written(
+    cli, store_path, line, words
+):
     cli("submit", "t", "--org", "acme")
     before = sha256_of(*data_files(store_path))
     text = f'{{"task": "a"}}\n{{"task": "b"}}\n{line}\n{{"task": "d"}}\n'
@@ -288,14 +369,20 @@ def test_a_bad_line_stops_submit_many_before_anything_is_written(cli, store_path
 
 
 def test_jobs_lists_newest_first_with_filters(cli):
-    ids = [cli("submit", task, "--org", "acme", "--queue", queue).stdout.strip()
-           for task, queue in [("x", "a"), ("y", "b"), ("z", "a")]]
+    ids = [
+        cli("submit", task, "--org", "acme", "--queue", queue).stdout.strip()
+        for task, queue in [("x", "a"), ("y", "b"), ("z", "a")]
+    ]
     cli("cancel", ids[0], "--org", "acme")
     listed = json.loads(cli("jobs", "--org", "acme", "--json").stdout)["jobs"]
     assert [j["job_id"] for j in listed] == ids[::-1]
-    only_a = json.loads(cli("jobs", "--org", "acme", "--queue", "a", "--json").stdout)["jobs"]
+    only_a = json.loads(cli("jobs", "--org", "acme", "--queue", "a", "--json").stdout)[
+        "jobs"
+    ]
     assert [j["task"] for j in only_a] == ["z", "x"]
-    canceled = json.loads(cli("jobs", "--org", "acme", "--status", "canceled", "--json").stdout)
+    canceled = json.loads(
+        cli("jobs", "--org", "acme", "--status", "canceled", "--json").stdout
+    )
     assert [j["task"] for j in canceled["jobs"]] == ["x"]
     table = cli("jobs", "--org", "acme", "--limit", "2").stdout.splitlines()
     assert table[0].split()[:3] == ["JOB_ID", "STATUS", "TASK"] and len(table) == 3
@@ -310,14 +397,21 @@ def test_events_cancel_and_retry_from_the_cli(cli):
     assert again.exit_code == 4 and "only a queued job can be canceled" in again.stderr
     assert cli("retry", job_id, "--org", "acme").stdout == f"{job_id} queued (run 2)\n"
     assert cli("retry", job_id, "--org", "acme").exit_code == 4
-    events = json.loads(cli("events", job_id, "--org", "acme", "--json").stdout)["events"]
+    events = json.loads(cli("events", job_id, "--org", "acme", "--json").stdout)[
+        "events"
+    ]
     assert [e["event_type"] for e in events] == [
-        "async.job.queued", "async.job.canceled", "async.job.queued"]
+        "async.job.queued",
+        "async.job.canceled",
+        "async.job.queued",
+    ]
     assert "async.job.canceled" in cli("events", job_id, "--org", "acme").stdout
 
 
 def test_two_orgs_cannot_see_each_others_jobs_by_any_command(cli):
-    job_id = cli("submit", "t", "--org", "acme", "--payload", '{"secret": "canary-7f3a"}').stdout.strip()
+    job_id = cli(
+        "submit", "t", "--org", "acme", "--payload", '{"secret": "canary-7f3a"}'
+    ).stdout.strip()
     missing_id = "job_00000000000000000000000000"
     for command in ("status", "events", "cancel", "retry"):
         foreign = cli(command, job_id, "--org", "globex")
@@ -344,21 +438,32 @@ def test_the_store_stays_sound_through_job_commands(cli):
 def test_store_check_reports_an_event_of_a_missing_job(cli, store_path):
     cli("submit", "t", "--org", "acme")
     with JsonFileStore(store_path) as store, store.transaction() as tx:
-        tx.put("events", "evt_x", {"event_id": "evt_x", "job_id": "job_gone", "org_id": "acme"})
+        tx.put(
+            "events",
+            "evt_x",
+            {"event_id": "evt_x", "job_id": "job_gone", "org_id": "acme"},
+        )
     outcome = cli("store", "check")
     assert outcome.exit_code == 5
-    assert "error: event evt_x belongs to job job_gone, which is not in the store" in outcome.stderr
+    assert (
+        "error: event evt_x belongs to job job_gone, which is not in the store"
+        in outcome.stderr
+    )
 
 
 # -- a real process ------------------------------------------------------------------
 
 
 def test_a_real_asyncjobs_process_submits_shows_and_guards_tenants(console):
-    submitted = console("submit", "reports.build", "--org", "acme", "--payload", '{"m": 1}')
+    submitted = console(
+        "submit", "reports.build", "--org", "acme", "--payload", '{"m": 1}'
+    )
     assert submitted.exit_code == 0, submitted.stderr
     job_id = submitted.stdout.strip()
     shown = console("status", job_id, "--org", "acme", "--json")
     assert shown.exit_code == 0 and json.loads(shown.stdout)["status"] == "queued"
     foreign = console("status", job_id, "--tenant", "globex")
-    assert foreign.exit_code == 3 and foreign.stderr == f"error: job {job_id} not found\n"
+    assert (
+        foreign.exit_code == 3 and foreign.stderr == f"error: job {job_id} not found\n"
+    )
     assert "Traceback" not in foreign.stderr

@@ -30,8 +30,12 @@ def client(store_path, clock, tmp_path):
 
 
 def ids_of(client: Client, kind: str) -> set[str]:
-    key = {"jobs": "job_id", "results": "result_id", "events": "event_id",
-           "notifications": "notification_id"}[kind]
+    key = {
+        "jobs": "job_id",
+        "results": "result_id",
+        "events": "event_id",
+        "notifications": "notification_id",
+    }[kind]
     with client.store.read() as tx:
         return {r[key] for r in tx.scan(kind)}
 
@@ -49,7 +53,9 @@ def test_only_records_of_terminal_jobs_older_than_their_ttl_go(client, clock):
     doc = cleanup(client)
     old_job = client.get_job(old.job_id, org="acme")
     assert doc["results"]["deleted_ids"] == [old_job.result_id]
-    assert ids_of(client, "results") == {client.get_job(young.job_id, org="acme").result_id}
+    assert ids_of(client, "results") == {
+        client.get_job(young.job_id, org="acme").result_id
+    }
     remaining_events = {e.job_id for e in client.events(waiting.job_id, org="acme")}
     assert remaining_events == {waiting.job_id}
     assert client.events(old.job_id, org="acme") == []
@@ -71,22 +77,32 @@ def test_a_record_without_a_timestamp_is_kept_and_counted(client, clock):
     job = client.submit("report", org="acme", sync=True, tasks=tasks)
     with client.store.transaction() as tx:
         for event in tx.find("events_by_job", job.job_id):
-            tx.put("events", event["event_id"], {k: v for k, v in event.items() if k != "created_at"})
+            tx.put(
+                "events",
+                event["event_id"],
+                {k: v for k, v in event.items() if k != "created_at"},
+            )
     clock.advance(10_000)
     doc = cleanup(client)
     assert doc["events"]["delete_count"] == 0 and doc["skipped_missing_timestamp"] == 3
     assert doc["results"]["delete_count"] == 1
 
 
-def test_jobs_ttl_deletes_a_terminal_job_with_everything_of_it(client, clock, monkeypatch, tmp_path):
+def test_jobs_ttl_deletes_a_terminal_job_with_everything_of_it(
+    client, clock, monkeypatch, tmp_path
+):
     monkeypatch.setenv("ASYNCJOBS_RESULT_INLINE_BYTES", "10")
-    done = client.submit("report", org="acme", payload={"size": 100}, sync=True, tasks=tasks)
+    done = client.submit(
+        "report", org="acme", payload={"size": 100}, sync=True, tasks=tasks
+    )
     files = list((tmp_path / "artifacts" / "results" / "acme").glob("*.json"))
     assert len(files) == 1
     clock.advance(90_000)
     doc = cleanup(client, jobs_ttl_seconds=86_400, notifications_ttl_seconds=86_400)
     assert doc["jobs"]["deleted_ids"] == [done.job_id]
-    assert doc["notifications"]["delete_count"] == 1 and doc["events"]["delete_count"] == 3
+    assert (
+        doc["notifications"]["delete_count"] == 1 and doc["events"]["delete_count"] == 3
+    )
     assert ids_of(client, "jobs") == ids_of(client, "results") == set()
     assert not files[0].exists()
     assert client.check().ok
@@ -101,21 +117,36 @@ def test_pruned_notifications_do_not_count_as_missing(client, clock):
     assert client.stats()["terminal_without_notification"] == []
 
 
-def test_a_dry_run_changes_nothing_and_is_byte_identical_twice(client, clock, cli, store_path, tmp_path):
+def test_a_dry_run_changes_nothing_and_is_byte_identical_twice(
+    client, clock, cli, store_path, tmp_path
+):
     for _ in range(3):
         client.submit("report", org="acme", sync=True, tasks=tasks)
     client.store.compact()
     before = sha256_of(*data_files(store_path))
-    args = ["cleanup", "--results-ttl-seconds", "60", "--events-ttl-seconds", "60", "--dry-run",
-            "--now", "2030-01-01T00:00:00Z"]
+    args = [
+        "cleanup",
+        "--results-ttl-seconds",
+        "60",
+        "--events-ttl-seconds",
+        "60",
+        "--dry-run",
+        "--now",
+        "2030-01-01T00:00:00Z",
+    ]
     first = cli(*args, "--output-json", str(tmp_path / "a" / "dry.json"))
     second = cli(*args, "--output-json", str(tmp_path / "b" / "dry.json"))
     assert first.exit_code == second.exit_code == 0 and first.stdout == ""
-    assert (tmp_path / "a" / "dry.json").read_bytes() == (tmp_path / "b" / "dry.json").read_bytes()
+    assert (tmp_path / "a" / "dry.json").read_bytes() == (
+        tmp_path / "b" / "dry.json"
+    ).read_bytes()
     assert sha256_of(*data_files(store_path)) == before
     doc = json.loads((tmp_path / "a" / "dry.json").read_text())
     assert doc["schema"] == "asyncjobs.retention.v1" and doc["dry_run"] is True
-    assert doc["store_file"] == str(store_path) and doc["now"] == "2030-01-01T00:00:00.000000Z"
+    assert (
+        doc["store_file"] == str(store_path)
+        and doc["now"] == "2030-01-01T00:00:00.000000Z"
+    )
     for kind in ("results", "events", "notifications", "jobs"):
         assert set(doc[kind]) == {"delete_count", "kept_count", "deleted_ids"}
         assert doc[kind]["deleted_ids"] == sorted(doc[kind]["deleted_ids"])
@@ -127,12 +158,22 @@ def test_a_dry_run_changes_nothing_and_is_byte_identical_twice(client, clock, cl
 def test_a_live_run_then_a_second_deletes_nothing(client, cli):
     for _ in range(2):
         client.submit("report", org="acme", sync=True, tasks=tasks)
-    args = ["cleanup", "--results-ttl-seconds", "0", "--events-ttl-seconds", "0",
-            "--now", "2030-01-01T00:00:00Z"]
+    args = [
+        "cleanup",
+        "--results-ttl-seconds",
+        "0",
+        "--events-ttl-seconds",
+        "0",
+        "--now",
+        "2030-01-01T00:00:00Z",
+    ]
     first = json.loads(cli(*args).stdout)
     second = json.loads(cli(*args).stdout)
     assert first["results"]["delete_count"] == 2 and first["dry_run"] is False
-    assert all(second[k]["delete_count"] == 0 for k in ("results", "events", "notifications", "jobs"))
+    assert all(
+        second[k]["delete_count"] == 0
+        for k in ("results", "events", "notifications", "jobs")
+    )
     assert second["results"]["kept_count"] == 0
     assert cli("store", "check").exit_code == 0
 
@@ -143,30 +184,55 @@ def test_counters_stay_after_cleanup_deletes_jobs(client, clock):
     clock.advance(100_000)
     cleanup(client, jobs_ttl_seconds=1)
     stats = client.stats()
-    assert stats["counters"]["jobs_completed_total"] == 3 and stats["duration"]["count"] == 3
+    assert (
+        stats["counters"]["jobs_completed_total"] == 3
+        and stats["duration"]["count"] == 3
+    )
     assert stats["by_status_queue"] == {}
 
 
-def test_outputs_through_a_planted_symlink_replace_the_link_not_the_victim(client, cli, tmp_path):
+def test_outputs_through_a_planted_symlink_replace_the_link_not_the_victim(
+    client, cli, tmp_path
+):
     client.submit("report", org="acme", sync=True, tasks=tasks)
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     for name in ("out.json", "metrics.prom"):
         (tmp_path / name).symlink_to(victim)
-    outcome = cli("cleanup", "--results-ttl-seconds", "1", "--events-ttl-seconds", "1",
-                  "--dry-run", "--output-json", str(tmp_path / "out.json"),
-                  "--metrics-file", str(tmp_path / "metrics.prom"))
+    outcome = cli(
+        "cleanup",
+        "--results-ttl-seconds",
+        "1",
+        "--events-ttl-seconds",
+        "1",
+        "--dry-run",
+        "--output-json",
+        str(tmp_path / "out.json"),
+        "--metrics-file",
+        str(tmp_path / "metrics.prom"),
+    )
     assert outcome.exit_code == 0
     assert victim.read_text() == "precious"
     assert not (tmp_path / "out.json").is_symlink()
     assert json.loads((tmp_path / "out.json").read_text())["dry_run"] is True
 
 
-def test_the_metrics_file_reports_the_outcome_even_on_failure(client, cli, tmp_path, store_path):
+def test_the_metrics_file_reports_the_outcome_even_on_failure(
+    client, cli, tmp_path, store_path
+):
     client.submit("report", org="acme", sync=True, tasks=tasks)
     metrics = tmp_path / "textfile" / "retention.prom"
-    ok = cli("cleanup", "--results-ttl-seconds", "0", "--events-ttl-seconds", "0",
-             "--now", "2030-01-01T00:00:00Z", "--metrics-file", str(metrics))
+    ok = cli(
+        "cleanup",
+        "--results-ttl-seconds",
+        "0",
+        "--events-ttl-seconds",
+        "0",
+        "--now",
+        "2030-01-01T00:00:00Z",
+        "--metrics-file",
+        str(metrics),
+    )
     assert ok.exit_code == 0
     text = metrics.read_text()
     assert 'async_retention_cleanup_exit_code{mode="live"} 0' in text
@@ -174,18 +240,43 @@ def test_the_metrics_file_reports_the_outcome_even_on_failure(client, cli, tmp_p
     assert 'async_retention_events_delete_count{mode="live"} 3' in text
     store_path.write_text('{"schema": "store.v9"}')
     Path(f"{store_path}.journal").write_text("")
-    failed = cli("cleanup", "--results-ttl-seconds", "0", "--events-ttl-seconds", "0",
-                 "--metrics-file", str(metrics))
+    failed = cli(
+        "cleanup",
+        "--results-ttl-seconds",
+        "0",
+        "--events-ttl-seconds",
+        "0",
+        "--metrics-file",
+        str(metrics),
+    )
     assert failed.exit_code == 5 and failed.stderr.count("\n") == 1
     assert 'async_retention_cleanup_exit_code{mode="live"} 5' in metrics.read_text()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--events-ttl-seconds", "1"], "Missing option '--results-ttl-seconds'"),
-    (["--results-ttl-seconds", "-1", "--events-ttl-seconds", "1"], "-1 is not in the range"),
-    (["--results-ttl-seconds", "1", "--events-ttl-seconds", "1", "--now", "soon"], "not an ISO 8601"),
-])
-def test_bad_cleanup_flags_exit_2_and_change_nothing(client, cli, store_path, args, words):
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--events-ttl-seconds", "1"], "Missing option '--results-ttl-seconds'"),
+        (
+            ["--results-ttl-seconds", "-1", "--events-ttl-seconds", "1"],
+            "-1 is not in the range",
+        ),
+        (
+            [
+                "--results-ttl-seconds",
+                "1",
+                "--events-ttl-seconds",
+                "1",
+                "--now",
+                "soon",
+            ],
+            "not an ISO 8601",
+        ),
+    ],
+)
+def test_bad_cleanup_flags_exit_2_and_change_nothing(
+    client, cli, store_path, args, words
+):
     client.submit("report", org="acme", sync=True, tasks=tasks)
     before = sha256_of(*data_files(store_path))
     outcome = cli("cleanup", *args)
@@ -193,21 +284,61 @@ def test_bad_cleanup_flags_exit_2_and_change_nothing(client, cli, store_path, ar
     assert sha256_of(*data_files(store_path)) == before
 
 
-def test_the_cron_script_runs_from_the_checkout_with_the_runbook_flags(client, store_path, tmp_path):
+def test_the_cron_script_runs_from_the_checkout_with_the_runbook_flags(
+    client, store_path, tmp_path
+):
     client.submit("report", org="acme", sync=True, tasks=tasks)
     artifact = tmp_path / "artifacts" / "async" / "retention-dry-run.json"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     script = [sys.executable, str(ROOT / "scripts" / "run_async_retention_cleanup.py")]
     dry = subprocess.run(
-        [*script, "--store-file", str(store_path), "--results-ttl-seconds", "0",
-         "--events-ttl-seconds", "0", "--dry-run", "--output-json", str(artifact)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+        [
+            *script,
+            "--store-file",
+            str(store_path),
+            "--results-ttl-seconds",
+            "0",
+            "--events-ttl-seconds",
+            "0",
+            "--dry-run",
+            "--output-json",
+            str(artifact),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert dry.returncode == 0, dry.stderr
     assert json.loads(artifact.read_text())["results"]["delete_count"] == 1
     live = subprocess.run(
-        [*script, "--store-file", str(store_path), "--results-ttl-seconds", "0",
-         "--events-ttl-seconds", "0"], capture_output=True, text=True, env=env, timeout=60)
-    assert live.returncode == 0 and json.loads(live.stdout)["results"]["delete_count"] == 1
-    bad = subprocess.run([*script, "--results-ttl-seconds", "0"], capture_output=True,
-                         text=True, env=env, timeout=60)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
+        [
+            *script,
+            "--store-file",
+            str(store_path),
+            "--results-ttl-seconds",
+            "0",
+            "--events-ttl-seconds",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert (
+        live.returncode == 0 and json.loads(live.stdout)["results"]["delete_count"] == 1
+    )
+    bad = subprocess.run(
+        [*script, "--results-ttl-seconds", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert (
+        bad.returncode == 2
+        and bad.stderr.startswith("error: ")
+        and bad.stderr.count("\n") == 1
+    )

@@ -46,7 +46,9 @@ def job_keys(store_path: Path) -> set[str]:
 
 def spawn(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, *args], stdout=subprocess.PIPE, text=True,
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
     )
 
@@ -143,7 +145,11 @@ def test_another_process_sees_commits_and_its_commits_are_seen(store_path):
         assert proc.returncode == 0 and out.split() == ["other-0", "other-1", "other-2"]
         with store.read() as tx:
             assert {r["job_id"] for r in tx.scan("jobs")} == {
-                "mine", "other-0", "other-1", "other-2"}
+                "mine",
+                "other-0",
+                "other-1",
+                "other-2",
+            }
             assert tx.get("counters", "commits")["value"] == 3
 
 
@@ -235,15 +241,21 @@ def test_a_torn_last_line_is_ignored_then_cut_before_the_next_commit(store_path,
     assert data.startswith(good) and data.count(b"\n") == 3 and b"\0" not in data
 
 
-def test_corruption_in_the_middle_stops_every_command_and_changes_nothing(store_path, cli):
+def test_corruption_in_the_middle_stops_every_command_and_changes_nothing(
+    store_path, cli
+):
     with JsonFileStore(store_path) as store:
         put_jobs(store, "a", "b", "c")
     data = bytearray(journal(store_path).read_bytes())
     data[data.index(b'"a"') + 1] ^= 0x01  # flip a bit in line 1
     journal(store_path).write_bytes(bytes(data))
     before = sha256_of(*data_files(store_path))
-    for command in (["store", "check"], ["store", "export"], ["store", "compact"],
-                    ["store", "init"]):
+    for command in (
+        ["store", "check"],
+        ["store", "export"],
+        ["store", "compact"],
+        ["store", "init"],
+    ):
         outcome = cli(*command)
         assert outcome.exit_code == 5, command
         lines = outcome.stderr.strip().splitlines()
@@ -265,7 +277,9 @@ def test_corruption_in_the_middle_stops_every_command_and_changes_nothing(store_
     ],
     ids=["unknown schema", "cut JSON", "deep nesting", "bad generation", "bad kind"],
 )
-def test_a_snapshot_that_is_not_ours_stops_commands_with_exit_5(store_path, cli, content, words):
+def test_a_snapshot_that_is_not_ours_stops_commands_with_exit_5(
+    store_path, cli, content, words
+):
     store_path.parent.mkdir(parents=True)
     store_path.write_bytes(content)
     before = sha256_of(*data_files(store_path))
@@ -280,7 +294,9 @@ def test_a_snapshot_that_is_not_ours_stops_commands_with_exit_5(store_path, cli,
 # -- the lock ------------------------------------------------------------------
 
 
-def test_a_held_lock_gives_exit_5_naming_the_lock_file_within_the_timeout(store_path, console):
+def test_a_held_lock_gives_exit_5_naming_the_lock_file_within_the_timeout(
+    store_path, console
+):
     with JsonFileStore(store_path) as store:
         put_jobs(store, "a")
     with lock_holder(f"{store_path}.lock"):
@@ -290,7 +306,10 @@ def test_a_held_lock_gives_exit_5_naming_the_lock_file_within_the_timeout(store_
         assert outcome.exit_code == 5
         assert f"{store_path}.lock" in outcome.stderr and "locked" in outcome.stderr
         assert elapsed < 0.3 + 2.0  # the timeout plus one interpreter start-up
-        with pytest.raises(StoreLocked), JsonFileStore(store_path, lock_timeout=0.1) as s:
+        with (
+            pytest.raises(StoreLocked),
+            JsonFileStore(store_path, lock_timeout=0.1) as s,
+        ):
             put_jobs(s, "b")
 
 
@@ -306,13 +325,30 @@ def test_the_lock_of_a_killed_holder_is_free_at_once(store_path):
     assert Path(f"{store_path}.lock").exists()  # never deleted
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (installed by .ci/run)")
+@pytest.mark.skipif(
+    shutil.which("strace") is None, reason="needs strace (installed by .ci/run)"
+)
 def test_a_file_system_without_flock_is_refused_not_soft_locked(store_path, console):
     store_path.parent.mkdir(parents=True)
     proc = subprocess.run(
-        ["strace", "-f", "-o", "/dev/null", "-e", "inject=flock:error=ENOSYS",
-         sys.executable, "-m", "asyncjobs", "--store", str(store_path), "store", "init"],
-        capture_output=True, text=True, timeout=60,
+        [
+            "strace",
+            "-f",
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=flock:error=ENOSYS",
+            sys.executable,
+            "-m",
+            "asyncjobs",
+            "--store",
+            str(store_path),
+            "store",
+            "init",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if "ptrace" in proc.stderr and proc.returncode != 5:
         pytest.skip("ptrace is not permitted here")
@@ -323,6 +359,7 @@ def test_a_file_system_without_flock_is_refused_not_soft_locked(store_path, cons
 
 def test_threads_sharing_one_store_lose_no_update(store_path):
     with JsonFileStore(store_path) as store:
+
         def work(name: str) -> None:
             for i in range(50):
                 with store.transaction() as tx:
@@ -342,8 +379,10 @@ def test_threads_sharing_one_store_lose_no_update(store_path):
 
 def test_processes_committing_at_once_lose_and_duplicate_nothing(store_path, tmp_path):
     go = tmp_path / "go"
-    procs = [spawn(str(HELPERS / "committer.py"), str(store_path), f"p{n}", "100", str(go))
-             for n in range(6)]
+    procs = [
+        spawn(str(HELPERS / "committer.py"), str(store_path), f"p{n}", "100", str(go))
+        for n in range(6)
+    ]
     go.touch()
     acknowledged = []
     for proc in procs:
@@ -357,7 +396,9 @@ def test_processes_committing_at_once_lose_and_duplicate_nothing(store_path, tmp
         assert tx.generation == 600
     lines = journal(store_path).read_bytes().splitlines()
     generations = [json.loads(line[9:])["g"] for line in lines]
-    snapshot_gen = json.loads(store_path.read_text())["generation"] if store_path.exists() else 0
+    snapshot_gen = (
+        json.loads(store_path.read_text())["generation"] if store_path.exists() else 0
+    )
     assert generations == list(range(snapshot_gen + 1, 601))
 
 
@@ -380,7 +421,9 @@ class FailingIO(FileIO):
 
     def write_all(self, fd: int, data: bytes) -> None:
         self._maybe_fail("write")
-        super().write_all(fd, data[: len(data) // 2] if self.fail.get("short") else data)
+        super().write_all(
+            fd, data[: len(data) // 2] if self.fail.get("short") else data
+        )
 
     def fsync(self, fd: int) -> None:
         self._maybe_fail("fsync")
@@ -388,7 +431,9 @@ class FailingIO(FileIO):
 
 
 @pytest.mark.parametrize("operation", ["write", "fsync"])
-def test_a_failed_write_or_fsync_is_a_failed_commit_and_the_next_one_works(store_path, operation):
+def test_a_failed_write_or_fsync_is_a_failed_commit_and_the_next_one_works(
+    store_path, operation
+):
     io = FailingIO()
     with JsonFileStore(store_path, io=io) as store:
         put_jobs(store, "a")
@@ -406,7 +451,9 @@ def test_fsync_never_skips_every_fsync_and_always_does_them(store_path, monkeypa
     for setting, expected in (("never", 0), ("always", 2)):
         monkeypatch.setenv("ASYNCJOBS_FSYNC", setting)
         calls = []
-        monkeypatch.setattr(os, "fsync", lambda fd, real=os.fsync: calls.append(fd) or real(fd))
+        monkeypatch.setattr(
+            os, "fsync", lambda fd, real=os.fsync: calls.append(fd) or real(fd)
+        )
         with JsonFileStore(store_path) as store:
             put_jobs(store, f"{setting}-1", f"{setting}-2")
         monkeypatch.undo()
@@ -448,7 +495,11 @@ def test_a_very_large_transaction_commits_as_a_new_snapshot(store_path, monkeypa
         assert journal(store_path).read_bytes() == b""
         assert json.loads(store_path.read_text())["generation"] == 2
         with other.read() as tx:
-            assert tx.generation == 2 and tx.count("jobs") == 50 and tx.get("jobs", "small") is None
+            assert (
+                tx.generation == 2
+                and tx.count("jobs") == 50
+                and tx.get("jobs", "small") is None
+            )
         put_jobs(store, "after")
     assert len(job_keys(store_path)) == 51
     assert JsonFileStore(store_path).verify().problems == []

@@ -22,7 +22,9 @@ VALUES = st.dictionaries(
     st.one_of(st.integers(-5, 5), st.text(max_size=5), st.none()),
     max_size=3,
 )
-OPERATION = st.tuples(st.sampled_from(["put", "delete"]), st.sampled_from(KINDS), KEYS, VALUES)
+OPERATION = st.tuples(
+    st.sampled_from(["put", "delete"]), st.sampled_from(KINDS), KEYS, VALUES
+)
 
 
 class StoreModel(RuleBasedStateMachine):
@@ -58,7 +60,9 @@ class StoreModel(RuleBasedStateMachine):
         size_after = self._journal_size()
         self.before_last = before
         # Only a commit that appended a line (not folded by a compaction) can tear.
-        self.last_append = (size_before, size_after) if size_after > size_before else None
+        self.last_append = (
+            (size_before, size_after) if size_after > size_before else None
+        )
 
     @rule(failing=OPERATION)
     def failed_transaction(self, failing):

@@ -36,8 +36,19 @@ def env(runs_file: Path) -> dict[str, str]:
 
 
 def worker_cmd(store_path: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "asyncjobs", "--store", str(store_path), "worker",
-            "--app", APP, "--log-level", "warning", *args]
+    return [
+        sys.executable,
+        "-m",
+        "asyncjobs",
+        "--store",
+        str(store_path),
+        "worker",
+        "--app",
+        APP,
+        "--log-level",
+        "warning",
+        *args,
+    ]
 
 
 @pytest.fixture
@@ -45,8 +56,13 @@ def burst(store_path, env):
     """Run a burst worker to completion (it exits when nothing is runnable)."""
 
     def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        proc = subprocess.run(worker_cmd(store_path, "--burst", *args), env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            worker_cmd(store_path, "--burst", *args),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc
 
@@ -59,8 +75,13 @@ def background(store_path, env):
     started: list[subprocess.Popen] = []
 
     def start(*args: str) -> subprocess.Popen:
-        proc = subprocess.Popen(worker_cmd(store_path, *args), env=env, text=True,
-                                stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(
+            worker_cmd(store_path, *args),
+            env=env,
+            text=True,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         started.append(proc)
         return proc
 
@@ -110,7 +131,10 @@ def test_a_worker_runs_jobs_and_stores_their_results(client, burst, store_path):
     done = client.get_job(job.job_id, org="acme")
     assert done.status == "completed" and done.attempts == 1 and done.result_id
     assert events_of(client, job.job_id) == [
-        "async.job.queued", "async.job.started", "async.job.completed"]
+        "async.job.queued",
+        "async.job.started",
+        "async.job.completed",
+    ]
     with client.store.read() as tx:
         result = tx.get("results", done.result_id)
         notes = tx.find("notifications_by_job", job.job_id)
@@ -119,12 +143,17 @@ def test_a_worker_runs_jobs_and_stores_their_results(client, burst, store_path):
     assert client.check().ok
 
 
-def test_a_failing_job_is_retried_then_failed_with_its_last_error(client, burst, runs_file):
+def test_a_failing_job_is_retried_then_failed_with_its_last_error(
+    client, burst, runs_file
+):
     job = client.submit("fail", org="acme", payload={"message": "warehouse down"})
     burst()
     failed = client.get_job(job.job_id, org="acme")
     assert failed.status == "failed" and failed.attempts == 3  # max_retries=2
-    assert failed.error["type"] == "ValueError" and failed.error["message"] == "warehouse down"
+    assert (
+        failed.error["type"] == "ValueError"
+        and failed.error["message"] == "warehouse down"
+    )
     assert "Traceback" in failed.error["traceback"]
     assert events_of(client, job.job_id).count("async.job.retry_scheduled") == 2
     assert starts(runs_file)[job.job_id] == 3
@@ -145,7 +174,9 @@ def test_retry_on_limits_which_errors_are_retried(client, burst):
     assert client.get_job(not_retried.job_id, org="acme").attempts == 1
 
 
-def test_an_unknown_task_or_a_non_json_result_fails_the_job_not_the_worker(client, burst):
+def test_an_unknown_task_or_a_non_json_result_fails_the_job_not_the_worker(
+    client, burst
+):
     unknown = client.submit("no.such.task", org="acme")
     bad = client.submit("not_json", org="acme")
     fine = client.submit("echo", org="acme")
@@ -161,7 +192,9 @@ def test_an_unknown_task_or_a_non_json_result_fails_the_job_not_the_worker(clien
 # -- time limits and dying children -----------------------------------------------------
 
 
-def test_the_soft_limit_raises_inside_the_task_which_may_clean_up(client, burst, tmp_path):
+def test_the_soft_limit_raises_inside_the_task_which_may_clean_up(
+    client, burst, tmp_path
+):
     marker = tmp_path / "soft"
     job = client.submit("limited", org="acme", payload={"marker": str(marker)})
     burst()
@@ -172,8 +205,9 @@ def test_the_soft_limit_raises_inside_the_task_which_may_clean_up(client, burst,
 
 def test_the_hard_limit_kills_the_task_and_the_worker_goes_on(client, burst, tmp_path):
     marker = tmp_path / "soft"
-    job = client.submit("limited", org="acme",
-                        payload={"marker": str(marker), "clean_up": False})
+    job = client.submit(
+        "limited", org="acme", payload={"marker": str(marker), "clean_up": False}
+    )
     after = client.submit("echo", org="acme", priority=0)
     burst()
     failed = client.get_job(job.job_id, org="acme")
@@ -182,30 +216,39 @@ def test_the_hard_limit_kills_the_task_and_the_worker_goes_on(client, burst, tmp
     assert client.get_job(after.job_id, org="acme").status == "completed"
 
 
-@pytest.mark.parametrize("task, how", [("exit", "exited with code 3"),
-                                       ("segfault", "killed by signal 11 (SIGSEGV)")])
-def test_a_child_that_dies_fails_its_attempt_and_the_worker_goes_on(client, burst, task, how):
+@pytest.mark.parametrize(
+    "task, how",
+    [("exit", "exited with code 3"), ("segfault", "killed by signal 11 (SIGSEGV)")],
+)
+def test_a_child_that_dies_fails_its_attempt_and_the_worker_goes_on(
+    client, burst, task, how
+):
     dead = client.submit(task, org="acme")
     others = [client.submit("echo", org="acme", priority=0) for _ in range(3)]
     assert burst("-c", "2").returncode == 0
     failed = client.get_job(dead.job_id, org="acme")
     assert failed.status == "failed" and failed.error["type"] == "ChildProcessDied"
     assert how in failed.error["message"]
-    assert all(client.get_job(j.job_id, org="acme").status == "completed" for j in others)
+    assert all(
+        client.get_job(j.job_id, org="acme").status == "completed" for j in others
+    )
 
 
 # -- leases -------------------------------------------------------------------------------
 
 
 def test_a_job_whose_worker_was_killed_is_finished_by_another_after_the_lease(
-        client, background, runs_file):
+    client, background, runs_file
+):
     job = client.submit("sleep", org="acme", payload={"seconds": 1.5}, max_retries=1)
     first = background("--lease-seconds", "1", "--poll-seconds", "0.1")
     wait_for(lambda: starts(runs_file)[job.job_id] == 1, what="the first attempt")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     assert client.get_job(job.job_id, org="acme").status == "running"
-    second = background("--lease-seconds", "1", "--poll-seconds", "0.1", "--max-jobs", "1")
+    second = background(
+        "--lease-seconds", "1", "--poll-seconds", "0.1", "--max-jobs", "1"
+    )
     assert second.wait(timeout=30) == 0
     done = client.get_job(job.job_id, org="acme")
     assert done.status == "completed" and done.attempts == 2
@@ -217,16 +260,22 @@ def test_a_job_whose_worker_was_killed_is_finished_by_another_after_the_lease(
 
 
 def test_a_job_that_kills_its_worker_every_time_ends_failed_not_in_a_loop(
-        client, background, runs_file):
+    client, background, runs_file
+):
     poison = client.submit("kill_worker", org="acme")  # max_retries=1: two attempts
     for attempt in (1, 2):
         proc = background("--lease-seconds", "0.6", "--poll-seconds", "0.1")
-        wait_for(lambda: starts(runs_file)[poison.job_id] == attempt, what=f"attempt {attempt}")
+        wait_for(
+            lambda: starts(runs_file)[poison.job_id] == attempt,
+            what=f"attempt {attempt}",
+        )
         proc.wait(timeout=10)
     # A third worker finds the lease expired with no retries left.
     last = background("--lease-seconds", "0.6", "--poll-seconds", "0.1")
-    wait_for(lambda: client.get_job(poison.job_id, org="acme").status == "failed",
-             what="the poison job to fail")
+    wait_for(
+        lambda: client.get_job(poison.job_id, org="acme").status == "failed",
+        what="the poison job to fail",
+    )
     os.kill(last.pid, signal.SIGTERM)
     assert last.wait(timeout=10) == 0
     failed = client.get_job(poison.job_id, org="acme")
@@ -235,18 +284,32 @@ def test_a_job_that_kills_its_worker_every_time_ends_failed_not_in_a_loop(
 
 
 def test_two_workers_never_run_one_job_twice(client, store_path, env, runs_file):
-    jobs = client.submit_many([{"task": "echo", "org": f"org{i % 3}", "payload": {"i": i}}
-                               for i in range(200)])
-    procs = [subprocess.Popen(worker_cmd(store_path, "--burst", "-c", "2"), env=env,
-                              stderr=subprocess.DEVNULL) for _ in range(2)]
+    jobs = client.submit_many(
+        [
+            {"task": "echo", "org": f"org{i % 3}", "payload": {"i": i}}
+            for i in range(200)
+        ]
+    )
+    procs = [
+        subprocess.Popen(
+            worker_cmd(store_path, "--burst", "-c", "2"),
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     counts = starts(runs_file)
     assert len(counts) == 200 and set(counts.values()) == {1}
-    assert {client.get_job(j.job_id, org=j.org_id).status for j in jobs} == {"completed"}
+    assert {client.get_job(j.job_id, org=j.org_id).status for j in jobs} == {
+        "completed"
+    }
     pids = {r[2] for r in runs(runs_file)}
     assert len(pids) >= 2  # the work really was shared
     with client.store.read() as tx:
-        assert not [e for e in tx.scan("events") if e["event_type"] == "async.job.lease_expired"]
+        assert not [
+            e for e in tx.scan("events") if e["event_type"] == "async.job.lease_expired"
+        ]
 
 
 def test_heartbeats_may_not_be_rarer_than_a_third_of_the_lease(burst):
@@ -258,14 +321,19 @@ def test_heartbeats_may_not_be_rarer_than_a_third_of_the_lease(burst):
 
 
 def test_sigterm_lets_short_jobs_finish_and_releases_long_ones_at_once(
-        client, background, runs_file):
-    short = [client.submit("sleep", org="acme", payload={"seconds": 0.5}) for _ in range(2)]
+    client, background, runs_file
+):
+    short = [
+        client.submit("sleep", org="acme", payload={"seconds": 0.5}) for _ in range(2)
+    ]
     long = client.submit("sleep", org="acme", payload={"seconds": 30}, priority=0)
     proc = background("-c", "3", "--grace", "1.5")
     wait_for(lambda: len(starts(runs_file)) == 3, what="all three jobs to start")
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
-    assert all(client.get_job(j.job_id, org="acme").status == "completed" for j in short)
+    assert all(
+        client.get_job(j.job_id, org="acme").status == "completed" for j in short
+    )
     released = client.get_job(long.job_id, org="acme")
     assert released.status == "queued" and released.attempts == 0
     assert released.lease_expires_at is None and released.worker_id is None
@@ -281,7 +349,10 @@ def test_a_second_signal_stops_at_once(client, background, runs_file):
     wait_for(lambda: starts(runs_file)[job.job_id] == 1, what="the job to start")
     os.kill(proc.pid, signal.SIGTERM)
     # Signals of one kind do not queue: send the second once the first was seen.
-    wait_for(lambda: "stopping" in proc.stderr.readline(), what="the worker to begin stopping")
+    wait_for(
+        lambda: "stopping" in proc.stderr.readline(),
+        what="the worker to begin stopping",
+    )
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
     assert client.get_job(job.job_id, org="acme").status == "queued"
@@ -291,22 +362,36 @@ def test_a_second_signal_stops_at_once(client, background, runs_file):
 
 
 def test_a_breaker_opens_holds_jobs_then_lets_one_trial_through_and_closes(
-        client, burst, cli, tmp_path, runs_file):
+    client, burst, cli, tmp_path, runs_file
+):
     flag = tmp_path / "down"
     flag.touch()
-    jobs = [client.submit("dep.call", org="acme", payload={"flag": str(flag)}) for _ in range(5)]
+    jobs = [
+        client.submit("dep.call", org="acme", payload={"flag": str(flag)})
+        for _ in range(5)
+    ]
     burst()
     statuses = {j.job_id: client.get_job(j.job_id, org="acme").status for j in jobs}
-    assert Counter(statuses.values()) == {"failed": 2, "queued": 3}  # then held, not failed
+    assert Counter(statuses.values()) == {
+        "failed": 2,
+        "queued": 3,
+    }  # then held, not failed
     failed_first = {job_id for job_id, status in statuses.items() if status == "failed"}
     shown = json.loads(cli("breakers", "--json").stdout)["breakers"]
-    assert [(b["name"], b["state"], b["failure_count"]) for b in shown] == [("dep", "open", 2)]
+    assert [(b["name"], b["state"], b["failure_count"]) for b in shown] == [
+        ("dep", "open", 2)
+    ]
     assert burst().returncode == 0  # still open: nothing is claimed
-    assert Counter(client.get_job(j.job_id, org="acme").status for j in jobs)["queued"] == 3
+    assert (
+        Counter(client.get_job(j.job_id, org="acme").status for j in jobs)["queued"]
+        == 3
+    )
     flag.unlink()
     reopens = shown[0]["reopens_at"]
-    wait_for(lambda: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) > reopens[:19],
-             what="the breaker's reset timeout")
+    wait_for(
+        lambda: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) > reopens[:19],
+        what="the breaker's reset timeout",
+    )
     burst("-c", "2")
     assert all(client.get_job(j.job_id, org="acme").status != "queued" for j in jobs)
     ran = [r for r in runs(runs_file) if r[3] in ("start", "end")]
@@ -314,10 +399,19 @@ def test_a_breaker_opens_holds_jobs_then_lets_one_trial_through_and_closes(
     assert trial[0][3] == "start" and trial[1][3] == "end"  # the trial ran alone
     assert trial[0][0] == trial[1][0]
     with client.store.read() as tx:
-        kinds = [e["event_type"] for e in tx.scan("events") if e["event_type"].startswith("async.breaker")]
-    assert Counter(kinds) == {"async.breaker.opened": 1, "async.breaker.half_opened": 1,
-                              "async.breaker.closed": 1}
-    assert json.loads(cli("breakers", "--json").stdout)["breakers"][0]["state"] == "closed"
+        kinds = [
+            e["event_type"]
+            for e in tx.scan("events")
+            if e["event_type"].startswith("async.breaker")
+        ]
+    assert Counter(kinds) == {
+        "async.breaker.opened": 1,
+        "async.breaker.half_opened": 1,
+        "async.breaker.closed": 1,
+    }
+    assert (
+        json.loads(cli("breakers", "--json").stdout)["breakers"][0]["state"] == "closed"
+    )
 
 
 def test_a_breaker_can_be_reset_by_hand(client, burst, cli, tmp_path):
@@ -328,7 +422,9 @@ def test_a_breaker_can_be_reset_by_hand(client, burst, cli, tmp_path):
     burst()
     assert "open" in cli("breakers").stdout
     assert cli("breakers", "reset", "dep").stdout == "dep closed\n"
-    assert json.loads(cli("breakers", "--json").stdout)["breakers"][0]["state"] == "closed"
+    assert (
+        json.loads(cli("breakers", "--json").stdout)["breakers"][0]["state"] == "closed"
+    )
     missing = cli("breakers", "reset", "nope")
     assert missing.exit_code == 3 and "breaker nope not found" in missing.stderr
     assert client.check().ok
@@ -349,7 +445,9 @@ def test_two_beat_workers_enqueue_each_slot_once(client, background):
         assert proc.wait(timeout=10) == 0
     found = ticks()
     keys = Counter(j.idempotency_key for j in found)
-    assert set(keys.values()) == {1} and all(k.startswith("periodic:tick:") for k in keys)
+    assert set(keys.values()) == {1} and all(
+        k.startswith("periodic:tick:") for k in keys
+    )
     slots = sorted(keys)
     assert len(slots) == len(found) >= 3
 
@@ -357,15 +455,30 @@ def test_two_beat_workers_enqueue_each_slot_once(client, background):
 # -- fail-open and run -------------------------------------------------------------------
 
 
-def test_fail_open_runs_the_job_inline_with_the_same_records(cli, env, store_path, console):
-    outcome = console("submit", "echo", "--org", "acme", "--payload", '{"x": 1}', "--json",
-                      env={**env, "ASYNCJOBS_ASYNC_ENABLED": "0", "ASYNCJOBS_APP": APP})
+def test_fail_open_runs_the_job_inline_with_the_same_records(
+    cli, env, store_path, console
+):
+    outcome = console(
+        "submit",
+        "echo",
+        "--org",
+        "acme",
+        "--payload",
+        '{"x": 1}',
+        "--json",
+        env={**env, "ASYNCJOBS_ASYNC_ENABLED": "0", "ASYNCJOBS_APP": APP},
+    )
     assert outcome.exit_code == 0, outcome.stderr
     doc = json.loads(outcome.stdout)
     assert doc["status"] == "completed" and doc["result_id"]
-    events = json.loads(cli("events", doc["job_id"], "--org", "acme", "--json").stdout)["events"]
+    events = json.loads(cli("events", doc["job_id"], "--org", "acme", "--json").stdout)[
+        "events"
+    ]
     assert [e["event_type"] for e in events] == [
-        "async.job.queued", "async.job.started", "async.job.completed"]
+        "async.job.queued",
+        "async.job.started",
+        "async.job.completed",
+    ]
     assert cli("store", "check").exit_code == 0
     missing_app = cli("submit", "echo", "--org", "acme", "--sync")
     assert missing_app.exit_code == 2 and "--app" in missing_app.stderr
@@ -376,8 +489,9 @@ def test_sync_submit_from_python_runs_retries_at_once(client, monkeypatch, runs_
     monkeypatch.setenv("ASYNCJOBS_TEST_RUNS", str(runs_file))
     import jobsapp
 
-    job = client.submit("flaky", org="acme", payload={"succeed_on": 2}, sync=True,
-                        tasks=jobsapp.tasks)
+    job = client.submit(
+        "flaky", org="acme", payload={"succeed_on": 2}, sync=True, tasks=jobsapp.tasks
+    )
     assert job.status == "completed" and job.attempts == 2
     failed = client.submit("fail", org="acme", sync=True, tasks=jobsapp.tasks)
     assert failed.status == "failed" and failed.attempts == 3
@@ -417,8 +531,21 @@ def test_workers_lists_each_worker_with_its_state(client, burst, cli):
 
 def test_a_bad_app_is_a_clear_usage_error(burst, store_path, env):
     proc = subprocess.run(
-        [sys.executable, "-m", "asyncjobs", "--store", str(store_path), "worker",
-         "--app", "no_such_module:tasks", "--burst"],
-        env=env, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "asyncjobs",
+            "--store",
+            str(store_path),
+            "worker",
+            "--app",
+            "no_such_module:tasks",
+            "--burst",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: app: cannot import no_such_module")

@@ -90,8 +90,14 @@ def app_option(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--app`` / ``-A`` / ``ASYNCJOBS_APP``: the TaskRegistry as MODULE:ATTR."""
     return click.option(
-        "--app", "-A", "app", required=required, envvar="ASYNCJOBS_APP", show_envvar=True,
-        metavar="MODULE:ATTR", help=help,
+        "--app",
+        "-A",
+        "app",
+        required=required,
+        envvar="ASYNCJOBS_APP",
+        show_envvar=True,
+        metavar="MODULE:ATTR",
+        help=help,
     )
 
 

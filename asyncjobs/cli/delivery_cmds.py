@@ -16,8 +16,13 @@ from .jobs_cmds import _table
 @cli.command()
 @click.argument("result_id")
 @org_option
-@click.option("--view", type=click.Choice(["latest", "pinned"]), default="latest",
-              show_default=True, help="The newest version of the job, or exactly this one.")
+@click.option(
+    "--view",
+    type=click.Choice(["latest", "pinned"]),
+    default="latest",
+    show_default=True,
+    help="The newest version of the job, or exactly this one.",
+)
 @json_option
 @pass_client
 def result(client: Client, result_id: str, org: str, view: str, as_json: bool) -> None:
@@ -27,8 +32,10 @@ def result(client: Client, result_id: str, org: str, view: str, as_json: bool) -
 
 
 def _notification_rows(found: list) -> str:
-    rows = [[n.notification_id, n.event_type, n.job_id, n.created_at, n.read_at or "-"]
-            for n in found]
+    rows = [
+        [n.notification_id, n.event_type, n.job_id, n.created_at, n.read_at or "-"]
+        for n in found
+    ]
     return _table(rows, ["NOTIFICATION_ID", "EVENT", "JOB_ID", "CREATED_AT", "READ_AT"])
 
 
@@ -36,59 +43,95 @@ def _notification_rows(found: list) -> str:
 @click.argument("job_id")
 @org_option
 @click.option("--channel", default="in_app", show_default=True, help="The channel.")
-@click.option("--limit", type=int, default=20, show_default=True, help="At most this many.")
+@click.option(
+    "--limit", type=int, default=20, show_default=True, help="At most this many."
+)
 @json_option
 @pass_client
-def notifications(client: Client, job_id: str, org: str, channel: str, limit: int,
-                  as_json: bool) -> None:
+def notifications(
+    client: Client, job_id: str, org: str, channel: str, limit: int, as_json: bool
+) -> None:
     """List a job's notifications, latest first."""
     found = client.notifications(job_id, org=org, channel=channel, limit=limit)
-    emit({"job_id": job_id, "notifications": [n.to_dict() for n in found]}, as_json,
-         text=_notification_rows(found))
+    emit(
+        {"job_id": job_id, "notifications": [n.to_dict() for n in found]},
+        as_json,
+        text=_notification_rows(found),
+    )
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--org", "--tenant", "org", envvar="ASYNCJOBS_ORG", show_envvar=True,
-              metavar="ORG", help="The tenant (org id).")
+@click.option(
+    "--org",
+    "--tenant",
+    "org",
+    envvar="ASYNCJOBS_ORG",
+    show_envvar=True,
+    metavar="ORG",
+    help="The tenant (org id).",
+)
 @click.option("--unread", is_flag=True, help="Only unread notifications.")
-@click.option("--limit", type=int, default=50, show_default=True, help="At most this many.")
+@click.option(
+    "--limit", type=int, default=50, show_default=True, help="At most this many."
+)
 @json_option
 @click.pass_context
-def inbox(ctx: click.Context, org: str | None, unread: bool, limit: int, as_json: bool) -> None:
+def inbox(
+    ctx: click.Context, org: str | None, unread: bool, limit: int, as_json: bool
+) -> None:
     """List the org's in-app notifications, latest first (or mark them read)."""
     if ctx.invoked_subcommand is not None:
         return
     if not org:
-        raise click.UsageError("Missing option '--org' / '--tenant' (env var: 'ASYNCJOBS_ORG').",
-                               ctx)
+        raise click.UsageError(
+            "Missing option '--org' / '--tenant' (env var: 'ASYNCJOBS_ORG').", ctx
+        )
     settings = ctx.find_root().obj
     with Client(settings["store"], lock_timeout=settings["lock_timeout"]) as client:
         found = client.inbox(org=org, unread=unread, limit=limit)
-    emit({"org_id": org, "notifications": [n.to_dict() for n in found]}, as_json,
-         text=_notification_rows(found))
+    emit(
+        {"org_id": org, "notifications": [n.to_dict() for n in found]},
+        as_json,
+        text=_notification_rows(found),
+    )
 
 
 @inbox.command("mark-read")
 @click.argument("notification_ids", nargs=-1)
 @org_option
-@click.option("--all", "every", is_flag=True, help="Mark every notification of the org read.")
+@click.option(
+    "--all", "every", is_flag=True, help="Mark every notification of the org read."
+)
 @json_option
 @pass_client
-def mark_read(client: Client, notification_ids: tuple[str, ...], org: str, every: bool,
-              as_json: bool) -> None:
+def mark_read(
+    client: Client,
+    notification_ids: tuple[str, ...],
+    org: str,
+    every: bool,
+    as_json: bool,
+) -> None:
     """Mark notifications read."""
     changed = client.mark_read(org=org, notification_ids=notification_ids, every=every)
     emit({"marked_read": changed}, as_json, text=f"{changed} marked read")
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
-              help="The port (0 picks a free one).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="The address to listen on."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="The port (0 picks a free one).",
+)
 @pass_client
 def serve(client: Client, host: str, port: int) -> None:
     """Serve the HTTP API with a threaded stdlib server."""
-    from ..wsgi import App, serve as run_server
+    from ..wsgi import App
+    from ..wsgi import serve as run_server
 
     def ready(bound_host: str, bound_port: int) -> None:
         click.echo(f"serving on http://{bound_host}:{bound_port}", err=True)
@@ -99,34 +142,54 @@ def serve(client: Client, host: str, port: int) -> None:
 
 def _info_text(summary: dict) -> str:
     lines = [f"store generation {summary['generation']} at {summary['now']}", ""]
-    rows = [[q, str(v["depth"]), str(v["running"]),
-             "-" if v["oldest_age_s"] is None else f"{v['oldest_age_s']:.0f}s"]
-            for q, v in summary["queues"].items()]
+    rows = [
+        [
+            q,
+            str(v["depth"]),
+            str(v["running"]),
+            "-" if v["oldest_age_s"] is None else f"{v['oldest_age_s']:.0f}s",
+        ]
+        for q, v in summary["queues"].items()
+    ]
     lines.append(_table(rows, ["QUEUE", "QUEUED", "RUNNING", "OLDEST"]))
     seen = [w for w in summary["workers"] if not w["gone"]]
     lines += ["", f"workers seen: {len(seen)}"]
-    lines += [f"  {w['worker_id']} {w['host']}:{w['pid']} running {len(w['running'])}"
-              for w in seen]
-    lines += ["", f"running: {summary['running']}   failed in the last hour: "
-              f"{summary['failed_1h']}   held by breakers: {summary['blocked']}"]
+    lines += [
+        f"  {w['worker_id']} {w['host']}:{w['pid']} running {len(w['running'])}"
+        for w in seen
+    ]
+    lines += [
+        "",
+        f"running: {summary['running']}   failed in the last hour: "
+        f"{summary['failed_1h']}   held by breakers: {summary['blocked']}",
+    ]
     for b in summary["breakers"]:
-        lines.append(f"breaker {b['name']}: {b['state']} ({b['failure_count']} failures)")
+        lines.append(
+            f"breaker {b['name']}: {b['state']} ({b['failure_count']} failures)"
+        )
     return "\n".join(lines)
 
 
 def _info_doc(summary: dict) -> dict:
     return {
-        "generation": summary["generation"], "now": summary["now"],
-        "queues": summary["queues"], "running": summary["running"],
-        "failed_1h": summary["failed_1h"], "blocked": summary["blocked"],
+        "generation": summary["generation"],
+        "now": summary["now"],
+        "queues": summary["queues"],
+        "running": summary["running"],
+        "failed_1h": summary["failed_1h"],
+        "blocked": summary["blocked"],
         "workers": [w for w in summary["workers"] if not w["gone"]],
         "breakers": summary["breakers"],
     }
 
 
 @cli.command()
-@click.option("--watch", type=click.FloatRange(min=0.2), metavar="SECONDS",
-              help="Refresh every SECONDS until interrupted.")
+@click.option(
+    "--watch",
+    type=click.FloatRange(min=0.2),
+    metavar="SECONDS",
+    help="Refresh every SECONDS until interrupted.",
+)
 @json_option
 @pass_client
 def info(client: Client, watch: float | None, as_json: bool) -> None:
@@ -149,7 +212,8 @@ def info(client: Client, watch: float | None, as_json: bool) -> None:
 def telemetry(client: Client) -> None:
     """Print the /telemetry document (no requests: this is not a server)."""
     from ..errors import AsyncJobsError
-    from ..wsgi import RequestStats, telemetry as telemetry_doc
+    from ..wsgi import RequestStats
+    from ..wsgi import telemetry as telemetry_doc
 
     try:
         summary, error = client.stats(), None

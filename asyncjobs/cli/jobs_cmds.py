@@ -43,15 +43,45 @@ def _submitted(job: Job) -> dict[str, Any]:
 @cli.command()
 @click.argument("task")
 @org_option
-@click.option("--payload", "payload_text", metavar="JSON", help="The payload, a JSON object.")
-@click.option("--payload-file", type=click.File("rb"), help="Read the payload from a file (- for stdin).")
-@click.option("--queue", default="default", show_default=True, help="The queue to put the job on.")
-@click.option("--priority", type=int, default=5, show_default=True, help="0-9; 9 runs first.")
-@click.option("--delay", type=float, metavar="SECONDS", help="Run no sooner than this many seconds from now.")
-@click.option("--at", "at", metavar="ISO", help="Run no sooner than this time (ISO 8601).")
-@click.option("--idempotency-key", metavar="KEY", help="Submit at most once per org with this key.")
-@click.option("--max-retries", type=int, metavar="N", help="Retries after a failed attempt (default: the task's).")
-@click.option("--sync", is_flag=True, help="Run the job here, inline, before returning (fail-open).")
+@click.option(
+    "--payload", "payload_text", metavar="JSON", help="The payload, a JSON object."
+)
+@click.option(
+    "--payload-file",
+    type=click.File("rb"),
+    help="Read the payload from a file (- for stdin).",
+)
+@click.option(
+    "--queue", default="default", show_default=True, help="The queue to put the job on."
+)
+@click.option(
+    "--priority", type=int, default=5, show_default=True, help="0-9; 9 runs first."
+)
+@click.option(
+    "--delay",
+    type=float,
+    metavar="SECONDS",
+    help="Run no sooner than this many seconds from now.",
+)
+@click.option(
+    "--at", "at", metavar="ISO", help="Run no sooner than this time (ISO 8601)."
+)
+@click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    help="Submit at most once per org with this key.",
+)
+@click.option(
+    "--max-retries",
+    type=int,
+    metavar="N",
+    help="Retries after a failed attempt (default: the task's).",
+)
+@click.option(
+    "--sync",
+    is_flag=True,
+    help="Run the job here, inline, before returning (fail-open).",
+)
 @app_option(required=False, help="The TaskRegistry for --sync.")
 @json_option
 @pass_client
@@ -80,7 +110,9 @@ def submit(
     registry = None
     if sync:
         if not app:
-            raise InvalidInput("--sync (or ASYNCJOBS_ASYNC_ENABLED=0) needs --app or ASYNCJOBS_APP")
+            raise InvalidInput(
+                "--sync (or ASYNCJOBS_ASYNC_ENABLED=0) needs --app or ASYNCJOBS_APP"
+            )
         registry = task_module.load_app(app)
     job = client.submit(
         task,
@@ -119,7 +151,9 @@ def submit_many(client: Client, file: IO[bytes], org: str, as_json: bool) -> Non
     jobs: list[Job] = []
     batches = [specs[i : i + BATCH_SIZE] for i in range(0, len(specs), BATCH_SIZE)]
     if sys.stderr.isatty() and len(batches) > 1:
-        with click.progressbar(length=len(specs), label="submitting", file=sys.stderr) as bar:
+        with click.progressbar(
+            length=len(specs), label="submitting", file=sys.stderr
+        ) as bar:
             for batch in batches:
                 jobs += client.submit_many(batch, org=org)
                 bar.update(len(batch))
@@ -130,7 +164,11 @@ def submit_many(client: Client, file: IO[bytes], org: str, as_json: bool) -> Non
         "submitted": sum(not j.deduplicated for j in jobs),
         "deduplicated": sum(j.deduplicated for j in jobs),
         "jobs": [
-            {"job_id": j.job_id, "status": j.status.value, "deduplicated": j.deduplicated}
+            {
+                "job_id": j.job_id,
+                "status": j.status.value,
+                "deduplicated": j.deduplicated,
+            }
             for j in jobs
         ],
     }
@@ -140,12 +178,15 @@ def submit_many(client: Client, file: IO[bytes], org: str, as_json: bool) -> Non
 def _job_text(job: Job) -> str:
     doc = job.to_dict()
     doc["error"] = (
-        None if job.error is None else f"{job.error.get('type')}: {job.error.get('message')}"
+        None
+        if job.error is None
+        else f"{job.error.get('type')}: {job.error.get('message')}"
     )
     del doc["payload"]
     width = max(map(len, doc))
     return "\n".join(
-        f"{key:<{width}}  {'-' if value is None else value}" for key, value in doc.items()
+        f"{key:<{width}}  {'-' if value is None else value}"
+        for key, value in doc.items()
     )
 
 
@@ -172,19 +213,36 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 @org_option
 @click.option("--status", "status_", metavar="STATUS", help="Only jobs in this status.")
 @click.option("--queue", help="Only jobs of this queue.")
-@click.option("--limit", type=int, default=50, show_default=True, help="At most this many jobs.")
+@click.option(
+    "--limit", type=int, default=50, show_default=True, help="At most this many jobs."
+)
 @json_option
 @pass_client
 def jobs(
-    client: Client, org: str, status_: str | None, queue: str | None, limit: int, as_json: bool
+    client: Client,
+    org: str,
+    status_: str | None,
+    queue: str | None,
+    limit: int,
+    as_json: bool,
 ) -> None:
     """List the org's jobs, newest first."""
     found = client.list_jobs(org=org, status=status_, queue=queue, limit=limit)
     rows = [
-        [j.job_id, j.status.value, j.task, j.queue, str(j.priority), str(j.attempts), j.created_at]
+        [
+            j.job_id,
+            j.status.value,
+            j.task,
+            j.queue,
+            str(j.priority),
+            str(j.attempts),
+            j.created_at,
+        ]
         for j in found
     ]
-    text = _table(rows, ["JOB_ID", "STATUS", "TASK", "QUEUE", "PRI", "ATTEMPTS", "CREATED_AT"])
+    text = _table(
+        rows, ["JOB_ID", "STATUS", "TASK", "QUEUE", "PRI", "ATTEMPTS", "CREATED_AT"]
+    )
     emit({"jobs": [j.to_dict() for j in found]}, as_json, text=text)
 
 
@@ -197,8 +255,13 @@ def events(client: Client, job_id: str, org: str, as_json: bool) -> None:
     """List a job's events, oldest first."""
     found = client.events(job_id, org=org)
     rows = [
-        [e.created_at, e.event_type, str(e.run), str(e.attempt),
-         " ".join(f"{k}={v}" for k, v in e.data.items())]
+        [
+            e.created_at,
+            e.event_type,
+            str(e.run),
+            str(e.attempt),
+            " ".join(f"{k}={v}" for k, v in e.data.items()),
+        ]
         for e in found
     ]
     text = _table(rows, ["CREATED_AT", "EVENT", "RUN", "ATTEMPT", "DATA"])
@@ -224,4 +287,6 @@ def cancel(client: Client, job_id: str, org: str, as_json: bool) -> None:
 def retry(client: Client, job_id: str, org: str, as_json: bool) -> None:
     """Queue a failed, canceled or completed job again."""
     job = client.retry(job_id, org=org)
-    emit(job.to_dict(), as_json, text=f"{job.job_id} {job.status.value} (run {job.run})")
+    emit(
+        job.to_dict(), as_json, text=f"{job.job_id} {job.status.value} (run {job.run})"
+    )

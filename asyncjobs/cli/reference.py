@@ -7,7 +7,9 @@ from collections.abc import Iterator
 import click
 
 
-def walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def walk(
+    command: click.Command, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     """Every command under ``command`` with its path, depth first, in name order."""
     yield path, command
     if isinstance(command, click.Group):
@@ -40,19 +42,32 @@ def render(root: click.Group, prog: str = "asyncjobs") -> str:
         rows = []
         for param in command.params:
             if isinstance(param, click.Argument):
-                rows.append((param.make_metavar(ctx) if _takes_ctx(param) else param.name.upper(),
-                             "argument", "", ""))
+                rows.append(
+                    (
+                        param.make_metavar(ctx)
+                        if _takes_ctx(param)
+                        else param.name.upper(),
+                        "argument",
+                        "",
+                        "",
+                    )
+                )
                 continue
             if not isinstance(param, click.Option) or param.hidden:
                 continue
-            flags = ", ".join(f"`{flag}`" for flag in (*param.opts, *param.secondary_opts))
+            flags = ", ".join(
+                f"`{flag}`" for flag in (*param.opts, *param.secondary_opts)
+            )
             env = f"`{param.envvar}`" if isinstance(param.envvar, str) else ""
             default = ""
             if param.show_default and param.default not in (None, False, ()):
                 default = f"`{param.default}`"
             rows.append((flags, _cell(param.help or ""), env, default))
         if rows:
-            lines += ["| option | meaning | env | default |", "| --- | --- | --- | --- |"]
+            lines += [
+                "| option | meaning | env | default |",
+                "| --- | --- | --- | --- |",
+            ]
             lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
             lines.append("")
     return "\n".join(lines)

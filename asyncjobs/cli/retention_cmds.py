@@ -29,8 +29,9 @@ def write_file_atomically(path: str, data: bytes) -> None:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def metrics_text(exit_code: int, report: dict[str, Any] | None, seconds: float,
-                 dry_run: bool) -> str:
+def metrics_text(
+    exit_code: int, report: dict[str, Any] | None, seconds: float, dry_run: bool
+) -> str:
     """The run's outcome for node_exporter's textfile collector."""
     mode = "dry_run" if dry_run else "live"
     lines = [
@@ -55,24 +56,50 @@ def metrics_text(exit_code: int, report: dict[str, Any] | None, seconds: float,
 
 
 @cli.command()
-@click.option("--results-ttl-seconds", type=click.IntRange(min=0), required=True,
-              help="Delete results of terminal jobs older than this.")
-@click.option("--events-ttl-seconds", type=click.IntRange(min=0), required=True,
-              help="Delete events of terminal jobs older than this.")
-@click.option("--notifications-ttl-seconds", type=click.IntRange(min=0),
-              help="Delete notifications of terminal jobs older than this (default: keep).")
-@click.option("--jobs-ttl-seconds", type=click.IntRange(min=0),
-              help="Delete terminal jobs finished longer ago, with all of theirs (default: keep).")
+@click.option(
+    "--results-ttl-seconds",
+    type=click.IntRange(min=0),
+    required=True,
+    help="Delete results of terminal jobs older than this.",
+)
+@click.option(
+    "--events-ttl-seconds",
+    type=click.IntRange(min=0),
+    required=True,
+    help="Delete events of terminal jobs older than this.",
+)
+@click.option(
+    "--notifications-ttl-seconds",
+    type=click.IntRange(min=0),
+    help="Delete notifications of terminal jobs older than this (default: keep).",
+)
+@click.option(
+    "--jobs-ttl-seconds",
+    type=click.IntRange(min=0),
+    help="Delete terminal jobs finished longer ago, with all of theirs (default: keep).",
+)
 @click.option("--dry-run", is_flag=True, help="Report what would go; change nothing.")
-@click.option("--output-json", metavar="PATH", help="Write the report there (atomically).")
-@click.option("--metrics-file", metavar="PATH",
-              help="Write the outcome in Prometheus text format (atomically).")
+@click.option(
+    "--output-json", metavar="PATH", help="Write the report there (atomically)."
+)
+@click.option(
+    "--metrics-file",
+    metavar="PATH",
+    help="Write the outcome in Prometheus text format (atomically).",
+)
 @click.option("--now", "now_text", metavar="ISO", help="Judge ages as of this time.")
 @pass_client
-def cleanup(client: Client, results_ttl_seconds: int, events_ttl_seconds: int,
-            notifications_ttl_seconds: int | None, jobs_ttl_seconds: int | None,
-            dry_run: bool, output_json: str | None, metrics_file: str | None,
-            now_text: str | None) -> None:
+def cleanup(
+    client: Client,
+    results_ttl_seconds: int,
+    events_ttl_seconds: int,
+    notifications_ttl_seconds: int | None,
+    jobs_ttl_seconds: int | None,
+    dry_run: bool,
+    output_json: str | None,
+    metrics_file: str | None,
+    now_text: str | None,
+) -> None:
     """Delete expired records of terminal jobs (TTL retention)."""
     started = time.monotonic()
     report = None
@@ -80,9 +107,14 @@ def cleanup(client: Client, results_ttl_seconds: int, events_ttl_seconds: int,
         now = clocks.parse_iso(now_text, field="--now") if now_text else None
         with _progress() as progress:
             report = client.cleanup(
-                results_ttl_seconds=results_ttl_seconds, events_ttl_seconds=events_ttl_seconds,
+                results_ttl_seconds=results_ttl_seconds,
+                events_ttl_seconds=events_ttl_seconds,
                 notifications_ttl_seconds=notifications_ttl_seconds,
-                jobs_ttl_seconds=jobs_ttl_seconds, dry_run=dry_run, now=now, progress=progress)
+                jobs_ttl_seconds=jobs_ttl_seconds,
+                dry_run=dry_run,
+                now=now,
+                progress=progress,
+            )
         text = json.dumps(report, indent=2, sort_keys=False) + "\n"
         if output_json:
             write_file_atomically(output_json, text.encode())
@@ -90,12 +122,18 @@ def cleanup(client: Client, results_ttl_seconds: int, events_ttl_seconds: int,
             click.echo(text, nl=False)
     except AsyncJobsError as exc:
         if metrics_file:
-            write_file_atomically(metrics_file, metrics_text(
-                exc.exit_code, report, time.monotonic() - started, dry_run).encode())
+            write_file_atomically(
+                metrics_file,
+                metrics_text(
+                    exc.exit_code, report, time.monotonic() - started, dry_run
+                ).encode(),
+            )
         raise
     if metrics_file:
-        write_file_atomically(metrics_file, metrics_text(
-            0, report, time.monotonic() - started, dry_run).encode())
+        write_file_atomically(
+            metrics_file,
+            metrics_text(0, report, time.monotonic() - started, dry_run).encode(),
+        )
 
 
 class _progress:
@@ -109,8 +147,9 @@ class _progress:
     def update(self, count: int) -> None:
         self.seen += count
         if self.bar is None and self.seen > PROGRESS_THRESHOLD:
-            self.bar = click.progressbar(length=None, label="reading records", file=sys.stderr,
-                                         show_pos=True)
+            self.bar = click.progressbar(
+                length=None, label="reading records", file=sys.stderr, show_pos=True
+            )
             self.bar.__enter__()
         if self.bar is not None:
             self.bar.update(count)

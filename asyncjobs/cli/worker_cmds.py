@@ -11,45 +11,103 @@ from .. import tasks as task_module
 from ..client import Client
 from . import app_option, cli, emit, json_option, org_option, pass_client
 
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
-        stream=sys.stderr, level=getattr(logging, level.upper()),
+        stream=sys.stderr,
+        level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
 
 @cli.command()
 @app_option()
-@click.option("--queue", "-Q", "queues", multiple=True, metavar="QUEUE",
-              help="A queue to take jobs from (repeatable; default: the app's queues).")
-@click.option("--concurrency", "-c", type=int, default=1, show_default=True,
-              help="Jobs run at once, each in its own process.")
+@click.option(
+    "--queue",
+    "-Q",
+    "queues",
+    multiple=True,
+    metavar="QUEUE",
+    help="A queue to take jobs from (repeatable; default: the app's queues).",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Jobs run at once, each in its own process.",
+)
 @click.option("--burst", is_flag=True, help="Exit when no job is runnable.")
 @click.option("--max-jobs", type=int, metavar="N", help="Exit after claiming N jobs.")
-@click.option("--lease-seconds", type=float, default=30.0, show_default=True,
-              help="How long a claim lasts without a heartbeat.")
-@click.option("--heartbeat-seconds", type=float, metavar="SECONDS",
-              help="How often leases are renewed (default and maximum: a third of the lease).")
-@click.option("--grace", type=float, default=30.0, show_default=True, metavar="SECONDS",
-              help="On SIGTERM, how long running jobs may finish.")
-@click.option("--poll-seconds", type=float, default=1.0, show_default=True,
-              help="How often an idle worker looks for jobs.")
+@click.option(
+    "--lease-seconds",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="How long a claim lasts without a heartbeat.",
+)
+@click.option(
+    "--heartbeat-seconds",
+    type=float,
+    metavar="SECONDS",
+    help="How often leases are renewed (default and maximum: a third of the lease).",
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="On SIGTERM, how long running jobs may finish.",
+)
+@click.option(
+    "--poll-seconds",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="How often an idle worker looks for jobs.",
+)
 @click.option("--beat", is_flag=True, help="Also enqueue due periodic tasks.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default="info", show_default=True, help="What the worker logs on stderr.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="What the worker logs on stderr.",
+)
 @pass_client
-def worker(client: Client, app: str, queues: tuple[str, ...], concurrency: int, burst: bool,
-           max_jobs: int | None, lease_seconds: float, heartbeat_seconds: float | None,
-           grace: float, poll_seconds: float, beat: bool, log_level: str) -> None:
+def worker(
+    client: Client,
+    app: str,
+    queues: tuple[str, ...],
+    concurrency: int,
+    burst: bool,
+    max_jobs: int | None,
+    lease_seconds: float,
+    heartbeat_seconds: float | None,
+    grace: float,
+    poll_seconds: float,
+    beat: bool,
+    log_level: str,
+) -> None:
     """Claim and run jobs until stopped."""
     from ..worker import Worker
 
     _setup_logging(log_level)
     registry = task_module.load_app(app)
     code = Worker(
-        client, registry, queues=list(queues) or None, concurrency=concurrency,
-        lease_seconds=lease_seconds, heartbeat_seconds=heartbeat_seconds, burst=burst,
-        max_jobs=max_jobs, beat=beat, grace=grace, poll_interval=poll_seconds,
+        client,
+        registry,
+        queues=list(queues) or None,
+        concurrency=concurrency,
+        lease_seconds=lease_seconds,
+        heartbeat_seconds=heartbeat_seconds,
+        burst=burst,
+        max_jobs=max_jobs,
+        beat=beat,
+        grace=grace,
+        poll_interval=poll_seconds,
     ).run()
     raise SystemExit(code)
 
@@ -73,15 +131,33 @@ def workers(client: Client, as_json: bool) -> None:
     """List workers and whether they are still seen."""
     found = client.workers()
     rows = [
-        [w["worker_id"], "gone" if w["gone"] else w["state"], w["host"], str(w["pid"]),
-         ",".join(w["queues"]), str(len(w["running"])), str(w.get("processed_count", 0)),
-         w["last_seen_at"]]
+        [
+            w["worker_id"],
+            "gone" if w["gone"] else w["state"],
+            w["host"],
+            str(w["pid"]),
+            ",".join(w["queues"]),
+            str(len(w["running"])),
+            str(w.get("processed_count", 0)),
+            w["last_seen_at"],
+        ]
         for w in found
     ]
     from .jobs_cmds import _table
 
-    text = _table(rows, ["WORKER_ID", "STATE", "HOST", "PID", "QUEUES", "RUNNING",
-                         "PROCESSED", "LAST_SEEN_AT"])
+    text = _table(
+        rows,
+        [
+            "WORKER_ID",
+            "STATE",
+            "HOST",
+            "PID",
+            "QUEUES",
+            "RUNNING",
+            "PROCESSED",
+            "LAST_SEEN_AT",
+        ],
+    )
     emit({"workers": found}, as_json, text=text)
 
 
@@ -97,10 +173,15 @@ def breakers(ctx: click.Context, as_json: bool) -> None:
         found = client.breakers()
     from .jobs_cmds import _table
 
-    rows = [[b["name"], b["state"], str(b["failure_count"]), b.get("reopens_at") or "-"]
-            for b in found]
-    emit({"breakers": found}, as_json,
-         text=_table(rows, ["BREAKER", "STATE", "FAILURES", "REOPENS_AT"]))
+    rows = [
+        [b["name"], b["state"], str(b["failure_count"]), b.get("reopens_at") or "-"]
+        for b in found
+    ]
+    emit(
+        {"breakers": found},
+        as_json,
+        text=_table(rows, ["BREAKER", "STATE", "FAILURES", "REOPENS_AT"]),
+    )
 
 
 @breakers.command("reset")

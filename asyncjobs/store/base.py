@@ -50,7 +50,9 @@ INDEXES: dict[str, tuple[str, Callable[[Record], Any]]] = {
     "jobs_by_status": ("jobs", _field("status")),
     "jobs_by_idempotency": (
         "jobs",
-        lambda r: (r["org_id"], r["idempotency_key"]) if r.get("idempotency_key") else None,
+        lambda r: (
+            (r["org_id"], r["idempotency_key"]) if r.get("idempotency_key") else None
+        ),
     ),
     "events_by_job": ("events", _field("job_id")),
     "results_by_job": ("results", _field("job_id")),

@@ -52,7 +52,9 @@ COMPACT_MIN_BYTES = 4 << 20
 # A transaction larger than this commits as a new snapshot instead of a
 # journal line (a cleanup of 100,000 jobs, say): same atomicity, no giant line.
 LARGE_COMMIT_BYTES = 64 << 20
-LARGE_COMMIT_RECORDS = 200_000  # more puts than this: a snapshot, without encoding a line
+LARGE_COMMIT_RECORDS = (
+    200_000  # more puts than this: a snapshot, without encoding a line
+)
 _DELETED = object()
 
 
@@ -60,7 +62,9 @@ def fsync_setting() -> bool:
     """Read ``ASYNCJOBS_FSYNC``: ``always`` (the default) or ``never``."""
     value = os.environ.get("ASYNCJOBS_FSYNC", "always").strip().lower()
     if value not in ("always", "never"):
-        raise InvalidInput(f"ASYNCJOBS_FSYNC must be 'always' or 'never', not {value!r}")
+        raise InvalidInput(
+            f"ASYNCJOBS_FSYNC must be 'always' or 'never', not {value!r}"
+        )
     return value == "always"
 
 
@@ -171,7 +175,11 @@ def parse_snapshot(
             f"{name}: unknown schema {schema!r} (this asyncjobs reads {SCHEMA!r})"
         )
     generation = doc.get("generation")
-    if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+    if (
+        not isinstance(generation, int)
+        or isinstance(generation, bool)
+        or generation < 0
+    ):
         raise StoreCorrupt(f"{name}: generation is not a whole number: {generation!r}")
     state: dict[str, dict[str, Record]] = {}
     for kind in KINDS:
@@ -210,7 +218,9 @@ class JsonFileStore(Store):
         self._indexes: dict[str, dict[Any, set[str]]] = {}
         # queue -> (priority, org, task) -> sorted [(run_after, created_at, job_id)]
         # of queued jobs; entries of jobs that changed since are dropped lazily.
-        self._runnable: dict[str, dict[tuple[int, str, str], list[tuple[str, str, str]]]] | None = None
+        self._runnable: (
+            dict[str, dict[tuple[int, str, str], list[tuple[str, str, str]]]] | None
+        ) = None
         self._snapshot_generation = 0
         self._snapshot_ident: tuple[int, int, int] | None = None
         self._snapshot_bytes = 0
@@ -245,7 +255,9 @@ class JsonFileStore(Store):
             try:
                 self._journal_fd = self.io.open_append(self.journal_path)
             except OSError as exc:
-                raise StoreError(f"cannot open {self.journal_path}: {exc.strerror}") from exc
+                raise StoreError(
+                    f"cannot open {self.journal_path}: {exc.strerror}"
+                ) from exc
         data = b""
         if self._journal_fd is not None:
             data = self.io.pread(self._journal_fd, self.io.size(self._journal_fd), 0)
@@ -275,7 +287,9 @@ class JsonFileStore(Store):
         if size < self._journal_offset:
             self._load()  # another process compacted and truncated
             return
-        data = self.io.pread(self._journal_fd, size - self._journal_offset, self._journal_offset)
+        data = self.io.pread(
+            self._journal_fd, size - self._journal_offset, self._journal_offset
+        )
         pos = 0
         while pos < len(data):
             end = data.find(b"\n", pos)
@@ -296,7 +310,9 @@ class JsonFileStore(Store):
         if pos < len(data):
             self._journal_clean = False
 
-    def _apply(self, puts: dict[str, dict[str, Record]], dels: dict[str, list[str]]) -> None:
+    def _apply(
+        self, puts: dict[str, dict[str, Record]], dels: dict[str, list[str]]
+    ) -> None:
         state = self._state
         assert state is not None
         for kind, keys in dels.items():
@@ -354,16 +370,22 @@ class JsonFileStore(Store):
     def _index_runnable(self, record: Record, old: Record | None = None) -> None:
         if record.get("status") != "queued":
             return
-        if old is not None and old.get("status") == "queued" and all(
-            old.get(f) == record.get(f) for f in _RUNNABLE_FIELDS
+        if (
+            old is not None
+            and old.get("status") == "queued"
+            and all(old.get(f) == record.get(f) for f in _RUNNABLE_FIELDS)
         ):
             return  # already indexed where it belongs
         assert self._runnable is not None
         group = (record["priority"], record["org_id"], record["task"])
         entries = self._runnable.setdefault(record["queue"], {}).setdefault(group, [])
-        bisect.insort(entries, (record["run_after"], record["created_at"], record["job_id"]))
+        bisect.insort(
+            entries, (record["run_after"], record["created_at"], record["job_id"])
+        )
 
-    def _runnable_index(self) -> dict[str, dict[tuple[int, str, str], list[tuple[str, str, str]]]]:
+    def _runnable_index(
+        self,
+    ) -> dict[str, dict[tuple[int, str, str], list[tuple[str, str, str]]]]:
         if self._runnable is None:
             self._runnable = {}
             for record in self._records("jobs").values():
@@ -416,7 +438,12 @@ class JsonFileStore(Store):
             return
         try:
             line = encode_line(
-                {"g": generation, "b": self._snapshot_generation, "put": puts, "del": dels}
+                {
+                    "g": generation,
+                    "b": self._snapshot_generation,
+                    "put": puts,
+                    "del": dels,
+                }
             )
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"record is not JSON: {exc}") from exc
@@ -429,7 +456,11 @@ class JsonFileStore(Store):
             if not self._journal_clean:
                 # Cut a torn tail (or lines already in the snapshot) first, so
                 # that the new line never follows garbage.
-                keep = 0 if self._journal_offset and self._stale_prefix() else self._journal_offset
+                keep = (
+                    0
+                    if self._journal_offset and self._stale_prefix()
+                    else self._journal_offset
+                )
                 self.io.truncate(self._journal_fd, keep)
                 self.io.fsync(self._journal_fd)
                 self._journal_offset = keep
@@ -438,11 +469,15 @@ class JsonFileStore(Store):
             self.io.fsync(self._journal_fd)
         except OSError as exc:
             self._fail_commit()
-            raise StoreError(f"cannot write {self.journal_path}: {exc.strerror or exc}") from exc
+            raise StoreError(
+                f"cannot write {self.journal_path}: {exc.strerror or exc}"
+            ) from exc
         self._apply(puts, dels)
         self._generation = generation
         self._journal_offset += len(line)
-        if self._journal_offset > max(self.compact_min_bytes, self._snapshot_bytes // 2):
+        if self._journal_offset > max(
+            self.compact_min_bytes, self._snapshot_bytes // 2
+        ):
             try:
                 self._compact_locked()
             except StoreError as exc:
@@ -451,7 +486,10 @@ class JsonFileStore(Store):
                 log.warning("compaction failed: %s", exc)
 
     def _commit_as_snapshot(
-        self, puts: dict[str, dict[str, Record]], dels: dict[str, list[str]], generation: int
+        self,
+        puts: dict[str, dict[str, Record]],
+        dels: dict[str, list[str]],
+        generation: int,
     ) -> None:
         """Commit by writing the new state as the snapshot (atomic by rename)."""
         self._apply(puts, dels)
@@ -501,7 +539,9 @@ class JsonFileStore(Store):
             self.io.write_atomic(self.path, data)
         except OSError as exc:
             self._stale = True
-            raise StoreError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+            raise StoreError(
+                f"cannot write {self.path}: {exc.strerror or exc}"
+            ) from exc
         # The new snapshot is durable: only now may the journal go.
         self._snapshot_generation = self._generation
         self._snapshot_ident = self._ident()
@@ -515,7 +555,9 @@ class JsonFileStore(Store):
                 # The snapshot already holds everything: lines left in the
                 # journal are not above its generation, so they are never
                 # replayed, and the next write cuts them.
-                log.warning("cannot truncate %s: %s", self.journal_path, exc.strerror or exc)
+                log.warning(
+                    "cannot truncate %s: %s", self.journal_path, exc.strerror or exc
+                )
                 self._journal_offset = self.io.size(self._journal_fd)
                 self._journal_clean = False
         return {
@@ -586,8 +628,12 @@ class JsonFileStore(Store):
             for entry in journal.entries:
                 problem = _entry_problem(entry)
                 if problem:
-                    report.problems.append(f"{self.journal_path}: generation {entry['g']}: {problem}")
-            report.generation = journal.entries[-1]["g"] if journal.entries else generation
+                    report.problems.append(
+                        f"{self.journal_path}: generation {entry['g']}: {problem}"
+                    )
+            report.generation = (
+                journal.entries[-1]["g"] if journal.entries else generation
+            )
             self._catch_up()
             assert self._state is not None
             report.counts = {kind: len(self._state.get(kind, {})) for kind in KINDS}
@@ -611,8 +657,12 @@ def _order(record: Record) -> tuple[str, str, str]:
     return (record["run_after"], record["created_at"], record["job_id"])
 
 
-def _entry_matches(record: Record | None, queue: str, group: tuple[int, str, str],
-                   entry: tuple[str, str, str]) -> bool:
+def _entry_matches(
+    record: Record | None,
+    queue: str,
+    group: tuple[int, str, str],
+    entry: tuple[str, str, str],
+) -> bool:
     return (
         record is not None
         and record.get("status") == "queued"
@@ -630,7 +680,9 @@ def _entry_problem(entry: dict[str, Any]) -> str | None:
     for kind, records in puts.items():
         if kind not in KINDS:
             return f"unknown record kind {kind!r}"
-        if not isinstance(records, dict) or not all(isinstance(r, dict) for r in records.values()):
+        if not isinstance(records, dict) or not all(
+            isinstance(r, dict) for r in records.values()
+        ):
             return f"records of {kind!r} are not JSON objects"
     for kind, keys in dels.items():
         if kind not in KINDS:
@@ -732,7 +784,12 @@ class _JsonTransaction(Transaction):
                 or record["run_after"] > now
             ):
                 continue
-            key = (record["queue"], record["priority"], record["org_id"], record["task"])
+            key = (
+                record["queue"],
+                record["priority"],
+                record["org_id"],
+                record["task"],
+            )
             head = heads.get(key)
             if head is None or _order(record) < _order(head):
                 heads[key] = record

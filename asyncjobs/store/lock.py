@@ -53,7 +53,9 @@ class StoreLock:
             except PermissionError:
                 self._fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
             except OSError as exc:
-                raise StoreError(f"cannot open lock file {self.path}: {exc.strerror}") from exc
+                raise StoreError(
+                    f"cannot open lock file {self.path}: {exc.strerror}"
+                ) from exc
             self._pid = os.getpid()
         return self._fd
 
@@ -79,7 +81,9 @@ class StoreLock:
                             f"cannot lock {self.path}: the file system does not "
                             "support flock"
                         ) from exc
-                    raise StoreError(f"cannot lock {self.path}: {exc.strerror}") from exc
+                    raise StoreError(
+                        f"cannot lock {self.path}: {exc.strerror}"
+                    ) from exc
                 if time.monotonic() >= deadline:
                     raise StoreLocked(
                         f"store is locked: {self.path} (waited {limit:g} s)"

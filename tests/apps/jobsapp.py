@@ -17,7 +17,9 @@ def _mark(job, what: str) -> None:
     path = os.environ.get("ASYNCJOBS_TEST_RUNS")
     if path:
         with open(path, "a") as f:
-            f.write(f"{job.job_id} {job.attempt} {os.getpid()} {what} {time.monotonic()}\n")
+            f.write(
+                f"{job.job_id} {job.attempt} {os.getpid()} {what} {time.monotonic()}\n"
+            )
 
 
 @tasks.task(name="echo")

@@ -23,6 +23,10 @@ with JsonFileStore(store_path, lock_timeout=60) as store:
         key = f"{name}-{i}"
         with store.transaction() as tx:
             counter = tx.get("counters", "commits") or {"name": "commits", "value": 0}
-            tx.put("counters", "commits", {"name": "commits", "value": counter["value"] + 1})
+            tx.put(
+                "counters",
+                "commits",
+                {"name": "commits", "value": counter["value"] + 1},
+            )
             tx.put("jobs", key, {"job_id": key, "org_id": name})
         print(key, flush=True)
