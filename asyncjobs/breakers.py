@@ -106,11 +106,8 @@ def on_claim(breaker: Breaker, job: Job, now: datetime) -> tuple[Breaker, Event 
     return breaker, _event(job, breaker, EventType.BREAKER_HALF_OPENED, now)
 
 
-def on_success(
-    breaker: Breaker, job: Job, now: datetime
-) -> tuple[Breaker, Event | None]:
-    changed = breaker.state != CLOSED
-    breaker = replace(
+def _closed(breaker: Breaker, now: datetime) -> Breaker:
+    return replace(
         breaker,
         state=CLOSED,
         failure_count=0,
@@ -119,6 +116,14 @@ def on_success(
         trial_job_id=None,
         updated_at=clock.to_iso(now),
     )
+
+
+def on_success(
+    breaker: Breaker, job: Job, now: datetime
+) -> tuple[Breaker, Event | None]:
+    """A job behind the breaker succeeded: closed, with an event if it was not."""
+    changed = breaker.state != CLOSED
+    breaker = _closed(breaker, now)
     return breaker, _event(
         job, breaker, EventType.BREAKER_CLOSED, now
     ) if changed else None
@@ -155,15 +160,7 @@ def on_failure(
 
 def reset(breaker: Breaker, now: datetime) -> tuple[Breaker, Event]:
     """Close a breaker by hand."""
-    breaker = replace(
-        breaker,
-        state=CLOSED,
-        failure_count=0,
-        opened_at=None,
-        reopens_at=None,
-        trial_job_id=None,
-        updated_at=clock.to_iso(now),
-    )
+    breaker = _closed(breaker, now)
     return breaker, _event(
         None, breaker, EventType.BREAKER_CLOSED, now, reason="reset by hand"
     )

@@ -50,18 +50,6 @@ SUBMIT_FIELDS = frozenset(
 )
 
 
-def _id_text(value: object) -> str:
-    """An id as a message can quote it: the same for a missing and a foreign id."""
-    if (
-        isinstance(value, str)
-        and 0 < len(value) <= 100
-        and value.isprintable()
-        and not any(c.isspace() for c in value)
-    ):
-        return value
-    return validation.shown(value, 60)
-
-
 def _counted(
     records: Iterator[dict[str, Any]], progress: Callable[[int], None] | None
 ) -> list[dict[str, Any]]:
@@ -93,7 +81,7 @@ class _Records:
         """The org's job; NotFound for a missing id and another org's alike."""
         record = self.tx.get("jobs", job_id) if isinstance(job_id, str) else None
         if record is None or record.get("org_id") != org:
-            raise NotFound(f"job {_id_text(job_id)} not found")
+            raise NotFound(f"job {validation.shown_id(job_id)} not found")
         return Job.from_dict(record)
 
     def save(self, *records: Any) -> None:
@@ -485,7 +473,7 @@ class Client:
                 tx.get("results", result_id) if isinstance(result_id, str) else None
             )
             if record is None or record.get("org_id") != org:
-                raise NotFound(f"result {_id_text(result_id)} not found")
+                raise NotFound(f"result {validation.shown_id(result_id)} not found")
             requested = Result.from_dict(record)
             versions = [
                 Result.from_dict(r) for r in tx.find("results_by_job", requested.job_id)
@@ -564,7 +552,7 @@ class Client:
                     record = tx.get("notifications", notification_id)
                     if record is None or record.get("org_id") != org:
                         raise NotFound(
-                            f"notification {_id_text(notification_id)} not found"
+                            f"notification {validation.shown_id(notification_id)} not found"
                         )
                     targets.append(record)
             changed = 0
@@ -656,14 +644,7 @@ class Client:
                     only_job=job.job_id,
                 )
             ((job, token),) = claimed
-            spec = {
-                "job_id": job.job_id,
-                "org_id": job.org_id,
-                "task": job.task,
-                "payload": job.payload,
-                "attempt": job.attempts,
-                "run": job.run,
-            }
+            spec = execution.spec_of(job)
             outcome = execution.run(tasks.get(job.task), spec)
             finished, _ = self.exchange(
                 worker, [(token, outcome)], want=0, registry=tasks, expire=False

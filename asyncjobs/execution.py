@@ -17,6 +17,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from .records import Job
 from .tasks import SoftTimeLimitExceeded, Task
 
 MAX_MESSAGE = 2000
@@ -41,6 +42,18 @@ class _CorrelationAdapter(logging.LoggerAdapter):
         extra.setdefault("correlation_id", self.extra["correlation_id"])
         kwargs["extra"] = extra
         return f"[{self.extra['correlation_id']}] {msg}", kwargs
+
+
+def spec_of(job: Job) -> dict[str, Any]:
+    """What a process needs to run a job's attempt (see ``run``)."""
+    return {
+        "job_id": job.job_id,
+        "org_id": job.org_id,
+        "task": job.task,
+        "payload": job.payload,
+        "attempt": job.attempts,
+        "run": job.run,
+    }
 
 
 def error_of(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:

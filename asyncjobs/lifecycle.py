@@ -277,19 +277,9 @@ def fail_attempt(
     now: datetime,
 ) -> tuple[Job, list[Any]]:
     """A failed attempt: queued again after its backoff, or failed for good."""
-    stamp = clock.to_iso(now)
-    max_retries = job.max_retries if job.max_retries is not None else 0
-    if retryable and job.attempts <= max_retries:
+    if retryable and _retries_left(job):
         wait = backoff_seconds(*backoff, job.attempts, jitter)
-        job = dataclasses.replace(
-            job,
-            status=JobStatus.QUEUED,
-            error=error,
-            worker_id=None,
-            lease_expires_at=None,
-            run_after=clock.to_iso(now + timedelta(seconds=wait)),
-            updated_at=stamp,
-        )
+        job = _requeue(job, now, after_seconds=wait, error=error)
         return job, [
             new_event(
                 job,
@@ -301,6 +291,26 @@ def fail_attempt(
             )
         ]
     return _failed(job, error, now)
+
+
+def _retries_left(job: Job) -> bool:
+    """Whether the job may run again after its current attempt (max_retries resolved)."""
+    return job.attempts <= (job.max_retries if job.max_retries is not None else 0)
+
+
+def _requeue(
+    job: Job, now: datetime, *, after_seconds: float = 0.0, **changes: Any
+) -> Job:
+    """running -> queued, leased to nobody, runnable ``after_seconds`` from ``now``."""
+    return dataclasses.replace(
+        job,
+        status=JobStatus.QUEUED,
+        worker_id=None,
+        lease_expires_at=None,
+        run_after=clock.to_iso(now + timedelta(seconds=after_seconds)),
+        updated_at=clock.to_iso(now),
+        **changes,
+    )
 
 
 def _failed(job: Job, error: dict[str, Any], now: datetime) -> tuple[Job, list[Any]]:
@@ -317,8 +327,7 @@ def expire_lease(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
         worker_id=job.worker_id,
         lease_expires_at=job.lease_expires_at,
     )
-    max_retries = job.max_retries if job.max_retries is not None else 0
-    if job.attempts > max_retries:
+    if not _retries_left(job):
         error = {
             "type": "LeaseExpired",
             "message": f"the lease of attempt {job.attempts} expired (worker "
@@ -326,31 +335,13 @@ def expire_lease(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
         }
         job, records = _failed(job, error, now)
         return job, [expired, *records]
-    stamp = clock.to_iso(now)
-    job = dataclasses.replace(
-        job,
-        status=JobStatus.QUEUED,
-        worker_id=None,
-        lease_expires_at=None,
-        run_after=stamp,
-        updated_at=stamp,
-    )
-    return job, [expired]
+    return _requeue(job, now), [expired]
 
 
 def release(job: Job, *, now: datetime) -> tuple[Job, Event]:
     """A stopping worker gives a running job back: queued at once, the attempt not counted."""
-    stamp = clock.to_iso(now)
     released_by = job.worker_id
-    job = dataclasses.replace(
-        job,
-        status=JobStatus.QUEUED,
-        attempts=max(0, job.attempts - 1),
-        worker_id=None,
-        lease_expires_at=None,
-        run_after=stamp,
-        updated_at=stamp,
-    )
+    job = _requeue(job, now, attempts=max(0, job.attempts - 1))
     return job, new_event(
         job, EventType.QUEUED, now, reason="worker_shutdown", released_by=released_by
     )

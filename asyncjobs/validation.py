@@ -29,6 +29,18 @@ def shown(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def shown_id(value: object) -> str:
+    """An id as a message quotes it: one rule for a missing id and a foreign one alike."""
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= 100
+        and value.isprintable()
+        and not any(c.isspace() for c in value)
+    ):
+        return value
+    return shown(value, 60)
+
+
 def name(value: object, field: str) -> str:
     """An org, task or queue name."""
     if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):

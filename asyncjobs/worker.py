@@ -217,14 +217,7 @@ class Worker:
 
     def _dispatch(self, child: _Child, job: Job, token: Token) -> None:
         task = self.registry.get(job.task)
-        spec = {
-            "job_id": job.job_id,
-            "org_id": job.org_id,
-            "task": job.task,
-            "payload": job.payload,
-            "attempt": job.attempts,
-            "run": job.run,
-        }
+        spec = execution.spec_of(job)
         now = time.monotonic()
         child.token, child.task, child.started, child.buffer = token, job.task, now, b""
         child.soft_at = now + task.soft_timeout if task and task.soft_timeout else None

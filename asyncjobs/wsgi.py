@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 
 from . import clock as clocks
 from . import ids, metrics, observability, openapi, validation
-from .client import Client
+from .client import SUBMIT_FIELDS, Client
 from .errors import AsyncJobsError, InvalidInput, NotFound, StoreError
 from .validation import PayloadTooLarge
 
@@ -33,18 +33,7 @@ log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 SUMMARY_TTL_SECONDS = 1.0
 WINDOW_SECONDS = 3600
-BODY_FIELDS = frozenset(
-    {
-        "task",
-        "payload",
-        "queue",
-        "priority",
-        "delay",
-        "at",
-        "idempotency_key",
-        "max_retries",
-    }
-)
+BODY_FIELDS = SUBMIT_FIELDS - {"org"}  # the org comes from the header
 STATUS_TEXT = {
     200: "OK",
     202: "Accepted",
@@ -130,14 +119,8 @@ class RequestStats:
 
 def _job_id(value: str) -> str:
     if not ids.is_id(value, "job"):
-        raise NotFound(f"job {_shown_id(value)} not found")
+        raise NotFound(f"job {validation.shown_id(value)} not found")
     return value
-
-
-def _shown_id(value: str) -> str:
-    if value and len(value) <= 100 and value.isprintable() and " " not in value:
-        return value
-    return validation.shown(value, 60)
 
 
 class App:
@@ -332,7 +315,7 @@ class App:
         org = self._org(environ)
         view = self._query(environ).get("view", "latest")
         if not ids.is_id(result_id, "res"):
-            raise NotFound(f"result {_shown_id(result_id)} not found")
+            raise NotFound(f"result {validation.shown_id(result_id)} not found")
         return 200, self.client.get_result(result_id, org=org, view=view), None
 
     def _submit(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:

@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import percentile  # noqa: E402
 
 from asyncjobs import Client  # noqa: E402
 from asyncjobs.clock import FixedClock  # noqa: E402
@@ -99,11 +102,6 @@ def split_cold_open(path: Path, job_id: str, org: str) -> dict[str, float]:
     }
 
 
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
@@ -144,7 +142,7 @@ def main() -> None:
                 "events": size * 3,
                 "snapshot_mb": path.stat().st_size / 1e6,
                 "status_p50_ms": statistics.median(samples) * 1e3,
-                "status_p95_ms": p95(samples) * 1e3,
+                "status_p95_ms": percentile(samples, 0.95) * 1e3,
                 **split_cold_open(path, job_id, org),
             }
             rows.append(row)

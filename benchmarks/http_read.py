@@ -29,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import percentile  # noqa: E402
 
 from asyncjobs.store import JsonFileStore  # noqa: E402
 
@@ -143,11 +146,6 @@ def client(
         latencies.append(time.perf_counter() - started)
         errors += response.status != 200
     out.put((latencies, errors))
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def main() -> None:

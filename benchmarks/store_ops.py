@@ -24,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import percentile  # noqa: E402
 
 from asyncjobs.store import JsonFileStore  # noqa: E402
 
@@ -47,11 +50,6 @@ def job_record(i: int) -> dict:
         "updated_at": "2026-11-01T12:00:01.000000Z",
         "run_after": "2026-11-01T12:00:00.000000Z",
     }
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def raw_append_fsync(folder: Path, line: bytes, count: int) -> list[float]:

@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import percentile  # noqa: E402
 
 from asyncjobs import Client  # noqa: E402
 from asyncjobs.clock import parse_iso  # noqa: E402
@@ -37,11 +40,6 @@ tasks = asyncjobs.tasks.TaskRegistry()
 def noop(**payload):
     return None
 """
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def main() -> None:
