@@ -671,9 +671,11 @@ class Client:
             state="inline",
         )
 
-    def register_worker(self, worker: WorkerInfo) -> None:
+    def register_worker(self, worker: WorkerInfo) -> WorkerInfo:
+        """Record a worker that starts; returns its record."""
         with self._store.transaction() as tx:
             _Records(tx).save(worker)
+        return worker
 
     def workers(self) -> list[dict[str, Any]]:
         """Every worker record, newest first, with ``gone`` for one not seen in 3 heartbeats."""

@@ -30,18 +30,20 @@ import selectors
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import clock as clocks
 from . import execution, ids
 from .client import Client
-from .errors import InvalidInput
+from .errors import InvalidInput, StoreCorrupt, StoreError
 from .lifecycle import Token
 from .records import Job, WorkerInfo
 from .tasks import ChildProcessDied, TaskRegistry, TimeLimitExceeded
 
 log = logging.getLogger(__name__)
+STORE_RETRY_SECONDS = 0.5
 
 
 @dataclass
@@ -158,6 +160,7 @@ class Worker:
         self.claimed_count = 0
         self.processed_count = 0
         self.stop_requested = 0  # 1: graceful, 2: at once
+        self.store_retry_at = 0.0  # after a store error, wait until then
         self.stop_deadline: float | None = None
         now = client._clock()
         stamp = clocks.to_iso(now)
@@ -317,7 +320,10 @@ class Worker:
     def run(self) -> int:
         """Run until stopped; returns the exit code."""
         wake = self._install_signals()
-        self.client.register_worker(self.info)
+        while self._store(self.client.register_worker, self.info) is None:
+            if self.stop_requested:
+                return 0
+            time.sleep(STORE_RETRY_SECONDS)
         log.info(
             "worker %s on queues %s, concurrency %d",
             self.info.worker_id,
@@ -334,7 +340,12 @@ class Worker:
                 if child.token is not None:
                     os.kill(child.pid, signal.SIGKILL)
                 self._reap(child)
-            self.client.release(held, self.info)
+            if self._store(self.client.release, held, self.info) is None and held:
+                log.warning(
+                    "%d job(s) not released; they are rescued when their "
+                    "leases run out",
+                    len(held),
+                )
             signal.set_wakeup_fd(-1)
             for fd in self._wake_fds:
                 os.close(fd)
@@ -371,9 +382,13 @@ class Worker:
             want = 0 if self.stop_requested else len(idle)
             if self.max_jobs is not None:
                 want = min(want, self.max_jobs - self.claimed_count)
-            if self.outcomes or (want > 0 and now >= next_poll):
+            if (self.outcomes or (want > 0 and now >= next_poll)) and (
+                now >= self.store_retry_at
+            ):
                 reported = len(self.outcomes)
                 claimed = self._exchange(want)
+                if claimed is None:  # the store is unavailable: outcomes kept, retry
+                    claimed, reported = [], 1
                 for child, (job, token) in zip(idle, claimed):
                     self._dispatch(child, job, token)
                 if want and len(claimed) < want and not reported:
@@ -389,18 +404,17 @@ class Worker:
                     return
             if now >= next_heartbeat:
                 tokens = [c.token for c in self._busy()]
-                lost = self.client.heartbeat(
-                    self.info, [t for t in tokens if t not in self.lost]
-                )
-                self.lost.update(lost)
+                live = [t for t in tokens if t not in self.lost]
+                lost = self._store(self.client.heartbeat, self.info, live)
+                self.lost.update(lost or ())
                 next_heartbeat = now + self.heartbeat_seconds
             if self.beat and now >= next_beat and not self.stop_requested:
-                if self.client.enqueue_periodic(self.registry):
+                if self._store(self.client.enqueue_periodic, self.registry):
                     next_poll = now
                 next_beat = now + 1.0
             deadlines = [next_heartbeat]
             if want > 0:
-                deadlines.append(next_poll)
+                deadlines.append(max(next_poll, self.store_retry_at))
             if self.beat:
                 deadlines.append(next_beat)
             if self.stop_deadline is not None:
@@ -410,7 +424,7 @@ class Worker:
                     d for d in (child.soft_at, child.hard_at) if d is not None
                 ]
             if self.outcomes:
-                deadlines.append(now)
+                deadlines.append(max(now, self.store_retry_at))
             for key, _ in self.selector.select(max(0.0, min(deadlines) - mono())):
                 if key.data is None:
                     try:
@@ -421,11 +435,41 @@ class Worker:
                     self._read(key.data)
             self._check_limits(mono())
 
-    def _exchange(self, want: int) -> list[tuple[Job, Token]]:
-        outcomes, self.outcomes = self.outcomes, []
-        finished, claimed = self.client.exchange(
-            self.info, outcomes, want=want, registry=self.registry, expire=want > 0
+    def _store(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a store call; a store that is busy or failing is retried, not fatal.
+
+        Retrying is safe: if a commit whose outcome was unknown did land,
+        the outcomes sent again are refused as stale, never applied twice.
+        A corrupt store stops the worker.
+        """
+        try:
+            return call(*args, **kwargs)
+        except StoreCorrupt:
+            raise
+        except StoreError as exc:
+            log.warning(
+                "store unavailable, retrying in %g s: %s",
+                STORE_RETRY_SECONDS,
+                exc.message,
+            )
+            self.store_retry_at = time.monotonic() + STORE_RETRY_SECONDS
+            return None
+
+    def _exchange(self, want: int) -> list[tuple[Job, Token]] | None:
+        """Commit the outcomes and claim up to ``want``; None when the store is unavailable."""
+        outcomes = self.outcomes
+        answer = self._store(
+            self.client.exchange,
+            self.info,
+            outcomes,
+            want=want,
+            registry=self.registry,
+            expire=want > 0,
         )
+        if answer is None:
+            return None
+        self.outcomes = self.outcomes[len(outcomes) :]
+        _, claimed = answer
         self.processed_count += len(outcomes)
         self.claimed_count += len(claimed)
         return claimed
