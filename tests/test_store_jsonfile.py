@@ -18,7 +18,7 @@ import pytest
 from asyncjobs.errors import InvalidInput, StoreCorrupt, StoreError, StoreLocked
 from asyncjobs.store import JsonFileStore
 from asyncjobs.store.fileio import FileIO
-from asyncjobs.store.jsonfile import encode_line
+from asyncjobs.store.jsonformat import encode_line
 
 from .conftest import data_files, sha256_of, store_files
 

@@ -554,16 +554,41 @@ def test_a_bad_app_is_a_clear_usage_error(burst, store_path, env):
 def test_a_worker_rides_out_a_store_locked_by_another_process(client, store_path, env):
     job = client.submit("echo", org="acme")
     holder = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / "helpers" / "hold_lock.py"),
-         f"{store_path}.lock"], stdout=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            str(Path(__file__).parent / "helpers" / "hold_lock.py"),
+            f"{store_path}.lock",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         worker = subprocess.Popen(
-            [sys.executable, "-m", "asyncjobs", "--store", str(store_path), "--lock-timeout",
-             "0.2", "worker", "--app", APP, "--burst", "--log-level", "warning"],
-            env=env, stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: "store unavailable" in worker.stderr.readline(),
-                 what="the worker to meet the held lock")
+            [
+                sys.executable,
+                "-m",
+                "asyncjobs",
+                "--store",
+                str(store_path),
+                "--lock-timeout",
+                "0.2",
+                "worker",
+                "--app",
+                APP,
+                "--burst",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(
+            lambda: "store unavailable" in worker.stderr.readline(),
+            what="the worker to meet the held lock",
+        )
         assert worker.poll() is None  # still running, not crashed
     finally:
         holder.kill()

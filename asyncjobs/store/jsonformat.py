@@ -1,0 +1,176 @@
+"""The JSON file backend's formats: journal lines and the snapshot document.
+
+Journal line::
+
+    <crc32 of the JSON, 8 hex digits> <JSON>\n
+    JSON = {"g": generation, "b": snapshot generation it follows,
+            "put": {kind: {key: record}}, "del": {kind: [key, ...]}}
+
+Snapshot: one JSON object with ``schema`` ("store.v1"), ``generation``,
+``saved_at`` and one object per kind mapping keys to records. See
+docs/store-format.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from typing import Any
+
+from ..errors import InvalidInput, StoreCorrupt
+from .base import KINDS, Record
+
+SCHEMA = "store.v1"
+
+
+def fsync_setting() -> bool:
+    """Read ``ASYNCJOBS_FSYNC``: ``always`` (the default) or ``never``."""
+    value = os.environ.get("ASYNCJOBS_FSYNC", "always").strip().lower()
+    if value not in ("always", "never"):
+        raise InvalidInput(
+            f"ASYNCJOBS_FSYNC must be 'always' or 'never', not {value!r}"
+        )
+    return value == "always"
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+def encode_line(entry: dict[str, Any]) -> bytes:
+    """One journal line: checksum, a space, the JSON, a newline."""
+    body = dumps(entry)
+    return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+def decode_line(line: bytes) -> dict[str, Any] | None:
+    """The entry of a complete journal line, or None if it fails its checksum."""
+    if len(line) < 10 or line[8:9] != b" ":
+        return None
+    try:
+        crc = int(line[:8], 16)
+    except ValueError:
+        return None
+    body = line[9:]
+    if zlib.crc32(body) != crc:
+        return None
+    try:
+        entry = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("g"), int):
+        return None
+    return entry
+
+
+class _Journal:
+    """The parsed journal: live entries, and where the good bytes end."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.valid_end = 0  # bytes up to the end of the last good line
+        self.stale = False  # holds lines already folded into the snapshot
+        self.torn_bytes = 0  # a bad tail after valid_end
+
+
+def parse_journal(data: bytes, snapshot_generation: int, name: str) -> _Journal:
+    """Parse journal bytes that follow a snapshot; raise StoreCorrupt in the middle."""
+    journal = _Journal()
+    generation = snapshot_generation
+    pos, line_no, size = 0, 0, len(data)
+    while pos < size:
+        end = data.find(b"\n", pos)
+        if end < 0:
+            break  # a cut last line: the torn tail
+        line_no += 1
+        entry = decode_line(data[pos:end])
+        if entry is None:
+            if _has_good_line(data, end + 1):
+                raise StoreCorrupt(
+                    f"{name}: line {line_no} is corrupt (checksum mismatch) "
+                    "and later lines are intact"
+                )
+            break
+        g, base = entry["g"], entry.get("b")
+        if g <= snapshot_generation and not journal.entries:
+            journal.stale = True  # a crash between snapshot and truncation
+        elif base != snapshot_generation or g != generation + 1:
+            raise StoreCorrupt(
+                f"{name}: line {line_no} has generation {g} (snapshot {base}) "
+                f"where {generation + 1} (snapshot {snapshot_generation}) was expected"
+            )
+        else:
+            journal.entries.append(entry)
+            generation = g
+        pos = end + 1
+        journal.valid_end = pos
+    journal.torn_bytes = size - journal.valid_end
+    return journal
+
+
+def _has_good_line(data: bytes, pos: int) -> bool:
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        if end < 0:
+            return False
+        if decode_line(data[pos:end]) is not None:
+            return True
+        pos = end + 1
+    return False
+
+
+def parse_snapshot(
+    raw: bytes, name: str
+) -> tuple[int, dict[str, dict[str, Record]], list[str]]:
+    """Generation, records and unknown top-level keys of a snapshot.
+
+    Raises StoreCorrupt when the bytes are not a snapshot this version reads.
+    """
+    try:
+        doc = json.loads(raw)
+    except RecursionError as exc:
+        raise StoreCorrupt(f"{name}: not a store snapshot (nested too deeply)") from exc
+    except ValueError as exc:
+        raise StoreCorrupt(f"{name}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise StoreCorrupt(f"{name}: not a store snapshot (not a JSON object)")
+    schema = doc.get("schema")
+    if schema != SCHEMA:
+        raise StoreCorrupt(
+            f"{name}: unknown schema {schema!r} (this asyncjobs reads {SCHEMA!r})"
+        )
+    generation = doc.get("generation")
+    if (
+        not isinstance(generation, int)
+        or isinstance(generation, bool)
+        or generation < 0
+    ):
+        raise StoreCorrupt(f"{name}: generation is not a whole number: {generation!r}")
+    state: dict[str, dict[str, Record]] = {}
+    for kind in KINDS:
+        records = doc.get(kind, {})
+        if not isinstance(records, dict):
+            raise StoreCorrupt(f"{name}: {kind!r} is not a JSON object")
+        state[kind] = records
+    known = {*KINDS, "schema", "generation", "saved_at"}
+    return generation, state, sorted(key for key in doc if key not in known)
+
+
+def entry_problem(entry: dict[str, Any]) -> str | None:
+    puts, dels = entry.get("put"), entry.get("del")
+    if not isinstance(puts, dict) or not isinstance(dels, dict):
+        return "'put' and 'del' must be JSON objects"
+    for kind, records in puts.items():
+        if kind not in KINDS:
+            return f"unknown record kind {kind!r}"
+        if not isinstance(records, dict) or not all(
+            isinstance(r, dict) for r in records.values()
+        ):
+            return f"records of {kind!r} are not JSON objects"
+    for kind, keys in dels.items():
+        if kind not in KINDS:
+            return f"unknown record kind {kind!r}"
+        if not isinstance(keys, list):
+            return f"deleted keys of {kind!r} are not a list"
+    return None
