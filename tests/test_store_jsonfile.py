@@ -503,3 +503,32 @@ def test_a_very_large_transaction_commits_as_a_new_snapshot(store_path, monkeypa
         put_jobs(store, "after")
     assert len(job_keys(store_path)) == 51
     assert JsonFileStore(store_path).verify().problems == []
+
+
+def test_a_checksummed_line_of_the_wrong_shape_is_corruption_not_a_crash(
+    store_path, cli
+):
+    with JsonFileStore(store_path) as store:
+        put_jobs(store, "a")
+    before = journal(store_path).read_bytes()
+    odd = encode_line({"g": 2, "b": 0, "put": ["not", "an", "object"], "del": {}})
+    journal(store_path).write_bytes(before + odd)
+    for command in (
+        ["store", "check"],
+        ["store", "export"],
+        ["status", "job_x", "--org", "a"],
+    ):
+        outcome = cli(*command)
+        assert outcome.exit_code == 5, command
+        assert "generation 2: 'put' and 'del' must be JSON objects" in outcome.stderr
+    assert journal(store_path).read_bytes() == before + odd
+
+
+def test_store_check_notes_a_torn_tail_without_failing(store_path, cli):
+    with JsonFileStore(store_path) as store:
+        put_jobs(store, "a", "b")
+    with open(journal(store_path), "ab") as f:
+        f.write(b"0badc0de {half a li")
+    outcome = cli("store", "check")
+    assert outcome.exit_code == 0 and "note:" in outcome.stdout
+    assert "torn last line (19 bytes" in outcome.stdout

@@ -44,6 +44,7 @@ from .base import INDEXES, KINDS, Record, Store, Transaction, Verification
 from .fileio import FileIO
 from .jsonformat import (
     SCHEMA,
+    Journal,
     decode_line,
     dumps,
     encode_line,
@@ -113,18 +114,25 @@ class JsonFileStore(Store):
         st = self.io.stat(self.path)
         return None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def _load(self) -> None:
-        """Read snapshot and journal from disk, replacing the state in memory."""
+    def _load(self) -> tuple[Journal, list[str]]:
+        """Read snapshot and journal from disk, replacing the state in memory.
+
+        Returns the parsed journal and the snapshot's unknown top-level keys
+        (for ``verify``). Raises StoreCorrupt, naming the file, when either
+        is not what this version writes.
+        """
         self._stale = True
         self._state, self._indexes, self._runnable = None, {}, None
         ident = self._ident()
         raw = self.io.read(self.path)
+        extra: list[str] = []
         if raw is None:
             generation, state = 0, {kind: {} for kind in KINDS}
             self._snapshot_bytes = 0
         else:
-            generation, state, _ = parse_snapshot(raw, self.path)
+            generation, state, extra = parse_snapshot(raw, self.path)
             self._snapshot_bytes = len(raw)
+            del raw  # the parsed state replaces it: do not hold both
         if self._journal_fd is None and self.io.exists(self.journal_path):
             try:
                 self._journal_fd = self.io.open_append(self.journal_path)
@@ -136,6 +144,12 @@ class JsonFileStore(Store):
         if self._journal_fd is not None:
             data = self.io.pread(self._journal_fd, self.io.size(self._journal_fd), 0)
         journal = parse_journal(data, generation, self.journal_path)
+        for entry in journal.entries:
+            problem = entry_problem(entry)
+            if problem:  # a well-formed line of the wrong shape: not ours
+                raise StoreCorrupt(
+                    f"{self.journal_path}: generation {entry['g']}: {problem}"
+                )
         self._state = state
         self._snapshot_generation = self._generation = generation
         self._snapshot_ident = ident
@@ -145,6 +159,7 @@ class JsonFileStore(Store):
         self._journal_offset = journal.valid_end
         self._journal_clean = not journal.stale and journal.torn_bytes == 0
         self._stale = False
+        return journal, extra
 
     def _catch_up(self) -> None:
         """Apply what other processes committed since this one last looked."""
@@ -471,24 +486,15 @@ class JsonFileStore(Store):
             report.problems.append(f"{self.path}: no store here")
             return report
         with self._lock:
-            raw = self.io.read(self.path)
-            generation = 0
-            if raw is None:
-                report.notes.append(f"{self.path}: no snapshot yet (journal only)")
-            else:
-                try:
-                    generation, _, extra = parse_snapshot(raw, self.path)
-                except StoreCorrupt as exc:
-                    report.problems.append(str(exc))
-                    return report
-                if extra:
-                    report.problems.append(f"{self.path}: unknown keys {extra}")
-            data = self.io.read(self.journal_path) or b""
             try:
-                journal = parse_journal(data, generation, self.journal_path)
+                journal, extra = self._load()  # afresh from disk
             except StoreCorrupt as exc:
                 report.problems.append(str(exc))
                 return report
+            if not self.io.exists(self.path):
+                report.notes.append(f"{self.path}: no snapshot yet (journal only)")
+            if extra:
+                report.problems.append(f"{self.path}: unknown keys {extra}")
             if journal.stale:
                 report.notes.append(
                     f"{self.journal_path}: starts with lines already in the snapshot "
@@ -499,16 +505,7 @@ class JsonFileStore(Store):
                     f"{self.journal_path}: torn last line ({journal.torn_bytes} bytes, "
                     "an interrupted write); the next write cuts it"
                 )
-            for entry in journal.entries:
-                problem = entry_problem(entry)
-                if problem:
-                    report.problems.append(
-                        f"{self.journal_path}: generation {entry['g']}: {problem}"
-                    )
-            report.generation = (
-                journal.entries[-1]["g"] if journal.entries else generation
-            )
-            self._catch_up()
+            report.generation = self._generation
             assert self._state is not None
             report.counts = {kind: len(self._state.get(kind, {})) for kind in KINDS}
         return report

@@ -64,7 +64,7 @@ def decode_line(line: bytes) -> dict[str, Any] | None:
     return entry
 
 
-class _Journal:
+class Journal:
     """The parsed journal: live entries, and where the good bytes end."""
 
     def __init__(self) -> None:
@@ -74,9 +74,9 @@ class _Journal:
         self.torn_bytes = 0  # a bad tail after valid_end
 
 
-def parse_journal(data: bytes, snapshot_generation: int, name: str) -> _Journal:
+def parse_journal(data: bytes, snapshot_generation: int, name: str) -> Journal:
     """Parse journal bytes that follow a snapshot; raise StoreCorrupt in the middle."""
-    journal = _Journal()
+    journal = Journal()
     generation = snapshot_generation
     pos, line_no, size = 0, 0, len(data)
     while pos < size:
