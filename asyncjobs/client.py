@@ -32,7 +32,7 @@ from .errors import Conflict, InvalidInput, NotFound, StoreCorrupt, StoreError
 from .lifecycle import Token
 from .records import Event, Job, JobStatus, Notification, Result, WorkerInfo
 from .store import DEFAULT_STORE, Store, Transaction, open_store
-from .store.fileio import FileIO
+from .store.fileio import write_private_file
 from .tasks import TaskRegistry
 
 SUBMIT_FIELDS = frozenset(
@@ -442,11 +442,7 @@ class Client:
             return outcome
         result_id = ids.new_id("res", self._clock())
         path = results.value_path(self.artifacts, token.org_id, result_id)
-        try:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            FileIO(fsync=True).write_atomic(path, data)
-        except OSError as exc:
-            raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        write_private_file(path, data)
         return {
             **outcome,
             "result_id": result_id,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .records import Job
-from .tasks import SoftTimeLimitExceeded, Task
+from .tasks import SoftTimeLimitExceeded, Task, UnknownTask
 
 MAX_MESSAGE = 2000
 MAX_TRACEBACK = 8000
@@ -72,7 +72,7 @@ def run(task: Task | None, spec: dict[str, Any]) -> dict[str, Any]:
             "ok": False,
             "retryable": False,
             "error": {
-                "type": "UnknownTask",
+                "type": UnknownTask.__name__,
                 "message": f"no task named {spec['task']} in this worker's app",
             },
         }

@@ -22,6 +22,7 @@ from typing import Any
 from . import clock, ids
 from .errors import Conflict
 from .records import Event, EventType, Job, JobStatus, Notification
+from .tasks import LeaseExpired
 
 
 def new_event(job: Job, event_type: EventType, now: datetime, **data: Any) -> Event:
@@ -329,7 +330,7 @@ def expire_lease(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
     )
     if not _retries_left(job):
         error = {
-            "type": "LeaseExpired",
+            "type": LeaseExpired.__name__,
             "message": f"the lease of attempt {job.attempts} expired (worker "
             f"{job.worker_id} stopped heartbeating) and no retries are left",
         }

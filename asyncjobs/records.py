@@ -70,7 +70,12 @@ class StoredRecord:
     @classmethod
     def from_dict(cls: type[R], data: dict[str, Any]) -> R:
         names = _field_names(cls)
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**cls._coerce({k: v for k, v in data.items() if k in names}))
+
+    @classmethod
+    def _coerce(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Turn stored JSON values into field types (enums); most records need none."""
+        return values
 
 
 def _plain(value: Any) -> Any:
@@ -127,11 +132,9 @@ class Job(StoredRecord):
     deduplicated: bool = field(default=False, compare=False, metadata={"stored": False})
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Job:
-        names = _field_names(cls)
-        values = {k: v for k, v in data.items() if k in names}
+    def _coerce(cls, values: dict[str, Any]) -> dict[str, Any]:
         values["status"] = JobStatus(values["status"])
-        return cls(**values)
+        return values
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,11 +120,11 @@ def expire_leases(
     """Requeue (or fail) every running job whose lease ran out."""
     tx = records.tx
     expired = []
-    stamp = clock.to_iso(now)
     for record in tx.find("jobs_by_status", "running"):
-        if (record.get("lease_expires_at") or stamp) >= stamp:
+        job = Job.from_dict(record)
+        if not lifecycle.lease_expired(job, now):
             continue
-        job, added = lifecycle.expire_lease(Job.from_dict(record), now=now)
+        job, added = lifecycle.expire_lease(job, now=now)
         records.save(job, *added)
         records.bump("leases_expired_total")
         if job.status is JobStatus.FAILED:

@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from . import validation
@@ -312,15 +312,6 @@ class Cron:
         if self.any_day or self.any_weekday:
             return day_ok and weekday_ok
         return day_ok or weekday_ok  # cron's rule when both are restricted
-
-    def next_after(self, moment: datetime) -> datetime:
-        """The first matching minute after ``moment`` (within about 4 years)."""
-        candidate = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        for _ in range(4 * 366 * 24 * 60):
-            if self.matches(candidate):
-                return candidate
-            candidate += timedelta(minutes=1)
-        raise InvalidInput(f"cron: {self.text!r} never matches")
 
 
 def _cron_field(part: str, label: str, low: int, high: int) -> frozenset[int]:

@@ -31,7 +31,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import clock as clocks
@@ -57,7 +57,6 @@ class _Child:
     started: float = 0.0
     soft_at: float | None = None
     hard_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _die_with_parent() -> None:

@@ -101,16 +101,20 @@ def app_option(
     )
 
 
+def open_client(ctx: click.Context) -> Client:
+    """A Client on the store named by the global options, closed with the command."""
+    settings = ctx.find_root().obj
+    client = Client(settings["store"], lock_timeout=settings["lock_timeout"])
+    ctx.call_on_close(client.close)
+    return client
+
+
 def pass_client(command: Callable[..., Any]) -> Callable[..., Any]:
     """Hand the command a Client on the store named by the global options."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        settings = ctx.find_root().obj
-        client = Client(settings["store"], lock_timeout=settings["lock_timeout"])
-        ctx.call_on_close(client.close)
-        return command(client, *args, **kwargs)
+        return command(open_client(click.get_current_context()), *args, **kwargs)
 
     return wrapper
 

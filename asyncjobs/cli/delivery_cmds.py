@@ -9,7 +9,7 @@ import time
 import click
 
 from ..client import Client
-from . import cli, emit, json_option, org_option, pass_client
+from . import cli, emit, json_option, open_client, org_option, pass_client
 from .jobs_cmds import _table
 
 
@@ -86,9 +86,7 @@ def inbox(
         raise click.UsageError(
             "Missing option '--org' / '--tenant' (env var: 'ASYNCJOBS_ORG').", ctx
         )
-    settings = ctx.find_root().obj
-    with Client(settings["store"], lock_timeout=settings["lock_timeout"]) as client:
-        found = client.inbox(org=org, unread=unread, limit=limit)
+    found = open_client(ctx).inbox(org=org, unread=unread, limit=limit)
     emit(
         {"org_id": org, "notifications": [n.to_dict() for n in found]},
         as_json,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -12,21 +11,11 @@ import click
 
 from .. import clock as clocks
 from ..client import Client
-from ..errors import AsyncJobsError, StoreError
-from ..store.fileio import FileIO
+from ..errors import AsyncJobsError
+from ..store.fileio import write_private_file
 from . import cli, pass_client
 
 PROGRESS_THRESHOLD = 10_000
-
-
-def write_file_atomically(path: str, data: bytes) -> None:
-    """Write through a temp file and a rename: a planted symlink is replaced, never followed."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        FileIO(fsync=True).write_atomic(os.path.abspath(path), data)
-    except OSError as exc:
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def metrics_text(
@@ -117,12 +106,12 @@ def cleanup(
             )
         text = json.dumps(report, indent=2, sort_keys=False) + "\n"
         if output_json:
-            write_file_atomically(output_json, text.encode())
+            write_private_file(output_json, text.encode())
         else:
             click.echo(text, nl=False)
     except AsyncJobsError as exc:
         if metrics_file:
-            write_file_atomically(
+            write_private_file(
                 metrics_file,
                 metrics_text(
                     exc.exit_code, report, time.monotonic() - started, dry_run
@@ -130,7 +119,7 @@ def cleanup(
             )
         raise
     if metrics_file:
-        write_file_atomically(
+        write_private_file(
             metrics_file,
             metrics_text(0, report, time.monotonic() - started, dry_run).encode(),
         )

@@ -9,7 +9,7 @@ import click
 
 from .. import tasks as task_module
 from ..client import Client
-from . import app_option, cli, emit, json_option, org_option, pass_client
+from . import app_option, cli, emit, json_option, open_client, org_option, pass_client
 
 
 def _setup_logging(level: str) -> None:
@@ -168,9 +168,7 @@ def breakers(ctx: click.Context, as_json: bool) -> None:
     """Show circuit breakers (or reset one)."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = ctx.find_root().obj
-    with Client(settings["store"], lock_timeout=settings["lock_timeout"]) as client:
-        found = client.breakers()
+    found = open_client(ctx).breakers()
     from .jobs_cmds import _table
 
     rows = [

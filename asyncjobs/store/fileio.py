@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+from ..errors import StoreError
+
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -135,3 +137,17 @@ class FileIO:
                     os.unlink(os.path.join(folder, name))
                 except FileNotFoundError:
                     pass
+
+
+def write_private_file(path: str, data: bytes) -> None:
+    """Write an artifact durably and atomically, creating its folders (0700, file 0600).
+
+    A symlink planted at ``path`` is replaced, never followed. Raises
+    StoreError naming the file.
+    """
+    path = os.path.abspath(path)
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        FileIO(fsync=True).write_atomic(path, data)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
