@@ -748,8 +748,7 @@ class Client:
             plan = retention.plan(records, now=moment, **ttls)
             if not dry_run:
                 for kind, _ in retention.KINDS:
-                    for key in plan.deleted[kind]:
-                        tx.delete(kind, key)
+                    tx.delete_many(kind, plan.deleted[kind])
                 if plan.notifications_cutoff is not None:
                     old = tx.get("counters", retention.PRUNED_CUTOFF) or {}
                     cutoff = max(plan.notifications_cutoff, old.get("at") or "")

@@ -17,6 +17,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from . import validation
+from .errors import InvalidInput
 from .records import Job
 from .tasks import SoftTimeLimitExceeded, Task, UnknownTask
 
@@ -89,15 +91,22 @@ def run(task: Task | None, spec: dict[str, Any]) -> dict[str, Any]:
         )
     try:
         value = task.function(**kwargs)
-        json.dumps(value, allow_nan=False)
     except (Exception, SoftTimeLimitExceeded) as exc:
-        retryable = task.retries(type(exc))
-        if isinstance(exc, (TypeError, ValueError)) and "JSON" in str(exc):
-            retryable = False
         return {
             "job_id": job_id,
             "ok": False,
-            "retryable": retryable,
+            "retryable": task.retries(type(exc)),
+            "error": error_of(exc),
+        }
+    try:
+        encoded = json.dumps(value, allow_nan=False).encode()
+        validation.check_integers(value, encoded, "result")
+    except (TypeError, ValueError, RecursionError, InvalidInput) as exc:
+        # Not storable: a retry would return the same value again.
+        return {
+            "job_id": job_id,
+            "ok": False,
+            "retryable": False,
             "error": error_of(exc),
         }
     return {"job_id": job_id, "ok": True, "value": value}

@@ -114,8 +114,10 @@ def plan(
     for kind, key in KINDS[:3]:
         ttl = ttls[kind]
         cutoff, cutoff_time = cutoff_of(now, ttl) if ttl is not None else ("", now)
-        for record in records.get(kind, ()):
-            out.totals[kind] += 1
+        deleted = out.deleted[kind]
+        total = skipped = 0
+        for record in records.get(kind, ()):  # the hot loop: 100,000s of records
+            total += 1
             job_id = record.get("job_id")
             if job_id not in terminal:
                 continue  # a live job's record, or one of no job: never touched here
@@ -124,13 +126,24 @@ def plan(
             elif ttl is None:
                 continue
             else:
-                expired = _expired(record.get("created_at"), cutoff, cutoff_time)
+                stamp = record.get("created_at")
+                if (
+                    type(stamp) is str
+                    and len(stamp) == 27
+                    and stamp[19] == "."
+                    and stamp[26] == "Z"
+                ):
+                    expired = stamp < cutoff  # the form this version writes
+                else:
+                    expired = _expired(stamp, cutoff, cutoff_time)
             if expired is None:
-                out.skipped_missing_timestamp += 1
+                skipped += 1
             elif expired:
-                out.deleted[kind].add(record[key])
+                deleted.add(record[key])
                 if kind == "results" and record.get("value_file"):
                     out.files.append(record["value_file"])
+        out.totals[kind] = total
+        out.skipped_missing_timestamp += skipped
     out.files.sort()
     return out
 

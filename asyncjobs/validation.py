@@ -131,6 +131,32 @@ def max_payload_bytes() -> int:
     return value
 
 
+INT_MIN, INT_MAX = -(1 << 63), (1 << 64) - 1  # what the store holds exactly
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def check_integers(value: Any, encoded: bytes, field: str) -> None:
+    """Refuse integers outside 64 bits (the store reads them back exactly only inside).
+
+    ``encoded`` is ``value`` as JSON: only when it holds a run of 19 digits
+    is the value walked, so the common case costs one scan of the bytes.
+    """
+    if _LONG_DIGITS.search(encoded) is None:
+        return
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif isinstance(item, int) and not INT_MIN <= item <= INT_MAX:
+            raise InvalidInput(
+                f"{field}: integer {shown(item)} does not fit in 64 bits"
+            )
+
+
 class PayloadTooLarge(InvalidInput):
     """The payload is larger than the limit."""
 
@@ -158,6 +184,7 @@ def payload(value: object, *, max_bytes: int | None = None) -> dict[str, Any]:
         raise PayloadTooLarge(
             f"payload: {len(encoded)} bytes is over the limit of {max_bytes}"
         )
+    check_integers(value, encoded, "payload")
     return value
 
 

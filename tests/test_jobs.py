@@ -162,6 +162,8 @@ def test_another_orgs_job_is_missing_to_every_operation(client):
         ({"payload": [1, 2]}, "payload: must be a JSON object, not list"),
         ({"payload": {"x": float("inf")}}, "payload: not JSON"),
         ({"payload": {"x": object()}}, "payload: not JSON"),
+        ({"payload": {"x": [1 << 64]}}, "payload: integer 18446744073709551616"),
+        ({"payload": {"x": -(1 << 63) - 1}}, "does not fit in 64 bits"),
         (
             {"payload": {"x": "\ud800"}},
             "payload: contains text that is not valid Unicode",
@@ -299,6 +301,17 @@ def test_bad_submit_input_exits_2_with_one_line_and_writes_nothing(
     assert outcome.stderr.startswith("error: ") and outcome.stderr.count("\n") == 1
     assert words in outcome.stderr
     assert sha256_of(*data_files(store_path)) == before
+
+
+def test_integers_are_kept_exactly_up_to_64_bits(cli, client):
+    edge = {"max": (1 << 64) - 1, "min": -(1 << 63), "digits": "1" * 30}
+    job_id = cli("submit", "t", "--org", "acme", "--payload", json.dumps(edge)).stdout
+    client.compact()  # the snapshot writer and reader, not only the journal's
+    assert client.get_job(job_id.strip(), org="acme").payload == edge
+    over = cli(
+        "submit", "t", "--org", "acme", "--payload", '{"n": 18446744073709551616}'
+    )
+    assert over.exit_code == 2 and "does not fit in 64 bits" in over.stderr
 
 
 def test_a_payload_over_the_limit_is_refused(cli):

@@ -117,6 +117,34 @@ def test_a_record_that_is_not_json_is_refused_and_nothing_written(store_path):
         assert sha256_of(*data_files(store_path)) == before
 
 
+def test_an_integer_beyond_64_bits_is_refused_and_nothing_written(store_path):
+    with JsonFileStore(store_path) as store:
+        put_jobs(store, "a")
+        before = sha256_of(*data_files(store_path))
+        with pytest.raises(InvalidInput, match="does not fit in 64 bits"):
+            with store.transaction() as tx:
+                tx.put("jobs", "b", job("b", payload={"n": [1, 10**20]}))
+        assert sha256_of(*data_files(store_path)) == before
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["journal", "snapshot"])
+def test_every_value_reads_back_exactly_after_a_reopen(store_path, compact):
+    values = {
+        "ints": [(1 << 64) - 1, -(1 << 63), 0, -1],
+        "floats": [0.1, 1e300, -2.5e-308, 1.0],
+        "text": ["\u00e9t\u00e9 \u6f22\u5b57 \U0001f600", "\ud800 lone surrogate", ""],
+        "deep": json.loads("[" * 900 + "]" * 900),
+        "none": None,
+    }
+    with JsonFileStore(store_path) as store:
+        with store.transaction() as tx:
+            tx.put("jobs", "a", job("a", payload=values))
+        if compact:
+            store.compact()
+    with JsonFileStore(store_path) as store, store.read() as tx:
+        assert tx.get("jobs", "a")["payload"] == values
+
+
 def test_reading_a_missing_store_creates_nothing(tmp_path):
     path = tmp_path / "nowhere" / "store.v1.json"
     with JsonFileStore(path) as store, store.read() as tx:

@@ -179,6 +179,7 @@ def test_an_unknown_task_or_a_non_json_result_fails_the_job_not_the_worker(
 ):
     unknown = client.submit("no.such.task", org="acme")
     bad = client.submit("not_json", org="acme")
+    huge = client.submit("not_json", org="acme", payload={"huge": True})
     fine = client.submit("echo", org="acme")
     assert burst().returncode == 0
     failed = client.get_job(unknown.job_id, org="acme")
@@ -186,6 +187,9 @@ def test_an_unknown_task_or_a_non_json_result_fails_the_job_not_the_worker(
     assert "no.such.task" in failed.error["message"] and failed.attempts == 1
     assert client.get_job(bad.job_id, org="acme").error["type"] == "TypeError"
     assert client.get_job(bad.job_id, org="acme").attempts == 1  # not retried
+    huge = client.get_job(huge.job_id, org="acme")
+    assert huge.status == "failed" and huge.attempts == 1
+    assert "does not fit in 64 bits" in huge.error["message"]
     assert client.get_job(fine.job_id, org="acme").status == "completed"
 
 

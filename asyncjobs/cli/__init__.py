@@ -20,7 +20,7 @@ import click
 from .. import __version__
 from ..client import Client
 from ..errors import AsyncJobsError
-from ..store import DEFAULT_STORE
+from ..store import DEFAULT_STORE, jsonformat
 
 
 class _Group(click.Group):
@@ -154,4 +154,5 @@ del delivery_cmds, jobs_cmds, retention_cmds, store_cmds, worker_cmds
 
 def main() -> None:
     """The console script."""
+    jsonformat.freeze_parsed_snapshots()  # a one-process command owns its heap
     cli(prog_name="asyncjobs")

@@ -21,7 +21,7 @@ an indexed column.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +76,11 @@ class Transaction(ABC):
     @abstractmethod
     def delete(self, kind: str, key: str) -> None:
         """Remove a record; removing a missing one does nothing."""
+
+    def delete_many(self, kind: str, keys: Iterable[str]) -> None:
+        """Remove many records of one kind (a cleanup removes hundreds of thousands)."""
+        for key in keys:
+            self.delete(kind, key)
 
     @abstractmethod
     def scan(self, kind: str) -> Iterator[Record]:

@@ -34,12 +34,12 @@ from __future__ import annotations
 import bisect
 import logging
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from .. import clock
-from ..errors import InvalidInput, StoreCorrupt, StoreError
+from ..errors import StoreCorrupt, StoreError
 from .base import INDEXES, KINDS, Record, Store, Transaction, Verification
 from .fileio import FileIO
 from .jsonformat import (
@@ -60,9 +60,7 @@ COMPACT_MIN_BYTES = 4 << 20
 # A transaction larger than this commits as a new snapshot instead of a
 # journal line (a cleanup of 100,000 jobs, say): same atomicity, no giant line.
 LARGE_COMMIT_BYTES = 64 << 20
-LARGE_COMMIT_RECORDS = (
-    200_000  # more puts than this: a snapshot, without encoding a line
-)
+LARGE_COMMIT_RECORDS = 200_000  # deleting over half of this, and of the store
 _DELETED = object()
 
 
@@ -307,36 +305,32 @@ class JsonFileStore(Store):
             self._catch_up()
             yield _JsonTransaction(self, writable=False)
 
-    def _commit(self, changes: dict[tuple[str, str], Any]) -> None:
+    def _commit(self, changes: dict[str, dict[str, Any]]) -> None:
         puts: dict[str, dict[str, Record]] = {}
         dels: dict[str, list[str]] = {}
-        for (kind, key), record in changes.items():
-            if record is _DELETED:
-                dels.setdefault(kind, []).append(key)
-            else:
-                puts.setdefault(kind, {})[key] = record
+        for kind, records in changes.items():
+            gone = [key for key, record in records.items() if record is _DELETED]
+            if gone:
+                dels[kind] = gone
+            if len(gone) < len(records):
+                puts[kind] = {
+                    key: record
+                    for key, record in records.items()
+                    if record is not _DELETED
+                }
         generation = self._generation + 1
+        # Encoding checks every record, even for a commit that goes out as
+        # a snapshot: what a later open cannot read back is refused here.
+        line = encode_line(
+            {"g": generation, "b": self._snapshot_generation, "put": puts, "del": dels}
+        )
         deleting = sum(len(keys) for keys in dels.values())
-        if sum(len(records) for records in puts.values()) > LARGE_COMMIT_RECORDS or (
+        if len(line) > LARGE_COMMIT_BYTES or (
             deleting > LARGE_COMMIT_RECORDS // 2
             and deleting * 2 > sum(len(records) for records in self._state.values())
         ):
             # Huge, or removing most of the store: the snapshot it leaves is
             # much smaller, and every later open reads that one.
-            self._commit_as_snapshot(puts, dels, generation)
-            return
-        try:
-            line = encode_line(
-                {
-                    "g": generation,
-                    "b": self._snapshot_generation,
-                    "put": puts,
-                    "del": dels,
-                }
-            )
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"record is not JSON: {exc}") from exc
-        if len(line) > LARGE_COMMIT_BYTES:
             self._commit_as_snapshot(puts, dels, generation)
             return
         try:
@@ -381,7 +375,20 @@ class JsonFileStore(Store):
         generation: int,
     ) -> None:
         """Commit by writing the new state as the snapshot (atomic by rename)."""
-        self._apply(puts, dels)
+        # Rebuilding the indexes on next use is cheaper than unindexing
+        # hundreds of thousands of records one by one.
+        self._indexes, self._runnable = {}, None
+        state = self._state
+        assert state is not None
+        for kind, keys in dels.items():
+            records = state.setdefault(kind, {})
+            gone = set(keys)
+            if len(gone) * 2 > len(records):  # keep the few rather than pop the many
+                state[kind] = {k: v for k, v in records.items() if k not in gone}
+            else:
+                for key in gone:
+                    records.pop(key, None)
+        self._apply(puts, {})
         self._generation = generation
         # On failure the state in memory is ahead of the disk: _compact_locked
         # marks it stale, so it is read again before the next transaction.
@@ -548,25 +555,30 @@ class _JsonTransaction(Transaction):
     def __init__(self, store: JsonFileStore, *, writable: bool) -> None:
         self._store = store
         self._writable = writable
-        self.changes: dict[tuple[str, str], Any] = {}
+        # kind -> key -> the new record, or _DELETED
+        self.changes: dict[str, dict[str, Any]] = {}
 
     @property
     def generation(self) -> int:
         return self._store._generation
 
     def get(self, kind: str, key: str) -> Record | None:
-        change = self.changes.get((kind, key))
+        change = self.changes.get(kind, {}).get(key)
         if change is not None:
             return None if change is _DELETED else change
         return self._store._records(kind).get(key)
 
     def put(self, kind: str, key: str, record: Record) -> None:
         self._check_writable(kind)
-        self.changes[(kind, key)] = record
+        self.changes.setdefault(kind, {})[key] = record
 
     def delete(self, kind: str, key: str) -> None:
         self._check_writable(kind)
-        self.changes[(kind, key)] = _DELETED
+        self.changes.setdefault(kind, {})[key] = _DELETED
+
+    def delete_many(self, kind: str, keys: Iterable[str]) -> None:
+        self._check_writable(kind)
+        self.changes.setdefault(kind, {}).update(dict.fromkeys(keys, _DELETED))
 
     def _check_writable(self, kind: str) -> None:
         if not self._writable:
@@ -576,7 +588,7 @@ class _JsonTransaction(Transaction):
 
     def scan(self, kind: str) -> Iterator[Record]:
         records = self._store._records(kind)
-        pending = {k: v for (c, k), v in self.changes.items() if c == kind}
+        pending = self.changes.get(kind, {})
         for key, record in records.items():
             if key not in pending:
                 yield record
@@ -587,12 +599,11 @@ class _JsonTransaction(Transaction):
     def find(self, index: str, value: Any) -> list[Record]:
         kind, value_of = INDEXES[index]
         keys = set(self._store._lookup(index, value))
-        for (c, key), record in self.changes.items():
-            if c == kind:
-                if record is not _DELETED and value_of(record) == value:
-                    keys.add(key)
-                else:
-                    keys.discard(key)
+        for key, record in self.changes.get(kind, {}).items():
+            if record is not _DELETED and value_of(record) == value:
+                keys.add(key)
+            else:
+                keys.discard(key)
         found = []
         for key in keys:
             record = self.get(kind, key)
@@ -626,10 +637,9 @@ class _JsonTransaction(Transaction):
                     i += 1  # changed in this transaction only: look further
         # Jobs this transaction made runnable (a retry, a rescued lease) are
         # not in the index until it commits.
-        for (kind, _), record in self.changes.items():
+        for record in self.changes.get("jobs", {}).values():
             if (
-                kind != "jobs"
-                or record is _DELETED
+                record is _DELETED
                 or record.get("status") != "queued"
                 or record["queue"] not in wanted
                 or record["task"] in exclude_tasks
@@ -650,12 +660,11 @@ class _JsonTransaction(Transaction):
     def count(self, kind: str) -> int:
         records = self._store._records(kind)
         total = len(records)
-        for (c, key), record in self.changes.items():
-            if c == kind:
-                if record is _DELETED:
-                    total -= key in records
-                else:
-                    total += key not in records
+        for key, record in self.changes.get(kind, {}).items():
+            if record is _DELETED:
+                total -= key in records
+            else:
+                total += key not in records
         return total
 
 

@@ -13,12 +13,18 @@ docs/store-format.md.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import orjson
+
 from ..errors import InvalidInput, StoreCorrupt
+from ..validation import check_integers
 from .base import KINDS, Record
 
 SCHEMA = "store.v1"
@@ -35,12 +41,82 @@ def fsync_setting() -> bool:
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+    """Compact JSON as bytes, for a snapshot of records already in the store.
+
+    orjson writes the same bytes as the stdlib's compact ``json.dumps`` for
+    ASCII text, ten times faster. It writes NaN as null, but no record holds
+    one (``encode_line`` refused it); where it refuses a value (non-string
+    keys), the stdlib writes it.
+    """
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+def loads(data: bytes | memoryview) -> Any:
+    """Parse JSON bytes; raises ValueError or RecursionError when they are not JSON.
+
+    orjson parses about twice as fast. What it refuses (nesting deeper than
+    1024, NaN, a lone surrogate escape) the stdlib decides, so a document
+    reads the same either way. The one difference, integers beyond 64 bits
+    read as floats, cannot arise from records this version writes:
+    ``encode_line`` refuses them.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(bytes(data) if isinstance(data, memoryview) else data)
+
+
+_freeze_parsed = False
+
+
+def freeze_parsed_snapshots(on: bool = True) -> None:
+    """Keep parsed snapshots out of the cyclic GC's scans for good (``gc.freeze``).
+
+    Without it, the first collections after a large parse scan every new
+    record again: up to a second on a 200 MB store. Freezing also freezes
+    everything else alive at that moment, which a host application may not
+    want, so only processes that own their heap turn it on: the
+    ``asyncjobs`` command does. Records hold no cycles; reference counting
+    still frees them when a newer snapshot replaces them.
+    """
+    global _freeze_parsed
+    _freeze_parsed = on
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large document is parsed.
+
+    Building millions of containers triggers collection after collection,
+    each scanning everything built so far: a third of a large snapshot's
+    parse time. The records hold no cycles, so nothing is missed.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        if _freeze_parsed:
+            gc.freeze()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def encode_line(entry: dict[str, Any]) -> bytes:
-    """One journal line: checksum, a space, the JSON, a newline."""
-    body = dumps(entry)
+    """One journal line: checksum, a space, the JSON, a newline.
+
+    Every record enters the store through here, so this is where values
+    the store cannot read back exactly are refused (InvalidInput): NaN,
+    infinities and integers beyond 64 bits.
+    """
+    try:
+        body = json.dumps(entry, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidInput(f"record is not JSON: {exc}") from exc
+    check_integers(entry.get("put"), body, "record")  # "del" holds only keys
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
@@ -56,7 +132,7 @@ def decode_line(line: bytes) -> dict[str, Any] | None:
     if zlib.crc32(body) != crc:
         return None
     try:
-        entry = json.loads(body)
+        entry = loads(body)
     except (ValueError, RecursionError):
         return None
     if not isinstance(entry, dict) or not isinstance(entry.get("g"), int):
@@ -121,14 +197,15 @@ def _has_good_line(data: bytes, pos: int) -> bool:
 
 
 def parse_snapshot(
-    raw: bytes, name: str
+    raw: bytes | memoryview, name: str
 ) -> tuple[int, dict[str, dict[str, Record]], list[str]]:
     """Generation, records and unknown top-level keys of a snapshot.
 
     Raises StoreCorrupt when the bytes are not a snapshot this version reads.
     """
     try:
-        doc = json.loads(raw)
+        with gc_paused():
+            doc = loads(raw)
     except RecursionError as exc:
         raise StoreCorrupt(f"{name}: not a store snapshot (nested too deeply)") from exc
     except ValueError as exc:

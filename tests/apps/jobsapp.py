@@ -97,8 +97,8 @@ def dep_call(job, flag: str):
 
 
 @tasks.task(name="not_json", max_retries=2)
-def not_json():
-    return {1, 2}
+def not_json(huge: bool = False):
+    return [2**70] if huge else {1, 2}
 
 
 @tasks.task(name="chatty")
