@@ -779,9 +779,13 @@ class Client:
                 "generation": tx.generation,
             }
 
-    def check(self) -> CheckReport:
-        """Validate the store: files, checksums, schema, then references."""
-        verification = self._store.verify()
+    def check(self, *, strict: bool = False) -> CheckReport:
+        """Validate the store: files, checksums, schema, then references.
+
+        ``strict`` also compares the loaded state with a plain replay of the
+        files: the oracle at the end of every fault test.
+        """
+        verification = self._store.verify(strict=strict)
         report = CheckReport(
             store=self._store.url,
             problems=list(verification.problems),

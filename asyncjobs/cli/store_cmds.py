@@ -26,11 +26,16 @@ def init(client: Client, as_json: bool) -> None:
 
 
 @store.command("check")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Also compare the loaded state with a plain replay of the files.",
+)
 @json_option
 @pass_client
-def check(client: Client, as_json: bool) -> None:
+def check(client: Client, strict: bool, as_json: bool) -> None:
     """Validate snapshot, journal, schema and references (exit 5 on a problem)."""
-    report = client.check()
+    report = client.check(strict=strict)
     counts = ", ".join(f"{kind} {n}" for kind, n in report.counts.items())
     summary = f"ok: {report.store} (generation {report.generation}; {counts})"
     if not report.ok:

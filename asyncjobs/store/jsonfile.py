@@ -45,13 +45,16 @@ from .fileio import FileIO
 from .jsonformat import (
     SCHEMA,
     Journal,
+    canonical,
     decode_line,
     dumps,
     encode_line,
     entry_problem,
     fsync_setting,
+    loads,
     parse_journal,
     parse_snapshot,
+    reference_replay,
 )
 
 log = logging.getLogger(__name__)
@@ -486,8 +489,12 @@ class JsonFileStore(Store):
                 doc[kind] = self._state.get(kind, {})
             return doc
 
-    def verify(self) -> Verification:
-        """Read the files afresh and say what is wrong with them."""
+    def verify(self, *, strict: bool = False) -> Verification:
+        """Read the files afresh and say what is wrong with them.
+
+        ``strict`` also replays the files with ``reference_replay`` and
+        writes and re-reads the state, and compares both with what was loaded.
+        """
         report = Verification()
         if not self._exists():
             report.problems.append(f"{self.path}: no store here")
@@ -515,7 +522,42 @@ class JsonFileStore(Store):
             report.generation = self._generation
             assert self._state is not None
             report.counts = {kind: len(self._state.get(kind, {})) for kind in KINDS}
+            if strict:
+                report.problems += self._strict_problems()
         return report
+
+    def _strict_problems(self) -> list[str]:
+        """Compare the loaded state with a plain replay, and with its own round trip."""
+        assert self._state is not None
+        journal = b""
+        if self._journal_fd is not None:
+            journal = self.io.pread(self._journal_fd, self.io.size(self._journal_fd), 0)
+        generation, expected = reference_replay(self.io.read(self.path), journal)
+        problems = []
+        if generation != self._generation:
+            problems.append(
+                f"{self.path}: a plain replay ends at generation {generation}, "
+                f"the store at {self._generation}"
+            )
+        written = loads(dumps({kind: self._state.get(kind, {}) for kind in KINDS}))
+        for kind in KINDS:
+            loaded = self._state.get(kind, {})
+            for name, other in (
+                ("a plain replay", expected[kind]),
+                ("a rewrite", written[kind]),
+            ):
+                # Compared as JSON, so that 2**70 and its float are not "equal".
+                if canonical(loaded) != canonical(other):
+                    keys = sorted(
+                        k
+                        for k in loaded.keys() | other.keys()
+                        if canonical(loaded.get(k)) != canonical(other.get(k))
+                    )
+                    problems.append(
+                        f"{self.path}: {kind}: {len(keys)} record(s) differ from "
+                        f"{name}, first {keys[0]}"
+                    )
+        return problems
 
     def close(self) -> None:
         if self._journal_fd is not None:

@@ -54,6 +54,14 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
+def canonical(value: Any) -> bytes:
+    """JSON with sorted keys, for comparing values as the files hold them."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
 def loads(data: bytes | memoryview) -> Any:
     """Parse JSON bytes; raises ValueError or RecursionError when they are not JSON.
 
@@ -232,6 +240,39 @@ def parse_snapshot(
         state[kind] = records
     known = {*KINDS, "schema", "generation", "saved_at"}
     return generation, state, sorted(key for key in doc if key not in known)
+
+
+def reference_replay(
+    snapshot: bytes | memoryview | None, journal: bytes
+) -> tuple[int, dict[str, dict[str, Record]]]:
+    """Snapshot plus journal read the plainest way: the oracle of ``store check --strict``.
+
+    The standard library's parser, no indexes, no fast paths, no mapping:
+    what the loader builds must equal this. Stops at the first line that
+    fails its checksum (a torn tail: the loader has already proved that no
+    good line follows one).
+    """
+    state: dict[str, dict[str, Record]] = {kind: {} for kind in KINDS}
+    base = generation = 0
+    if snapshot is not None:
+        doc = json.loads(bytes(snapshot))
+        base = generation = doc["generation"]
+        for kind in KINDS:
+            state[kind].update(doc.get(kind, {}))
+    for line in journal.split(b"\n")[:-1]:
+        crc, _, body = line.partition(b" ")
+        if len(crc) != 8 or int(crc, 16) != zlib.crc32(body):
+            break
+        entry = json.loads(body)
+        if entry["g"] <= base:
+            continue  # folded into the snapshot before a crash cut the journal
+        for kind, keys in entry["del"].items():
+            for key in keys:
+                state[kind].pop(key, None)
+        for kind, records in entry["put"].items():
+            state[kind].update(records)
+        generation = entry["g"]
+    return generation, state
 
 
 def entry_problem(entry: dict[str, Any]) -> str | None:
