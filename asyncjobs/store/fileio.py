@@ -26,7 +26,20 @@ class FileIO:
         self.fsync_enabled = fsync
 
     def makedirs(self, path: str) -> None:
+        """Create the folder and any missing parents (0700), durably."""
+        missing = []
+        folder = os.path.abspath(path)
+        while not os.path.isdir(folder):
+            missing.append(folder)
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+        if not missing:
+            return
         os.makedirs(path, mode=0o700, exist_ok=True)
+        for created in reversed(missing):  # its name lives in its parent
+            self.fsync_dir(os.path.dirname(created))
 
     def exists(self, path: str) -> bool:
         return os.path.lexists(path)
@@ -108,23 +121,29 @@ class FileIO:
         planted symlink at ``path`` is replaced, never followed.
         """
         folder = os.path.dirname(path) or "."
-        fd, tmp = tempfile.mkstemp(
-            dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-        )
+        fd, tmp = self.create_temp(folder, os.path.basename(path))
         try:
             try:
                 self.write_all(fd, data)
                 self.fsync(fd)
             finally:
-                os.close(fd)
+                self.close(fd)
             self.replace(tmp, path)
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            self.unlink(tmp)
             raise
         self.fsync_dir(folder)
+
+    def create_temp(self, folder: str, basename: str) -> tuple[int, str]:
+        """A new private temp file beside ``basename``: (descriptor, path)."""
+        return tempfile.mkstemp(dir=folder, prefix=f".{basename}.", suffix=".tmp")
+
+    def unlink(self, path: str) -> None:
+        """Delete a file; a missing one is fine."""
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
     def replace(self, src: str, dst: str) -> None:
         os.replace(src, dst)
@@ -147,10 +166,7 @@ class FileIO:
             return
         for name in names:
             if name.startswith(prefix) and name.endswith(".tmp"):
-                try:
-                    os.unlink(os.path.join(folder, name))
-                except FileNotFoundError:
-                    pass
+                self.unlink(os.path.join(folder, name))
 
 
 def write_private_file(path: str, data: bytes) -> None:

@@ -338,7 +338,12 @@ class JsonFileStore(Store):
             return
         try:
             if self._journal_fd is None:
+                created = not self.io.exists(self.journal_path)
                 self._journal_fd = self.io.open_append(self.journal_path)
+                if created:
+                    # Until the folder is fsynced, a power cut may lose the
+                    # new file's name, and with it every fsynced line in it.
+                    self.io.fsync_dir(self.folder)
             if not self._journal_clean:
                 # Cut a torn tail (or lines already in the snapshot) first, so
                 # that the new line never follows garbage.
