@@ -131,7 +131,9 @@ def power_cuts(
                 disks += 1
                 try:
                     state = recovered(path, fs.after_power_loss(rng))
-                except Exception as exc:  # a failure to open is a finding, reported below
+                except (
+                    Exception
+                ) as exc:  # a failure to open is a finding, reported below
                     failures.append(f"cut {cut}: {exc!r}")
                     continue
                 prefixes = [i for i, model in enumerate(models) if model == state]
