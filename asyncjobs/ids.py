@@ -7,6 +7,7 @@ base 32, so ids sort by creation time and cannot be guessed.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from datetime import datetime
@@ -16,12 +17,18 @@ PREFIXES = ("job", "res", "evt", "ntf", "wrk")
 ID_PATTERN = re.compile(r"^(job|res|evt|ntf|wrk)_[0-9A-HJKMNP-TV-Z]{26}$")
 
 
+# RFC 4648 base 32 (A-Z, 2-7) digit by digit into Crockford's alphabet:
+# the C encoder does the bit work, ten times faster than a Python loop.
+_FROM_RFC4648 = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode()
+)
+
+
 def _base32(number: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        number, digit = divmod(number, 32)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
+    """``number`` as ``length`` Crockford base-32 digits (it must fit)."""
+    width = -(-length * 5 // 40) * 5  # bytes: whole 40-bit groups, no padding
+    encoded = base64.b32encode(number.to_bytes(width, "big"))
+    return encoded.translate(_FROM_RFC4648)[-length:].decode()
 
 
 def new_id(prefix: str, now: datetime) -> str:
@@ -29,7 +36,7 @@ def new_id(prefix: str, now: datetime) -> str:
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
     millis = int(now.timestamp() * 1000)
-    return f"{prefix}_{_base32(millis, 10)}{_base32(secrets.randbits(80), 16)}"
+    return f"{prefix}_{_base32((millis << 80) | secrets.randbits(80), 26)}"
 
 
 def is_id(value: str, prefix: str) -> bool:

@@ -1,0 +1,519 @@
+"""asyncjobs beside the tools users would otherwise pick, in one run, on one disk.
+
+    .venv/bin/pip install -r benchmarks/requirements.txt   # the peers; this installs nothing
+    .venv/bin/python benchmarks/peers.py [--jobs 10000] [--e2e-jobs 5000] [--retained 100000]
+
+Every system commits durably: asyncjobs with ASYNCJOBS_FSYNC=always (an
+fsync per commit), each SQLite-based peer in WAL mode with
+``synchronous=FULL`` (an fsync of the WAL per commit; litequeue's own
+default is NORMAL, which is not durable on power loss, so it is raised).
+Workloads:
+
+- enqueue: N jobs, one durable transaction each;
+- dequeue + complete: N jobs taken and finished one at a time. asyncjobs
+  finishes a job and claims the next in one commit (what its worker does);
+  huey deletes the message as it dequeues (a crash loses it: at most once);
+  persist-queue and litequeue mark the message taken, then done (two
+  commits);
+- end to end: E no-op jobs run by 2 workers (asyncjobs ``worker --burst
+  -c 2``; huey's consumer with 2 worker threads; for the queues without a
+  worker, a loop of take + done in 2 processes for litequeue, in 2 threads
+  sharing one queue for persist-queue, whose queue objects in two processes
+  handed out some items twice here);
+- enqueue p50 latency over 1,000 enqueues with R jobs already in the store.
+
+Prints the table with asyncjobs/peer ratios and writes
+benchmarks/results/peers.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ["ASYNCJOBS_FSYNC"] = "always"
+
+from _common import percentile  # noqa: E402
+
+from asyncjobs import Client  # noqa: E402
+from asyncjobs.records import WorkerInfo  # noqa: E402
+from asyncjobs.tasks import TaskRegistry  # noqa: E402
+
+PEERS = ("asyncjobs", "huey", "persist-queue", "litequeue")
+NOOP_APP = """
+import asyncjobs.tasks
+tasks = asyncjobs.tasks.TaskRegistry()
+
+@tasks.task(name="noop")
+def noop(**payload):
+    return None
+"""
+
+
+# -- asyncjobs --------------------------------------------------------------------
+
+
+def _registry() -> TaskRegistry:
+    registry = TaskRegistry()
+
+    @registry.task(name="noop")
+    def noop(**payload: object) -> None:
+        return None
+
+    return registry
+
+
+def _worker_info(client: Client) -> WorkerInfo:
+    from asyncjobs import clock, ids
+
+    stamp = clock.to_iso(clock.now())
+    return WorkerInfo(
+        worker_id=ids.new_id("wrk", clock.now()),
+        host=platform.node(),
+        pid=os.getpid(),
+        queues=["default"],
+        concurrency=1,
+        started_at=stamp,
+        last_seen_at=stamp,
+        heartbeat_seconds=10.0,
+        lease_seconds=60.0,
+    )
+
+
+class AsyncJobs:
+    name = "asyncjobs"
+    durability = "ASYNCJOBS_FSYNC=always: journal line fsynced per commit"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.store = folder / "store.v1.json"
+        self.client = Client(self.store)
+
+    def enqueue(self, n: int) -> None:
+        self.client.submit("noop", org="bench", payload={"n": n})
+
+    def prefill(self, count: int) -> None:
+        for start in range(0, count, 5000):
+            self.client.submit_many(
+                [
+                    {"task": "noop", "org": "bench", "payload": {"n": i}}
+                    for i in range(start, min(count, start + 5000))
+                ]
+            )
+
+    def drain(self, count: int) -> None:
+        registry = _registry()
+        worker = self.client.register_worker(_worker_info(self.client))
+        outcomes: list = []
+        done = 0
+        while done < count:
+            _, claimed = self.client.exchange(
+                worker, outcomes, want=1, registry=registry, expire=False
+            )
+            done += len(outcomes)
+            outcomes = [
+                (token, {"job_id": job.job_id, "ok": True, "value": None})
+                for job, token in claimed
+            ]
+            if not claimed and not outcomes:
+                break
+        if outcomes:
+            self.client.exchange(worker, outcomes, want=0, registry=registry)
+
+    def end_to_end(self, count: int) -> float:
+        (self.folder / "benchapp.py").write_text(NOOP_APP)
+        self.prefill(count)
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "asyncjobs",
+                "--store",
+                str(self.store),
+                "worker",
+                "--app",
+                "benchapp:tasks",
+                "--burst",
+                "--concurrency",
+                "2",
+                "--log-level",
+                "warning",
+            ],
+            check=True,
+            env={**os.environ, "PYTHONPATH": f"{self.folder}{os.pathsep}{ROOT}"},
+        )
+        elapsed = time.perf_counter() - started
+        with self.client._store.read() as tx:
+            done = sum(1 for j in tx.scan("jobs") if j["status"] == "completed")
+        assert done == count, f"asyncjobs completed {done} of {count}"
+        return elapsed
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# -- huey ---------------------------------------------------------------------------
+
+
+HUEY_APP = """
+from huey import SqliteHuey
+
+huey = SqliteHuey("bench", filename={filename!r}, fsync=True)
+
+
+@huey.task()
+def noop(n):
+    return 1
+"""
+
+
+class Huey:
+    name = "huey"
+    durability = "SqliteHuey(fsync=True): WAL, synchronous=FULL"
+
+    def __init__(self, folder: Path) -> None:
+        import importlib
+
+        self.folder = folder
+        (folder / "benchhuey.py").write_text(
+            HUEY_APP.format(filename=str(folder / "huey.db"))
+        )
+        sys.path.insert(0, str(folder))
+        sys.modules.pop("benchhuey", None)
+        self.module = importlib.import_module("benchhuey")
+        sys.path.remove(str(folder))
+        self.huey = self.module.huey
+
+    def enqueue(self, n: int) -> None:
+        self.module.noop(n)
+
+    def prefill(self, count: int) -> None:
+        self.huey.storage.conn.execute("pragma synchronous=0")
+        for n in range(count):
+            self.module.noop(n)
+        self.huey.storage.conn.execute("pragma synchronous=2")
+
+    def drain(self, count: int) -> None:
+        for _ in range(count):
+            task = self.huey.dequeue()
+            if task is None:
+                break
+            self.huey.execute(task)
+
+    def end_to_end(self, count: int) -> float:
+        self.prefill(count)
+        started = time.perf_counter()
+        consumer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "huey.bin.huey_consumer",
+                "benchhuey.huey",
+                "--workers",
+                "2",
+                "--worker-type",
+                "thread",
+                "--quiet",
+            ],
+            cwd=self.folder,
+            env={**os.environ, "PYTHONPATH": str(self.folder)},
+        )
+        try:
+            while self.huey.result_count() < count:
+                if consumer.poll() is not None:
+                    raise SystemExit("the huey consumer stopped")
+                time.sleep(0.005)
+            elapsed = time.perf_counter() - started
+        finally:
+            consumer.terminate()
+            consumer.wait()
+        return elapsed
+
+    def close(self) -> None:
+        pass
+
+
+# -- persist-queue and litequeue: no worker of their own ---------------------------
+
+
+def _ack_queue(folder: Path):
+    from persistqueue import SQLiteAckQueue
+
+    queue = SQLiteAckQueue(str(folder / "pq"), multithreading=True, auto_commit=True)
+    for conn in (queue._putter, queue._getter):
+        conn.execute("PRAGMA synchronous=FULL")
+    return queue
+
+
+def _lite_queue(folder: Path):
+    from litequeue import LiteQueue
+
+    queue = LiteQueue(str(folder / "lq.db"))
+    queue.conn.execute("PRAGMA synchronous=FULL")
+    return queue
+
+
+def _lq_worker(folder: str, done: multiprocessing.Value) -> None:
+    queue = _lite_queue(Path(folder))
+    while (message := queue.pop()) is not None:
+        queue.done(message.message_id)
+        with done.get_lock():
+            done.value += 1
+
+
+def _two_processes(target: Callable, folder: Path, count: int) -> float:
+    done = multiprocessing.Value("i", 0)
+    workers = [
+        multiprocessing.Process(target=target, args=(str(folder), done))
+        for _ in range(2)
+    ]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    assert done.value == count, f"{done.value} of {count}"
+    return elapsed
+
+
+class PersistQueue:
+    name = "persist-queue"
+    durability = "SQLiteAckQueue(auto_commit=True): WAL, synchronous=FULL"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.queue = _ack_queue(folder)
+
+    def enqueue(self, n: int) -> None:
+        self.queue.put({"task": "noop", "n": n})
+
+    def prefill(self, count: int) -> None:
+        for conn in (self.queue._putter, self.queue._getter):
+            conn.execute("PRAGMA synchronous=OFF")
+        for n in range(count):
+            self.enqueue(n)
+        for conn in (self.queue._putter, self.queue._getter):
+            conn.execute("PRAGMA synchronous=FULL")
+
+    def drain(self, count: int) -> None:
+        for _ in range(count):
+            self.queue.ack(self.queue.get(block=False))
+
+    def end_to_end(self, count: int) -> float:
+        # Two threads over one queue object: its documented model. Two
+        # processes each with its own queue object took some items twice.
+        self.prefill(count)
+        taken: list[int] = []
+
+        def work() -> None:
+            from persistqueue import Empty
+
+            while True:
+                try:
+                    item = self.queue.get(block=False)
+                except Empty:
+                    return
+                self.queue.ack(item)
+                taken.append(item["n"])
+
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        assert sorted(taken) == list(range(count)), f"{len(taken)} of {count}"
+        return elapsed
+
+    def close(self) -> None:
+        self.queue.close()
+
+
+class LiteQueue:
+    name = "litequeue"
+    durability = "LiteQueue with synchronous raised to FULL (WAL)"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.queue = _lite_queue(folder)
+
+    def enqueue(self, n: int) -> None:
+        self.queue.put(json.dumps({"task": "noop", "n": n}))
+
+    def prefill(self, count: int) -> None:
+        self.queue.conn.execute("PRAGMA synchronous=OFF")
+        for n in range(count):
+            self.enqueue(n)
+        self.queue.conn.execute("PRAGMA synchronous=FULL")
+
+    def drain(self, count: int) -> None:
+        for _ in range(count):
+            message = self.queue.pop()
+            self.queue.done(message.message_id)
+
+    def end_to_end(self, count: int) -> float:
+        self.prefill(count)
+        return _two_processes(_lq_worker, self.folder, count)
+
+    def close(self) -> None:
+        self.queue.close()
+
+
+SYSTEMS = (AsyncJobs, Huey, PersistQueue, LiteQueue)
+
+
+# -- the run ------------------------------------------------------------------------
+
+
+def measure(system: type, base: Path, args: argparse.Namespace) -> dict[str, float]:
+    figures: dict[str, float] = {}
+
+    def fresh() -> Path:
+        folder = Path(tempfile.mkdtemp(prefix=f"{system.name}-", dir=base))
+        return folder
+
+    peer = system(fresh())
+    try:
+        started = time.perf_counter()
+        for n in range(args.jobs):
+            peer.enqueue(n)
+        figures["enqueue_jobs_per_s"] = args.jobs / (time.perf_counter() - started)
+        started = time.perf_counter()
+        peer.drain(args.jobs)
+        figures["dequeue_complete_jobs_per_s"] = args.jobs / (
+            time.perf_counter() - started
+        )
+    finally:
+        peer.close()
+    peer = system(fresh())
+    try:
+        figures["end_to_end_jobs_per_s"] = args.e2e_jobs / peer.end_to_end(
+            args.e2e_jobs
+        )
+    finally:
+        peer.close()
+    peer = system(fresh())
+    try:
+        peer.prefill(args.retained)
+        samples = []
+        for n in range(1000):
+            started = time.perf_counter()
+            peer.enqueue(n)
+            samples.append((time.perf_counter() - started) * 1000)
+        figures["enqueue_p50_ms_retained"] = statistics.median(samples)
+        figures["enqueue_p95_ms_retained"] = percentile(samples, 0.95)
+    finally:
+        peer.close()
+    return figures
+
+
+ROWS = (
+    (
+        "enqueue_jobs_per_s",
+        "enqueue {jobs:,} jobs, one durable transaction each (jobs/s)",
+        True,
+    ),
+    ("dequeue_complete_jobs_per_s", "dequeue + complete {jobs:,} (jobs/s)", True),
+    (
+        "end_to_end_jobs_per_s",
+        "end to end with a worker, {e2e_jobs:,} no-op jobs (jobs/s)",
+        True,
+    ),
+    (
+        "enqueue_p50_ms_retained",
+        "enqueue p50 latency with {retained:,} jobs retained (ms)",
+        False,
+    ),
+)
+
+
+def table(results: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
+    names = [s.name for s in SYSTEMS if s.name in results]
+    lines = [
+        "| workload | " + " | ".join(names) + " |",
+        "| --- | " + " | ".join("---" for _ in names) + " |",
+    ]
+    for key, label, higher_is_better in ROWS:
+        ours = results["asyncjobs"][key]
+        cells = []
+        for name in names:
+            value = results[name][key]
+            cell = f"{value:,.0f}" if higher_is_better else f"{value:.3f}"
+            if name != "asyncjobs":
+                ratio = ours / value if higher_is_better else value / ours
+                cell += f" ({ratio:.2f}×)"
+            cells.append(cell)
+        lines.append(f"| {label.format(**vars(args))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--e2e-jobs", type=int, default=5_000)
+    parser.add_argument("--retained", type=int, default=100_000)
+    parser.add_argument("--only", choices=PEERS, action="append")
+    parser.add_argument("--dir", default=str(ROOT / "runtime"))
+    parser.add_argument(
+        "--output", default=str(ROOT / "benchmarks" / "results" / "peers.json")
+    )
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bench-peers-", dir=args.dir))
+    results: dict[str, dict[str, float]] = {}
+    try:
+        for system in SYSTEMS:
+            if (
+                args.only
+                and system.name not in args.only
+                and system.name != "asyncjobs"
+            ):
+                continue
+            print(f"measuring {system.name} ...", file=sys.stderr, flush=True)
+            results[system.name] = measure(system, base, args)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    text = table(results, args)
+    print(text)
+    print()
+    print(
+        "ratios are asyncjobs/peer (above 1: asyncjobs ahead); "
+        "for latency, peer/asyncjobs"
+    )
+    doc = {
+        "benchmark": "peers",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+            "platform": platform.platform(),
+        },
+        "settings": vars(args),
+        "durability": {s.name: s.durability for s in SYSTEMS},
+        "results": results,
+        "table": text,
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(doc, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Wait for a go file, then submit N jobs for an org: `barrier_submitter.py STORE GO ORG N`.
+
+Prints each job id once its submit has returned.
+"""
+
+import os
+import sys
+import time
+
+from asyncjobs import Client
+
+store, go, org, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+deadline = time.monotonic() + 30
+while not os.path.exists(go):
+    if time.monotonic() > deadline:
+        sys.exit("no go signal")
+    time.sleep(0.001)
+with Client(store, lock_timeout=60) as client:
+    for n in range(count):
+        print(client.submit("echo", org=org, payload={"n": n}).job_id, flush=True)
