@@ -74,10 +74,10 @@ def test_the_lock_is_what_keeps_concurrent_commits_whole(tmp_path):
     found_without, found_with = [], []
     for n in range(10):
         found_without.append(
-            race(tmp_path / f"off{n}" / "s.json", tmp_path / f"go-off{n}", 4, 60, off)
+            race(tmp_path / f"off{n}" / "s.json", tmp_path / f"go-off{n}", 6, 100, off)
         )
         found_with.append(
-            race(tmp_path / f"on{n}" / "s.json", tmp_path / f"go-on{n}", 4, 60)
+            race(tmp_path / f"on{n}" / "s.json", tmp_path / f"go-on{n}", 6, 100)
         )
     assert all(found_without), "a run without the lock showed no damage"
     assert not any(found_with), [p for p in found_with if p]
