@@ -110,3 +110,11 @@ def chatty(job, words: str):
 @tasks.periodic(name="tick", every=1, org="ops")
 def tick():
     return "tick"
+
+
+@tasks.task(name="chaos", max_retries=25, retry_backoff="fixed", retry_delay=0)
+def chaos(job, ms: int = 0):
+    _mark(job, "start")
+    time.sleep(ms / 1000)
+    _mark(job, "end")
+    return job.attempt
