@@ -58,7 +58,10 @@ class _Group(click.Group):
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo("error: " + " ".join(message.split()), err=True)
+    try:
+        click.echo("error: " + " ".join(message.split()), err=True)
+    except OSError:
+        pass  # a full disk or a closed stderr: the exit code still tells
     raise SystemExit(code)
 
 

@@ -1,0 +1,152 @@
+"""S7: I/O errors injected into real commands (RELIABILITY.md, T3).
+
+strace makes one syscall of a real ``asyncjobs submit`` fail with ENOSPC or
+EIO, at its Nth call, once (``when=N``) or from then on (``when=N+``); a
+``store compact`` gets EXDEV from rename. Each failing command must exit 5
+with one line and print no job id; nothing it reported may be missing; and
+once the fault is gone the next command works and ``store check --strict``
+passes. A short write loop over 200 commits checks that torn lines are never
+taken as data. ``open`` is not injected: the interpreter's own hundreds of
+opens come first, and the first one stops the loader.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asyncjobs import Client
+from asyncjobs.store import JsonFileStore
+from asyncjobs.store.fileio import FileIO
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace"),
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def faulty(store: Path, syscall: str, error: str, when: str, *args: str):
+    return subprocess.run(
+        [
+            "strace",
+            "-o",
+            "/dev/null",
+            "-e",
+            f"trace={syscall}",
+            "-e",
+            f"inject={syscall}:error={error}:when={when}",
+            sys.executable,
+            "-m",
+            "asyncjobs",
+            "--store",
+            str(store),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+
+
+def submitted(store: Path) -> set[str]:
+    with Client(store) as client:
+        assert client.check(strict=True).ok
+        return {job.job_id for job in client.list_jobs(org="acme", limit=1000)}
+
+
+@pytest.mark.parametrize("error", ["ENOSPC", "EIO"])
+@pytest.mark.parametrize("syscall", ["write", "fsync", "ftruncate"])
+def test_a_failing_disk_fails_the_command_cleanly_and_the_next_one_works(
+    tmp_path, syscall, error
+):
+    store = tmp_path / "store" / "store.v1.json"
+    with Client(store) as client:
+        before = {client.submit("echo", org="acme").job_id}
+    failures = 0
+    for n in range(1, 30):
+        for when in (str(n), f"{n}+"):  # once, then for good
+            if syscall == "ftruncate":  # a torn tail the commit must cut first
+                with open(f"{store}.journal", "ab") as f:
+                    f.write(b"0badc0de {")
+            proc = faulty(
+                store, syscall, error, when, "submit", "echo", "--org", "acme"
+            )
+            if proc.returncode == 0:
+                before.add(proc.stdout.strip())
+                continue
+            failures += 1
+            assert proc.stdout == "" and "Traceback" not in proc.stderr
+            now = submitted(store)
+            assert before <= now  # nothing reported is missing
+            if proc.returncode != 5:
+                # Only the answer could not be written (stdout fails too):
+                # the commit itself went through, and is there.
+                assert syscall == "write" and len(now - before) == 1, proc.stderr
+                before = now
+                continue
+            assert now == before  # a failed commit leaves no trace
+            if not (syscall == "write" and when.endswith("+")):  # stderr writes too
+                assert proc.stderr.startswith("error: "), proc.stderr
+                assert proc.stderr.count("\n") == 1, proc.stderr
+        if proc.returncode == 0 and when.endswith("+"):
+            break  # the command no longer reaches that call
+    assert failures > 0
+    with Client(store) as client:  # the fault is gone: the store takes commits
+        before.add(client.submit("echo", org="acme").job_id)
+    assert submitted(store) == before
+
+
+def test_a_rename_across_devices_fails_a_compaction_and_loses_nothing(tmp_path):
+    store = tmp_path / "store.v1.json"
+    with Client(store) as client:
+        ids = {client.submit("echo", org="acme").job_id for _ in range(5)}
+    proc = faulty(store, "rename", "EXDEV", "1+", "store", "compact")
+    assert proc.returncode == 5 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "cannot write" in proc.stderr
+    assert submitted(store) == ids
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    with Client(store) as client:
+        client.compact()
+    assert submitted(store) == ids
+
+
+class ShortWrites(FileIO):
+    """Every third write puts out only part of its bytes, then fails."""
+
+    def __init__(self) -> None:
+        super().__init__(fsync=True)
+        self.writes = 0
+
+    def write_all(self, fd: int, data: bytes) -> None:
+        self.writes += 1
+        if self.writes % 3 == 0:
+            os.write(fd, data[: max(1, len(data) // 3)])
+            raise OSError(28, "No space left on device")
+        super().write_all(fd, data)
+
+
+def test_short_writes_over_200_commits_never_leave_a_torn_line_as_data(tmp_path):
+    path = tmp_path / "store.v1.json"
+    committed = set()
+    with JsonFileStore(path, io=ShortWrites(), compact_min_bytes=4096) as store:
+        for n in range(200):
+            try:
+                with store.transaction() as tx:
+                    tx.put("jobs", f"j{n}", {"job_id": f"j{n}", "n": n})
+            except Exception:  # the commit failed: it must not show up
+                continue
+            committed.add(f"j{n}")
+    with JsonFileStore(path) as store:
+        assert store.verify(strict=True).problems == []
+        with store.read() as tx:
+            assert {r["job_id"] for r in tx.scan("jobs")} == committed
+    assert 100 < len(committed) < 200
