@@ -49,23 +49,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ["ASYNCJOBS_FSYNC"] = "always"
 
-from _common import percentile  # noqa: E402
+from _common import NOOP_APP, burst_worker, percentile  # noqa: E402
 
 from asyncjobs import Client  # noqa: E402
 from asyncjobs.records import WorkerInfo  # noqa: E402
 from asyncjobs.tasks import TaskRegistry  # noqa: E402
 
 PEERS = ("asyncjobs", "huey", "persist-queue", "litequeue")
-NOOP_APP = """
-import asyncjobs.tasks
-tasks = asyncjobs.tasks.TaskRegistry()
-
-@tasks.task(name="noop")
-def noop(**payload):
-    return None
-"""
-
-
 # -- asyncjobs --------------------------------------------------------------------
 
 
@@ -141,21 +131,7 @@ class AsyncJobs:
         self.prefill(count)
         started = time.perf_counter()
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "asyncjobs",
-                "--store",
-                str(self.store),
-                "worker",
-                "--app",
-                "benchapp:tasks",
-                "--burst",
-                "--concurrency",
-                "2",
-                "--log-level",
-                "warning",
-            ],
+            burst_worker(self.store, 2),
             check=True,
             env={**os.environ, "PYTHONPATH": f"{self.folder}{os.pathsep}{ROOT}"},
         )

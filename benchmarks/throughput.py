@@ -27,19 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import percentile  # noqa: E402
+from _common import NOOP_APP, burst_worker, percentile  # noqa: E402
 
 from asyncjobs import Client  # noqa: E402
 from asyncjobs.clock import parse_iso  # noqa: E402
-
-APP = """
-import asyncjobs.tasks
-tasks = asyncjobs.tasks.TaskRegistry()
-
-@tasks.task(name="noop")
-def noop(**payload):
-    return None
-"""
 
 
 def main() -> None:
@@ -53,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-throughput-", dir=args.dir))
     try:
-        (folder / "benchapp.py").write_text(APP)
+        (folder / "benchapp.py").write_text(NOOP_APP)
         store = folder / "store" / "store.v1.json"
         with Client(store) as client:
             for start in range(0, args.jobs, 500):
@@ -70,21 +61,7 @@ def main() -> None:
         }
         started = time.perf_counter()
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "asyncjobs",
-                "--store",
-                str(store),
-                "worker",
-                "--app",
-                "benchapp:tasks",
-                "--burst",
-                "--concurrency",
-                str(args.concurrency),
-                "--log-level",
-                "warning",
-            ],
+            burst_worker(store, args.concurrency),
             check=True,
             cwd=folder,
             env=env,

@@ -12,7 +12,6 @@ the killed one whole or not at all. Then 200 kills at random moments.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import signal
@@ -27,35 +26,15 @@ import pytest
 from asyncjobs import Client
 from asyncjobs.tasks import load_app
 
+from .injection import APPS, ENV, asyncjobs_cmd, under_strace
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace"),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
-APPS = Path(__file__).parent / "apps"
 SUBMITTER = Path(__file__).parent / "helpers" / "submitter.py"
 SYSCALLS = ("write", "fsync", "rename", "ftruncate")
-ENV = {**os.environ, "PYTHONPATH": f"{APPS}{os.pathsep}{ROOT}"}
-
-
-def killed_at(syscall: str, n: int, command: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            "strace",
-            "-o",
-            "/dev/null",
-            "-e",
-            f"trace={syscall}",
-            "-e",
-            f"inject={syscall}:signal=SIGKILL:when={n}",
-            *command,
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=60,
-    )
 
 
 def crash_loop(
@@ -75,7 +54,7 @@ def crash_loop(
             folder = tmp_path / f"{syscall}-{n}"
             shutil.copytree(template, folder)
             store = folder / "store.v1.json"
-            proc = killed_at(syscall, n, command(store))
+            proc = under_strace(syscall, f"signal=SIGKILL:when={n}", command(store))
             if proc.returncode == 0:
                 check(store, proc)  # ran to the end: the same promises hold
                 shutil.rmtree(folder)
@@ -96,10 +75,6 @@ def assert_sound(store: Path) -> None:
         assert report.ok, report.problems
         client.compact()  # a temp file left by the kill goes with the next fold
     assert not [p for p in store.parent.iterdir() if p.name.endswith(".tmp")]
-
-
-def cli(store: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "asyncjobs", "--store", str(store), *args]
 
 
 def test_a_commit_killed_at_any_syscall_is_all_there_or_not_at_all(tmp_path):
@@ -152,7 +127,11 @@ def test_a_compaction_killed_at_any_syscall_changes_nothing(tmp_path):
         }
 
     kills = crash_loop(
-        make, lambda store: cli(store, "store", "compact"), check, tmp_path
+        "a compaction",
+        make,
+        lambda store: asyncjobs_cmd(store, "store", "compact"),
+        check,
+        tmp_path,
     )
     assert kills >= 4
 
@@ -169,7 +148,7 @@ def test_a_cleanup_killed_at_any_syscall_deletes_all_or_nothing(tmp_path, monkey
     monkeypatch.syspath_prepend(str(APPS))
 
     def command(store: Path) -> list[str]:
-        return cli(
+        return asyncjobs_cmd(
             store,
             "cleanup",
             "--results-ttl-seconds",
@@ -221,7 +200,7 @@ def test_a_completion_killed_at_any_syscall_is_whole_or_absent(tmp_path):
     kills = crash_loop(
         "a completion",
         make,
-        lambda store: cli(
+        lambda store: asyncjobs_cmd(
             store, "run", job_ids[0], "--org", "acme", "--app", "jobsapp:tasks"
         ),
         check,

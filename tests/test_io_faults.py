@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,36 +22,17 @@ from asyncjobs import Client
 from asyncjobs.store import JsonFileStore
 from asyncjobs.store.fileio import FileIO
 
+from .injection import asyncjobs_cmd, under_strace
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace"),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
 
 def faulty(store: Path, syscall: str, error: str, when: str, *args: str):
-    return subprocess.run(
-        [
-            "strace",
-            "-o",
-            "/dev/null",
-            "-e",
-            f"trace={syscall}",
-            "-e",
-            f"inject={syscall}:error={error}:when={when}",
-            sys.executable,
-            "-m",
-            "asyncjobs",
-            "--store",
-            str(store),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=60,
+    return under_strace(
+        syscall, f"error={error}:when={when}", asyncjobs_cmd(store, *args)
     )
 
 

@@ -1,0 +1,33 @@
+"""Run a command under strace with one syscall made to fail or to kill it.
+
+Debian's strace (``.ci/run`` installs it). ``fault`` is what ``inject=``
+takes after the syscall: ``signal=SIGKILL:when=3``, ``error=ENOSPC:when=2+``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+APPS = Path(__file__).parent / "apps"
+ENV = {**os.environ, "PYTHONPATH": f"{APPS}{os.pathsep}{ROOT}"}
+
+
+def under_strace(
+    syscall: str, fault: str, command: list[str]
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["strace", "-o", "/dev/null", "-e", f"trace={syscall}"]
+        + ["-e", f"inject={syscall}:{fault}", *command],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+
+
+def asyncjobs_cmd(store: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "asyncjobs", "--store", str(store), *args]
