@@ -19,9 +19,7 @@ ID_PATTERN = re.compile(r"^(job|res|evt|ntf|wrk)_[0-9A-HJKMNP-TV-Z]{26}$")
 
 # RFC 4648 base 32 (A-Z, 2-7) digit by digit into Crockford's alphabet:
 # the C encoder does the bit work, ten times faster than a Python loop.
-_FROM_RFC4648 = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode()
-)
+_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 
 
 def _base32(number: int, length: int) -> str:

@@ -601,3 +601,16 @@ def test_strict_check_catches_what_the_loader_reads_differently(store_path, cli)
     outcome = cli("store", "check", "--strict")
     assert outcome.exit_code == 5
     assert "jobs: 1 record(s) differ from a plain replay, first b" in outcome.stderr
+
+
+def test_an_export_is_a_copy_that_later_commits_do_not_change(store_path):
+    with JsonFileStore(store_path) as store:
+        put_jobs(store, "a")
+        exported = store.export()
+        with store.transaction() as tx:
+            tx.delete("jobs", "a")
+            tx.put("jobs", "b", job("b"))
+        exported["jobs"]["c"] = job("c")  # and editing it changes nothing stored
+        assert set(exported["jobs"]) == {"a", "c"}
+        with store.read() as tx:
+            assert {r["job_id"] for r in tx.scan("jobs")} == {"b"}

@@ -491,7 +491,9 @@ class JsonFileStore(Store):
             assert self._state is not None
             doc: dict[str, Any] = {"schema": SCHEMA, "generation": self._generation}
             for kind in KINDS:
-                doc[kind] = self._state.get(kind, {})
+                # A copy of each map: a caller holding the export must not see
+                # later commits, nor change the store's state by editing it.
+                doc[kind] = dict(self._state.get(kind, {}))
             return doc
 
     def verify(self, *, strict: bool = False) -> Verification:
