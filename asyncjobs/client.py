@@ -738,9 +738,11 @@ class Client:
                 )
         if isinstance(now, str):
             now = clocks.parse_iso(now, field="now")
-        moment = now or self._clock()
         opened = self._store.read() if dry_run else self._store.transaction()
         with opened as tx:
+            # Read under the lock: the report's "now" is the moment of the
+            # state it acted on, so no job it saw finished after it.
+            moment = now or self._clock()
             records = {
                 kind: _counted(tx.scan(kind), progress)
                 for kind in ("jobs", "results", "events", "notifications")

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -231,3 +232,59 @@ def test_two_hundred_kills_at_random_moments_lose_no_acknowledged_commit(tmp_pat
         with client._store.read() as tx:
             found = {job["payload"]["n"] for job in tx.scan("jobs")}
     assert acknowledged <= found and len(acknowledged) > 0
+
+
+def test_a_hundred_cleanups_killed_at_random_moments_delete_all_or_nothing(
+    tmp_path, monkeypatch
+):
+    """S19: the record goes first, its result file after; the artifact is whole."""
+    monkeypatch.syspath_prepend(str(APPS))
+    monkeypatch.setenv("ASYNCJOBS_RESULT_INLINE_BYTES", "10")  # values in files
+    rng = random.Random(20261123)
+
+    def fresh(n: int) -> Path:
+        folder = tmp_path / f"round-{n}"
+        monkeypatch.setenv("ASYNCJOBS_ARTIFACTS", str(folder / "artifacts"))
+        _finished_jobs(folder / "store.v1.json")
+        return folder / "store.v1.json"
+
+    def command(store: Path) -> list[str]:
+        return asyncjobs_cmd(
+            store,
+            "cleanup",
+            "--results-ttl-seconds",
+            "60",
+            "--events-ttl-seconds",
+            "60",
+            "--now",
+            "2099-01-01T00:00:00Z",
+            "--output-json",
+            str(store.parent / "audit" / "cleanup.json"),
+        )
+
+    store = fresh(0)
+    started = time.perf_counter()
+    subprocess.run(command(store), env=ENV, check=True, capture_output=True)
+    whole = time.perf_counter() - started
+    applied = Counter()
+    for n in range(1, 101):
+        store = fresh(n)
+        with Client(store) as client, client._store.read() as tx:
+            files = [r["value_file"] for r in tx.scan("results")]
+        assert len(files) == 6 and all(Path(f).exists() for f in files)
+        proc = subprocess.Popen(command(store), env=ENV, stdout=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.6, 1.15) * whole)  # mostly in the cleanup itself
+        proc.kill()
+        proc.wait()
+        assert_sound(store)
+        with Client(store) as client, client._store.read() as tx:
+            left = [r["value_file"] for r in tx.scan("results")]
+            counts = [tx.count(k) for k in ("results", "events")]
+        assert counts in ([6, 18], [0, 0])  # one transaction: all or nothing
+        assert all(Path(f).exists() for f in left)  # no record without its file
+        artifact = store.parent / "audit" / "cleanup.json"
+        if artifact.exists():
+            assert json.loads(artifact.read_text())["results"]["delete_count"] == 6
+        applied[counts == [0, 0]] += 1
+    print(f"100 random cleanup kills: {applied[True]} applied, {applied[False]} not")
+    assert applied[True] and applied[False]  # the kills landed on both sides
