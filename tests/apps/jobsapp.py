@@ -113,7 +113,7 @@ def tick():
 
 
 @tasks.task(name="chaos", max_retries=25, retry_backoff="fixed", retry_delay=0)
-def chaos(job, ms: int = 0):
+def chaos(job, ms: int = 0, **_):
     _mark(job, "start")
     time.sleep(ms / 1000)
     _mark(job, "end")

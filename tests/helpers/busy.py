@@ -1,4 +1,6 @@
-"""A loop that works a store until a stop file appears: `busy.py STORE STOP ROLE`.
+"""A loop that works a store until a stop file appears: `busy.py STORE STOP ROLE [PAUSE]`.
+
+PAUSE is seconds between rounds (0: none).
 
 Roles: ``reader`` reads the generation and the job count over and over and
 fails if the generation ever goes back; ``compactor`` folds the journal and
@@ -10,11 +12,13 @@ error ends the process with a non-zero status.
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from asyncjobs import Client
 
 store, stop, role = sys.argv[1], sys.argv[2], sys.argv[3]
+pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
 rounds = 0
 last = 0
 with Client(store, lock_timeout=60) as client:
@@ -40,4 +44,5 @@ with Client(store, lock_timeout=60) as client:
         else:
             client.cleanup(results_ttl_seconds=0, events_ttl_seconds=0, dry_run=True)
         rounds += 1
+        time.sleep(pause)
 print(rounds)
