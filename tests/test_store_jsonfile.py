@@ -614,3 +614,18 @@ def test_an_export_is_a_copy_that_later_commits_do_not_change(store_path):
         assert set(exported["jobs"]) == {"a", "c"}
         with store.read() as tx:
             assert {r["job_id"] for r in tx.scan("jobs")} == {"b"}
+
+
+@pytest.mark.parametrize(
+    "mode, warned", [(0o777, True), (0o1777, False), (0o700, False)]
+)
+def test_a_folder_others_can_write_to_is_named_in_a_warning(
+    store_path, console, mode, warned
+):
+    with JsonFileStore(store_path) as store:
+        put_jobs(store, "a")
+    store_path.parent.chmod(mode)
+    outcome = console("store", "export")
+    assert outcome.exit_code == 0
+    said = f"{store_path.parent} is writable by other users" in outcome.stderr
+    assert said == warned, outcome.stderr

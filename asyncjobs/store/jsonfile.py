@@ -122,6 +122,8 @@ class JsonFileStore(Store):
         (for ``verify``). Raises StoreCorrupt, naming the file, when either
         is not what this version writes.
         """
+        if self._state is None:
+            self._warn_if_others_can_write()
         self._stale = True
         self._state, self._indexes, self._runnable = None, {}, None
         ident = self._ident()
@@ -161,6 +163,16 @@ class JsonFileStore(Store):
         self._journal_clean = not journal.stale and journal.torn_bytes == 0
         self._stale = False
         return journal, extra
+
+    def _warn_if_others_can_write(self) -> None:
+        """A folder others can write to lets them replace the store: say so once."""
+        st = self.io.stat(self.folder)
+        if st is not None and st.st_mode & 0o022 and not st.st_mode & 0o1000:
+            log.warning(
+                "%s is writable by other users, who could replace the store; "
+                "chmod go-w it",
+                self.folder,
+            )
 
     def _catch_up(self) -> None:
         """Apply what other processes committed since this one last looked."""
