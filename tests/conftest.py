@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from click.testing import CliRunner
 from asyncjobs import Client
 from asyncjobs.cli import cli as cli_group
 from asyncjobs.clock import FixedClock
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -101,3 +104,32 @@ def store_files(store_path: Path) -> list[Path]:
 def data_files(store_path: Path) -> list[Path]:
     """The files that hold records: snapshot and journal (the lock file holds none)."""
     return [store_path, Path(f"{store_path}.journal")]
+
+
+@pytest.fixture
+def server(store_path: Path) -> Iterator[str]:
+    """`asyncjobs serve` on a free loopback port; yields its base URL."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "asyncjobs",
+            "--store",
+            str(store_path),
+            "serve",
+            "--port",
+            "0",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        line = proc.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        yield f"http://127.0.0.1:{match.group(1)}"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+        proc.stderr.close()

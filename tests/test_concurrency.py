@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from asyncjobs import Client
 from asyncjobs.store import JsonFileStore
+
+from .test_http import fetch
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPERS = Path(__file__).parent / "helpers"
@@ -113,3 +119,68 @@ def test_eight_processes_submit_4000_jobs_with_none_lost_or_doubled(tmp_path):
     assert [json.loads(line[9:])["g"] for line in lines] == list(
         range(snapshot + 1, 4001)
     )
+
+
+def test_a_server_taking_16_concurrent_posts_beside_two_workers_loses_nothing(
+    server, store_path, tmp_path
+):
+    """S8 (c): the threaded server and worker processes commit to one store."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{Path(__file__).parent / 'apps'}{os.pathsep}{ROOT}",
+    }
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "asyncjobs", "--store", str(store_path), "worker"]
+            + [
+                "--app",
+                "jobsapp:tasks",
+                "--poll-seconds",
+                "0.05",
+                "--log-level",
+                "error",
+            ],
+            env=env,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(2)
+    ]
+    created: list[str] = []
+
+    def post(n: int) -> None:
+        for i in range(25):
+            status, body = fetch(
+                f"{server}/analyze/jobs",
+                org=f"org{n % 2}",
+                data=json.dumps({"task": "echo", "payload": {"i": i}}).encode(),
+            )
+            assert status == 202, body
+            created.append(body["job_id"])
+
+    try:
+        threads = [threading.Thread(target=post, args=(n,)) for n in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with Client(store_path) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with client.store.read() as tx:
+                    statuses = Counter(j["status"] for j in tx.scan("jobs"))
+                if statuses["completed"] == len(created):
+                    break
+                time.sleep(0.05)
+    finally:
+        for proc in workers:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    assert len(created) == len(set(created)) == 400
+    with Client(store_path) as client:
+        assert client.check(strict=True).ok
+        with client.store.read() as tx:
+            jobs = {j["job_id"]: j for j in tx.scan("jobs")}
+            submitted_total = tx.get("counters", "jobs_submitted_total")["value"]
+    assert set(jobs) == set(created) and submitted_total == 400
+    assert {j["status"] for j in jobs.values()} == {"completed"}

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -422,34 +421,6 @@ def test_no_request_gets_a_server_error_and_refusals_write_nothing(
 
 
 # -- a real server -------------------------------------------------------------------
-
-
-@pytest.fixture
-def server(store_path):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "asyncjobs",
-            "--store",
-            str(store_path),
-            "serve",
-            "--port",
-            "0",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        line = proc.stderr.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        assert match, line
-        yield f"http://127.0.0.1:{match.group(1)}"
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0
-        proc.stderr.close()
 
 
 def fetch(url: str, *, org: str | None = None, data: bytes | None = None):
