@@ -4,24 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__
+from . import __version__, validation
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_NAME = {"type": "string", "pattern": f"^{validation.NAME_PATTERN.pattern}$"}
 _TENANT = [
     {
         "name": "X-Org-Id",
         "in": "header",
-        "required": False,
-        "description": "The tenant; X-Tenant-Id is accepted too. One of them is required.",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"},
-    },
-    {
-        "name": "X-Tenant-Id",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"},
+        "required": True,
+        "description": "The tenant. X-Tenant-Id is accepted in its place.",
+        "schema": _NAME,
     },
 ]
+# Any JSON value the store keeps exactly: integers within 64 bits.
+_JSON_VALUE: dict[str, Any] = {
+    "anyOf": [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "string"},
+        {
+            "type": "integer",
+            "minimum": validation.INT_MIN,
+            "maximum": validation.INT_MAX,
+        },
+        {"type": "number", "not": {"type": "integer"}},
+        {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+        {
+            "type": "object",
+            "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+        },
+    ]
+}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -208,19 +222,53 @@ def document() -> dict[str, Any]:
                         }
                     },
                 },
+                "JsonValue": _JSON_VALUE,
                 "Submission": {
                     "type": "object",
                     "required": ["task"],
                     "additionalProperties": False,
+                    # Every optional field may be null (as good as absent);
+                    # a delay above 0 and a time exclude each other.
+                    "not": {
+                        "required": ["delay", "at"],
+                        "properties": {
+                            "delay": {"type": "number", "exclusiveMinimum": 0},
+                            "at": {"type": "string"},
+                        },
+                    },
                     "properties": {
-                        "task": {"type": "string"},
-                        "payload": {"type": "object"},
-                        "queue": {"type": "string"},
-                        "priority": {"type": "integer", "minimum": 0, "maximum": 9},
-                        "delay": {"type": "number", "minimum": 0},
-                        "at": {"type": "string"},
-                        "idempotency_key": {"type": "string"},
-                        "max_retries": {"type": "integer", "minimum": 0},
+                        "task": _NAME,
+                        "payload": {
+                            "type": ["object", "null"],
+                            "additionalProperties": {
+                                "$ref": "#/components/schemas/JsonValue"
+                            },
+                            "description": "At most ASYNCJOBS_MAX_PAYLOAD_BYTES "
+                            "(1 MiB) as UTF-8 JSON",
+                        },
+                        "queue": {**_NAME, "type": ["string", "null"]},
+                        "priority": {
+                            "type": ["integer", "null"],
+                            "minimum": 0,
+                            "maximum": 9,
+                        },
+                        "delay": {
+                            "type": ["number", "null"],
+                            "minimum": 0,
+                            "maximum": validation.MAX_DELAY_SECONDS,
+                        },
+                        "at": {"type": ["string", "null"], "format": "date-time"},
+                        "idempotency_key": {
+                            "type": ["string", "null"],
+                            "minLength": 1,
+                            "maxLength": validation.MAX_IDEMPOTENCY_KEY,
+                            "pattern": "^[ -~]+$",  # printable ASCII
+                        },
+                        "max_retries": {
+                            "type": ["integer", "null"],
+                            "minimum": 0,
+                            "maximum": validation.MAX_RETRIES_LIMIT,
+                        },
                     },
                 },
                 "Submitted": {

@@ -55,7 +55,15 @@ def org(value: object) -> str:
     return name(value, "org")
 
 
+def _whole(value: object) -> object:
+    """3.0 as 3: JSON does not tell them apart, and JSON Schema calls both integers."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
 def priority(value: object) -> int:
+    value = _whole(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
         raise InvalidInput(
             f"priority: {shown(value)} is not a whole number from 0 to 9"
@@ -66,6 +74,7 @@ def priority(value: object) -> int:
 def max_retries(value: object) -> int | None:
     if value is None:
         return None
+    value = _whole(value)
     if (
         isinstance(value, bool)
         or not isinstance(value, int)
@@ -94,16 +103,18 @@ def idempotency_key(value: object) -> str | None:
     if (
         not isinstance(value, str)
         or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY
+        or not value.isascii()
         or not value.isprintable()
     ):
         raise InvalidInput(
             f"idempotency_key: {shown(value)} must be 1-{MAX_IDEMPOTENCY_KEY} "
-            "printable characters"
+            "printable ASCII characters"
         )
     return value
 
 
 def limit(value: object, field: str = "limit", maximum: int = 10_000) -> int:
+    value = _whole(value)
     if (
         isinstance(value, bool)
         or not isinstance(value, int)

@@ -1,0 +1,48 @@
+"""S22 and T10: schemathesis against ``/openapi.json``, in process.
+
+Every route gets requests generated from its schema, valid and invalid
+(up to 150 per operation, deterministic). Each answer must be
+what the document promises (status, content type, body schema); no request
+gets a server error; a valid request is never refused and an invalid one is
+never accepted; and a refused request leaves every store file as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import schemathesis
+
+from asyncjobs import Client
+from asyncjobs.wsgi import App
+
+from .conftest import data_files, sha256_of
+
+pytestmark = pytest.mark.slow
+
+# schemathesis builds its tests when this module is collected, so the app
+# and its store exist from then on, in a folder of their own.
+FOLDER = Path(tempfile.mkdtemp(prefix="asyncjobs-openapi-"))
+STORE = FOLDER / "store.v1.json"
+CLIENT = Client(STORE)
+CLIENT.init_store()
+schema = schemathesis.openapi.from_wsgi("/openapi.json", App(CLIENT))
+schema.config.generation.update(max_examples=150, deterministic=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_the_store():
+    yield
+    CLIENT.close()
+    shutil.rmtree(FOLDER, ignore_errors=True)
+
+
+@schema.parametrize()
+def test_every_route_answers_as_its_document_says(case):
+    before = sha256_of(*data_files(STORE))
+    response = case.call_and_validate()
+    if response.status_code >= 400:
+        assert sha256_of(*data_files(STORE)) == before
