@@ -31,3 +31,14 @@ def under_strace(
 
 def asyncjobs_cmd(store: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "asyncjobs", "--store", str(store), *args]
+
+
+def worker_process(store: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    """A worker of the test task app in its own process group (kill it with killpg)."""
+    return subprocess.Popen(
+        asyncjobs_cmd(store, "worker", "--app", "jobsapp:tasks")
+        + ["--poll-seconds", "0.05", "--log-level", "error", *args],
+        env=env,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )

@@ -33,6 +33,8 @@ import pytest
 from asyncjobs import Client
 from asyncjobs.clock import parse_iso
 
+from .injection import worker_process
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,29 +46,7 @@ LEASE = 2.0
 
 
 def start_worker(store: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "asyncjobs",
-            "--store",
-            str(store),
-            "worker",
-            "--app",
-            "jobsapp:tasks",
-            "-c",
-            "2",
-            "--lease-seconds",
-            str(LEASE),
-            "--poll-seconds",
-            "0.05",
-            "--log-level",
-            "error",
-        ],
-        env=env,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return worker_process(store, env, "-c", "2", "--lease-seconds", str(LEASE))
 
 
 def helper(env: dict[str, str], *args: str) -> subprocess.Popen:

@@ -24,6 +24,7 @@ import pytest
 from asyncjobs import Client
 from asyncjobs.store import JsonFileStore
 
+from .injection import worker_process
 from .test_http import fetch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,23 +130,7 @@ def test_a_server_taking_16_concurrent_posts_beside_two_workers_loses_nothing(
         **os.environ,
         "PYTHONPATH": f"{Path(__file__).parent / 'apps'}{os.pathsep}{ROOT}",
     }
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "asyncjobs", "--store", str(store_path), "worker"]
-            + [
-                "--app",
-                "jobsapp:tasks",
-                "--poll-seconds",
-                "0.05",
-                "--log-level",
-                "error",
-            ],
-            env=env,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for _ in range(2)
-    ]
+    workers = [worker_process(store_path, env) for _ in range(2)]
     created: list[str] = []
 
     def post(n: int) -> None:

@@ -137,6 +137,23 @@ def test_a_compaction_killed_at_any_syscall_changes_nothing(tmp_path):
     assert kills >= 4
 
 
+def cleanup_cmd(store: Path, *more: str) -> list[str]:
+    """A live cleanup that expires everything, with its artifact beside the store."""
+    return asyncjobs_cmd(
+        store,
+        "cleanup",
+        "--results-ttl-seconds",
+        "60",
+        "--events-ttl-seconds",
+        "60",
+        *more,
+        "--now",
+        "2099-01-01T00:00:00Z",
+        "--output-json",
+        str(store.parent / "audit" / "cleanup.json"),
+    )
+
+
 def _finished_jobs(store: Path) -> None:
     tasks = load_app("jobsapp:tasks")
     with Client(store) as client:
@@ -149,20 +166,7 @@ def test_a_cleanup_killed_at_any_syscall_deletes_all_or_nothing(tmp_path, monkey
     monkeypatch.syspath_prepend(str(APPS))
 
     def command(store: Path) -> list[str]:
-        return asyncjobs_cmd(
-            store,
-            "cleanup",
-            "--results-ttl-seconds",
-            "60",
-            "--events-ttl-seconds",
-            "60",
-            "--notifications-ttl-seconds",
-            "60",
-            "--now",
-            "2099-01-01T00:00:00Z",
-            "--output-json",
-            str(store.parent / "audit" / "cleanup.json"),
-        )
+        return cleanup_cmd(store, "--notifications-ttl-seconds", "60")
 
     def check(store: Path, proc: subprocess.CompletedProcess) -> None:
         assert_sound(store)
@@ -249,18 +253,7 @@ def test_a_hundred_cleanups_killed_at_random_moments_delete_all_or_nothing(
         return folder / "store.v1.json"
 
     def command(store: Path) -> list[str]:
-        return asyncjobs_cmd(
-            store,
-            "cleanup",
-            "--results-ttl-seconds",
-            "60",
-            "--events-ttl-seconds",
-            "60",
-            "--now",
-            "2099-01-01T00:00:00Z",
-            "--output-json",
-            str(store.parent / "audit" / "cleanup.json"),
-        )
+        return cleanup_cmd(store)
 
     store = fresh(0)
     started = time.perf_counter()

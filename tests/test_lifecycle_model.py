@@ -30,10 +30,10 @@ from hypothesis.stateful import (
 
 from asyncjobs import Client
 from asyncjobs.clock import FixedClock
-from asyncjobs.records import WorkerInfo
 from asyncjobs.tasks import TaskRegistry
 
 from .conftest import data_files, sha256_of
+from .test_claiming import make_worker
 
 MAX_RETRIES = 2
 LEASE = 10.0
@@ -46,21 +46,6 @@ tasks = TaskRegistry()
 def m() -> None: ...
 
 
-def worker(name: str) -> WorkerInfo:
-    stamp = "2026-11-01T12:00:00.000000Z"
-    return WorkerInfo(
-        worker_id=f"wrk_{name}",
-        host="h",
-        pid=1,
-        queues=["default"],
-        concurrency=1,
-        started_at=stamp,
-        last_seen_at=stamp,
-        heartbeat_seconds=LEASE / 3,
-        lease_seconds=LEASE,
-    )
-
-
 class Lifecycle(RuleBasedStateMachine):
     @initialize()
     def open(self) -> None:
@@ -68,7 +53,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.path = self.folder / "store.v1.json"
         self.clock = FixedClock("2026-11-01T12:00:00Z")
         self.client = Client(self.path, clock=self.clock)
-        self.worker = worker("w")
+        self.worker = make_worker(self.client, "w", lease=LEASE)
         self.jobs: dict[str, dict] = {}  # job_id -> the model of that job
         self.tokens: dict[str, object] = {}  # running job -> its live token
         self.stale: list = []  # tokens whose lease expired
@@ -155,7 +140,9 @@ class Lifecycle(RuleBasedStateMachine):
     @rule()
     def leases_expire(self) -> None:
         self.clock.advance(LEASE + 1)
-        self.client.exchange(worker("rescuer"), [], want=0, registry=tasks)
+        self.client.exchange(
+            make_worker(self.client, "rescuer", lease=LEASE), [], want=0, registry=tasks
+        )
         for job_id in list(self.tokens):
             self.stale.append(self.tokens[job_id])
             self._attempt_ends(job_id, ok=False)
@@ -192,6 +179,8 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(dry_run=st.booleans(), ttl=st.sampled_from([0, 5, 3600]))
     def cleanup(self, dry_run: bool, ttl: int) -> None:
         self.clock.advance(1)
+        # The worker keeps beating while time passes, as a real one would.
+        assert self.client.heartbeat(self.worker, list(self.tokens.values())) == []
         terminal = {j for j, m in self.jobs.items() if m["status"] in TERMINAL}
         with self.client.store.read() as tx:
             owner = {

@@ -22,6 +22,8 @@ import pytest
 
 from asyncjobs import Client
 
+from .injection import worker_process
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,23 +60,7 @@ def test_writers_workers_folds_audits_and_readers_together_lose_nothing(tmp_path
         helper(str(HELPERS / "busy.py"), str(store), str(stop), role)
         for role in ("compactor", "auditor", "reader", "reader")
     ]
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "asyncjobs", "--store", str(store), "worker"]
-            + [
-                "--app",
-                "jobsapp:tasks",
-                "--poll-seconds",
-                "0.05",
-                "--log-level",
-                "error",
-            ],
-            env=env,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for _ in range(2)
-    ]
+    workers = [worker_process(store, env) for _ in range(2)]
     go.touch()
     submitted = []
     try:

@@ -24,6 +24,8 @@ import pytest
 from asyncjobs import Client
 from asyncjobs.clock import parse_iso, to_iso
 
+from .injection import worker_process
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,23 +53,7 @@ def test_cleanups_under_load_delete_only_old_records_of_finished_jobs(tmp_path):
         for n in range(2)
     ]
     go.touch()
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "asyncjobs", "--store", str(store), "worker"]
-            + [
-                "--app",
-                "jobsapp:tasks",
-                "--poll-seconds",
-                "0.05",
-                "--log-level",
-                "error",
-            ],
-            env=env,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for _ in range(2)
-    ]
+    workers = [worker_process(store, env) for _ in range(2)]
     deleted_total = 0
     counters_seen: dict[str, int] = {}
     try:
