@@ -169,3 +169,65 @@ def test_a_server_taking_16_concurrent_posts_beside_two_workers_loses_nothing(
             submitted_total = tx.get("counters", "jobs_submitted_total")["value"]
     assert set(jobs) == set(created) and submitted_total == 400
     assert {j["status"] for j in jobs.values()} == {"completed"}
+
+
+def test_eight_processes_racing_with_one_idempotency_key_make_one_job(tmp_path):
+    """S17: exactly one job; the seven others are told it was deduplicated."""
+    store, go = tmp_path / "store.v1.json", tmp_path / "go"
+    procs = [
+        start(
+            "barrier_submitter.py",
+            str(store),
+            str(go),
+            "acme",
+            "1",
+            env={"ASYNCJOBS_SUBMIT_KEY": "nightly-2026-11-23"},
+        )
+        for _ in range(8)
+    ]
+    go.touch()
+    answers = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        answers.append(tuple(out.split()))
+    assert len({job_id for job_id, _ in answers}) == 1
+    assert sorted(flag for _, flag in answers) == ["False"] + ["True"] * 7
+    with Client(store) as client:
+        assert len(client.list_jobs(org="acme")) == 1
+
+
+def test_a_long_job_with_heartbeats_is_never_stolen_on_starved_cores(tmp_path):
+    """S12: a 12 s job, a 3 s lease, both cores pinned by busy loops."""
+    store = tmp_path / "store.v1.json"
+    runs = tmp_path / "runs.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{Path(__file__).parent / 'apps'}{os.pathsep}{ROOT}",
+        "ASYNCJOBS_TEST_RUNS": str(runs),
+    }
+    with Client(store) as client:
+        job = client.submit("sleep", org="acme", payload={"seconds": 12})
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)
+    ]
+    workers = [worker_process(store, env, "--lease-seconds", "3") for _ in range(2)]
+    try:
+        with Client(store) as client:
+            deadline = time.monotonic() + 90
+            while client.get_job(job.job_id, org="acme").status != "completed":
+                assert time.monotonic() < deadline, "the long job did not finish"
+                time.sleep(0.2)
+            events = [e.event_type for e in client.events(job.job_id, org="acme")]
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+        for proc in workers:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    assert "async.job.lease_expired" not in events
+    assert [line.split()[3] for line in runs.read_text().splitlines()] == [
+        "start",
+        "end",
+    ]
