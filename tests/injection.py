@@ -42,3 +42,14 @@ def worker_process(store: Path, env: dict[str, str], *args: str) -> subprocess.P
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def helper_process(env: dict[str, str], *args: str) -> subprocess.Popen:
+    """A Python helper process with piped, text output."""
+    return subprocess.Popen(
+        [sys.executable, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -23,7 +23,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -33,7 +32,7 @@ import pytest
 from asyncjobs import Client
 from asyncjobs.clock import parse_iso
 
-from .injection import worker_process
+from .injection import helper_process, worker_process
 
 pytestmark = pytest.mark.slow
 
@@ -47,16 +46,6 @@ LEASE = 2.0
 
 def start_worker(store: Path, env: dict[str, str]) -> subprocess.Popen:
     return worker_process(store, env, "-c", "2", "--lease-seconds", str(LEASE))
-
-
-def helper(env: dict[str, str], *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def chaos_run(tmp_path: Path, *, jobs: int, load: bool) -> dict:
@@ -89,7 +78,7 @@ def chaos_run(tmp_path: Path, *, jobs: int, load: bool) -> dict:
         submitters: list[subprocess.Popen] = []
         if load:  # submitters, a folder, an auditor and readers alongside
             submitters = [
-                helper(
+                helper_process(
                     env,
                     str(HELPERS / "barrier_submitter.py"),
                     str(store),
@@ -104,7 +93,9 @@ def chaos_run(tmp_path: Path, *, jobs: int, load: bool) -> dict:
             # process re-read the snapshot, so a tight loop of them would
             # measure little else.
             others = [
-                helper(env, str(HELPERS / "busy.py"), str(store), str(stop), *role)
+                helper_process(
+                    env, str(HELPERS / "busy.py"), str(store), str(stop), *role
+                )
                 for role in (
                     ("compactor", "2"),
                     ("auditor", "2"),

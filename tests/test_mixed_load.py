@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,7 +20,7 @@ import pytest
 
 from asyncjobs import Client
 
-from .injection import worker_process
+from .injection import helper_process, worker_process
 
 pytestmark = pytest.mark.slow
 
@@ -39,25 +37,21 @@ def test_writers_workers_folds_audits_and_readers_together_lose_nothing(tmp_path
         "ASYNCJOBS_TEST_RUNS": str(tmp_path / "runs.log"),
     }
 
-    def helper(*args: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
     with Client(store) as client:
         client.init_store()
     submitters = [
-        helper(
-            str(HELPERS / "barrier_submitter.py"), str(store), str(go), f"o{n}", "300"
+        helper_process(
+            env,
+            str(HELPERS / "barrier_submitter.py"),
+            str(store),
+            str(go),
+            f"o{n}",
+            "300",
         )
         for n in range(4)
     ]
     busy = [
-        helper(str(HELPERS / "busy.py"), str(store), str(stop), role)
+        helper_process(env, str(HELPERS / "busy.py"), str(store), str(stop), role)
         for role in ("compactor", "auditor", "reader", "reader")
     ]
     workers = [worker_process(store, env) for _ in range(2)]

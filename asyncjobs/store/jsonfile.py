@@ -65,6 +65,7 @@ COMPACT_MIN_BYTES = 4 << 20
 LARGE_COMMIT_BYTES = 64 << 20
 LARGE_COMMIT_RECORDS = 200_000  # deleting over half of this, and of the store
 _DELETED = object()
+_NO_CHANGES: dict[str, Any] = {}  # read-only stand-in for a kind not changed
 
 
 class JsonFileStore(Store):
@@ -561,12 +562,13 @@ class JsonFileStore(Store):
         written = loads(dumps({kind: self._state.get(kind, {}) for kind in KINDS}))
         for kind in KINDS:
             loaded = self._state.get(kind, {})
+            mine = canonical(loaded)
             for name, other in (
                 ("a plain replay", expected[kind]),
                 ("a rewrite", written[kind]),
             ):
                 # Compared as JSON, so that 2**70 and its float are not "equal".
-                if canonical(loaded) != canonical(other):
+                if mine != canonical(other):
                     keys = sorted(
                         k
                         for k in loaded.keys() | other.keys()
@@ -624,7 +626,7 @@ class _JsonTransaction(Transaction):
         return self._store._generation
 
     def get(self, kind: str, key: str) -> Record | None:
-        change = self.changes.get(kind, {}).get(key)
+        change = self.changes.get(kind, _NO_CHANGES).get(key)
         if change is not None:
             return None if change is _DELETED else change
         return self._store._records(kind).get(key)
@@ -649,7 +651,7 @@ class _JsonTransaction(Transaction):
 
     def scan(self, kind: str) -> Iterator[Record]:
         records = self._store._records(kind)
-        pending = self.changes.get(kind, {})
+        pending = self.changes.get(kind, _NO_CHANGES)
         for key, record in records.items():
             if key not in pending:
                 yield record
@@ -660,7 +662,7 @@ class _JsonTransaction(Transaction):
     def find(self, index: str, value: Any) -> list[Record]:
         kind, value_of = INDEXES[index]
         keys = set(self._store._lookup(index, value))
-        for key, record in self.changes.get(kind, {}).items():
+        for key, record in self.changes.get(kind, _NO_CHANGES).items():
             if record is not _DELETED and value_of(record) == value:
                 keys.add(key)
             else:
@@ -698,7 +700,7 @@ class _JsonTransaction(Transaction):
                     i += 1  # changed in this transaction only: look further
         # Jobs this transaction made runnable (a retry, a rescued lease) are
         # not in the index until it commits.
-        for record in self.changes.get("jobs", {}).values():
+        for record in self.changes.get("jobs", _NO_CHANGES).values():
             if (
                 record is _DELETED
                 or record.get("status") != "queued"
@@ -721,7 +723,7 @@ class _JsonTransaction(Transaction):
     def count(self, kind: str) -> int:
         records = self._store._records(kind)
         total = len(records)
-        for key, record in self.changes.get(kind, {}).items():
+        for key, record in self.changes.get(kind, _NO_CHANGES).items():
             if record is _DELETED:
                 total -= key in records
             else:
