@@ -17,10 +17,12 @@ ENV = {**os.environ, "PYTHONPATH": f"{APPS}{os.pathsep}{ROOT}"}
 
 
 def under_strace(
-    syscall: str, fault: str, command: list[str]
+    syscall: str, fault: str, command: list[str], *, path: Path | None = None
 ) -> subprocess.CompletedProcess:
+    """Run ``command`` with the fault injected; with ``path``, only into calls on it."""
+    only = ["-P", str(path)] if path is not None else []
     return subprocess.run(
-        ["strace", "-o", "/dev/null", "-e", f"trace={syscall}"]
+        ["strace", "-o", "/dev/null", *only, "-e", f"trace={syscall}"]
         + ["-e", f"inject={syscall}:{fault}", *command],
         capture_output=True,
         text=True,

@@ -6,14 +6,16 @@ EIO, at its Nth call, once (``when=N``) or from then on (``when=N+``); a
 with one line and print no job id; nothing it reported may be missing; and
 once the fault is gone the next command works and ``store check --strict``
 passes. A short write loop over 200 commits checks that torn lines are never
-taken as data. ``open`` is not injected: the interpreter's own hundreds of
-opens come first, and the first one stops the loader.
+taken as data. ``open`` faults are aimed at one file with ``strace -P``:
+the interpreter's own hundreds of opens come first, and would stop it
+before it ever reached the store.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ from asyncjobs import Client
 from asyncjobs.store import JsonFileStore
 from asyncjobs.store.fileio import FileIO
 
-from .injection import asyncjobs_cmd, under_strace
+from .injection import ENV, asyncjobs_cmd, under_strace
 
 pytestmark = [
     pytest.mark.slow,
@@ -81,6 +83,53 @@ def test_a_failing_disk_fails_the_command_cleanly_and_the_next_one_works(
     assert failures > 0
     with Client(store) as client:  # the fault is gone: the store takes commits
         before.add(client.submit("echo", org="acme").job_id)
+    assert submitted(store) == before
+
+
+@pytest.mark.parametrize("error", ["EIO", "EACCES", "EMFILE"])
+@pytest.mark.parametrize(
+    "target,command",
+    [
+        ("store.v1.json", ("submit", "echo", "--org", "acme")),
+        ("store.v1.json.journal", ("submit", "echo", "--org", "acme")),
+        ("store.v1.json.lock", ("submit", "echo", "--org", "acme")),
+        ("", ("store", "compact")),  # the folder: listed, then fsynced
+    ],
+)
+def test_a_file_that_will_not_open_fails_the_command_cleanly(
+    tmp_path, target, command, error
+):
+    store = tmp_path / "store" / "store.v1.json"
+    with Client(store) as client:  # a snapshot and a journal, both in use
+        before = {client.submit("echo", org="acme").job_id}
+        client.compact()
+        before.add(client.submit("echo", org="acme").job_id)
+    path = store.parent / target if target else store.parent
+    failures = 0
+    for n in range(1, 10):
+        for when in (str(n), f"{n}+"):  # once, then for good
+            proc = under_strace(
+                "openat",
+                f"error={error}:when={when}",
+                asyncjobs_cmd(store, *command),
+                path=path,
+            )
+            if proc.returncode == 0:
+                if command[0] == "submit":
+                    before.add(proc.stdout.strip())
+                continue
+            failures += 1
+            assert proc.returncode == 5, proc.stderr
+            assert proc.stdout == "" and proc.stderr.startswith("error: cannot ")
+            assert proc.stderr.count("\n") == 1 and str(path) in proc.stderr
+            assert submitted(store) == before  # nothing lost, nothing half-done
+        if proc.returncode == 0:
+            break  # the command no longer opens that file that often
+    assert failures > 0
+    proc = subprocess.run(asyncjobs_cmd(store, *command), env=ENV, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    if command[0] == "submit":
+        before.add(proc.stdout.decode().strip())
     assert submitted(store) == before
 
 

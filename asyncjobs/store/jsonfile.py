@@ -127,8 +127,9 @@ class JsonFileStore(Store):
             self._warn_if_others_can_write()
         self._stale = True
         self._state, self._indexes, self._runnable = None, {}, None
-        ident = self._ident()
-        raw = self.io.read(self.path)
+        with _failing("read", self.path):
+            ident = self._ident()
+            raw = self.io.read(self.path)
         extra: list[str] = []
         if raw is None:
             generation, state = 0, {kind: {} for kind in KINDS}
@@ -137,16 +138,13 @@ class JsonFileStore(Store):
             generation, state, extra = parse_snapshot(raw, self.path)
             self._snapshot_bytes = len(raw)
             del raw  # the parsed state replaces it: do not hold both
-        if self._journal_fd is None and self.io.exists(self.journal_path):
-            try:
-                self._journal_fd = self.io.open_append(self.journal_path)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot open {self.journal_path}: {exc.strerror}"
-                ) from exc
         data = b""
-        if self._journal_fd is not None:
-            data = self.io.pread(self._journal_fd, self.io.size(self._journal_fd), 0)
+        with _failing("open", self.journal_path):
+            if self._journal_fd is None and self.io.exists(self.journal_path):
+                self._journal_fd = self.io.open_append(self.journal_path)
+            if self._journal_fd is not None:
+                size = self.io.size(self._journal_fd)
+                data = self.io.pread(self._journal_fd, size, 0)
         journal = parse_journal(data, generation, self.journal_path)
         for entry in journal.entries:
             problem = entry_problem(entry)
@@ -167,7 +165,10 @@ class JsonFileStore(Store):
 
     def _warn_if_others_can_write(self) -> None:
         """A folder others can write to lets them replace the store: say so once."""
-        st = self.io.stat(self.folder)
+        try:
+            st = self.io.stat(self.folder)
+        except OSError:
+            return  # reading the store itself reports what is wrong
         if st is not None and st.st_mode & 0o022 and not st.st_mode & 0o1000:
             log.warning(
                 "%s is writable by other users, who could replace the store; "
@@ -177,22 +178,25 @@ class JsonFileStore(Store):
 
     def _catch_up(self) -> None:
         """Apply what other processes committed since this one last looked."""
-        if self._stale or self._state is None or self._ident() != self._snapshot_ident:
+        with _failing("read", self.path):
+            moved = self._ident() != self._snapshot_ident
+        if self._stale or self._state is None or moved:
             self._load()
             return
         if self._journal_fd is None:
             if self.io.exists(self.journal_path):
                 self._load()
             return
-        size = self.io.size(self._journal_fd)
-        if size == self._journal_offset:
-            return
-        if size < self._journal_offset:
-            self._load()  # another process compacted and truncated
-            return
-        data = self.io.pread(
-            self._journal_fd, size - self._journal_offset, self._journal_offset
-        )
+        with _failing("read", self.journal_path):
+            size = self.io.size(self._journal_fd)
+            if size == self._journal_offset:
+                return
+            if size < self._journal_offset:
+                self._load()  # another process compacted and truncated
+                return
+            data = self.io.pread(
+                self._journal_fd, size - self._journal_offset, self._journal_offset
+            )
         pos = 0
         while pos < len(data):
             end = data.find(b"\n", pos)
@@ -303,7 +307,8 @@ class JsonFileStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        self.io.makedirs(self.folder)
+        with _failing("create", self.folder):
+            self.io.makedirs(self.folder)
         with self._lock:
             self._catch_up()
             tx = _JsonTransaction(self, writable=True)
@@ -493,10 +498,12 @@ class JsonFileStore(Store):
 
     def compact(self) -> dict[str, Any]:
         """Fold the journal into a new snapshot."""
-        self.io.makedirs(self.folder)
+        with _failing("create", self.folder):
+            self.io.makedirs(self.folder)
         with self._lock:
             self._catch_up()
-            self.io.remove_stale_temps(self.folder, os.path.basename(self.path))
+            with _failing("clean up", self.folder):
+                self.io.remove_stale_temps(self.folder, os.path.basename(self.path))
             return self._compact_locked()
 
     def export(self) -> dict[str, Any]:
@@ -550,9 +557,12 @@ class JsonFileStore(Store):
         """Compare the loaded state with a plain replay, and with its own round trip."""
         assert self._state is not None
         journal = b""
-        if self._journal_fd is not None:
-            journal = self.io.pread(self._journal_fd, self.io.size(self._journal_fd), 0)
-        generation, expected = reference_replay(self.io.read(self.path), journal)
+        with _failing("read", self.path):
+            if self._journal_fd is not None:
+                size = self.io.size(self._journal_fd)
+                journal = self.io.pread(self._journal_fd, size, 0)
+            snapshot = self.io.read(self.path)
+        generation, expected = reference_replay(snapshot, journal)
         problems = []
         if generation != self._generation:
             problems.append(
@@ -589,6 +599,15 @@ class JsonFileStore(Store):
             self._journal_fd = None
         self._lock.close()
         self._state, self._indexes, self._stale = None, {}, True
+
+
+@contextmanager
+def _failing(verb: str, path: str) -> Iterator[None]:
+    """Turn an OSError into a StoreError naming the file (exit 5, one line)."""
+    try:
+        yield
+    except OSError as exc:
+        raise StoreError(f"cannot {verb} {path}: {exc.strerror or exc}") from exc
 
 
 _RUNNABLE_FIELDS = ("queue", "priority", "org_id", "task", "run_after", "created_at")

@@ -47,11 +47,12 @@ class StoreLock:
             self._thread_lock = threading.RLock()
         if self._fd is None:
             try:
-                self._fd = os.open(
-                    self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600
-                )
-            except PermissionError:
-                self._fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+                try:
+                    self._fd = os.open(
+                        self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600
+                    )
+                except PermissionError:  # a reader of a store it cannot write
+                    self._fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
             except OSError as exc:
                 raise StoreError(
                     f"cannot open lock file {self.path}: {exc.strerror}"
