@@ -320,6 +320,81 @@ def test_a_snapshot_that_is_not_ours_stops_commands_with_exit_5(
     assert sha256_of(*data_files(store_path)) == before
 
 
+@pytest.mark.parametrize("tail", [b"\n", b""], ids=["a line", "a tail"])
+def test_a_journal_line_over_the_cap_stops_commands_quickly(store_path, console, tail):
+    with JsonFileStore(store_path) as store:
+        put_jobs(store, "a")
+    body = json.dumps(
+        {"g": 2, "b": 0, "put": {"jobs": {"b": job("b", note="x" * (17 << 20))}}}
+    ).encode()
+    with open(journal(store_path), "ab") as f:  # a good checksum, but 17 MiB
+        f.write(b"%08x %s%s" % (zlib.crc32(body), body, tail))
+    before = sha256_of(*store_files(store_path))
+    for command in (["status", "a", "--org", "acme"], ["store", "check"]):
+        started = time.monotonic()
+        outcome = console(*command)
+        assert time.monotonic() - started < 5
+        assert outcome.exit_code == 5 and outcome.stderr.count("\n") == 1
+        assert f"{store_path}.journal: line 2 is longer than the 16 MiB" in (
+            outcome.stderr
+        )
+    assert sha256_of(*store_files(store_path)) == before
+
+
+def someone_elses(path: Path) -> Path:
+    """A store snapshot that another user owns (root hands one to nobody)."""
+    if os.geteuid() != 0:
+        return Path("/etc/hostname")  # root's, and not ours to touch
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"schema": "store.v1", "generation": 0}')
+    os.chown(path, 65534, 65534)
+    return path
+
+
+def test_a_store_symlinked_to_another_users_file_is_refused(
+    tmp_path, store_path, console
+):
+    target = someone_elses(tmp_path / "victim" / "store.v1.json")
+    link = store_path  # where the commands look
+    link.parent.mkdir()
+    link.symlink_to(target)
+    folder = sorted(target.parent.iterdir())
+    before = sha256_of(target)
+    for command in (["submit", "echo", "--org", "acme"], ["store", "compact"]):
+        outcome = console(*command)
+        assert outcome.exit_code == 5 and outcome.stderr.count("\n") == 1
+        assert f"{link} is a symlink to {target}, and another user" in outcome.stderr
+    assert sha256_of(target) == before and sorted(target.parent.iterdir()) == folder
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a link to another user")
+def test_a_symlink_another_user_planted_is_not_followed(tmp_path, console):
+    target = tmp_path / "mine" / "store.v1.json"
+    with JsonFileStore(target) as store:
+        put_jobs(store, "a")
+    link = tmp_path / "shared" / "store.v1.json"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    os.lchown(link, 65534, 65534)
+    before = sha256_of(*store_files(target))
+    outcome = console("--store", str(link), "store", "compact")
+    assert outcome.exit_code == 5 and "another user (uid 65534)" in outcome.stderr
+    assert sha256_of(*store_files(target)) == before
+
+
+def test_a_store_symlinked_to_ones_own_file_is_used_by_its_real_path(tmp_path):
+    target = tmp_path / "real" / "store.v1.json"
+    link = tmp_path / "store.v1.json"
+    target.parent.mkdir()
+    link.symlink_to(target)
+    with JsonFileStore(link) as store:
+        put_jobs(store, "a")
+        store.compact()
+        put_jobs(store, "b")
+    assert link.is_symlink() and job_keys(target) == {"a", "b"}
+    assert journal(target).exists() and not journal(link).exists()
+
+
 # -- the lock ------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import stat
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,6 +44,7 @@ from ..errors import StoreCorrupt, StoreError
 from .base import INDEXES, KINDS, Record, Store, Transaction, Verification
 from .fileio import FileIO
 from .jsonformat import (
+    MAX_LINE_BYTES,
     SCHEMA,
     Journal,
     canonical,
@@ -62,7 +64,7 @@ log = logging.getLogger(__name__)
 COMPACT_MIN_BYTES = 4 << 20
 # A transaction larger than this commits as a new snapshot instead of a
 # journal line (a cleanup of 100,000 jobs, say): same atomicity, no giant line.
-LARGE_COMMIT_BYTES = 64 << 20
+LARGE_COMMIT_BYTES = MAX_LINE_BYTES
 LARGE_COMMIT_RECORDS = 200_000  # deleting over half of this, and of the store
 _DELETED = object()
 _NO_CHANGES: dict[str, Any] = {}  # read-only stand-in for a kind not changed
@@ -82,8 +84,7 @@ class JsonFileStore(Store):
     ) -> None:
         from .lock import StoreLock
 
-        # A symlinked store is resolved once, here, and used by its real path.
-        self.path = os.path.realpath(os.fspath(path))
+        self.path = _resolve(os.fspath(path))
         self.url = self.path
         self.folder = os.path.dirname(self.path)
         self.journal_path = self.path + ".journal"
@@ -199,8 +200,11 @@ class JsonFileStore(Store):
             )
         pos = 0
         while pos < len(data):
-            end = data.find(b"\n", pos)
+            end = data.find(b"\n", pos, pos + MAX_LINE_BYTES + 1)
             if end < 0:
+                if len(data) - pos > MAX_LINE_BYTES:
+                    self._load()  # not a line of ours: _load says what is wrong
+                    return
                 break
             entry = decode_line(data[pos:end])
             if (
@@ -599,6 +603,34 @@ class JsonFileStore(Store):
             self._journal_fd = None
         self._lock.close()
         self._state, self._indexes, self._stale = None, {}, True
+
+
+def _resolve(path: str) -> str:
+    """The store's real path, resolved once: it is used by that path from then on.
+
+    A symlink is followed only when the link and its target (if it exists)
+    belong to the user running this: otherwise whoever planted it would
+    choose which file a compaction replaces. Raises StoreError.
+    """
+    real = os.path.realpath(path)
+    try:
+        link = os.lstat(path)
+        if not stat.S_ISLNK(link.st_mode):
+            return real
+        owners = {link.st_uid}
+        if os.path.lexists(real):
+            owners.add(os.stat(real).st_uid)
+    except FileNotFoundError:
+        return real  # a new store: nothing to follow yet
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    others = owners - {os.geteuid()}
+    if others:
+        raise StoreError(
+            f"{path} is a symlink to {real}, and another user (uid "
+            f"{min(others)}) owns the link or its target: not following it"
+        )
+    return real
 
 
 @contextmanager

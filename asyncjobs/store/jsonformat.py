@@ -28,6 +28,9 @@ from ..validation import check_integers
 from .base import KINDS, Record
 
 SCHEMA = "store.v1"
+# No line this version writes is longer: a larger transaction commits as a
+# new snapshot. A longer line (or a tail without a newline) is not ours.
+MAX_LINE_BYTES = 16 << 20
 
 
 def fsync_setting() -> bool:
@@ -164,10 +167,15 @@ def parse_journal(data: bytes, snapshot_generation: int, name: str) -> Journal:
     generation = snapshot_generation
     pos, line_no, size = 0, 0, len(data)
     while pos < size:
-        end = data.find(b"\n", pos)
-        if end < 0:
-            break  # a cut last line: the torn tail
+        end = data.find(b"\n", pos, pos + MAX_LINE_BYTES + 1)
         line_no += 1
+        if end < 0:
+            if size - pos > MAX_LINE_BYTES:
+                raise StoreCorrupt(
+                    f"{name}: line {line_no} is longer than the {MAX_LINE_BYTES >> 20} "
+                    "MiB a journal line may hold"
+                )
+            break  # a cut last line: the torn tail
         entry = decode_line(data[pos:end])
         if entry is None:
             if _has_good_line(data, end + 1):
