@@ -3,7 +3,8 @@
 3,000 short jobs, 3 workers (concurrency 2, lease 2 s). A nemesis picks a
 worker every 1 to 2.5 s and either SIGKILLs its process group and starts a
 new one, or SIGSTOPs it for longer than the lease and then lets it go on
-(its stale outcomes must be refused: fencing). Each run of a task appends
+(its stale outcomes must be refused: fencing), or has a rogue process hold
+the store lock for longer than the lease (no heartbeat gets through). Each run of a task appends
 ``<job> <attempt> <pid> start|end <time>`` to a history file. After the
 drain, the checker compares the history with the store:
 
@@ -114,23 +115,35 @@ def chaos_run(tmp_path: Path, *, jobs: int, load: bool) -> dict:
                 )
 
         workers = [start_worker(store, env) for _ in range(3)]
-        kills = pauses = 0
+        kills = pauses = lock_holds = 0
         deadline = time.monotonic() + 170
         try:
             while unfinished() or any(p.poll() is None for p in submitters):
                 assert time.monotonic() < deadline, f"{unfinished()} unfinished"
                 time.sleep(rng.uniform(1.0, 2.5))
                 n = rng.randrange(len(workers))
-                if rng.random() < 0.7:
+                roll = rng.random()
+                if roll < 0.6:
                     os.killpg(workers[n].pid, signal.SIGKILL)
                     workers[n].wait()
                     workers[n] = start_worker(store, env)
                     kills += 1
-                else:
+                elif roll < 0.85:
                     os.killpg(workers[n].pid, signal.SIGSTOP)
                     time.sleep(LEASE + 1.0)  # its leases expire meanwhile
                     os.killpg(workers[n].pid, signal.SIGCONT)
                     pauses += 1
+                else:
+                    # A rogue process sits on the store lock past every lease:
+                    # no heartbeat gets through, every running job's lease ends.
+                    holder = helper_process(
+                        env, str(HELPERS / "hold_lock.py"), f"{store}.lock"
+                    )
+                    assert holder.stdout.readline().strip() == "held"
+                    time.sleep(LEASE + 1.0)
+                    holder.kill()
+                    holder.communicate()
+                    lock_holds += 1
             for proc in submitters:
                 out, err = proc.communicate(timeout=60)
                 assert proc.returncode == 0, err
@@ -190,6 +203,7 @@ def chaos_run(tmp_path: Path, *, jobs: int, load: bool) -> dict:
         "jobs": len(submitted),
         "kills": kills,
         "pauses": pauses,
+        "lock_holds": lock_holds,
         "attempts": sum(starts.values()),
         "acknowledged": len(submitted),
         "lost": sum(1 for j in submitted if jobs_by_id[j]["status"] != "completed"),
@@ -228,6 +242,7 @@ def chaos_run(tmp_path: Path, *, jobs: int, load: bool) -> dict:
 def test_killed_and_paused_workers_lose_no_job_and_commit_nothing_stale(tmp_path):
     figures = chaos_run(tmp_path, jobs=JOBS, load=False)
     assert figures["kills"] >= 5 and figures["pauses"] >= 2
+    assert figures["lock_holds"] >= 1
 
 
 def test_a_soak_with_every_kind_of_load_and_the_nemesis_keeps_every_promise(tmp_path):
