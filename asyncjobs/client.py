@@ -375,11 +375,14 @@ class Client:
         want: int,
         registry: TaskRegistry | None,
         expire: bool = True,
+        watch: running.LeaseWatch | None = None,
     ) -> tuple[list[Job], list[tuple[Job, Token]]]:
         """One transaction: record finished attempts, rescue expired leases, claim more.
 
         Returns the jobs the outcomes left (None for refused ones are left out)
-        and up to ``want`` newly claimed jobs with their tokens.
+        and up to ``want`` newly claimed jobs with their tokens. With a
+        ``watch`` (a worker keeps one), a lease is rescued only once the
+        watch has seen it unrenewed for a whole lease period as well.
         """
         outcomes = [
             (token, self._store_large_value(token, outcome))
@@ -407,7 +410,13 @@ class Client:
                         },
                     )
             if expire:
-                running.expire_leases(records, registry, now)
+                running.expire_leases(
+                    records,
+                    registry,
+                    now,
+                    watch=watch,
+                    lease_seconds=worker.lease_seconds,
+                )
             claimed = (
                 running.claim(
                     records,

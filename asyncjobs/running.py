@@ -8,7 +8,8 @@ transaction that hands records to the rule modules (``lifecycle``,
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -114,16 +115,60 @@ def _breaker(tx: Any, registry: TaskRegistry, name: str) -> breakers.Breaker:
     )
 
 
+class LeaseWatch:
+    """How long this process has seen each running job's lease go unrenewed.
+
+    Measured on this process's monotonic clock. A lease's end is a wall-clock
+    time that another process wrote; comparing it with this process's wall
+    clock goes wrong when the clocks disagree (a process under ``faketime``)
+    or the wall clock steps (NTP, a resumed VM): every live lease looks
+    over, and live jobs run twice. A lease renewed since changes its end, so
+    it is seen anew; one seen unchanged for the holder's whole lease period
+    really ran out, whatever the wall clocks say.
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._first_seen: dict[tuple[str, int, str | None], float] = {}
+
+    def unrenewed_seconds(self, jobs: Sequence[Job]) -> dict[str, float]:
+        """Seconds since this process first saw each job's current lease."""
+        now = self._monotonic()
+        seen, ages = {}, {}
+        for job in jobs:
+            key = (job.job_id, job.attempts, job.lease_expires_at)
+            first = seen[key] = self._first_seen.get(key, now)
+            ages[job.job_id] = now - first
+        self._first_seen = seen  # leases no longer running are forgotten
+        return ages
+
+
 def expire_leases(
-    records: _Records, registry: TaskRegistry | None, now: datetime
+    records: _Records,
+    registry: TaskRegistry | None,
+    now: datetime,
+    *,
+    watch: LeaseWatch | None = None,
+    lease_seconds: float = 0.0,
 ) -> list[Job]:
-    """Requeue (or fail) every running job whose lease ran out."""
+    """Requeue (or fail) every running job whose lease ran out.
+
+    With a ``watch``, a lease runs out only when the wall clock says so and
+    the watch has also seen it unrenewed for its holder's lease period
+    (``lease_seconds`` when the holder is not registered).
+    """
     tx = records.tx
     expired = []
-    for record in tx.find("jobs_by_status", "running"):
-        job = Job.from_dict(record)
+    running = [Job.from_dict(r) for r in tx.find("jobs_by_status", "running")]
+    unrenewed = watch.unrenewed_seconds(running) if watch is not None else None
+    for job in running:
         if not lifecycle.lease_expired(job, now):
             continue
+        if unrenewed is not None:
+            holder = tx.get("workers", job.worker_id) if job.worker_id else None
+            period = holder.get("lease_seconds", lease_seconds) if holder else None
+            if unrenewed[job.job_id] < (period or lease_seconds):
+                continue
         job, added = lifecycle.expire_lease(job, now=now)
         records.save(job, *added)
         records.bump("leases_expired_total")

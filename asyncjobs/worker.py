@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import clock as clocks
-from . import execution, ids
+from . import execution, ids, running
 from .client import Client
 from .errors import InvalidInput, StoreCorrupt, StoreError
 from .lifecycle import Token
@@ -156,6 +156,7 @@ class Worker:
         self.selector = selectors.DefaultSelector()
         self.outcomes: list[tuple[Token, dict[str, Any]]] = []
         self.lost: set[Token] = set()
+        self.lease_watch = running.LeaseWatch()
         self.claimed_count = 0
         self.processed_count = 0
         self.stop_requested = 0  # 1: graceful, 2: at once
@@ -464,6 +465,7 @@ class Worker:
             want=want,
             registry=self.registry,
             expire=want > 0,
+            watch=self.lease_watch,
         )
         if answer is None:
             return None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -33,7 +34,7 @@ import pytest
 from asyncjobs import Client
 from asyncjobs.clock import parse_iso
 
-from .injection import helper_process, worker_process
+from .injection import asyncjobs_cmd, helper_process, worker_process
 
 pytestmark = pytest.mark.slow
 
@@ -249,3 +250,69 @@ def test_a_soak_with_every_kind_of_load_and_the_nemesis_keeps_every_promise(tmp_
     """T12: the chaos run, plus live submitters, a folding loop, audits and readers."""
     figures = chaos_run(tmp_path, jobs=SOAK_JOBS, load=True)
     assert figures["jobs"] == SOAK_JOBS + 1000 and figures["kills"] >= 3
+
+
+@pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime")
+def test_workers_whose_clocks_disagree_take_no_live_lease(tmp_path):
+    """T6's clock nemesis: one worker 30 s ahead, one 5 s behind, one on time.
+
+    To the one ahead every lease of the others looks over, and the others
+    see the one behind write leases that end in their past. Leases are
+    still only taken once a worker has seen them unrenewed for a whole
+    lease period, so each job runs once: no expiry, no stale outcome.
+    """
+    rng = random.Random(7)
+    store, history = tmp_path / "store.v1.json", tmp_path / "history.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{APPS}{os.pathsep}{ROOT}",
+        "ASYNCJOBS_TEST_RUNS": str(history),
+    }
+    with Client(store) as client:
+        submitted = {
+            job.job_id
+            for job in client.submit_many(
+                [
+                    {
+                        "task": "chaos",
+                        "org": "acme",
+                        "payload": {"ms": rng.randint(0, 3000)},
+                    }
+                    for _ in range(60)
+                ]
+            )
+        }
+        worker = asyncjobs_cmd(store, "worker", "--app", "jobsapp:tasks")
+        worker += ["--poll-seconds", "0.05", "-c", "2", "--lease-seconds", str(LEASE)]
+        workers = [
+            subprocess.Popen(
+                [*skew, *worker],
+                env=env,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            for skew in ([], ["faketime", "-f", "+30s"], ["faketime", "-f", "-5s"])
+        ]
+        deadline = time.monotonic() + 120
+        try:
+            while True:
+                with client.store.read() as tx:
+                    jobs = list(tx.scan("jobs"))
+                    if all(j["status"] == "completed" for j in jobs):
+                        break
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        finally:
+            for proc in workers:
+                os.killpg(proc.pid, signal.SIGTERM)
+            for proc in workers:
+                proc.wait(timeout=30)
+        with client.store.read() as tx:
+            kinds = Counter(e["event_type"] for e in tx.scan("events"))
+            ran = Counter(j["worker_id"] for j in tx.scan("jobs"))
+    assert len(ran) == 3, ran  # each of the three took its share
+    runs = [line.split() for line in history.read_text().splitlines()]
+    starts = Counter(job_id for job_id, _, _, what, _ in runs if what == "start")
+    assert set(starts) == submitted and set(starts.values()) == {1}
+    assert kinds["async.job.lease_expired"] == 0
+    assert kinds["async.job.stale_outcome_refused"] == 0

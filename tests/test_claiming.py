@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from asyncjobs import lifecycle
+from asyncjobs import Client, lifecycle, running
+from asyncjobs.clock import FixedClock
 from asyncjobs.records import WorkerInfo
 from asyncjobs.tasks import TaskRegistry
 
@@ -214,6 +215,37 @@ def test_a_live_lease_is_never_rescued(client, clock):
         assert client.heartbeat(one, [token]) == []
         assert client.exchange(two, [], want=1, registry=tasks)[1] == []
     assert client.get_job(job.job_id, org="acme").attempts == 1
+
+
+def test_a_clock_an_hour_ahead_does_not_take_a_live_lease(client, clock, store_path):
+    """A worker's watch: its wall clock alone cannot end a lease another renews."""
+    client.submit("t", org="acme")
+    holder = make_worker(client, "holder", lease=10)
+    client.register_worker(holder)
+    ((job, token),) = client.exchange(holder, [], want=1, registry=tasks)[1]
+    rescuer = make_worker(client, "rescuer", lease=2)  # a shorter lease of its own
+    monotonic = [100.0]
+    watch = running.LeaseWatch(lambda: monotonic[0])
+    ahead = Client(store_path, clock=FixedClock("2026-11-01T13:00:00Z"))
+
+    def rescue() -> list:
+        return ahead.exchange(rescuer, [], want=1, registry=tasks, watch=watch)[1]
+
+    assert rescue() == []  # every lease looks over to it; the watch starts
+    for _ in range(5):
+        monotonic[0] += 9  # under the holder's 10 s lease each time
+        clock.advance(9)
+        assert rescue() == []
+        assert client.heartbeat(holder, [token]) == []  # renewed: seen anew
+        assert rescue() == []
+    monotonic[0] += 9.9
+    assert rescue() == []  # unrenewed for 9.9 s of the holder's 10 s
+    monotonic[0] += 0.1
+    ((again, _),) = rescue()  # a whole lease period without a renewal: over
+    assert again.job_id == job.job_id and again.attempts == 2
+    types = [e.event_type for e in client.events(job.job_id, org="acme")]
+    assert types.count("async.job.lease_expired") == 1
+    ahead.close()
 
 
 def test_the_same_terminal_transition_twice_makes_one_notification(client):
