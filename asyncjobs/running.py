@@ -130,6 +130,9 @@ class LeaseWatch:
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._monotonic = monotonic
         self._first_seen: dict[tuple[str, int, str | None], float] = {}
+        # Leases the wall clock calls over that the watch has not yet seen
+        # unrenewed long enough: jobs that become runnable within a lease.
+        self.waiting = 0
 
     def unrenewed_seconds(self, jobs: Sequence[Job]) -> dict[str, float]:
         """Seconds since this process first saw each job's current lease."""
@@ -161,6 +164,7 @@ def expire_leases(
     expired = []
     running = [Job.from_dict(r) for r in tx.find("jobs_by_status", "running")]
     unrenewed = watch.unrenewed_seconds(running) if watch is not None else None
+    waiting = 0
     for job in running:
         if not lifecycle.lease_expired(job, now):
             continue
@@ -168,6 +172,7 @@ def expire_leases(
             holder = tx.get("workers", job.worker_id) if job.worker_id else None
             period = holder.get("lease_seconds", lease_seconds) if holder else None
             if unrenewed[job.job_id] < (period or lease_seconds):
+                waiting += 1
                 continue
         job, added = lifecycle.expire_lease(job, now=now)
         records.save(job, *added)
@@ -180,6 +185,8 @@ def expire_leases(
             breaker, event = breakers.on_failure(breaker, config, job, now)
             records.save(breaker, event)
         expired.append(job)
+    if watch is not None:
+        watch.waiting = waiting
     return expired
 
 

@@ -393,8 +393,8 @@ class Worker:
                     self._dispatch(child, job, token)
                 if want and len(claimed) < want and not reported:
                     next_poll = now + self.poll_interval  # nothing more is runnable now
-                    if self.burst and not self._busy():
-                        return
+                    if self.burst and not self._busy() and not self.lease_watch.waiting:
+                        return  # (a lease about to be rescued is runnable soon)
                 else:
                     next_poll = now
             if not self._busy() and not self.outcomes:

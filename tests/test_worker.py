@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncjobs import Client
+from asyncjobs import Client, clock
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = Path(__file__).parent / "apps"
@@ -261,6 +261,24 @@ def test_a_job_whose_worker_was_killed_is_finished_by_another_after_the_lease(
     with client.store.read() as tx:
         assert len(tx.find("results_by_job", job.job_id)) == 1
         assert len(tx.find("notifications_by_job", job.job_id)) == 1
+
+
+def test_a_burst_worker_waits_to_rescue_a_dead_workers_job_then_finishes_it(
+    client, background, burst, runs_file
+):
+    job = client.submit("sleep", org="acme", payload={"seconds": 5}, max_retries=1)
+    first = background("--lease-seconds", "1", "--poll-seconds", "0.1")
+    wait_for(lambda: starts(runs_file)[job.job_id] == 1, what="the first attempt")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    lease_end = client.get_job(job.job_id, org="acme").lease_expires_at
+    wait_for(lambda: clock.to_iso(clock.now()) > lease_end, what="the lease's end")
+    # Nothing is runnable, but the dead worker's lease looks over: a new
+    # worker confirms it for one lease period, and the burst waits for that.
+    proc = burst("--lease-seconds", "1", "--poll-seconds", "0.1", timeout=30)
+    assert proc.returncode == 0
+    done = client.get_job(job.job_id, org="acme")
+    assert done.status == "completed" and done.attempts == 2
 
 
 def test_a_job_that_kills_its_worker_every_time_ends_failed_not_in_a_loop(
