@@ -101,6 +101,16 @@ def store_files(store_path: Path) -> list[Path]:
     return [store_path, Path(f"{store_path}.journal"), Path(f"{store_path}.lock")]
 
 
+def journal_lines(store_path: Path) -> bytes:
+    """The journal's lines: its bytes without the zeros reserved after them."""
+    return Path(f"{store_path}.journal").read_bytes().rstrip(b"\0")
+
+
+def end_journal_with(store_path: Path, tail: bytes) -> None:
+    """Make the journal its lines and then ``tail`` (what a crash or a tool leaves)."""
+    Path(f"{store_path}.journal").write_bytes(journal_lines(store_path) + tail)
+
+
 def data_files(store_path: Path) -> list[Path]:
     """The files that hold records: snapshot and journal (the lock file holds none)."""
     return [store_path, Path(f"{store_path}.journal")]

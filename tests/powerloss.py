@@ -113,6 +113,7 @@ class SimIO(FileIO):
         self.crash_at = crash_at
         self.ops = 0
         self._fds: dict[int, Inode] = {}
+        self._positions: dict[int, int] = {}
         self._next_fd = itertools.count(1000)
         self._temps = itertools.count(1)
 
@@ -149,7 +150,7 @@ class SimIO(FileIO):
 
     # -- writes ---------------------------------------------------------------
 
-    def open_append(self, path: str) -> int:
+    def open_rw(self, path: str) -> int:
         inode = self.fs.names.get(path)
         if inode is None:
             self._tick()
@@ -157,13 +158,20 @@ class SimIO(FileIO):
             self.fs.link(path, inode)
         fd = next(self._next_fd)
         self._fds[fd] = inode
+        self._positions[fd] = 0
         return fd
+
+    def seek(self, fd: int, offset: int) -> None:
+        self._positions[fd] = offset
 
     def write_all(self, fd: int, data: bytes) -> None:
         self._tick()
-        inode = self._fds[fd]
-        inode.pending.append(("write", len(inode.data), bytes(data)))
-        inode.data.extend(data)
+        inode, at = self._fds[fd], self._positions[fd]
+        inode.pending.append(("write", at, bytes(data)))
+        if len(inode.data) < at:
+            inode.data.extend(bytes(at - len(inode.data)))
+        inode.data[at : at + len(data)] = data
+        self._positions[fd] = at + len(data)
         inode.version += 1
 
     def fsync(self, fd: int) -> None:
@@ -183,7 +191,7 @@ class SimIO(FileIO):
 
     def create_temp(self, folder: str, basename: str) -> tuple[int, str]:
         tmp = os.path.join(folder, f".{basename}.{next(self._temps)}.tmp")
-        return self.open_append(tmp), tmp
+        return self.open_rw(tmp), tmp
 
     def unlink(self, path: str) -> None:
         if path in self.fs.names:

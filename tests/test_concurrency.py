@@ -24,6 +24,7 @@ import pytest
 from asyncjobs import Client
 from asyncjobs.store import JsonFileStore
 
+from .conftest import journal_lines
 from .injection import worker_process
 from .test_http import fetch
 
@@ -116,7 +117,7 @@ def test_eight_processes_submit_4000_jobs_with_none_lost_or_doubled(tmp_path):
     # One commit per submit, every one either in the snapshot or a journal line.
     assert generation == 4000
     snapshot = json.loads(store.read_text())["generation"] if store.exists() else 0
-    lines = Path(f"{store}.journal").read_bytes().splitlines()
+    lines = journal_lines(store).splitlines()
     assert [json.loads(line[9:])["g"] for line in lines] == list(
         range(snapshot + 1, 4001)
     )

@@ -24,6 +24,7 @@ from asyncjobs import Client
 from asyncjobs.store import JsonFileStore
 from asyncjobs.store.fileio import FileIO
 
+from .conftest import end_journal_with
 from .injection import ENV, asyncjobs_cmd, under_strace
 
 pytestmark = [
@@ -56,8 +57,7 @@ def test_a_failing_disk_fails_the_command_cleanly_and_the_next_one_works(
     for n in range(1, 30):
         for when in (str(n), f"{n}+"):  # once, then for good
             if syscall == "ftruncate":  # a torn tail the commit must cut first
-                with open(f"{store}.journal", "ab") as f:
-                    f.write(b"0badc0de {")
+                end_journal_with(store, b"0badc0de {")
             proc = faulty(
                 store, syscall, error, when, "submit", "echo", "--org", "acme"
             )

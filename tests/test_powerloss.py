@@ -22,6 +22,8 @@ from .powerloss import Crash, SimFS, SimIO
 SEED = int(os.environ.get("ASYNCJOBS_POWERLOSS_SEED", "20261123"))
 WORKLOADS = int(os.environ.get("ASYNCJOBS_POWERLOSS_WORKLOADS", "50"))
 DISKS_PER_CUT = 3
+# Small, so that commits both extend the journal and overwrite its zeros.
+RESERVE = 600
 KINDS = ("jobs", "events")
 
 
@@ -68,14 +70,18 @@ def run(
     """Run the steps, appending the model of each commit before it starts
     and counting in ``acknowledged[0]`` the commits that returned."""
     state: dict[tuple[str, str], dict] = {}
-    store = JsonFileStore(path, io=io, compact_min_bytes=1500)
+    store = JsonFileStore(
+        path, io=io, compact_min_bytes=1500, journal_reserve_bytes=RESERVE
+    )
     try:
         for step in steps:
             if step[0] == "compact":
                 store.compact()
             elif step[0] == "reopen":
                 store.close()
-                store = JsonFileStore(path, io=io, compact_min_bytes=1500)
+                store = JsonFileStore(
+                    path, io=io, compact_min_bytes=1500, journal_reserve_bytes=RESERVE
+                )
             else:
                 _, puts, deletes = step
                 nxt = dict(state)
@@ -96,7 +102,7 @@ def run(
 
 def recovered(path: str, fs: SimFS) -> dict:
     io = SimIO(fs)
-    with JsonFileStore(path, io=io) as store:
+    with JsonFileStore(path, io=io, journal_reserve_bytes=RESERVE) as store:
         if {path, f"{path}.journal"} & fs.names.keys():  # else no store yet: fine
             problems = store.verify(strict=True).problems
             assert problems == [], problems
@@ -104,7 +110,10 @@ def recovered(path: str, fs: SimFS) -> dict:
             state = {(kind, r["id"]): r for kind in KINDS for r in tx.scan(kind)}
         with store.transaction() as tx:  # the store takes a new commit
             tx.put("jobs", "after", {"id": "after"})
-    with JsonFileStore(path, io=SimIO(fs)) as store, store.read() as tx:
+    with (
+        JsonFileStore(path, io=SimIO(fs), journal_reserve_bytes=RESERVE) as store,
+        store.read() as tx,
+    ):
         assert tx.get("jobs", "after") == {"id": "after"}
     return state
 

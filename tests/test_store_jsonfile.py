@@ -21,7 +21,13 @@ from asyncjobs.store import JsonFileStore
 from asyncjobs.store.fileio import FileIO
 from asyncjobs.store.jsonformat import encode_line
 
-from .conftest import data_files, sha256_of, store_files
+from .conftest import (
+    data_files,
+    end_journal_with,
+    journal_lines,
+    sha256_of,
+    store_files,
+)
 
 HELPERS = Path(__file__).parent / "helpers"
 
@@ -214,7 +220,7 @@ def test_compaction_leaves_the_whole_state_in_the_snapshot(store_path, cli):
 def test_a_long_journal_is_folded_into_the_snapshot_by_itself(store_path):
     with JsonFileStore(store_path, compact_min_bytes=2000) as store:
         put_jobs(store, *[f"job-{i}" for i in range(100)])
-        assert journal(store_path).stat().st_size <= 2000 + 200
+        assert len(journal_lines(store_path)) <= 2000 + 200
     assert len(json.loads(store_path.read_text())["jobs"]) > 50
     assert len(job_keys(store_path)) == 100
 
@@ -234,6 +240,30 @@ def test_journal_lines_already_in_the_snapshot_are_not_replayed(store_path):
         put_jobs(store, "c")
     assert job_keys(store_path) == {"b", "c"}
     assert journal(store_path).read_bytes().count(b"\n") == 1  # stale lines cut
+
+
+def test_two_processes_after_a_crash_in_a_compaction_both_see_each_others_lines(
+    store_path,
+):
+    """Both start on a journal of lines already folded; the first to commit cuts
+    them and writes at offset 0, below where the other one stopped reading."""
+    with JsonFileStore(store_path) as store:
+        put_jobs(store, "a", "b", "c")
+    lines = journal(store_path).read_bytes()
+    with JsonFileStore(store_path) as store:
+        store.compact()
+    journal(store_path).write_bytes(lines)  # the crash: lines not yet cut
+    with JsonFileStore(store_path) as one, JsonFileStore(store_path) as two:
+        for store in (one, two):
+            with store.read() as tx:
+                assert tx.count("jobs") == 3
+        put_jobs(one, "x")
+        put_jobs(two, "y")
+        put_jobs(one, "z")
+        with two.read() as tx:
+            assert {r["job_id"] for r in tx.scan("jobs")} == set("abcxyz")
+    assert job_keys(store_path) == set("abcxyz")
+    assert JsonFileStore(store_path).verify(strict=True).problems == []
 
 
 def test_compaction_removes_temp_files_left_by_a_crash(store_path):
@@ -259,15 +289,37 @@ TORN_TAILS = {
 def test_a_torn_last_line_is_ignored_then_cut_before_the_next_commit(store_path, tail):
     with JsonFileStore(store_path) as store:
         put_jobs(store, "a", "b")
-    good = journal(store_path).read_bytes()
+    good = journal_lines(store_path)
     torn = encode_line({"g": 3, "b": 0, "put": {"jobs": {"c": job("c")}}, "del": {}})
-    journal(store_path).write_bytes(good + TORN_TAILS[tail](torn))
+    end_journal_with(store_path, TORN_TAILS[tail](torn))
     assert job_keys(store_path) == {"a", "b"}
     with JsonFileStore(store_path) as store:
         put_jobs(store, "d")
     assert job_keys(store_path) == {"a", "b", "d"}
-    data = journal(store_path).read_bytes()
+    data = journal_lines(store_path)  # then only the zeros reserved ahead
     assert data.startswith(good) and data.count(b"\n") == 3 and b"\0" not in data
+    assert data.endswith(b"\n")
+
+
+def test_a_writer_killed_mid_line_leaves_a_torn_line_over_the_zeros(store_path):
+    """A process still running sees the torn line for what it is, then writes over it."""
+    with JsonFileStore(store_path) as live:
+        put_jobs(live, "a", "b")
+        lines = journal_lines(store_path)
+        reserve = journal(store_path).stat().st_size - len(lines)
+        assert reserve > 0  # the zeros the next lines go over
+        torn = encode_line(
+            {"g": 3, "b": 0, "put": {"jobs": {"c": job("c")}}, "del": {}}
+        )
+        with open(journal(store_path), "r+b") as f:  # killed mid-write
+            f.seek(len(lines))
+            f.write(torn[: len(torn) // 2])
+        with live.read() as tx:
+            assert tx.get("jobs", "c") is None and tx.generation == 2
+        put_jobs(live, "d")
+    assert job_keys(store_path) == {"a", "b", "d"}
+    assert journal_lines(store_path).count(b"\n") == 3
+    assert JsonFileStore(store_path).verify(strict=True).problems == []
 
 
 def test_corruption_in_the_middle_stops_every_command_and_changes_nothing(
@@ -327,8 +379,8 @@ def test_a_journal_line_over_the_cap_stops_commands_quickly(store_path, console,
     body = json.dumps(
         {"g": 2, "b": 0, "put": {"jobs": {"b": job("b", note="x" * (17 << 20))}}}
     ).encode()
-    with open(journal(store_path), "ab") as f:  # a good checksum, but 17 MiB
-        f.write(b"%08x %s%s" % (zlib.crc32(body), body, tail))
+    # A good checksum, but 17 MiB.
+    end_journal_with(store_path, b"%08x %s%s" % (zlib.crc32(body), body, tail))
     before = sha256_of(*store_files(store_path))
     for command in (["status", "a", "--org", "acme"], ["store", "check"]):
         started = time.monotonic()
@@ -498,7 +550,7 @@ def test_processes_committing_at_once_lose_and_duplicate_nothing(store_path, tmp
         assert sorted(keys) == sorted(acknowledged) and len(set(keys)) == 600
         assert tx.get("counters", "commits")["value"] == 600
         assert tx.generation == 600
-    lines = journal(store_path).read_bytes().splitlines()
+    lines = journal_lines(store_path).splitlines()
     generations = [json.loads(line[9:])["g"] for line in lines]
     snapshot_gen = (
         json.loads(store_path.read_text())["generation"] if store_path.exists() else 0
@@ -614,9 +666,9 @@ def test_a_checksummed_line_of_the_wrong_shape_is_corruption_not_a_crash(
 ):
     with JsonFileStore(store_path) as store:
         put_jobs(store, "a")
-    before = journal(store_path).read_bytes()
+    before = journal_lines(store_path)
     odd = encode_line({"g": 2, "b": 0, "put": ["not", "an", "object"], "del": {}})
-    journal(store_path).write_bytes(before + odd)
+    end_journal_with(store_path, odd)
     for command in (
         ["store", "check"],
         ["store", "export"],
@@ -631,8 +683,7 @@ def test_a_checksummed_line_of_the_wrong_shape_is_corruption_not_a_crash(
 def test_store_check_notes_a_torn_tail_without_failing(store_path, cli):
     with JsonFileStore(store_path) as store:
         put_jobs(store, "a", "b")
-    with open(journal(store_path), "ab") as f:
-        f.write(b"0badc0de {half a li")
+    end_journal_with(store_path, b"0badc0de {half a li")
     outcome = cli("store", "check")
     assert outcome.exit_code == 0 and "note:" in outcome.stdout
     assert "torn last line (19 bytes" in outcome.stdout
@@ -650,8 +701,7 @@ def test_strict_check_passes_through_commits_compaction_and_a_torn_tail(
         put_jobs(store, "g", "h")
         with store.transaction() as tx:
             tx.delete_many("jobs", ["a", "b", "zz"])
-    with open(journal(store_path), "ab") as f:
-        f.write(b"0000")  # a torn last line
+    end_journal_with(store_path, b"0000")  # a torn last line
     outcome = cli("store", "check", "--strict")
     assert outcome.exit_code == 0, outcome.stderr
     assert "jobs 6" in outcome.stdout and "torn last line" in outcome.stdout
@@ -670,8 +720,7 @@ def test_strict_check_catches_what_the_loader_reads_differently(store_path, cli)
         "del": {},
     }
     body = json.dumps(entry, separators=(",", ":")).encode()
-    with open(journal(store_path), "ab") as f:
-        f.write(b"%08x %s\n" % (zlib.crc32(body), body))
+    end_journal_with(store_path, b"%08x %s\n" % (zlib.crc32(body), body))
     assert cli("store", "check").exit_code == 0
     outcome = cli("store", "check", "--strict")
     assert outcome.exit_code == 5

@@ -16,6 +16,7 @@ from ..errors import StoreError
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NOATIME = getattr(os, "O_NOATIME", 0)
 _MAP_MIN_BYTES = 8 << 20  # below this, a copy costs less than a mapping
 
 
@@ -76,11 +77,29 @@ class FileIO:
         finally:
             os.close(fd)
 
-    def open_append(self, path: str) -> int:
-        """Open (creating, 0600) a file for appending and reading."""
-        return os.open(
-            path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600
-        )
+    def open_rw(self, path: str) -> int:
+        """Open (creating, 0600) a file for reading and writing at chosen offsets.
+
+        Not O_APPEND: on Linux that sends every write to the end of the file,
+        and the journal writes into zeros reserved ahead of its end.
+        """
+        flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC
+        try:
+            # Reads that update the access time dirty the inode, and the next
+            # fsync then writes it too: as dear as the line itself.
+            return os.open(path, flags | _NOATIME, 0o600)
+        except PermissionError:
+            if not _NOATIME:
+                raise
+            return os.open(path, flags, 0o600)  # O_NOATIME needs the owner
+
+    def seek(self, fd: int, offset: int) -> None:
+        os.lseek(fd, offset, os.SEEK_SET)
+
+    def write_at(self, fd: int, data: bytes, offset: int) -> None:
+        """Write every byte of ``data`` starting at ``offset``."""
+        self.seek(fd, offset)
+        self.write_all(fd, data)
 
     def size(self, fd: int) -> int:
         return os.fstat(fd).st_size

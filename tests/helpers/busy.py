@@ -34,7 +34,8 @@ with Client(store, lock_timeout=60) as client:
             folded = client.compact()
             with client.store.read():  # the lock: no append half seen
                 snapshot = json.loads(Path(store).read_text())["generation"]
-                lines = Path(f"{store}.journal").read_bytes().splitlines()
+                journal = Path(f"{store}.journal").read_bytes()
+                lines = journal.rstrip(b"\0").splitlines()  # not the reserve
             if snapshot < folded["generation"]:
                 sys.exit(f"snapshot {snapshot} older than the fold {folded}")
             for line in lines:
