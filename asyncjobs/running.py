@@ -169,9 +169,8 @@ def expire_leases(
         if not lifecycle.lease_expired(job, now):
             continue
         if unrenewed is not None:
-            holder = tx.get("workers", job.worker_id) if job.worker_id else None
-            period = holder.get("lease_seconds", lease_seconds) if holder else None
-            if unrenewed[job.job_id] < (period or lease_seconds):
+            holder = tx.get("workers", job.worker_id or "") or {}
+            if unrenewed[job.job_id] < holder.get("lease_seconds", lease_seconds):
                 waiting += 1
                 continue
         job, added = lifecycle.expire_lease(job, now=now)

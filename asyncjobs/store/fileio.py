@@ -16,7 +16,6 @@ from ..errors import StoreError
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_NOATIME = getattr(os, "O_NOATIME", 0)
 _MAP_MIN_BYTES = 8 << 20  # below this, a copy costs less than a mapping
 
 
@@ -83,15 +82,7 @@ class FileIO:
         Not O_APPEND: on Linux that sends every write to the end of the file,
         and the journal writes into zeros reserved ahead of its end.
         """
-        flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC
-        try:
-            # Reads that update the access time dirty the inode, and the next
-            # fsync then writes it too: as dear as the line itself.
-            return os.open(path, flags | _NOATIME, 0o600)
-        except PermissionError:
-            if not _NOATIME:
-                raise
-            return os.open(path, flags, 0o600)  # O_NOATIME needs the owner
+        return os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600)
 
     def seek(self, fd: int, offset: int) -> None:
         os.lseek(fd, offset, os.SEEK_SET)
