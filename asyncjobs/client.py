@@ -806,10 +806,14 @@ class Client:
         )
         if not report.problems:
             with self._store.read() as tx:
-                kinds = ("jobs", "results", "events", "notifications")
+                kinds = ("jobs", "results", "events", "notifications", "workers")
                 records = {kind: list(tx.scan(kind)) for kind in kinds}
                 pruned = (tx.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")
+            report.problems += integrity.shape_problems(records)
+            shapeless = bool(report.problems)
             report.problems += integrity.reference_problems(records)
+            if shapeless:
+                return report  # the check below reads the fields they lack
             keys = {n.get("dedupe_key") for n in records["notifications"]}
             for job_id in observability.missing_notifications(
                 records["jobs"], keys, pruned

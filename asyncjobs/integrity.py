@@ -6,9 +6,48 @@ backend itself found its files sound.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 
+from .errors import StoreCorrupt
+from .records import Event, Job, Notification, Result, StoredRecord, WorkerInfo
 from .store import Record
+
+_CLASSES: dict[str, type[StoredRecord]] = {
+    cls.KIND: cls for cls in (Job, Result, Event, Notification, WorkerInfo)
+}
+
+
+def _required(cls: type[StoredRecord]) -> list[str]:
+    return [
+        f.name
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+
+
+def shape_problems(records: Mapping[str, Iterable[Record]]) -> list[str]:
+    """One line for each record that lacks a field every record of its kind has."""
+    problems: list[str] = []
+    for kind, recs in records.items():
+        cls = _CLASSES.get(kind)
+        if cls is None:
+            continue
+        required = _required(cls)
+        for record in recs:
+            name = f"{kind[:-1]} {record.get(cls.KEY)}"
+            missing = [f for f in required if f not in record]
+            if missing:
+                problems.append(
+                    f"{name} lacks {', '.join(repr(f) for f in missing)}"
+                )
+                continue
+            try:
+                cls.from_dict(record)
+            except StoreCorrupt as exc:
+                problems.append(exc.message)
+    return problems
 
 
 def reference_problems(records: Mapping[str, Iterable[Record]]) -> list[str]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar, TypeVar
 
+from .errors import StoreCorrupt
+
 
 class JobStatus(str, Enum):
     QUEUED = "queued"
@@ -69,13 +71,28 @@ class StoredRecord:
 
     @classmethod
     def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+        """The record a stored dict holds; StoreCorrupt when it lacks a field or a value."""
         names = _field_names(cls)
-        return cls(**cls._coerce({k: v for k, v in data.items() if k in names}))
+        try:
+            return cls(**cls._coerce({k: v for k, v in data.items() if k in names}))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            key = data.get(cls.KEY) if isinstance(data, dict) else None
+            raise StoreCorrupt(
+                f"{cls.KIND[:-1]} {key} is a malformed record ({_reason(exc)}); "
+                "run asyncjobs store check"
+            ) from exc
 
     @classmethod
     def _coerce(cls, values: dict[str, Any]) -> dict[str, Any]:
         """Turn stored JSON values into field types (enums); most records need none."""
         return values
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing {exc}"
+    text = str(exc)
+    return text.split("() ", 1)[-1] if "__init__() " in text else text
 
 
 def _plain(value: Any) -> Any:

@@ -138,9 +138,23 @@ class SimIO(FileIO):
             st_ino=inode.number, st_mtime_ns=inode.version, st_size=len(inode.data)
         )
 
-    def read(self, path: str) -> bytes | None:
+    def open_read(self, path: str) -> int | None:
         inode = self.fs.names.get(path)
-        return None if inode is None else bytes(inode.data)
+        if inode is None:
+            return None
+        fd = next(self._next_fd)
+        self._fds[fd] = inode
+        self._positions[fd] = 0
+        return fd
+
+    def fstat(self, fd: int) -> types.SimpleNamespace:
+        inode = self._fds[fd]
+        return types.SimpleNamespace(
+            st_ino=inode.number, st_mtime_ns=inode.version, st_size=len(inode.data)
+        )
+
+    def read_all(self, fd: int) -> bytes:
+        return bytes(self._fds[fd].data)
 
     def size(self, fd: int) -> int:
         return len(self._fds[fd].data)

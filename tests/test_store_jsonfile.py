@@ -33,7 +33,21 @@ HELPERS = Path(__file__).parent / "helpers"
 
 
 def job(key: str, org: str = "acme", **extra: object) -> dict:
-    return {"job_id": key, "org_id": org, **extra}
+    """A job record with every field a job has, as the store keeps it."""
+    stamp = "2026-11-01T12:00:00.000000Z"
+    return {
+        "job_id": key,
+        "org_id": org,
+        "task": "reports.build",
+        "queue": "default",
+        "priority": 5,
+        "status": "queued",
+        "payload": {},
+        "created_at": stamp,
+        "updated_at": stamp,
+        "run_after": stamp,
+        **extra,
+    }
 
 
 def journal(store_path: Path) -> Path:

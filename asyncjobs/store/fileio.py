@@ -8,15 +8,23 @@ Errors are the plain ``OSError`` of the operation; the backend wraps them.
 
 from __future__ import annotations
 
-import mmap
+import errno
 import os
+import stat
 import tempfile
+from collections import deque
 
 from ..errors import StoreError
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_MAP_MIN_BYTES = 8 << 20  # below this, a copy costs less than a mapping
+# A FIFO planted at a store path would block open() until a writer came.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_MAX_LINK_HOPS = 40  # as the kernel's ELOOP limit
+
+
+def not_a_regular_file(path: str) -> OSError:
+    return OSError(errno.EINVAL, "not a regular file", path)
 
 
 class FileIO:
@@ -35,11 +43,15 @@ class FileIO:
             if parent == folder:
                 break
             folder = parent
-        if not missing:
-            return
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        for created in reversed(missing):  # its name lives in its parent
-            self.fsync_dir(os.path.dirname(created))
+        for created in reversed(missing):
+            # Each level 0700, not only the last (os.makedirs gives the
+            # parents the umask's mode).
+            try:
+                os.mkdir(created, 0o700)
+            except FileExistsError:
+                if not os.path.isdir(created):
+                    raise
+            self.fsync_dir(os.path.dirname(created))  # its name lives in its parent
 
     def exists(self, path: str) -> bool:
         return os.path.lexists(path)
@@ -50,39 +62,52 @@ class FileIO:
         except FileNotFoundError:
             return None
 
-    def read(self, path: str) -> bytes | memoryview | None:
-        """The whole file, or None when it does not exist.
+    def open_read(self, path: str) -> int | None:
+        """Open a regular file for reading, or None when it does not exist.
 
-        A large file comes back as a read-only view of a private mapping:
-        the page cache is read in place instead of being copied into a new
-        200 MB object, and that memory costs the same page faults again.
-        The snapshot is only ever replaced by a rename, never rewritten in
-        place, so the mapped bytes cannot change under the reader.
+        Raises OSError for anything else there (a FIFO, a device, a folder,
+        a symlink swapped in after the path was resolved).
         """
         try:
-            fd = os.open(path, os.O_RDONLY | _CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | _NONBLOCK | _NOFOLLOW | _CLOEXEC)
         except FileNotFoundError:
             return None
-        try:
-            size = os.fstat(fd).st_size
-            if size >= _MAP_MIN_BYTES:
-                mapping = mmap.mmap(fd, size, prot=mmap.PROT_READ)
-                mapping.madvise(mmap.MADV_SEQUENTIAL)
-                return memoryview(mapping)
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        finally:
-            os.close(fd)
+        return _regular(fd, path)
+
+    def fstat(self, fd: int) -> os.stat_result:
+        return os.fstat(fd)
+
+    def read_all(self, fd: int) -> bytearray:
+        """Every byte of an open file, read into one buffer.
+
+        Read, not mapped: a mapping of a file that someone else truncates in
+        place kills the reader with SIGBUS at the first page past the new
+        end, where a read only comes back short.
+        """
+        size = os.fstat(fd).st_size
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        got = 0
+        while got < size:
+            n = os.preadv(fd, [view[got:]], got)
+            if n == 0:
+                break  # cut short under us: the parser says what is wrong
+            got += n
+        view.release()
+        del buffer[got:]
+        while chunk := os.pread(fd, 1 << 20, len(buffer)):
+            buffer += chunk  # grew under us
+        return buffer
 
     def open_rw(self, path: str) -> int:
         """Open (creating, 0600) a file for reading and writing at chosen offsets.
 
         Not O_APPEND: on Linux that sends every write to the end of the file,
-        and the journal writes into zeros reserved ahead of its end.
+        and the journal writes into zeros reserved ahead of its end. Raises
+        OSError for anything but a regular file there.
         """
-        return os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600)
+        flags = os.O_RDWR | os.O_CREAT | _NONBLOCK | _NOFOLLOW | _CLOEXEC
+        return _regular(os.open(path, flags, 0o600), path)
 
     def seek(self, fd: int, offset: int) -> None:
         os.lseek(fd, offset, os.SEEK_SET)
@@ -179,15 +204,78 @@ class FileIO:
                 self.unlink(os.path.join(folder, name))
 
 
+def _regular(fd: int, path: str) -> int:
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise not_a_regular_file(path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class UntrustedLink(StoreError):
+    """A symlink on the way to a file belongs to another user."""
+
+
+def trusted_realpath(path: str) -> str:
+    """The real path of ``path``, following only links that this user or root owns.
+
+    Every component is checked, not only the last: a link that another user
+    planted in a parent folder would otherwise choose where the store or an
+    artifact goes. The part of the path that does not exist yet is kept as
+    written. Raises UntrustedLink naming the link, StoreError on a loop.
+    """
+    trusted = {os.geteuid(), 0}
+    pending = deque(os.path.abspath(path).split(os.sep)[1:])
+    current = os.sep
+    hops = 0
+    while pending:
+        name = pending.popleft()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, name)
+        try:
+            st = os.lstat(candidate)
+        except (FileNotFoundError, NotADirectoryError):
+            return os.path.normpath(os.path.join(candidate, *pending))
+        except OSError as exc:
+            raise StoreError(f"cannot resolve {path}: {exc.strerror or exc}") from exc
+        if not stat.S_ISLNK(st.st_mode):
+            current = candidate
+            continue
+        if st.st_uid not in trusted:
+            raise UntrustedLink(
+                f"{candidate} is a symlink owned by another user (uid {st.st_uid}): "
+                f"not following it to reach {path}"
+            )
+        hops += 1
+        if hops > _MAX_LINK_HOPS:
+            raise StoreError(f"cannot resolve {path}: too many levels of symlinks")
+        try:
+            target = os.readlink(candidate)
+        except OSError as exc:
+            raise StoreError(f"cannot resolve {path}: {exc.strerror or exc}") from exc
+        if os.path.isabs(target):
+            current = os.sep
+        pending.extendleft(reversed(target.split(os.sep)))
+    return current
+
+
 def write_private_file(path: str, data: bytes) -> None:
     """Write an artifact durably and atomically, creating its folders (0700, file 0600).
 
-    A symlink planted at ``path`` is replaced, never followed. Raises
-    StoreError naming the file.
+    A symlink planted at ``path`` is replaced, never followed; one another
+    user owns on the way to it is refused. Raises StoreError naming the file.
     """
     path = os.path.abspath(path)
+    real = os.path.join(trusted_realpath(os.path.dirname(path)), os.path.basename(path))
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        FileIO(fsync=True).write_atomic(path, data)
+        io = FileIO(fsync=True)
+        io.makedirs(os.path.dirname(real))
+        io.write_atomic(real, data)
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc

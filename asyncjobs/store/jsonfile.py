@@ -33,9 +33,11 @@ its next transaction.
 from __future__ import annotations
 
 import bisect
+import errno
 import logging
 import os
 import stat
+import weakref
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,7 +45,7 @@ from typing import Any
 from .. import clock
 from ..errors import StoreCorrupt, StoreError
 from .base import INDEXES, KINDS, Record, Store, Transaction, Verification
-from .fileio import FileIO
+from .fileio import FileIO, trusted_realpath
 from .jsonformat import (
     MAX_LINE_BYTES,
     SCHEMA,
@@ -73,6 +75,8 @@ _PEEK_BYTES = 8 << 10  # what a catch-up reads first; most lines are shorter
 LARGE_COMMIT_BYTES = MAX_LINE_BYTES
 LARGE_COMMIT_RECORDS = 200_000  # deleting over half of this, and of the store
 _DELETED = object()
+# Where these answer an open for writing, the store can still be read.
+_READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 _NO_CHANGES: dict[str, Any] = {}  # read-only stand-in for a kind not changed
 
 
@@ -108,15 +112,23 @@ class JsonFileStore(Store):
             dict[str, dict[tuple[int, str, str], list[tuple[str, str, str]]]] | None
         ) = None
         self._snapshot_generation = 0
+        # The snapshot read last stays open: its inode cannot be freed and
+        # handed to a newer snapshot while this process holds it, so an
+        # inode number that differs from the path's always means a new
+        # snapshot (times and sizes can repeat; see _ident).
+        self._snapshot_fd: int | None = None
         self._snapshot_ident: tuple[int, int, int] | None = None
         self._snapshot_bytes = 0
         self._generation = 0
         self._journal_fd: int | None = None
+        self._journal_writable = False  # opened read-only (a read-only store)
+        self._temps_swept = False
         self._journal_offset = 0  # bytes of the journal applied to the state
         self._journal_size = 0  # the file's size when last seen (lines + reserve)
         self._journal_head = b""  # its first line when last loaded
         self._journal_clean = True  # nothing to cut before the next line
         self._stale = True  # re-read everything before the next transaction
+        _OPEN_STORES.add(self)
 
     # -- opening and catching up ------------------------------------------
 
@@ -124,8 +136,26 @@ class JsonFileStore(Store):
         return self.io.exists(self.path) or self.io.exists(self.journal_path)
 
     def _ident(self) -> tuple[int, int, int] | None:
+        """Which snapshot is at the path now: (inode, mtime, size).
+
+        The inode of the snapshot loaded last is held open (``_snapshot_fd``),
+        so no new file can take its number: a rename of a new snapshot over
+        it always shows. Times and sizes only catch a rewrite in place.
+        """
         st = self.io.stat(self.path)
         return None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _forget_descriptors(self) -> None:
+        """Drop the open files (in a forked child: they are the parent's too)."""
+        for name in ("_journal_fd", "_snapshot_fd"):
+            fd = getattr(self, name)
+            setattr(self, name, None)
+            if fd is not None:
+                try:
+                    self.io.close(fd)
+                except OSError:
+                    pass
+        self._stale = True
 
     def _load(self) -> tuple[Journal, list[str]]:
         """Read snapshot and journal from disk, replacing the state in memory.
@@ -138,9 +168,18 @@ class JsonFileStore(Store):
             self._warn_if_others_can_write()
         self._stale = True
         self._state, self._indexes, self._runnable = None, {}, None
+        if self._snapshot_fd is not None:
+            self.io.close(self._snapshot_fd)
+            self._snapshot_fd = None
         with _failing("read", self.path):
-            ident = self._ident()
-            raw = self.io.read(self.path)
+            fd = self.io.open_read(self.path)
+            if fd is None:
+                ident, raw = None, None
+            else:
+                self._snapshot_fd = fd
+                st = self.io.fstat(fd)
+                ident = (st.st_ino, st.st_mtime_ns, st.st_size)
+                raw = self.io.read_all(fd)
         extra: list[str] = []
         if raw is None:
             generation, state = 0, {kind: {} for kind in KINDS}
@@ -152,7 +191,7 @@ class JsonFileStore(Store):
         data = b""
         with _failing("open", self.journal_path):
             if self._journal_fd is None and self.io.exists(self.journal_path):
-                self._journal_fd = self.io.open_rw(self.journal_path)
+                self._open_journal(create=False)
             if self._journal_fd is not None:
                 size = self.io.size(self._journal_fd)
                 data = self.io.pread(self._journal_fd, size, 0)
@@ -175,6 +214,27 @@ class JsonFileStore(Store):
         self._journal_clean = not journal.stale and journal.torn_bytes == 0
         self._stale = False
         return journal, extra
+
+    def _open_journal(self, *, create: bool) -> None:
+        """Open the journal to read and write, or only to read where it cannot be written.
+
+        A store on read-only media (a mounted backup) or of another user can
+        still be read, checked and exported; a commit then fails with the
+        reason. Raises OSError.
+        """
+        if self._journal_fd is not None and (self._journal_writable or not create):
+            return
+        if self._journal_fd is not None:
+            self.io.close(self._journal_fd)
+            self._journal_fd = None
+        try:
+            self._journal_fd = self.io.open_rw(self.journal_path)
+            self._journal_writable = True
+        except OSError as exc:
+            if create or exc.errno not in _READ_ONLY_ERRNOS:
+                raise
+            self._journal_fd = self.io.open_read(self.journal_path)
+            self._journal_writable = False
 
     def _warn_if_others_can_write(self) -> None:
         """A folder others can write to lets them replace the store: say so once."""
@@ -359,6 +419,14 @@ class JsonFileStore(Store):
         with _failing("create", self.folder):
             self.io.makedirs(self.folder)
         with self._lock:
+            if not self._temps_swept:
+                # A compaction killed mid-write leaves its temp file: the
+                # first writer of each process clears it, under the lock.
+                with _failing("clean up", self.folder):
+                    self.io.remove_stale_temps(
+                        self.folder, os.path.basename(self.path)
+                    )
+                self._temps_swept = True
             self._catch_up()
             tx = _JsonTransaction(self, writable=True)
             yield tx
@@ -404,9 +472,9 @@ class JsonFileStore(Store):
             self._commit_as_snapshot(puts, dels, generation)
             return
         try:
-            if self._journal_fd is None:
+            if self._journal_fd is None or not self._journal_writable:
                 created = not self.io.exists(self.journal_path)
-                self._journal_fd = self.io.open_rw(self.journal_path)
+                self._open_journal(create=True)
                 if created:
                     # Until the folder is fsynced, a power cut may lose the
                     # new file's name, and with it every fsynced line in it.
@@ -521,10 +589,10 @@ class JsonFileStore(Store):
             ) from exc
         # The new snapshot is durable: only now may the journal go.
         self._snapshot_generation = self._generation
-        self._snapshot_ident = self._ident()
+        self._pin_snapshot()
         self._snapshot_bytes = len(data)
         self._journal_offset, self._journal_clean = 0, True
-        if self._journal_fd is not None:
+        if self._journal_fd is not None and self._journal_writable:
             try:
                 self.io.truncate(self._journal_fd, 0)
                 self.io.fsync(self._journal_fd)
@@ -545,6 +613,22 @@ class JsonFileStore(Store):
             "journal_bytes_before": before,
             "snapshot_bytes": len(data),
         }
+
+    def _pin_snapshot(self) -> None:
+        """Hold the snapshot just written open, and remember which it is."""
+        if self._snapshot_fd is not None:
+            self.io.close(self._snapshot_fd)
+            self._snapshot_fd = None
+        try:
+            fd = self.io.open_read(self.path)
+        except OSError:
+            fd = None
+        if fd is None:  # gone or unreadable already: read it all again next time
+            self._snapshot_ident, self._stale = None, True
+            return
+        self._snapshot_fd = fd
+        st = self.io.fstat(fd)
+        self._snapshot_ident = (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def initialize(self) -> bool:
         if self._exists():
@@ -618,7 +702,8 @@ class JsonFileStore(Store):
             if self._journal_fd is not None:
                 size = self.io.size(self._journal_fd)
                 journal = self.io.pread(self._journal_fd, size, 0)
-            snapshot = self.io.read(self.path)
+            fd = self._snapshot_fd
+            snapshot = None if fd is None else self.io.read_all(fd)
         generation, expected = reference_replay(snapshot, journal)
         problems = []
         if generation != self._generation:
@@ -648,33 +733,46 @@ class JsonFileStore(Store):
         return problems
 
     def close(self) -> None:
-        if self._journal_fd is not None:
-            try:
-                self.io.close(self._journal_fd)
-            except OSError:
-                pass
-            self._journal_fd = None
+        self._forget_descriptors()
         self._lock.close()
         self._state, self._indexes, self._stale = None, {}, True
+
+
+_OPEN_STORES: weakref.WeakSet[JsonFileStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child shares its parent's open file descriptions: their
+    # offsets, and the parent's flock. It opens its own on first use.
+    for store in list(_OPEN_STORES):
+        store._forget_descriptors()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _resolve(path: str) -> str:
     """The store's real path, resolved once: it is used by that path from then on.
 
-    A symlink is followed only when the link and its target (if it exists)
-    belong to the user running this: otherwise whoever planted it would
-    choose which file a compaction replaces. Raises StoreError.
+    Every symlink on the way must belong to the user running this (or to
+    root), and a symlink at the store's own name is followed only when the
+    link and its target belong to that user: otherwise whoever planted it
+    would choose which file a compaction replaces. Raises StoreError.
     """
-    real = os.path.realpath(path)
+    absolute = os.path.abspath(path)
+    folder = trusted_realpath(os.path.dirname(absolute))
+    candidate = os.path.join(folder, os.path.basename(absolute))
     try:
-        link = os.lstat(path)
+        link = os.lstat(candidate)
         if not stat.S_ISLNK(link.st_mode):
-            return real
+            return candidate
+        real = trusted_realpath(candidate)
         owners = {link.st_uid}
         if os.path.lexists(real):
             owners.add(os.stat(real).st_uid)
     except FileNotFoundError:
-        return real  # a new store: nothing to follow yet
+        return candidate  # a new store: nothing to follow yet
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
     others = owners - {os.geteuid()}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,15 @@ SCHEMA = "store.v1"
 # No line this version writes is longer: a larger transaction commits as a
 # new snapshot. A longer line (or a tail without a newline) is not ours.
 MAX_LINE_BYTES = 16 << 20
+# A crash tears at most the line being written; a power cut may also leave
+# a few sectors of garbage in what that one write covered. More garbage than
+# this after the last good line, or a second line's worth of bad lines, is
+# damage to lines that were committed.
+MAX_TORN_GARBAGE_BYTES = 4096
+# Every byte a line holds: json.dumps writes ASCII and escapes control
+# characters. Zeros are the space reserved ahead.
+_LINE_BYTES = bytes(range(0x20, 0x7F)) + b"\n\0"
+_LINE_START = re.compile(rb"\0*[0-9a-f]{8} \{")
 
 
 def fsync_setting() -> bool:
@@ -197,9 +207,34 @@ def parse_journal(data: bytes, snapshot_generation: int, name: str) -> Journal:
             generation = g
         pos = end + 1
         journal.valid_end = pos
-    tail = data[journal.valid_end :]
-    journal.torn_bytes = len(tail.rstrip(b"\0"))  # zeros are space reserved ahead
+    tail = data[journal.valid_end :].rstrip(b"\0")  # zeros are space reserved ahead
+    journal.torn_bytes = len(tail)
+    problem = _damage(tail)
+    if problem:
+        good = data.count(b"\n", 0, journal.valid_end)
+        raise StoreCorrupt(
+            f"{name}: {problem} after line {good} (damage, not an interrupted write)"
+        )
     return journal
+
+
+def _damage(tail: bytes) -> str | None:
+    """Why the bad bytes after the last good line cannot be a torn write, or None.
+
+    An interrupted write leaves one line cut, zeroed or garbled in places.
+    Two or more bad lines, or more garbage than a few torn sectors, mean
+    that lines already committed (fsynced, acknowledged) were damaged, and
+    cutting them would lose those commits for good.
+    """
+    if not tail:
+        return None
+    garbage = len(tail.translate(None, _LINE_BYTES))
+    if garbage > MAX_TORN_GARBAGE_BYTES:
+        return f"{garbage} bytes that no journal line holds"
+    lines = sum(1 for part in tail.split(b"\n") if _LINE_START.match(part))
+    if lines > 1:
+        return f"{lines} lines that fail their checksum"
+    return None
 
 
 def _has_good_line(data: bytes, pos: int) -> bool:
@@ -246,6 +281,9 @@ def parse_snapshot(
         records = doc.get(kind, {})
         if not isinstance(records, dict):
             raise StoreCorrupt(f"{name}: {kind!r} is not a JSON object")
+        if not all(type(record) is dict for record in records.values()):
+            key = next(k for k, r in records.items() if type(r) is not dict)
+            raise StoreCorrupt(f"{name}: {kind} record {key!r} is not a JSON object")
         state[kind] = records
     known = {*KINDS, "schema", "generation", "saved_at"}
     return generation, state, sorted(key for key in doc if key not in known)

@@ -8,14 +8,24 @@ kept descriptor costs about 1 µs. There is no soft-lock fallback: a file
 system without ``flock`` is an error. Threads of one process share the
 descriptor, and a ``flock`` does not exclude them from each other, so a
 thread lock is taken first. The lock file is never deleted.
+
+A forked child gets a lock of its own (``os.register_at_fork``): a new
+thread lock, no depth, and its own descriptor on first use, since the one it
+inherited shares the parent's open file description and with it the
+parent's flock. Where the lock file cannot be opened for writing (read-only
+media, another user's store) it is locked through a read-only descriptor;
+where it cannot even be created on read-only media, nobody can commit, and
+reads go without it.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import threading
 import time
+import weakref
 
 import filelock
 
@@ -23,6 +33,18 @@ from ..errors import StoreError, StoreLocked
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_NO_WRITE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+_LOCKS: weakref.WeakSet[StoreLock] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for lock in list(_LOCKS):
+        lock._start_afresh()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class StoreLock:
@@ -33,31 +55,48 @@ class StoreLock:
         self.timeout = timeout
         self._thread_lock = threading.RLock()
         self._fd: int | None = None
-        self._pid = os.getpid()
+        self._unlockable = False  # no lock file, and none can be made: read-only
         self._depth = 0
         # Test-only switch for the sensitivity check (RELIABILITY.md T8): with
         # it, concurrency tests must fail. Never set it anywhere else.
         self._disabled = os.environ.get("ASYNCJOBS_TEST_DISABLE_LOCK") == "1"
+        _LOCKS.add(self)
 
-    def _descriptor(self) -> int:
-        if self._fd is not None and self._pid != os.getpid():
-            # A forked child shares the parent's open file description, and
-            # with it the parent's flock: it needs a descriptor of its own.
-            self._fd, self._depth = None, 0
-            self._thread_lock = threading.RLock()
-        if self._fd is None:
+    def _start_afresh(self) -> None:
+        """In a forked child: nothing held, nothing open (the parent's stays the parent's)."""
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)  # the parent's descriptor keeps its flock
+            except OSError:
+                pass
+
+    def _descriptor(self) -> int | None:
+        if self._fd is None and not self._unlockable:
+            flags = _NONBLOCK | _NOFOLLOW | _CLOEXEC
             try:
                 try:
-                    self._fd = os.open(
-                        self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600
-                    )
-                except PermissionError:  # a reader of a store it cannot write
-                    self._fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT | flags, 0o600)
+                except OSError as exc:
+                    if exc.errno not in _NO_WRITE:
+                        raise
+                    try:  # a reader of a store it cannot write
+                        fd = os.open(self.path, os.O_RDONLY | flags)
+                    except FileNotFoundError:
+                        if exc.errno != errno.EROFS:
+                            raise exc from None
+                        self._unlockable = True  # nobody can commit here
+                        return None
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise OSError(errno.EINVAL, "not a regular file")
             except OSError as exc:
                 raise StoreError(
                     f"cannot open lock file {self.path}: {exc.strerror}"
                 ) from exc
-            self._pid = os.getpid()
+            self._fd = fd
         return self._fd
 
     def acquire(self, timeout: float | None = None) -> None:
@@ -71,6 +110,8 @@ class StoreLock:
             if self._depth > 1 or self._disabled:
                 return
             fd = self._descriptor()
+            if fd is None:
+                return
             pause = 0.0001
             while True:
                 try:
@@ -105,9 +146,9 @@ class StoreLock:
             self._thread_lock.release()
 
     def close(self) -> None:
-        if self._fd is not None and self._pid == os.getpid():
-            os.close(self._fd)
-        self._fd = None
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     def __enter__(self) -> StoreLock:
         self.acquire()
