@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from .records import Event, Job, JobStatus, Notification, Result, WorkerInfo
 from .store import DEFAULT_STORE, Store, Transaction, open_store
 from .store.fileio import write_private_file
 from .tasks import TaskRegistry
+
+log = logging.getLogger(__name__)
 
 SUBMIT_FIELDS = frozenset(
     {
@@ -69,6 +72,30 @@ def _check_channel(channel: str) -> None:
         raise InvalidInput(
             f"channel: {validation.shown(channel)} is not a channel (in_app)"
         )
+
+
+def _failed(
+    outcome: dict[str, Any], error_type: str, message: str, *, retryable: bool
+) -> dict[str, Any]:
+    failed = {k: v for k, v in outcome.items() if k != "value"}
+    return {
+        **failed,
+        "ok": False,
+        "retryable": retryable,
+        "error": {"type": error_type, "message": message[: execution.MAX_MESSAGE]},
+    }
+
+
+def discard_outcome(outcome: dict[str, Any]) -> None:
+    """Delete the file of a prepared outcome that will never be committed."""
+    stored = outcome.get("value_file")
+    if stored:
+        try:
+            os.unlink(stored["path"])
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("cannot delete %s: %s", stored["path"], exc.strerror or exc)
 
 
 class _Records:
@@ -385,18 +412,19 @@ class Client:
         watch has seen it unrenewed for a whole lease period as well.
         """
         outcomes = [
-            (token, self._store_large_value(token, outcome))
-            for token, outcome in outcomes
+            (token, self.prepare_outcome(token, outcome)) for token, outcome in outcomes
         ]
         now = self._clock()
+        refused: list[dict[str, Any]] = []
         with self._store.transaction() as tx:
             records = _Records(tx)
-            finished = [
-                job
-                for token, outcome in outcomes
-                if (job := running.finish(records, token, outcome, registry, now))
-                is not None
-            ]
+            finished = []
+            for token, outcome in outcomes:
+                job = running.finish(records, token, outcome, registry, now)
+                if job is None:
+                    refused.append(outcome)
+                else:
+                    finished.append(job)
             if finished:
                 old = tx.get("workers", worker.worker_id)
                 if old is not None:
@@ -430,28 +458,33 @@ class Client:
                 if want > 0
                 else []
             )
+        for outcome in refused:  # a stale attempt's value has no record to keep it
+            discard_outcome(outcome)
         return finished, claimed
 
-    def _store_large_value(
-        self, token: Token, outcome: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Write a value over the inline limit to its artifact file, before the commit."""
-        if not outcome.get("ok"):
+    def prepare_outcome(self, token: Token, outcome: dict[str, Any]) -> dict[str, Any]:
+        """An outcome ready to commit: a value over the inline limit written to its file.
+
+        Done once per outcome: an outcome already prepared comes back as it
+        is, so a commit tried again reuses its file. A value the store cannot
+        hold, or a file that cannot be written, fails the attempt instead,
+        with the reason, so that one outcome never holds back the others.
+        """
+        if not outcome.get("ok") or "value_file" in outcome:
             return outcome
         try:
+            validation.check_depth(outcome.get("value"), "result")
             data = json.dumps(outcome.get("value"), allow_nan=False).encode()
-        except (TypeError, ValueError) as exc:
-            return {
-                **outcome,
-                "ok": False,
-                "retryable": False,
-                "error": {"type": type(exc).__name__, "message": str(exc)},
-            }
+        except (TypeError, ValueError, RecursionError, InvalidInput) as exc:
+            return _failed(outcome, type(exc).__name__, str(exc), retryable=False)
         if len(data) <= results.inline_limit():
             return outcome
         result_id = ids.new_id("res", self._clock())
         path = results.value_path(self.artifacts, token.org_id, result_id)
-        write_private_file(path, data)
+        try:
+            write_private_file(path, data)
+        except StoreError as exc:
+            return _failed(outcome, "ResultNotStored", exc.message, retryable=True)
         return {
             **outcome,
             "result_id": result_id,

@@ -99,6 +99,7 @@ def run(task: Task | None, spec: dict[str, Any]) -> dict[str, Any]:
             "error": error_of(exc),
         }
     try:
+        validation.check_depth(value, "result")
         encoded = json.dumps(value, allow_nan=False).encode()
         validation.check_integers(value, encoded, "result")
     except (TypeError, ValueError, RecursionError, InvalidInput) as exc:

@@ -23,6 +23,12 @@ DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
 MAX_IDEMPOTENCY_KEY = 255
 MAX_RETRIES_LIMIT = 100
 MAX_DELAY_SECONDS = 10 * 365 * 86400
+# Payloads and results nest at most this deep (the payload object itself is
+# level 1). The store writes a record inside four more levels of its own,
+# and the standard library's JSON reader and writer recurse on the Python
+# stack: far below its limit of about 1,000, every process can write and
+# read back every record, whatever its own stack depth.
+MAX_JSON_DEPTH = 64
 
 
 def shown(value: object, limit: int = 40) -> str:
@@ -177,6 +183,47 @@ def check_integers(value: Any, encoded: bytes, field: str) -> None:
             )
 
 
+_TOO_DEEP = object()
+
+
+def check_depth(value: Any, field: str) -> None:
+    """Refuse a value nested deeper than MAX_JSON_DEPTH (InvalidInput naming ``field``)."""
+    try:
+        _check_depth_at(value, MAX_JSON_DEPTH)
+    except InvalidInput:
+        raise InvalidInput(
+            f"{field}: nested deeper than {MAX_JSON_DEPTH} levels"
+        ) from None
+
+
+def _check_depth_at(value: Any, limit: int) -> None:
+    """Raise InvalidInput when ``value`` nests deeper than ``limit``.
+
+    Counting the brackets of orjson's encoding bounds the depth from above
+    at C speed; only a value with more brackets than the cap (or one orjson
+    declines) is walked, without recursion.
+    """
+    kind = type(value)
+    if kind is not dict and kind is not list and kind is not tuple:
+        return
+    try:
+        text = orjson.dumps(value)
+        if text.count(b"{") + text.count(b"[") <= limit:
+            return
+    except TypeError:  # orjson.JSONEncodeError is one: too deep, or not its kind
+        pass
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise InvalidInput("too deep")
+        children = item.values() if type(item) is dict else item
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list or kind is tuple:
+                stack.append((child, depth + 1))
+
+
 class PayloadTooLarge(InvalidInput):
     """The payload is larger than the limit."""
 
@@ -191,6 +238,7 @@ def payload(value: object, *, max_bytes: int | None = None) -> dict[str, Any]:
         raise InvalidInput(
             f"payload: must be a JSON object, not {type(value).__name__}"
         )
+    check_depth(value, "payload")
     try:
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -221,8 +269,35 @@ def _no_constant(text: str) -> Any:
     raise InvalidInput(f"{text} is not allowed in JSON")
 
 
-def parse_json(text: str | bytes, field: str) -> Any:
-    """Parse untrusted JSON strictly: no NaN/Infinity, no duplicate keys, bounded depth."""
+def parse_json(
+    text: str | bytes,
+    field: str,
+    *,
+    max_depth: int = MAX_JSON_DEPTH,
+    deep_field: str | None = None,
+) -> Any:
+    """Parse untrusted JSON strictly: no NaN/Infinity, no duplicate keys, bounded depth.
+
+    A document nested deeper than ``max_depth`` is refused as
+    ``<deep_field or field>: nested deeper than MAX_JSON_DEPTH levels``, the
+    same words whatever the caller's stack depth: orjson, which does not
+    recurse on the Python stack, measures it before the strict parse.
+    """
+    try:
+        quick = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if "recursion" in str(exc).lower():
+            quick = _TOO_DEEP
+        else:
+            quick = None  # the strict parse below says what is wrong
+    try:
+        if quick is _TOO_DEEP:
+            raise InvalidInput("too deep")
+        _check_depth_at(quick, max_depth)
+    except InvalidInput:
+        raise InvalidInput(
+            f"{deep_field or field}: nested deeper than {MAX_JSON_DEPTH} levels"
+        ) from None
     try:
         return json.loads(
             text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant

@@ -36,7 +36,7 @@ from typing import Any
 
 from . import clock as clocks
 from . import execution, ids, running
-from .client import Client
+from .client import Client, discard_outcome
 from .errors import InvalidInput, StoreCorrupt, StoreError
 from .lifecycle import Token
 from .records import Job, WorkerInfo
@@ -99,6 +99,28 @@ def _child_main(registry: TaskRegistry, read_fd: int, write_fd: int) -> None:
             )
         writer.write(data.encode() + b"\n")
         writer.flush()
+
+
+def _outcome_of(line: bytes, token: Token | None) -> dict[str, Any]:
+    """The outcome a child reported; a line this process cannot read fails the attempt."""
+    try:
+        outcome = json.loads(line)
+        if isinstance(outcome, dict):
+            return outcome
+        problem = "not a JSON object"
+    except (ValueError, RecursionError) as exc:
+        problem = str(exc) or type(exc).__name__
+    return {
+        "job_id": token.job_id if token is not None else None,
+        "ok": False,
+        "retryable": False,
+        "error": {
+            "type": "InvalidOutcome",
+            "message": f"the task's process reported an unreadable outcome: {problem}"[
+                : execution.MAX_MESSAGE
+            ],
+        },
+    }
 
 
 class Worker:
@@ -267,9 +289,11 @@ class Worker:
         child.buffer += chunk
         while b"\n" in child.buffer:
             line, child.buffer = child.buffer.split(b"\n", 1)
-            outcome = json.loads(line)
+            outcome = _outcome_of(line, child.token)
             if child.token is not None and outcome.get("job_id") == child.token.job_id:
-                self.outcomes.append((child.token, outcome))
+                self.outcomes.append(
+                    (child.token, self.client.prepare_outcome(child.token, outcome))
+                )
                 log.info(
                     "%s %s in %.3f s",
                     child.token.job_id,
@@ -346,6 +370,8 @@ class Worker:
                     "leases run out",
                     len(held),
                 )
+            for _, outcome in self.outcomes:  # never committed: run again later
+                discard_outcome(outcome)
             signal.set_wakeup_fd(-1)
             for fd in self._wake_fds:
                 os.close(fd)

@@ -328,7 +328,13 @@ class App:
         if length > limit:
             raise PayloadTooLarge(f"body: {length} bytes is over the limit of {limit}")
         raw = environ["wsgi.input"].read(length) if length > 0 else b""
-        body = validation.parse_json(raw, "body")
+        # The body nests the payload one level down.
+        body = validation.parse_json(
+            raw,
+            "body",
+            max_depth=validation.MAX_JSON_DEPTH + 1,
+            deep_field="payload",
+        )
         if not isinstance(body, dict):
             raise InvalidInput("body: must be a JSON object")
         unknown = sorted(set(body) - BODY_FIELDS)

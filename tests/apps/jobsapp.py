@@ -118,3 +118,25 @@ def chaos(job, ms: int = 0, **_):
     time.sleep(ms / 1000)
     _mark(job, "end")
     return job.attempt
+
+
+@tasks.task(name="keep", max_retries=0)
+def keep(**payload):
+    return payload
+
+
+@tasks.task(name="nested_result", max_retries=2)
+def nested_result(depth: int):
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@tasks.task(name="big", max_retries=0)
+def big(job, size: int = 1000, gate: str | None = None):
+    """A value of about ``size`` bytes; with ``gate``, returned once that file exists."""
+    _mark(job, "start")
+    while gate is not None and not os.path.exists(gate):
+        time.sleep(0.01)
+    return "x" * size
