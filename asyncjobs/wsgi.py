@@ -2,7 +2,8 @@
 
 Serve it with gunicorn or waitress in production (``asyncjobs.wsgi:application``
 reads ``ASYNCJOBS_STORE``), or with ``asyncjobs serve`` (a threaded stdlib
-server). The tenant comes from ``X-Org-Id`` or ``X-Tenant-Id``.
+server). The tenant comes from ``X-Org-Id`` or ``X-Tenant-Id``; both present
+must agree, and neither may be empty.
 
 Errors are answered here, in ``App.__call__`` and nowhere else, as
 ``{"error": {"code", "message"}}``: 400 invalid input, 404 missing (another
@@ -234,10 +235,32 @@ class App:
         raise HttpError(404, "not_found", "no such route")
 
     def _org(self, environ: dict[str, Any]) -> str:
-        org = environ.get("HTTP_X_ORG_ID") or environ.get("HTTP_X_TENANT_ID")
-        if not org:
+        """The tenant of the request, before anything touches the store.
+
+        A gateway sets one of the two headers; a client that adds the other
+        must not get to choose, so two that disagree are refused, and so is an
+        empty one (it would otherwise fall through to the other header).
+        """
+        given = {
+            header: environ[key]
+            for header, key in (
+                ("X-Org-Id", "HTTP_X_ORG_ID"),
+                ("X-Tenant-Id", "HTTP_X_TENANT_ID"),
+            )
+            if key in environ
+        }
+        for header, value in given.items():
+            if not value.strip():
+                raise InvalidInput(f"{header} is empty")
+        if len(set(given.values())) > 1:
+            org_id, tenant_id = (validation.shown(v) for v in given.values())
+            raise InvalidInput(
+                f"X-Org-Id {org_id} and X-Tenant-Id {tenant_id} disagree; "
+                "send one tenant header"
+            )
+        if not given:
             raise InvalidInput("X-Org-Id (or X-Tenant-Id) header is required")
-        return validation.name(org, "X-Org-Id")
+        return validation.name(next(iter(given.values())), next(iter(given)))
 
     def _query(self, environ: dict[str, Any]) -> dict[str, str]:
         try:
