@@ -1,8 +1,8 @@
 """The HTTP API as a WSGI application (stdlib only), and ``asyncjobs serve``.
 
 Serve it with gunicorn or waitress in production (``asyncjobs.wsgi:application``
-reads ``ASYNCJOBS_STORE``), or with ``asyncjobs serve`` (a threaded stdlib
-server). The tenant comes from ``X-Org-Id`` or ``X-Tenant-Id``; both present
+reads ``ASYNCJOBS_STORE``), or with ``asyncjobs serve`` (the threaded stdlib
+server in ``httpserver.py``). The tenant comes from ``X-Org-Id`` or ``X-Tenant-Id``; both present
 must agree, and neither may be empty.
 
 Errors are answered here, in ``App.__call__`` and nowhere else, as
@@ -447,36 +447,3 @@ class _LazyApplication:
 
 
 application = _LazyApplication()
-
-
-def serve(
-    app: App, host: str, port: int, *, on_ready: Callable[[str, int], None]
-) -> None:
-    """Serve ``app`` with a threaded stdlib server until SIGTERM or SIGINT."""
-    import signal
-    from socketserver import ThreadingMixIn
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-    class Server(ThreadingMixIn, WSGIServer):
-        daemon_threads = True
-        allow_reuse_address = True
-        request_queue_size = 128
-
-    class Handler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s %s", self.address_string(), format % args)
-
-    server = make_server(host, port, app, server_class=Server, handler_class=Handler)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    on_ready(*server.server_address[:2])
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()

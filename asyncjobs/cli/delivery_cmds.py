@@ -128,8 +128,8 @@ def mark_read(
 @pass_client
 def serve(client: Client, host: str, port: int) -> None:
     """Serve the HTTP API with a threaded stdlib server."""
+    from ..httpserver import serve as run_server
     from ..wsgi import App
-    from ..wsgi import serve as run_server
 
     def ready(bound_host: str, bound_port: int) -> None:
         click.echo(f"serving on http://{bound_host}:{bound_port}", err=True)
