@@ -1,6 +1,8 @@
 """The threaded HTTP server behind ``asyncjobs serve`` (stdlib only).
 
 It serves a WSGI application (``wsgi.App``) with one thread per connection.
+Request headers whose names hold an underscore are dropped before the app
+sees them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ def serve(
         request_queue_size = 128
 
     class Handler(WSGIRequestHandler):
+        def get_environ(self) -> dict[str, Any]:
+            # wsgiref maps X_Org_Id and X-Org-Id alike to HTTP_X_ORG_ID, so a
+            # client could pass for a header its gateway sets: drop every name
+            # with an underscore, as nginx, gunicorn and waitress do.
+            for name in {name for name in self.headers if "_" in name}:
+                del self.headers[name]
+            return super().get_environ()
+
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s %s", self.address_string(), format % args)
 
