@@ -209,6 +209,8 @@ class App:
         self.stats.record(
             template, status, time.perf_counter() - started, clocks.to_iso(clocks.now())
         )
+        if environ.get("REQUEST_METHOD", "").upper() == "HEAD":
+            return [b""]  # the GET answer's headers, Content-Length included
         return [data]
 
     def _route(

@@ -57,3 +57,26 @@ def test_a_header_name_with_an_underscore_never_chooses_the_tenant(server, clien
     spoofed = request("GET", path, {"X-Tenant-Id": "globex", "X_Org_Id": "acme"})
     assert exchange(server, spoofed).status == 404
     assert exchange(server, request("GET", path, {"X-Tenant-Id": "acme"})).status == 200
+
+
+# -- HEAD ----------------------------------------------------------------------------
+
+
+def test_head_answers_as_get_does_but_without_a_body(server, client):
+    job_id = client.submit("report", org="acme").job_id
+    for path, headers in [
+        ("/openapi.json", {}),
+        ("/health", {}),
+        (f"/analyze/jobs/{job_id}", {"X-Org-Id": "acme"}),
+        (f"/analyze/jobs/{job_id}", {"X-Org-Id": "globex"}),
+        (f"/analyze/jobs/{job_id}", {}),
+        ("/nope", {}),
+    ]:
+        got = exchange(server, request("GET", path, headers))
+        head = exchange(server, request("HEAD", path, headers))
+        assert head.body == b"" and got.body, path
+        assert head.status == got.status, path
+        for answer in (got, head):
+            del answer.headers["Date"], answer.headers["X-Request-ID"]
+        assert head.headers == got.headers, path
+        assert int(head.headers["Content-Length"]) == len(got.body), path
