@@ -7,6 +7,8 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import pytest
+
 
 @dataclass
 class Answer:
@@ -80,3 +82,26 @@ def test_head_answers_as_get_does_but_without_a_body(server, client):
             del answer.headers["Date"], answer.headers["X-Request-ID"]
         assert head.headers == got.headers, path
         assert int(head.headers["Content-Length"]) == len(got.body), path
+
+
+# -- addresses it cannot use -------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["not a host", "192.0.2.1"])
+def test_a_host_serve_cannot_listen_on_exits_2_with_one_line(console, host):
+    outcome = console("serve", "--host", host, "--port", "0", timeout=30)
+    assert outcome.exit_code == 2, outcome.stderr
+    [line] = outcome.stderr.splitlines()
+    assert line.startswith(f"error: --host: cannot listen on {host!r}: "), line
+
+
+def test_a_port_in_use_exits_2_naming_the_port(console):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        outcome = console("serve", "--port", str(port), timeout=30)
+    assert outcome.exit_code == 2, outcome.stderr
+    assert outcome.stderr.lower() == (
+        f"error: --port: cannot listen on 127.0.0.1:{port}: address already in use\n"
+    )

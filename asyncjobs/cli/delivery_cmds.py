@@ -132,7 +132,8 @@ def serve(client: Client, host: str, port: int) -> None:
     from ..wsgi import App
 
     def ready(bound_host: str, bound_port: int) -> None:
-        click.echo(f"serving on http://{bound_host}:{bound_port}", err=True)
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host  # IPv6
+        click.echo(f"serving on http://{shown}:{bound_port}", err=True)
         sys.stderr.flush()
 
     run_server(App(client), host, port, on_ready=ready)
