@@ -1,14 +1,15 @@
-"""The HTTP API as a WSGI application (stdlib only), and ``asyncjobs serve``.
+"""The HTTP API as a WSGI application (stdlib only).
 
 Serve it with gunicorn or waitress in production (``asyncjobs.wsgi:application``
 reads ``ASYNCJOBS_STORE``), or with ``asyncjobs serve`` (the threaded stdlib
-server in ``httpserver.py``). The tenant comes from ``X-Org-Id`` or ``X-Tenant-Id``; both present
-must agree, and neither may be empty.
+server in ``httpserver.py``). The tenant comes from ``X-Org-Id`` or
+``X-Tenant-Id``; both present must agree, and neither may be empty.
 
 Errors are answered here, in ``App.__call__`` and nowhere else, as
 ``{"error": {"code", "message"}}``: 400 invalid input, 404 missing (another
-org's record and a malformed id answer exactly alike), 405 wrong method, 413
-body over the limit, 503 store unavailable. A bug answers 500 without detail.
+org's record and a malformed id answer exactly alike), 405 wrong method, 408
+body not in by the server's deadline, 413 body over the limit, 503 store
+unavailable. A bug answers 500 without detail.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ STATUS_TEXT = {
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Content Too Large",
     500: "Internal Server Error",
@@ -352,7 +354,12 @@ class App:
             raise InvalidInput("Content-Length is not a number") from None
         if length > limit:
             raise PayloadTooLarge(f"body: {length} bytes is over the limit of {limit}")
-        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        try:
+            raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        except OSError as exc:  # the server's read deadline, or the client left
+            raise HttpError(
+                408, "request_timeout", "body: did not arrive in time"
+            ) from exc
         body = validation.parse_json(raw, "body")
         if not isinstance(body, dict):
             raise InvalidInput("body: must be a JSON object")
