@@ -13,7 +13,10 @@ _TENANT = [
         "name": "X-Org-Id",
         "in": "header",
         "required": True,
-        "description": "The tenant. X-Tenant-Id is accepted in its place.",
+        "description": (
+            "The tenant. X-Tenant-Id is accepted in its place; sent together, "
+            "the two must be equal, and neither may be empty."
+        ),
         "schema": _NAME,
     },
 ]
@@ -47,7 +50,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     words = {
-        400: "Invalid input or no tenant header",
+        400: "Invalid input, or no tenant header, or tenant headers that disagree",
         404: "Missing, or another org's",
         413: "Body over the limit",
         503: "Store unavailable",

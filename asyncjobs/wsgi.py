@@ -1,13 +1,15 @@
-"""The HTTP API as a WSGI application (stdlib only), and ``asyncjobs serve``.
+"""The HTTP API as a WSGI application (stdlib only).
 
 Serve it with gunicorn or waitress in production (``asyncjobs.wsgi:application``
-reads ``ASYNCJOBS_STORE``), or with ``asyncjobs serve`` (a threaded stdlib
-server). The tenant comes from ``X-Org-Id`` or ``X-Tenant-Id``.
+reads ``ASYNCJOBS_STORE``), or with ``asyncjobs serve`` (the threaded stdlib
+server in ``httpserver.py``). The tenant comes from ``X-Org-Id`` or
+``X-Tenant-Id``; both present must agree, and neither may be empty.
 
 Errors are answered here, in ``App.__call__`` and nowhere else, as
 ``{"error": {"code", "message"}}``: 400 invalid input, 404 missing (another
-org's record and a malformed id answer exactly alike), 405 wrong method, 413
-body over the limit, 503 store unavailable. A bug answers 500 without detail.
+org's record and a malformed id answer exactly alike), 405 wrong method, 408
+body not in by the server's deadline, 413 body over the limit, 503 store
+unavailable. A bug answers 500 without detail.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ STATUS_TEXT = {
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Content Too Large",
     500: "Internal Server Error",
@@ -208,6 +211,8 @@ class App:
         self.stats.record(
             template, status, time.perf_counter() - started, clocks.to_iso(clocks.now())
         )
+        if environ.get("REQUEST_METHOD", "").upper() == "HEAD":
+            return [b""]  # the GET answer's headers, Content-Length included
         return [data]
 
     def _route(
@@ -234,10 +239,32 @@ class App:
         raise HttpError(404, "not_found", "no such route")
 
     def _org(self, environ: dict[str, Any]) -> str:
-        org = environ.get("HTTP_X_ORG_ID") or environ.get("HTTP_X_TENANT_ID")
-        if not org:
+        """The tenant of the request, before anything touches the store.
+
+        A gateway sets one of the two headers; a client that adds the other
+        must not get to choose, so two that disagree are refused, and so is an
+        empty one (it would otherwise fall through to the other header).
+        """
+        given = {
+            header: environ[key]
+            for header, key in (
+                ("X-Org-Id", "HTTP_X_ORG_ID"),
+                ("X-Tenant-Id", "HTTP_X_TENANT_ID"),
+            )
+            if key in environ
+        }
+        for header, value in given.items():
+            if not value.strip():
+                raise InvalidInput(f"{header} is empty")
+        if len(set(given.values())) > 1:
+            org_id, tenant_id = (validation.shown(v) for v in given.values())
+            raise InvalidInput(
+                f"X-Org-Id {org_id} and X-Tenant-Id {tenant_id} disagree; "
+                "send one tenant header"
+            )
+        if not given:
             raise InvalidInput("X-Org-Id (or X-Tenant-Id) header is required")
-        return validation.name(org, "X-Org-Id")
+        return validation.name(next(iter(given.values())), next(iter(given)))
 
     def _query(self, environ: dict[str, Any]) -> dict[str, str]:
         try:
@@ -327,7 +354,12 @@ class App:
             raise InvalidInput("Content-Length is not a number") from None
         if length > limit:
             raise PayloadTooLarge(f"body: {length} bytes is over the limit of {limit}")
-        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        try:
+            raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        except OSError as exc:  # the server's read deadline, or the client left
+            raise HttpError(
+                408, "request_timeout", "body: did not arrive in time"
+            ) from exc
         # The body nests the payload one level down.
         body = validation.parse_json(
             raw,
@@ -430,36 +462,3 @@ class _LazyApplication:
 
 
 application = _LazyApplication()
-
-
-def serve(
-    app: App, host: str, port: int, *, on_ready: Callable[[str, int], None]
-) -> None:
-    """Serve ``app`` with a threaded stdlib server until SIGTERM or SIGINT."""
-    import signal
-    from socketserver import ThreadingMixIn
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-    class Server(ThreadingMixIn, WSGIServer):
-        daemon_threads = True
-        allow_reuse_address = True
-        request_queue_size = 128
-
-    class Handler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s %s", self.address_string(), format % args)
-
-    server = make_server(host, port, app, server_class=Server, handler_class=Handler)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    on_ready(*server.server_address[:2])
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()

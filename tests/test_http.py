@@ -140,6 +140,47 @@ def test_a_job_is_served_to_its_org_and_missing_to_every_other(app, done):
     assert call(app, "GET", f"/analyze/jobs/{done}", org="../etc").status == 400
 
 
+@pytest.mark.parametrize(
+    "headers, words",
+    [
+        (
+            {"X-Org-Id": "globex", "X-Tenant-Id": "acme"},
+            "X-Org-Id 'globex' and X-Tenant-Id 'acme' disagree",
+        ),
+        ({"X-Org-Id": "", "X-Tenant-Id": "acme"}, "X-Org-Id is empty"),
+        ({"X-Org-Id": "acme", "X-Tenant-Id": " "}, "X-Tenant-Id is empty"),
+        ({"X-Tenant-Id": ""}, "X-Tenant-Id is empty"),
+    ],
+)
+def test_tenant_headers_that_disagree_or_are_empty_are_refused_before_the_store(
+    app, client, store_path, done, headers, words
+):
+    body = json.dumps({"task": "report"}).encode()
+    before = sha256_of(*data_files(store_path))
+    posted = call(app, "POST", "/analyze/jobs", headers=headers, body=body)
+    assert posted.status == 400 and posted.json["error"] == {
+        "code": "invalid_input",
+        "message": posted.json["error"]["message"],
+    }
+    assert words in posted.json["error"]["message"]
+    assert sha256_of(*data_files(store_path)) == before
+    read = call(app, "GET", f"/analyze/jobs/{done}", headers=headers)
+    assert read.status == 400 and words in read.json["error"]["message"]
+    # refused before the store is touched: an unreadable store changes nothing
+    store_path.write_text("{broken")
+    unread = call(
+        App(Client(store_path)), "GET", f"/analyze/jobs/{done}", headers=headers
+    )
+    assert (unread.status, unread.json) == (400, read.json)
+
+
+def test_tenant_headers_that_agree_are_one_tenant(app, done):
+    both = {"X-Org-Id": "acme", "X-Tenant-Id": "acme"}
+    assert call(app, "GET", f"/analyze/jobs/{done}", headers=both).status == 200
+    other = {"X-Org-Id": "globex", "X-Tenant-Id": "globex"}
+    assert call(app, "GET", f"/analyze/jobs/{done}", headers=other).status == 404
+
+
 def test_foreign_and_missing_answers_are_byte_identical_for_the_same_id(
     app, client, done
 ):
@@ -415,8 +456,11 @@ def test_no_request_gets_a_server_error_and_refusals_write_nothing(
     answer = call(app, method, f"{path}?{query}", org=org, body=body)
     assert answer.status < 500, answer.body
     assert answer.headers["Content-Type"]
-    if answer.status >= 400:
+    if method == "HEAD":
+        assert answer.body == b""
+    elif answer.status >= 400:
         assert set(answer.json) == {"error"} and "Traceback" not in answer.body.decode()
+    if answer.status >= 400:
         assert sha256_of(*data_files(store_path)) == before
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
+from typing import Any
 
 import click
 
@@ -114,6 +116,18 @@ def mark_read(
     emit({"marked_read": changed}, as_json, text=f"{changed} marked read")
 
 
+class _Seconds(click.FloatRange):
+    """Seconds within a range; nan, which every range comparison lets by, is refused."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds.", param, ctx)
+        return seconds
+
+
 @cli.command()
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="The address to listen on."
@@ -125,17 +139,50 @@ def mark_read(
     show_default=True,
     help="The port (0 picks a free one).",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 10_000),
+    default=256,
+    show_default=True,
+    help="Answer 503 busy to connections beyond this many at once.",
+)
+@click.option(
+    "--idle-timeout",
+    type=_Seconds(0.1, 3600),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Close a connection that sends nothing for this long.",
+)
+@click.option(
+    "--request-timeout",
+    type=_Seconds(0.1, 3600),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Close a connection whose request is not all in after this long.",
+)
 @pass_client
-def serve(client: Client, host: str, port: int) -> None:
+def serve(
+    client: Client,
+    host: str,
+    port: int,
+    max_connections: int,
+    idle_timeout: float,
+    request_timeout: float,
+) -> None:
     """Serve the HTTP API with a threaded stdlib server."""
+    from ..httpserver import Limits
+    from ..httpserver import serve as run_server
     from ..wsgi import App
-    from ..wsgi import serve as run_server
 
     def ready(bound_host: str, bound_port: int) -> None:
-        click.echo(f"serving on http://{bound_host}:{bound_port}", err=True)
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host  # IPv6
+        click.echo(f"serving on http://{shown}:{bound_port}", err=True)
         sys.stderr.flush()
 
-    run_server(App(client), host, port, on_ready=ready)
+    limits = Limits(max_connections, idle_timeout, request_timeout)
+    run_server(App(client), host, port, limits=limits, on_ready=ready)
 
 
 def _info_text(summary: dict) -> str:
