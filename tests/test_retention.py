@@ -259,7 +259,7 @@ def test_the_metrics_file_reports_the_outcome_even_on_failure(
         (["--events-ttl-seconds", "1"], "Missing option '--results-ttl-seconds'"),
         (
             ["--results-ttl-seconds", "-1", "--events-ttl-seconds", "1"],
-            "-1 is not in the range",
+            "'--results-ttl-seconds': -1 is not a whole number of seconds",
         ),
         (
             [

@@ -8,12 +8,13 @@ from typing import IO, Any
 
 import click
 
+from .. import clock as clocks
 from .. import tasks as task_module
 from .. import validation
 from ..client import Client
 from ..errors import InvalidInput
 from ..records import Job
-from . import app_option, cli, emit, json_option, org_option, pass_client
+from . import Number, app_option, cli, emit, json_option, org_option, pass_client
 
 BATCH_SIZE = 500
 
@@ -55,11 +56,15 @@ def _submitted(job: Job) -> dict[str, Any]:
     "--queue", default="default", show_default=True, help="The queue to put the job on."
 )
 @click.option(
-    "--priority", type=int, default=5, show_default=True, help="0-9; 9 runs first."
+    "--priority",
+    type=Number(validation.PRIORITY, whole=True),
+    default=5,
+    show_default=True,
+    help="0-9; 9 runs first.",
 )
 @click.option(
     "--delay",
-    type=float,
+    type=Number(validation.DELAY_SECONDS),
     metavar="SECONDS",
     help="Run no sooner than this many seconds from now.",
 )
@@ -73,7 +78,7 @@ def _submitted(job: Job) -> dict[str, Any]:
 )
 @click.option(
     "--max-retries",
-    type=int,
+    type=Number(validation.RETRIES, whole=True),
     metavar="N",
     help="Retries after a failed attempt (default: the task's).",
 )
@@ -104,6 +109,7 @@ def submit(
     """Queue a job and print its id."""
     if delay is not None and at is not None:
         raise InvalidInput("give either --delay or --at, not both")
+    when = validation.at(at, clocks.now(), "--at") if at is not None else None
     enabled = os.environ.get("ASYNCJOBS_ASYNC_ENABLED", "1").strip().lower()
     if enabled in ("0", "false", "no", "off"):
         sync = True  # fail-open: no worker is relied on
@@ -121,7 +127,7 @@ def submit(
         queue=queue,
         priority=priority,
         delay=delay or 0,
-        at=at,
+        at=when,
         idempotency_key=idempotency_key,
         max_retries=max_retries,
         sync=sync,
@@ -214,7 +220,11 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 @click.option("--status", "status_", metavar="STATUS", help="Only jobs in this status.")
 @click.option("--queue", help="Only jobs of this queue.")
 @click.option(
-    "--limit", type=int, default=50, show_default=True, help="At most this many jobs."
+    "--limit",
+    type=Number(validation.LIMIT, whole=True),
+    default=50,
+    show_default=True,
+    help="At most this many jobs.",
 )
 @json_option
 @pass_client

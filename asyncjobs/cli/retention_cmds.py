@@ -9,11 +9,11 @@ from typing import Any
 import click
 import orjson
 
-from .. import clock as clocks
+from .. import validation
 from ..client import Client
 from ..errors import AsyncJobsError
 from ..store.fileio import write_private_file
-from . import cli, pass_client
+from . import Number, cli, pass_client
 
 PROGRESS_THRESHOLD = 10_000
 
@@ -47,24 +47,24 @@ def metrics_text(
 @cli.command()
 @click.option(
     "--results-ttl-seconds",
-    type=click.IntRange(min=0),
+    type=Number(validation.TTL_SECONDS, whole=True, unit="seconds"),
     required=True,
     help="Delete results of terminal jobs older than this.",
 )
 @click.option(
     "--events-ttl-seconds",
-    type=click.IntRange(min=0),
+    type=Number(validation.TTL_SECONDS, whole=True, unit="seconds"),
     required=True,
     help="Delete events of terminal jobs older than this.",
 )
 @click.option(
     "--notifications-ttl-seconds",
-    type=click.IntRange(min=0),
+    type=Number(validation.TTL_SECONDS, whole=True, unit="seconds"),
     help="Delete notifications of terminal jobs older than this (default: keep).",
 )
 @click.option(
     "--jobs-ttl-seconds",
-    type=click.IntRange(min=0),
+    type=Number(validation.TTL_SECONDS, whole=True, unit="seconds"),
     help="Delete terminal jobs finished longer ago, with all of theirs (default: keep).",
 )
 @click.option("--dry-run", is_flag=True, help="Report what would go; change nothing.")
@@ -93,7 +93,11 @@ def cleanup(
     started = time.monotonic()
     report = None
     try:
-        now = clocks.parse_iso(now_text, field="--now") if now_text else None
+        now = (
+            validation.moment(now_text, "--now", validation.CLEANUP_NOW)
+            if now_text
+            else None
+        )
         with _progress() as progress:
             report = client.cleanup(
                 results_ttl_seconds=results_ttl_seconds,
