@@ -164,6 +164,34 @@ class Client:
     def store(self) -> Store:
         return self._store
 
+    def store_file(self, path: str | os.PathLike[str]) -> str | None:
+        """Which of the store's own files ``path`` names, or None.
+
+        "snapshot", "journal", "lock" or "temp file" (``.<snapshot name>.*.tmp``
+        in the store's folder), comparing real paths with symlinks followed:
+        a file written there would replace a part of the store.
+        """
+        store = self._store
+        if not hasattr(store, "path"):
+            return None  # a backend without files of its own
+        real = os.path.realpath(path)
+        for attr, kind in (
+            ("path", "snapshot"),
+            ("journal_path", "journal"),
+            ("lock_path", "lock"),
+        ):
+            if real == os.path.realpath(getattr(store, attr)):
+                return kind
+        folder, name = os.path.split(real)
+        prefix = f".{os.path.basename(store.path)}."
+        if (
+            folder == os.path.realpath(store.folder)
+            and name.startswith(prefix)
+            and name.endswith(".tmp")
+        ):
+            return "temp file"
+        return None
+
     def close(self) -> None:
         self._store.close()
 

@@ -8,6 +8,8 @@
 Runs from a checkout without installing asyncjobs (it uses the package beside
 it; click and filelock must be importable). Exit 0 on success; otherwise
 non-zero with one line `error: ...` on stderr (the exit codes of `asyncjobs`).
+An --output-json or --metrics-file that names one of the store's own files
+(or the two naming one file) is refused with exit 2 before anything is deleted.
 """
 
 import os

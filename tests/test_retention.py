@@ -12,7 +12,7 @@ import pytest
 
 from asyncjobs import Client, TaskRegistry
 
-from .conftest import data_files, sha256_of
+from .conftest import data_files, sha256_of, store_files
 
 ROOT = Path(__file__).resolve().parents[1]
 tasks = TaskRegistry()
@@ -342,3 +342,90 @@ def test_the_cron_script_runs_from_the_checkout_with_the_runbook_flags(
         and bad.stderr.startswith("error: ")
         and bad.stderr.count("\n") == 1
     )
+
+
+@pytest.mark.parametrize("option", ["--output-json", "--metrics-file"])
+@pytest.mark.parametrize(
+    "target", ["snapshot", "journal", "lock", "temp file", "link to the journal"]
+)
+def test_an_artifact_path_that_is_a_store_file_is_refused_before_anything_is_deleted(
+    client, cli, store_path, tmp_path, option, target
+):
+    for _ in range(2):
+        client.submit("report", org="acme", sync=True, tasks=tasks)
+    client.store.compact()
+    client.submit("report", org="acme", sync=True, tasks=tasks)  # a journal line
+    link = tmp_path / "innocent.json"
+    link.symlink_to(Path(f"{store_path}.journal"))
+    path = {
+        "snapshot": store_path,
+        "journal": Path(f"{store_path}.journal"),
+        "lock": Path(f"{store_path}.lock"),
+        "temp file": store_path.parent / f".{store_path.name}.k3x9q1.tmp",
+        "link to the journal": link,
+    }[target]
+    before = sha256_of(*store_files(store_path))
+    outcome = cli(
+        "cleanup",
+        "--results-ttl-seconds",
+        "0",
+        "--events-ttl-seconds",
+        "0",
+        "--now",
+        "2030-01-01T00:00:00Z",
+        option,
+        str(path),
+    )
+    assert outcome.exit_code == 2 and outcome.stdout == "", outcome
+    assert outcome.stderr.count("\n") == 1 and f"{option}: {path} is" in outcome.stderr
+    assert sha256_of(*store_files(store_path)) == before
+    assert len(ids_of(client, "results")) == 3
+
+
+def test_the_report_and_the_metrics_may_not_share_a_file(
+    client, cli, store_path, tmp_path
+):
+    client.submit("report", org="acme", sync=True, tasks=tasks)
+    before = sha256_of(*store_files(store_path))
+    same = tmp_path / "out" / "cleanup.txt"
+    outcome = cli(
+        "cleanup",
+        "--results-ttl-seconds",
+        "0",
+        "--events-ttl-seconds",
+        "0",
+        "--output-json",
+        str(same),
+        "--metrics-file",
+        str(tmp_path / "out" / "." / "cleanup.txt"),
+    )
+    assert outcome.exit_code == 2 and "--metrics-file: " in outcome.stderr
+    assert sha256_of(*store_files(store_path)) == before and not same.exists()
+
+
+def test_the_cron_script_refuses_to_write_its_report_over_the_journal(
+    client, store_path
+):
+    client.submit("report", org="acme", sync=True, tasks=tasks)
+    before = sha256_of(*store_files(store_path))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "run_async_retention_cleanup.py"),
+            "--store-file",
+            str(store_path),
+            "--results-ttl-seconds",
+            "0",
+            "--events-ttl-seconds",
+            "0",
+            "--output-json",
+            f"{store_path}.journal",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "is the store's journal" in proc.stderr
+    assert sha256_of(*store_files(store_path)) == before

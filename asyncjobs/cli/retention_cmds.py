@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -11,7 +12,7 @@ import orjson
 
 from .. import validation
 from ..client import Client
-from ..errors import AsyncJobsError
+from ..errors import AsyncJobsError, InvalidInput
 from ..store.fileio import write_private_file
 from . import Number, cli, pass_client
 
@@ -91,6 +92,7 @@ def cleanup(
 ) -> None:
     """Delete expired records of terminal jobs (TTL retention)."""
     started = time.monotonic()
+    _check_artifacts(client, output_json=output_json, metrics_file=metrics_file)
     report = None
     try:
         now = (
@@ -131,6 +133,32 @@ def cleanup(
             metrics_file,
             metrics_text(0, report, time.monotonic() - started, dry_run).encode(),
         )
+
+
+def _check_artifacts(client: Client, **paths: str | None) -> None:
+    """Refuse artifact paths that would replace a store file or each other.
+
+    Checked before the store is touched, and before the metrics file of a
+    failure is written: a report written over the journal would lose
+    every commit in it.
+    """
+    seen: dict[str, str] = {}
+    for name, path in paths.items():
+        if path is None:
+            continue
+        option = "--" + name.replace("_", "-")
+        kind = client.store_file(path)
+        if kind is not None:
+            raise InvalidInput(
+                f"{option}: {path} is the store's {kind}; write it somewhere else"
+            )
+        # The file a write replaces: a symlink in the last place is replaced,
+        # not followed (write_private_file), so only the folder is resolved.
+        folder, base = os.path.split(os.path.abspath(path))
+        written = os.path.join(os.path.realpath(folder), base)
+        if written in seen:
+            raise InvalidInput(f"{option}: {path} is also the path of {seen[written]}")
+        seen[written] = option
 
 
 class _progress:
