@@ -30,9 +30,19 @@ def render(root: click.Group, prog: str = "asyncjobs") -> str:
         "",
         "Generated from the command definitions by `scripts/gen_cli_docs.py`; a test",
         "keeps it current. Every command prints only its answer on stdout and errors",
-        "as one line `error: …` on stderr, with exit codes 0 done, 1 anything else,",
-        "2 invalid usage or input, 3 not found, 4 conflict, 5 store unreadable,",
-        "corrupt or locked.",
+        "as one line `error: …` on stderr, with these exit codes:",
+        "",
+        "| exit | meaning |",
+        "| --- | --- |",
+        "| 0 | done |",
+        "| 1 | anything else |",
+        "| 2 | invalid usage or input |",
+        "| 3 | not found |",
+        "| 4 | conflict |",
+        "| 5 | store unreadable, corrupt or locked |",
+        "| 6 | `cleanup`: the deletions are committed, but the report or the metrics "
+        "file could not be written (a report that could not be written is printed "
+        "on stdout) |",
         "",
         *ranges(root, prog),
     ]
