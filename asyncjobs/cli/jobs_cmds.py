@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import IO, Any
 
 import click
@@ -15,8 +14,6 @@ from ..client import Client
 from ..errors import InvalidInput
 from ..records import Job
 from . import Number, app_option, cli, emit, json_option, org_option, pass_client
-
-BATCH_SIZE = 500
 
 
 def _read_limited(stream: IO[bytes], limit: int, what: str) -> bytes:
@@ -142,7 +139,7 @@ def submit(
 @json_option
 @pass_client
 def submit_many(client: Client, file: IO[bytes], org: str, as_json: bool) -> None:
-    """Queue one job per line of a JSON-lines file (- reads stdin)."""
+    """Queue one job per line of a JSON-lines file (- reads stdin), all or none."""
     validation.org(org)
     specs = []
     for number, line in enumerate(file, start=1):
@@ -154,18 +151,10 @@ def submit_many(client: Client, file: IO[bytes], org: str, as_json: bool) -> Non
         except InvalidInput as exc:
             raise type(exc)(f"line {number}: {exc.message}") from exc
         specs.append(spec)
-    jobs: list[Job] = []
-    batches = [specs[i : i + BATCH_SIZE] for i in range(0, len(specs), BATCH_SIZE)]
-    if sys.stderr.isatty() and len(batches) > 1:
-        with click.progressbar(
-            length=len(specs), label="submitting", file=sys.stderr
-        ) as bar:
-            for batch in batches:
-                jobs += client.submit_many(batch, org=org)
-                bar.update(len(batch))
-    else:
-        for batch in batches:
-            jobs += client.submit_many(batch, org=org)
+    # One transaction for the whole file: a failed commit leaves none of its
+    # jobs, so running the same file again cannot queue one twice. A large
+    # one commits as a new snapshot.
+    jobs = client.submit_many(specs, org=org) if specs else []
     doc = {
         "submitted": sum(not j.deduplicated for j in jobs),
         "deduplicated": sum(j.deduplicated for j in jobs),
