@@ -169,6 +169,14 @@ class Client:
         lock_timeout: float = 10.0,
         artifacts: str | os.PathLike[str] | None = None,
     ) -> None:
+        validation.seconds(
+            lock_timeout, "lock_timeout", validation.LOCK_TIMEOUT_SECONDS
+        )
+        # The environment's numbers are read where they are used; a bad one
+        # stops here too, before a command has written anything.
+        validation.max_payload_bytes()
+        results.inline_limit()
+        observability.stale_window()
         self._store = (
             store
             if isinstance(store, Store)
@@ -182,6 +190,34 @@ class Client:
     @property
     def store(self) -> Store:
         return self._store
+
+    def store_file(self, path: str | os.PathLike[str]) -> str | None:
+        """Which of the store's own files ``path`` names, or None.
+
+        "snapshot", "journal", "lock" or "temp file" (``.<snapshot name>.*.tmp``
+        in the store's folder), comparing real paths with symlinks followed:
+        a file written there would replace a part of the store.
+        """
+        store = self._store
+        if not hasattr(store, "path"):
+            return None  # a backend without files of its own
+        real = os.path.realpath(path)
+        for attr, kind in (
+            ("path", "snapshot"),
+            ("journal_path", "journal"),
+            ("lock_path", "lock"),
+        ):
+            if real == os.path.realpath(getattr(store, attr)):
+                return kind
+        folder, name = os.path.split(real)
+        prefix = f".{os.path.basename(store.path)}."
+        if (
+            folder == os.path.realpath(store.folder)
+            and name.startswith(prefix)
+            and name.endswith(".tmp")
+        ):
+            return "temp file"
+        return None
 
     def close(self) -> None:
         self._store.close()
@@ -303,12 +339,8 @@ class Client:
         at = spec.get("at")
         if at is not None and delay:
             raise InvalidInput("give either delay or at, not both")
-        if at is not None and not isinstance(at, datetime):
-            if not isinstance(at, str):
-                raise InvalidInput(
-                    f"at: {validation.shown(at)} is not an ISO 8601 time"
-                )
-            at = clocks.parse_iso(at, field="at")
+        if at is not None:
+            at = validation.at(at, now)
         return {
             "task": validation.name(spec["task"], "task"),
             "org": validation.org(job_org),
@@ -759,7 +791,10 @@ class Client:
 
         A dry run changes nothing, not one byte of the store files. Result
         files go after their records are committed, never before.
-        ``progress`` is called with the number of records read so far.
+        ``progress`` is called with the number of records read so far. TTLs
+        are 0 to 100 years of seconds and ``now`` is from 1970-01-01 to
+        9000-01-01 (UTC); anything else raises InvalidInput before the store
+        is read.
         """
         ttls = {
             "results_ttl_seconds": results_ttl_seconds,
@@ -770,16 +805,10 @@ class Client:
         for name, value in ttls.items():
             if value is None and name in ("results_ttl_seconds", "events_ttl_seconds"):
                 raise InvalidInput(f"{name}: required")
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 0 <= value < float("inf")
-            ):
-                raise InvalidInput(
-                    f"{name}: {validation.shown(value)} is not a number of seconds"
-                )
-        if isinstance(now, str):
-            now = clocks.parse_iso(now, field="now")
+            if value is not None:
+                validation.seconds(value, name, validation.TTL_SECONDS)
+        if now is not None:
+            now = validation.moment(now, "now", validation.CLEANUP_NOW)
         opened = self._store.read() if dry_run else self._store.transaction()
         with opened as tx:
             # Read under the lock: the report's "now" is the moment of the

@@ -30,15 +30,30 @@ def to_iso(moment: datetime) -> str:
 def parse_iso(text: str, *, field: str = "time") -> datetime:
     """Parse an ISO 8601 time; a time without an offset is taken as UTC.
 
-    Raises InvalidInput naming ``field`` when the text is not a time.
+    Raises InvalidInput naming ``field`` when the text is not a time, or
+    names one outside the years 1 to 9999 once moved to UTC.
     """
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00", 1))
     except (ValueError, AttributeError) as exc:
         raise InvalidInput(f"{field}: not an ISO 8601 time: {text!r}") from exc
+    return utc(moment, field=field)
+
+
+def utc(moment: datetime, *, field: str = "time") -> datetime:
+    """The same instant in UTC; a time without an offset is taken as UTC.
+
+    Raises InvalidInput naming ``field`` when the instant falls outside the
+    years 1 to 9999 in UTC (``0001-01-01T00:00:00+01:00`` does).
+    """
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidInput(
+            f"{field}: {moment.isoformat()} is outside the years 1 to 9999 in UTC"
+        ) from exc
 
 
 class FixedClock:

@@ -4,9 +4,10 @@
     ├── InvalidInput         exit 2  "invalid_input"
     ├── NotFound             exit 3  "not_found"
     ├── Conflict             exit 4  "conflict"
-    └── StoreError           exit 5  "store_error"
-        ├── StoreCorrupt     exit 5  "store_corrupt"
-        └── StoreLocked      exit 5  "store_locked"
+    ├── StoreError           exit 5  "store_error"
+    │   ├── StoreCorrupt     exit 5  "store_corrupt"
+    │   └── StoreLocked      exit 5  "store_locked"
+    └── ReportNotWritten     exit 6  "report_not_written"
 
 Each class says once how it reaches a user: the CLI prints ``error: <message>``
 on stderr and exits with ``exit_code``; the HTTP API answers
@@ -63,3 +64,9 @@ class StoreLocked(StoreError):
     """The store is locked by another process."""
 
     code = "store_locked"
+
+
+class ReportNotWritten(AsyncJobsError):
+    """The change is committed, but its report could not be written."""
+
+    exit_code, code = 6, "report_not_written"

@@ -14,18 +14,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import breakers as breaker_rules
-from . import clock, lifecycle, metrics
+from . import clock, lifecycle, metrics, validation
 
 STALE_SECONDS_DEFAULT = 600
 TERMINAL = ("completed", "failed", "canceled")
 
 
 def stale_window() -> float:
-    raw = os.environ.get("ASYNCJOBS_STALE_SECONDS")
-    try:
-        return float(raw) if raw else STALE_SECONDS_DEFAULT
-    except ValueError:
-        return STALE_SECONDS_DEFAULT
+    """``ASYNCJOBS_STALE_SECONDS``, the window of ``materializer_stale``."""
+    return validation.seconds_setting(
+        "ASYNCJOBS_STALE_SECONDS", STALE_SECONDS_DEFAULT, validation.STALE_SECONDS
+    )
 
 
 def worker_view(record: Mapping[str, Any], now: datetime) -> dict[str, Any]:

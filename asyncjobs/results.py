@@ -25,18 +25,12 @@ VIEWS = ("latest", "pinned")
 
 
 def inline_limit() -> int:
-    raw = os.environ.get("ASYNCJOBS_RESULT_INLINE_BYTES")
-    if raw is None:
-        return DEFAULT_INLINE_BYTES
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise InvalidInput(
-            f"ASYNCJOBS_RESULT_INLINE_BYTES: {raw!r} is not a number of bytes"
-        )
-    return value
+    """``ASYNCJOBS_RESULT_INLINE_BYTES``: larger values go to files (0 to 16 MiB)."""
+    return validation.whole_setting(
+        "ASYNCJOBS_RESULT_INLINE_BYTES",
+        DEFAULT_INLINE_BYTES,
+        validation.RESULT_INLINE_BYTES,
+    )
 
 
 def artifacts_root() -> str:

@@ -146,12 +146,8 @@ class TaskRegistry:
                 ("timeout", timeout),
                 ("soft_timeout", soft_timeout),
             ):
-                if value is not None and (
-                    not isinstance(value, (int, float))
-                    or not value >= 0
-                    or not math.isfinite(value)
-                ):
-                    raise InvalidInput(f"{label}: {value!r} is not a number of seconds")
+                if value is not None:
+                    validation.seconds(value, label, validation.DELAY_SECONDS)
             if (
                 timeout is not None
                 and soft_timeout is not None
@@ -195,10 +191,8 @@ class TaskRegistry:
         """Declare a task that ``worker --beat`` enqueues once per slot of its schedule."""
         if (every is None) == (cron is None):
             raise InvalidInput("a periodic task needs exactly one of every= and cron=")
-        if every is not None and (
-            not isinstance(every, (int, float)) or not every >= 1
-        ):
-            raise InvalidInput(f"every: {every!r} must be at least 1 second")
+        if every is not None:
+            validation.seconds(every, "every", (1, validation.MAX_DELAY_SECONDS))
         schedule = Cron.parse(cron) if cron is not None else None
         validation.org(org)
 
@@ -221,14 +215,10 @@ class TaskRegistry:
     ) -> None:
         """Set the thresholds of a named circuit breaker."""
         validation.name(name, "breaker")
-        if isinstance(fail_max, bool) or not isinstance(fail_max, int) or fail_max < 1:
-            raise InvalidInput(
-                f"fail_max: {fail_max!r} must be a whole number of at least 1"
-            )
-        if not isinstance(reset_timeout, (int, float)) or not reset_timeout > 0:
-            raise InvalidInput(
-                f"reset_timeout: {reset_timeout!r} must be a positive number"
-            )
+        fail_max = validation.count(fail_max, "fail_max", (1, 1_000_000))
+        validation.seconds(
+            reset_timeout, "reset_timeout", (0.001, validation.MAX_DELAY_SECONDS)
+        )
         self.breakers[name] = BreakerConfig(name, fail_max, float(reset_timeout))
 
     def get(self, name: str) -> Task | None:

@@ -1,9 +1,14 @@
-"""Rules for input: names, payloads, priorities, times.
+"""Rules for input: names, payloads, priorities, numbers and times.
 
 Every check raises ``InvalidInput`` with a message that names the field and
 says why, before anything is written. Names (orgs, tasks, queues) follow
 ``[A-Za-z0-9][A-Za-z0-9._:-]{0,63}`` and are never ``.`` or ``..``: org ids
 reach file paths under ``artifacts/``.
+
+Every number a user gives (an option, a field, an environment variable) is
+finite and inside a closed range named here, so that no later sum of times
+overflows, no wait is endless and no loop spins: ``seconds`` and ``count``
+check one, and the CLI's ``Number`` type is built on ``number_problem``.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import json
 import math
 import os
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from . import clock
 from .errors import InvalidInput
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
@@ -29,6 +36,33 @@ MAX_DELAY_SECONDS = 10 * 365 * 86400
 # stack: far below its limit of about 1,000, every process can write and
 # read back every record, whatever its own stack depth.
 MAX_JSON_DEPTH = 64
+MAX_TTL_SECONDS = 100 * 365 * 86400
+MAX_LIMIT = 10_000
+
+# The ranges, (lowest, highest), of the numbers users give; docs/cli.md lists them.
+LOCK_TIMEOUT_SECONDS = (0, 3600)
+CONCURRENCY = (1, 256)
+MAX_JOBS = (1, 1_000_000_000)
+LEASE_SECONDS = (0.1, 86400)
+HEARTBEAT_SECONDS = (0.01, 28800)  # and at most a third of the lease
+GRACE_SECONDS = (0, 86400)
+POLL_SECONDS = (0.01, 3600)
+WATCH_SECONDS = (0.2, 3600)
+PRIORITY = (0, 9)
+RETRIES = (0, MAX_RETRIES_LIMIT)
+DELAY_SECONDS = (0, MAX_DELAY_SECONDS)
+TTL_SECONDS = (0, MAX_TTL_SECONDS)
+LIMIT = (1, MAX_LIMIT)
+PORT = (0, 65535)
+MAX_PAYLOAD_BYTES = (1, 16 << 20)
+RESULT_INLINE_BYTES = (0, 16 << 20)
+STALE_SECONDS = (1, 30 * 86400)
+# A cleanup's --now: ages are judged from it, and TTLs of up to 100 years
+# are taken off it.
+CLEANUP_NOW = (
+    datetime(1970, 1, 1, tzinfo=UTC),
+    datetime(9000, 1, 1, tzinfo=UTC),
+)
 
 
 def shown(value: object, limit: int = 40) -> str:
@@ -70,39 +104,106 @@ def _whole(value: object) -> object:
     return value
 
 
-def priority(value: object) -> int:
-    value = _whole(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
-        raise InvalidInput(
-            f"priority: {shown(value)} is not a whole number from 0 to 9"
+def shown_bound(bound: float) -> str:
+    """A range's end as messages and docs write it: ``3600``, ``0.1``."""
+    return str(int(bound)) if float(bound).is_integer() else repr(float(bound))
+
+
+def number_problem(
+    value: object, lo: float, hi: float, *, whole: bool = False, unit: str = "seconds"
+) -> str | None:
+    """Why ``value`` is not a finite number from ``lo`` to ``hi``, or None when it is.
+
+    With ``whole`` only whole numbers pass (``3.0`` counts as ``3``). The
+    reason is one line that quotes the value and names the range and ``unit``.
+    """
+    if whole:
+        value = _whole(value)
+        fits = isinstance(value, int)
+    else:
+        fits = isinstance(value, int) or (
+            isinstance(value, float) and math.isfinite(value)
         )
+    if not isinstance(value, bool) and fits and lo <= value <= hi:
+        return None
+    kind = "a whole number" if whole else "a finite number"
+    of = f" of {unit}" if unit else ""
+    return (
+        f"{shown(value)} is not {kind}{of} from {shown_bound(lo)} to {shown_bound(hi)}"
+    )
+
+
+def seconds(value: object, field: str, bounds: tuple[float, float]) -> float:
+    """A finite number of seconds from ``bounds[0]`` to ``bounds[1]``, as given.
+
+    Raises InvalidInput naming ``field``: NaN, infinities, booleans and
+    anything but a number never pass.
+    """
+    problem = number_problem(value, *bounds)
+    if problem is not None:
+        raise InvalidInput(f"{field}: {problem}")
     return value
+
+
+def count(value: object, field: str, bounds: tuple[int, int], *, unit: str = "") -> int:
+    """A whole number from ``bounds[0]`` to ``bounds[1]`` (``3.0`` is ``3``)."""
+    problem = number_problem(value, *bounds, whole=True, unit=unit)
+    if problem is not None:
+        raise InvalidInput(f"{field}: {problem}")
+    return _whole(value)
+
+
+def priority(value: object) -> int:
+    return count(value, "priority", PRIORITY)
 
 
 def max_retries(value: object) -> int | None:
     if value is None:
         return None
-    value = _whole(value)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not 0 <= value <= MAX_RETRIES_LIMIT
-    ):
-        raise InvalidInput(
-            f"max_retries: {shown(value)} is not a whole number from 0 to "
-            f"{MAX_RETRIES_LIMIT}"
-        )
-    return value
+    return count(value, "max_retries", RETRIES)
 
 
 def delay(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInput(f"delay: {shown(value)} is not a number of seconds")
-    if not math.isfinite(value) or not 0 <= value <= MAX_DELAY_SECONDS:
+    return float(seconds(value, "delay", DELAY_SECONDS))
+
+
+def moment(
+    value: object,
+    field: str,
+    bounds: tuple[datetime, datetime] | None = None,
+) -> datetime:
+    """A time, from ISO 8601 text or a datetime (one without an offset is UTC).
+
+    Returns it in UTC. Raises InvalidInput naming ``field`` when it is not a
+    time, or not from ``bounds[0]`` to ``bounds[1]``.
+    """
+    if isinstance(value, datetime):
+        when = clock.utc(value, field=field)
+    elif isinstance(value, str):
+        when = clock.parse_iso(value, field=field)
+    else:
+        raise InvalidInput(f"{field}: {shown(value)} is not an ISO 8601 time")
+    if bounds is not None and not bounds[0] <= when <= bounds[1]:
         raise InvalidInput(
-            f"delay: {shown(value)} must be from 0 to {MAX_DELAY_SECONDS} seconds"
+            f"{field}: {clock.to_iso(when)} is not from {clock.to_iso(bounds[0])} "
+            f"to {clock.to_iso(bounds[1])}"
         )
-    return float(value)
+    return when
+
+
+def at(value: object, now: datetime, field: str = "at") -> datetime:
+    """When a job may first run: a time at most the longest delay after ``now``.
+
+    A time in the past is fine (the job runs at once); one further ahead is
+    refused like a delay over the limit.
+    """
+    when = moment(value, field)
+    if (when - now).total_seconds() > MAX_DELAY_SECONDS:
+        raise InvalidInput(
+            f"{field}: {clock.to_iso(when)} is more than {MAX_DELAY_SECONDS} seconds "
+            "(ten years) ahead, the most a delay may be"
+        )
+    return when
 
 
 def idempotency_key(value: object) -> str | None:
@@ -121,33 +222,44 @@ def idempotency_key(value: object) -> str | None:
     return value
 
 
-def limit(value: object, field: str = "limit", maximum: int = 10_000) -> int:
-    value = _whole(value)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not 1 <= value <= maximum
-    ):
-        raise InvalidInput(
-            f"{field}: {shown(value)} is not a whole number from 1 to {maximum}"
-        )
-    return value
+def limit(value: object, field: str = "limit", maximum: int = MAX_LIMIT) -> int:
+    return count(value, field, (1, maximum))
+
+
+def whole_setting(
+    name: str, default: int, bounds: tuple[int, int], *, unit: str = "bytes"
+) -> int:
+    """A whole-number environment variable, ``default`` when it is not set.
+
+    Raises InvalidInput naming the variable when it is set outside ``bounds``.
+    """
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value: object = int(raw)
+    except ValueError:
+        value = raw
+    return count(value, name, bounds, unit=unit)
+
+
+def seconds_setting(name: str, default: float, bounds: tuple[float, float]) -> float:
+    """A number of seconds from an environment variable; unset or empty: ``default``."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value: object = float(raw)
+    except ValueError:
+        value = raw
+    return float(seconds(value, name, bounds))
 
 
 def max_payload_bytes() -> int:
     """The payload limit: ``ASYNCJOBS_MAX_PAYLOAD_BYTES``, 1 MiB by default."""
-    raw = os.environ.get("ASYNCJOBS_MAX_PAYLOAD_BYTES")
-    if raw is None:
-        return DEFAULT_MAX_PAYLOAD_BYTES
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise InvalidInput(
-            f"ASYNCJOBS_MAX_PAYLOAD_BYTES: {shown(raw)} is not a positive number"
-        )
-    return value
+    return whole_setting(
+        "ASYNCJOBS_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES
+    )
 
 
 INT_MIN, INT_MAX = -(1 << 63), (1 << 64) - 1  # what the store holds exactly

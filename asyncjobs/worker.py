@@ -141,30 +141,31 @@ class Worker:
         grace: float = 30.0,
         poll_interval: float = 1.0,
     ) -> None:
-        if concurrency < 1:
-            raise InvalidInput(f"concurrency: {concurrency} must be at least 1")
-        if not lease_seconds > 0:
-            raise InvalidInput(f"lease_seconds: {lease_seconds} must be positive")
+        from . import validation
+
+        validation.count(concurrency, "concurrency", validation.CONCURRENCY)
+        validation.seconds(lease_seconds, "lease_seconds", validation.LEASE_SECONDS)
         heartbeat_seconds = (
             lease_seconds / 3 if heartbeat_seconds is None else heartbeat_seconds
         )
-        if not 0 < heartbeat_seconds <= lease_seconds / 3:
+        validation.seconds(
+            heartbeat_seconds, "heartbeat_seconds", validation.HEARTBEAT_SECONDS
+        )
+        if not heartbeat_seconds <= lease_seconds / 3:
             raise InvalidInput(
                 f"heartbeat_seconds: {heartbeat_seconds} must be positive and at most a "
                 f"third of the lease ({lease_seconds / 3:g}) so a live lease never runs out"
             )
-        if max_jobs is not None and max_jobs < 1:
-            raise InvalidInput(f"max_jobs: {max_jobs} must be at least 1")
-        if grace < 0:
-            raise InvalidInput(f"grace: {grace} must not be negative")
+        if max_jobs is not None:
+            validation.count(max_jobs, "max_jobs", validation.MAX_JOBS)
+        validation.seconds(grace, "grace", validation.GRACE_SECONDS)
+        validation.seconds(poll_interval, "poll_interval", validation.POLL_SECONDS)
         self.client = client
         self.registry = registry
         self.queues = queues or sorted(
             {t.queue for t in registry.tasks.values()} or {"default"}
         )
         for queue in self.queues:
-            from . import validation
-
             validation.name(queue, "queue")
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds

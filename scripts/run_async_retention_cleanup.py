@@ -8,6 +8,13 @@
 Runs from a checkout without installing asyncjobs (it uses the package beside
 it; click and filelock must be importable). Exit 0 on success; otherwise
 non-zero with one line `error: ...` on stderr (the exit codes of `asyncjobs`).
+An --output-json or --metrics-file that names one of the store's own files,
+the two naming one file, or a path that cannot take a file (a folder, a
+folder that cannot be created or written) is refused with exit 2 before
+anything is deleted. Exit 6: the deletions are committed, but the report or
+the metrics file could not be written after all (a full disk, say); the
+report is then printed on stdout, and the metrics file, if it can be
+written, says 6.
 """
 
 import os

@@ -17,16 +17,24 @@ ENV = {**os.environ, "PYTHONPATH": f"{APPS}{os.pathsep}{ROOT}"}
 
 
 def under_strace(
-    syscall: str, fault: str, command: list[str], *, path: Path | None = None
+    syscall: str,
+    fault: str,
+    command: list[str],
+    *,
+    path: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``command`` with the fault injected; with ``path``, only into calls on it."""
+    """Run ``command`` with the fault injected; with ``path``, only into calls on it.
+
+    strace matches ``path`` against a rename's first path only (the source).
+    """
     only = ["-P", str(path)] if path is not None else []
     return subprocess.run(
         ["strace", "-o", "/dev/null", *only, "-e", f"trace={syscall}"]
         + ["-e", f"inject={syscall}:{fault}", *command],
         capture_output=True,
         text=True,
-        env=ENV,
+        env={**ENV, **(env or {})},
         timeout=60,
     )
 

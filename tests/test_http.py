@@ -271,6 +271,10 @@ def test_posting_a_job_queues_it_for_the_header_org(app, client):
         (b"not json", 400, "body: not valid JSON"),
         (b'{"task": "report", "payload": {"x": NaN}}', 400, "NaN is not allowed"),
         (b'{"task": "report", "task": "other"}', 400, "duplicate key"),
+        (b'{"task": "report", "at": "9999-12-31T23:59:59-12:00"}', 400, "at: "),
+        (b'{"task": "report", "at": "0001-01-01T00:00:00+01:00"}', 400, "at: "),
+        (b'{"task": "report", "at": "2100-01-01T00:00:00Z"}', 400, "ten years"),
+        (b'{"task": "report", "delay": 1e300}', 400, "delay: "),
         (b"[" * 100_000, 400, "nested too deeply"),
         (
             b'{"task": "r", "payload": {"n": ' + b"9" * 5000 + b"}}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -80,6 +81,21 @@ def test_any_options_are_accepted_or_refused_with_exit_2(cli, key, priority, del
     assert outcome.exit_code in (0, 2), outcome
     if outcome.exit_code == 2:
         assert refused_cleanly(outcome)
+
+
+@SETTINGS
+@given(
+    moment=st.datetimes() | st.sampled_from([datetime.min, datetime.max]),
+    offset=st.integers(-(23 * 60 + 59), 23 * 60 + 59).map(
+        lambda minutes: timezone(timedelta(minutes=minutes))
+    ),
+)
+def test_any_time_is_a_job_or_a_clean_refusal_naming_at(cli, moment, offset):
+    text = moment.replace(tzinfo=offset).isoformat()
+    outcome = cli("submit", "t", "--org", "acme", "--at", text)
+    assert outcome.exit_code in (0, 2), outcome
+    if outcome.exit_code == 2:
+        assert refused_cleanly(outcome) and "--at: " in outcome.stderr
 
 
 @SETTINGS

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
-from asyncjobs import Conflict, InvalidInput, NotFound
+from asyncjobs import Client, Conflict, InvalidInput, NotFound
 from asyncjobs.store import JsonFileStore
 
 from .conftest import data_files, sha256_of
+from .injection import asyncjobs_cmd, under_strace
 
 # -- the Python API -------------------------------------------------------------
 
@@ -282,8 +285,8 @@ def test_payload_from_a_file_or_stdin(cli, tmp_path):
         (["--payload", '{"n": ' + "9" * 5000 + "}"], "payload: not valid JSON"),
         (["--payload", "{not json"], "payload: not valid JSON"),
         (["--payload", '"text"'], "payload: must be a JSON object"),
-        (["--priority", "12"], "priority: 12"),
-        (["--delay", "inf"], "delay:"),
+        (["--priority", "12"], "'--priority': 12 is not a whole number from 0 to 9"),
+        (["--delay", "inf"], "'--delay': inf is not a finite number of seconds"),
         (["--delay", "5", "--at", "2026-12-01T00:00:00Z"], "either --delay or --at"),
         (["--queue", "a/b"], "queue: 'a/b'"),
         (["--org", "acme", "--org", "a b"], "org: 'a b'"),
@@ -344,7 +347,7 @@ def test_submit_many_reads_json_lines_and_prints_ids_in_order(cli):
     assert plain.stdout.strip().startswith("job_") and plain.stdout.count("\n") == 1
 
 
-def test_submit_many_spans_batches(cli, tmp_path):
+def test_submit_many_takes_a_large_file_in_one_go(cli, tmp_path):
     path = tmp_path / "jobs.jsonl"
     path.write_text(
         "".join(
@@ -357,6 +360,38 @@ def test_submit_many_spans_batches(cli, tmp_path):
         cli("jobs", "--org", "acme", "--limit", "2000", "--json").stdout
     )["jobs"]
     assert len(listed) == 1200
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_submit_many_is_all_or_nothing_when_the_disk_fails(tmp_path):
+    store = tmp_path / "store" / "store.v1.json"
+    with Client(store) as client:
+        first = client.submit("t", org="acme").job_id  # the journal exists
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"task": "t", "payload": {"i": i}}) + "\n" for i in range(1200)
+        )
+    )
+    command = asyncjobs_cmd(store, "submit-many", str(path), "--org", "acme")
+    journal = Path(f"{store}.journal")
+
+    def queued() -> list[str]:
+        with Client(store) as client:
+            assert client.check(strict=True).ok
+            return [j.job_id for j in client.list_jobs(org="acme", limit=10_000)]
+
+    failures = 0
+    for n in range(1, 10):  # fail the journal's nth write: the first, then later
+        proc = under_strace("write", f"error=ENOSPC:when={n}", command, path=journal)
+        if proc.returncode == 0:
+            break
+        failures += 1
+        assert proc.returncode == 5 and proc.stdout == "", proc.stderr
+        assert queued() == [first]  # not one job of the file
+    assert failures >= 1 and proc.returncode == 0  # the retry, once the fault is gone
+    assert len(proc.stdout.split()) == 1200
+    assert len(queued()) == 1201
 
 
 @pytest.mark.parametrize(

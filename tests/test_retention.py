@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 
 from asyncjobs import Client, TaskRegistry
 
-from .conftest import data_files, sha256_of
+from .conftest import data_files, sha256_of, store_files
+from .injection import asyncjobs_cmd, under_strace
 
 ROOT = Path(__file__).resolve().parents[1]
 tasks = TaskRegistry()
@@ -259,7 +261,7 @@ def test_the_metrics_file_reports_the_outcome_even_on_failure(
         (["--events-ttl-seconds", "1"], "Missing option '--results-ttl-seconds'"),
         (
             ["--results-ttl-seconds", "-1", "--events-ttl-seconds", "1"],
-            "-1 is not in the range",
+            "'--results-ttl-seconds': -1 is not a whole number of seconds",
         ),
         (
             [
@@ -342,3 +344,170 @@ def test_the_cron_script_runs_from_the_checkout_with_the_runbook_flags(
         and bad.stderr.startswith("error: ")
         and bad.stderr.count("\n") == 1
     )
+
+
+@pytest.mark.parametrize("option", ["--output-json", "--metrics-file"])
+@pytest.mark.parametrize(
+    "target", ["snapshot", "journal", "lock", "temp file", "link to the journal"]
+)
+def test_an_artifact_path_that_is_a_store_file_is_refused_before_anything_is_deleted(
+    client, cli, store_path, tmp_path, option, target
+):
+    for _ in range(2):
+        client.submit("report", org="acme", sync=True, tasks=tasks)
+    client.store.compact()
+    client.submit("report", org="acme", sync=True, tasks=tasks)  # a journal line
+    link = tmp_path / "innocent.json"
+    link.symlink_to(Path(f"{store_path}.journal"))
+    path = {
+        "snapshot": store_path,
+        "journal": Path(f"{store_path}.journal"),
+        "lock": Path(f"{store_path}.lock"),
+        "temp file": store_path.parent / f".{store_path.name}.k3x9q1.tmp",
+        "link to the journal": link,
+    }[target]
+    before = sha256_of(*store_files(store_path))
+    outcome = cli(
+        "cleanup",
+        "--results-ttl-seconds",
+        "0",
+        "--events-ttl-seconds",
+        "0",
+        "--now",
+        "2030-01-01T00:00:00Z",
+        option,
+        str(path),
+    )
+    assert outcome.exit_code == 2 and outcome.stdout == "", outcome
+    assert outcome.stderr.count("\n") == 1 and f"{option}: {path} is" in outcome.stderr
+    assert sha256_of(*store_files(store_path)) == before
+    assert len(ids_of(client, "results")) == 3
+
+
+def test_the_report_and_the_metrics_may_not_share_a_file(
+    client, cli, store_path, tmp_path
+):
+    client.submit("report", org="acme", sync=True, tasks=tasks)
+    before = sha256_of(*store_files(store_path))
+    same = tmp_path / "out" / "cleanup.txt"
+    outcome = cli(
+        "cleanup",
+        "--results-ttl-seconds",
+        "0",
+        "--events-ttl-seconds",
+        "0",
+        "--output-json",
+        str(same),
+        "--metrics-file",
+        str(tmp_path / "out" / "." / "cleanup.txt"),
+    )
+    assert outcome.exit_code == 2 and "--metrics-file: " in outcome.stderr
+    assert sha256_of(*store_files(store_path)) == before and not same.exists()
+
+
+def test_the_cron_script_refuses_to_write_its_report_over_the_journal(
+    client, store_path
+):
+    client.submit("report", org="acme", sync=True, tasks=tasks)
+    before = sha256_of(*store_files(store_path))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "run_async_retention_cleanup.py"),
+            "--store-file",
+            str(store_path),
+            "--results-ttl-seconds",
+            "0",
+            "--events-ttl-seconds",
+            "0",
+            "--output-json",
+            f"{store_path}.journal",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "is the store's journal" in proc.stderr
+    assert sha256_of(*store_files(store_path)) == before
+
+
+def unwritable(tmp_path: Path, how: str) -> Path:
+    """A path no write can take, even as root."""
+    if how == "a folder":
+        (tmp_path / "taken").mkdir()
+        return tmp_path / "taken"
+    (tmp_path / "plain").write_text("a file, not a folder")
+    return tmp_path / "plain" / "retention.json"  # its parent is a regular file
+
+
+@pytest.mark.parametrize("how", ["a folder", "under a file"])
+@pytest.mark.parametrize("option", ["--output-json", "--metrics-file"])
+def test_an_artifact_that_cannot_be_written_is_refused_before_anything_is_deleted(
+    client, cli, store_path, tmp_path, option, how
+):
+    for _ in range(2):
+        client.submit("report", org="acme", sync=True, tasks=tasks)
+    before = sha256_of(*store_files(store_path))
+    path = unwritable(tmp_path, how)
+    outcome = cli(
+        "cleanup",
+        "--results-ttl-seconds",
+        "0",
+        "--events-ttl-seconds",
+        "0",
+        "--now",
+        "2030-01-01T00:00:00Z",
+        option,
+        str(path),
+    )
+    assert outcome.exit_code == 2 and outcome.stdout == "", outcome
+    assert outcome.stderr.count("\n") == 1 and f"{option}: " in outcome.stderr
+    assert str(path) in outcome.stderr
+    assert sha256_of(*store_files(store_path)) == before
+    assert len(ids_of(client, "results")) == 2
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_a_report_that_fails_after_the_commit_goes_to_stdout_with_exit_6(
+    client, store_path, tmp_path
+):
+    for _ in range(2):
+        client.submit("report", org="acme", sync=True, tasks=tasks)
+    result_ids = sorted(ids_of(client, "results"))
+    report = tmp_path / "reports" / "retention.json"
+    metrics = tmp_path / "reports" / "retention.prom"
+    command = asyncjobs_cmd(
+        store_path,
+        "cleanup",
+        "--results-ttl-seconds",
+        "0",
+        "--events-ttl-seconds",
+        "0",
+        "--now",
+        "2030-01-01T00:00:00Z",
+        "--output-json",
+        str(report),
+        "--metrics-file",
+        str(metrics),
+    )
+    # The disk fills between the commit and the report's rename into place.
+    # That rename's source is a random temp name, which strace -P cannot
+    # match, so the run's first rename fails: the report's, as nothing
+    # renames before it (no bytecode is written, the commit is a journal line).
+    proc = under_strace(
+        "rename",
+        "error=ENOSPC:when=1",
+        command,
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert proc.returncode == 6, proc.stderr
+    assert proc.stderr.startswith("error: cleanup committed its deletions, but ")
+    assert proc.stderr.count("\n") == 1 and "the report is on stdout" in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["dry_run"] is False and doc["results"]["deleted_ids"] == result_ids
+    assert not report.exists()
+    assert 'async_retention_cleanup_exit_code{mode="live"} 6' in metrics.read_text()
+    assert ids_of(client, "results") == set()  # the deletions are committed
+    assert client.check().ok

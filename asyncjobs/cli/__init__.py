@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from .. import __version__
+from .. import __version__, validation
 from ..client import Client
 from ..errors import AsyncJobsError
 from ..store import DEFAULT_STORE, jsonformat
@@ -71,6 +71,44 @@ def emit(doc: Any, as_json: bool, *, text: str | None = None) -> None:
         click.echo(json.dumps(doc, indent=2, allow_nan=False))
     elif text is not None:
         click.echo(text)
+
+
+class Number(click.ParamType):
+    """A finite number in a closed range: seconds, or a whole number with ``whole``.
+
+    Built on ``validation.number_problem``, so an option refuses exactly
+    what the Python API refuses, with exit 2 before the command runs.
+    """
+
+    def __init__(
+        self, bounds: tuple[float, float], *, whole: bool = False, unit: str = ""
+    ) -> None:
+        self.bounds, self.whole = bounds, whole
+        self.unit = unit if whole else "seconds"
+        self.name = "integer" if whole else "float"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                value = int(text) if self.whole else float(text)
+            except ValueError:
+                kind = "a whole number" if self.whole else "a number"
+                self.fail(f"{value!r} is not {kind}", param, ctx)
+        problem = validation.number_problem(
+            value, *self.bounds, whole=self.whole, unit=self.unit
+        )
+        if problem is not None:
+            self.fail(problem, param, ctx)
+        return value
+
+    def describe(self) -> str:
+        """The range in words, as docs/cli.md lists it."""
+        lo, hi = (validation.shown_bound(b) for b in self.bounds)
+        text = f"{lo} to {hi}{' ' + self.unit if self.unit else ''}"
+        return f"whole, {text}" if self.whole else text
 
 
 json_option = click.option(
@@ -135,7 +173,7 @@ def pass_client(command: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--lock-timeout",
-    type=click.FloatRange(min=0),
+    type=Number(validation.LOCK_TIMEOUT_SECONDS),
     default=10.0,
     show_default=True,
     envvar="ASYNCJOBS_LOCK_TIMEOUT",

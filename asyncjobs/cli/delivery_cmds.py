@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
+from .. import validation
 from ..client import Client
-from . import cli, emit, json_option, open_client, org_option, pass_client
+from . import Number, cli, emit, json_option, open_client, org_option, pass_client
 from .jobs_cmds import _table
 
 
@@ -46,7 +47,11 @@ def _notification_rows(found: list) -> str:
 @org_option
 @click.option("--channel", default="in_app", show_default=True, help="The channel.")
 @click.option(
-    "--limit", type=int, default=20, show_default=True, help="At most this many."
+    "--limit",
+    type=Number(validation.LIMIT, whole=True),
+    default=20,
+    show_default=True,
+    help="At most this many.",
 )
 @json_option
 @pass_client
@@ -74,7 +79,11 @@ def notifications(
 )
 @click.option("--unread", is_flag=True, help="Only unread notifications.")
 @click.option(
-    "--limit", type=int, default=50, show_default=True, help="At most this many."
+    "--limit",
+    type=Number(validation.LIMIT, whole=True),
+    default=50,
+    show_default=True,
+    help="At most this many.",
 )
 @json_option
 @click.pass_context
@@ -134,7 +143,7 @@ class _Seconds(click.FloatRange):
 )
 @click.option(
     "--port",
-    type=click.IntRange(0, 65535),
+    type=Number(validation.PORT, whole=True),
     default=8080,
     show_default=True,
     help="The port (0 picks a free one).",
@@ -231,7 +240,7 @@ def _info_doc(summary: dict) -> dict:
 @cli.command()
 @click.option(
     "--watch",
-    type=click.FloatRange(min=0.2),
+    type=Number(validation.WATCH_SECONDS),
     metavar="SECONDS",
     help="Refresh every SECONDS until interrupted.",
 )

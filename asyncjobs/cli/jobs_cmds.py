@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import IO, Any
 
 import click
 
+from .. import clock as clocks
 from .. import tasks as task_module
 from .. import validation
 from ..client import Client
 from ..errors import InvalidInput
 from ..records import Job
-from . import app_option, cli, emit, json_option, org_option, pass_client
-
-BATCH_SIZE = 500
+from . import Number, app_option, cli, emit, json_option, org_option, pass_client
 
 
 def _read_limited(stream: IO[bytes], limit: int, what: str) -> bytes:
@@ -55,11 +53,15 @@ def _submitted(job: Job) -> dict[str, Any]:
     "--queue", default="default", show_default=True, help="The queue to put the job on."
 )
 @click.option(
-    "--priority", type=int, default=5, show_default=True, help="0-9; 9 runs first."
+    "--priority",
+    type=Number(validation.PRIORITY, whole=True),
+    default=5,
+    show_default=True,
+    help="0-9; 9 runs first.",
 )
 @click.option(
     "--delay",
-    type=float,
+    type=Number(validation.DELAY_SECONDS),
     metavar="SECONDS",
     help="Run no sooner than this many seconds from now.",
 )
@@ -73,7 +75,7 @@ def _submitted(job: Job) -> dict[str, Any]:
 )
 @click.option(
     "--max-retries",
-    type=int,
+    type=Number(validation.RETRIES, whole=True),
     metavar="N",
     help="Retries after a failed attempt (default: the task's).",
 )
@@ -104,6 +106,7 @@ def submit(
     """Queue a job and print its id."""
     if delay is not None and at is not None:
         raise InvalidInput("give either --delay or --at, not both")
+    when = validation.at(at, clocks.now(), "--at") if at is not None else None
     enabled = os.environ.get("ASYNCJOBS_ASYNC_ENABLED", "1").strip().lower()
     if enabled in ("0", "false", "no", "off"):
         sync = True  # fail-open: no worker is relied on
@@ -121,7 +124,7 @@ def submit(
         queue=queue,
         priority=priority,
         delay=delay or 0,
-        at=at,
+        at=when,
         idempotency_key=idempotency_key,
         max_retries=max_retries,
         sync=sync,
@@ -136,7 +139,7 @@ def submit(
 @json_option
 @pass_client
 def submit_many(client: Client, file: IO[bytes], org: str, as_json: bool) -> None:
-    """Queue one job per line of a JSON-lines file (- reads stdin)."""
+    """Queue one job per line of a JSON-lines file (- reads stdin), all or none."""
     validation.org(org)
     specs = []
     for number, line in enumerate(file, start=1):
@@ -148,18 +151,10 @@ def submit_many(client: Client, file: IO[bytes], org: str, as_json: bool) -> Non
         except InvalidInput as exc:
             raise type(exc)(f"line {number}: {exc.message}") from exc
         specs.append(spec)
-    jobs: list[Job] = []
-    batches = [specs[i : i + BATCH_SIZE] for i in range(0, len(specs), BATCH_SIZE)]
-    if sys.stderr.isatty() and len(batches) > 1:
-        with click.progressbar(
-            length=len(specs), label="submitting", file=sys.stderr
-        ) as bar:
-            for batch in batches:
-                jobs += client.submit_many(batch, org=org)
-                bar.update(len(batch))
-    else:
-        for batch in batches:
-            jobs += client.submit_many(batch, org=org)
+    # One transaction for the whole file: a failed commit leaves none of its
+    # jobs, so running the same file again cannot queue one twice. A large
+    # one commits as a new snapshot.
+    jobs = client.submit_many(specs, org=org) if specs else []
     doc = {
         "submitted": sum(not j.deduplicated for j in jobs),
         "deduplicated": sum(j.deduplicated for j in jobs),
@@ -214,7 +209,11 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 @click.option("--status", "status_", metavar="STATUS", help="Only jobs in this status.")
 @click.option("--queue", help="Only jobs of this queue.")
 @click.option(
-    "--limit", type=int, default=50, show_default=True, help="At most this many jobs."
+    "--limit",
+    type=Number(validation.LIMIT, whole=True),
+    default=50,
+    show_default=True,
+    help="At most this many jobs.",
 )
 @json_option
 @pass_client

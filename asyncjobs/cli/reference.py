@@ -6,6 +6,9 @@ from collections.abc import Iterator
 
 import click
 
+from .. import validation
+from . import Number
+
 
 def walk(
     command: click.Command, path: tuple[str, ...] = ()
@@ -27,10 +30,21 @@ def render(root: click.Group, prog: str = "asyncjobs") -> str:
         "",
         "Generated from the command definitions by `scripts/gen_cli_docs.py`; a test",
         "keeps it current. Every command prints only its answer on stdout and errors",
-        "as one line `error: …` on stderr, with exit codes 0 done, 1 anything else,",
-        "2 invalid usage or input, 3 not found, 4 conflict, 5 store unreadable,",
-        "corrupt or locked.",
+        "as one line `error: …` on stderr, with these exit codes:",
         "",
+        "| exit | meaning |",
+        "| --- | --- |",
+        "| 0 | done |",
+        "| 1 | anything else |",
+        "| 2 | invalid usage or input |",
+        "| 3 | not found |",
+        "| 4 | conflict |",
+        "| 5 | store unreadable, corrupt or locked |",
+        "| 6 | `cleanup`: the deletions are committed, but the report or the metrics "
+        "file could not be written (a report that could not be written is printed "
+        "on stdout) |",
+        "",
+        *ranges(root, prog),
     ]
     for path, command in walk(root):
         name = " ".join((prog, *path))
@@ -71,6 +85,56 @@ def render(root: click.Group, prog: str = "asyncjobs") -> str:
             lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
             lines.append("")
     return "\n".join(lines)
+
+
+def ranges(root: click.Group, prog: str = "asyncjobs") -> list[str]:
+    """The "Ranges" section: every number and time a user gives, and its range."""
+    lines = [
+        "## Ranges",
+        "",
+        "Every number and time has a finite range. A value outside it (NaN and",
+        "infinities included) is refused with exit 2 and one line naming it,",
+        "before anything is written; the Python API raises `InvalidInput` and the",
+        "HTTP API answers 400 for the same values.",
+        "",
+        "| option or variable | command | range |",
+        "| --- | --- | --- |",
+    ]
+    for path, command in walk(root):
+        for param in command.params:
+            if isinstance(param, click.Option) and isinstance(param.type, Number):
+                flags = ", ".join(f"`{flag}`" for flag in param.opts)
+                if isinstance(param.envvar, str):
+                    flags += f", `{param.envvar}`"
+                name = f"`{' '.join((prog, *path))}`" if path else "every command"
+                lines.append(f"| {flags} | {name} | {param.type.describe()} |")
+    delay = validation.MAX_DELAY_SECONDS
+    earliest, latest = (
+        t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in validation.CLEANUP_NOW
+    )
+    lines += [
+        f"| `--at`, the `at` of a job | `{prog} submit`, `{prog} submit-many` | an "
+        f"ISO 8601 time at most {delay} seconds (ten years) ahead; an earlier one "
+        "runs at once |",
+        f"| `--now` | `{prog} cleanup` | an ISO 8601 time from {earliest} to "
+        f"{latest} |",
+    ]
+    for variable, bounds, unit in (
+        ("ASYNCJOBS_MAX_PAYLOAD_BYTES", validation.MAX_PAYLOAD_BYTES, "bytes"),
+        ("ASYNCJOBS_RESULT_INLINE_BYTES", validation.RESULT_INLINE_BYTES, "bytes"),
+        ("ASYNCJOBS_STALE_SECONDS", validation.STALE_SECONDS, "seconds"),
+    ):
+        lo, hi = (validation.shown_bound(b) for b in bounds)
+        whole = "whole, " if unit == "bytes" else ""
+        lines.append(f"| `{variable}` | every command | {whole}{lo} to {hi} {unit} |")
+    lines += [
+        "",
+        "`--heartbeat-seconds` is also at most a third of `--lease-seconds`, so a",
+        "live lease never runs out. The task options of `TaskRegistry` (`retry_delay`,",
+        "`retry_max_delay`, `timeout`, `soft_timeout`, `every`, `reset_timeout`) are",
+        f"at most {delay} seconds too.",
+    ]
+    return [*lines, ""]
 
 
 def _takes_ctx(param: click.Parameter) -> bool:

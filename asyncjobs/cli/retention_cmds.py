@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 from typing import Any
 
 import click
 import orjson
 
-from .. import clock as clocks
+from .. import validation
 from ..client import Client
-from ..errors import AsyncJobsError
+from ..errors import AsyncJobsError, InvalidInput, ReportNotWritten, StoreError
 from ..store.fileio import write_private_file
-from . import cli, pass_client
+from . import Number, cli, pass_client
 
 PROGRESS_THRESHOLD = 10_000
 
@@ -47,24 +49,24 @@ def metrics_text(
 @cli.command()
 @click.option(
     "--results-ttl-seconds",
-    type=click.IntRange(min=0),
+    type=Number(validation.TTL_SECONDS, whole=True, unit="seconds"),
     required=True,
     help="Delete results of terminal jobs older than this.",
 )
 @click.option(
     "--events-ttl-seconds",
-    type=click.IntRange(min=0),
+    type=Number(validation.TTL_SECONDS, whole=True, unit="seconds"),
     required=True,
     help="Delete events of terminal jobs older than this.",
 )
 @click.option(
     "--notifications-ttl-seconds",
-    type=click.IntRange(min=0),
+    type=Number(validation.TTL_SECONDS, whole=True, unit="seconds"),
     help="Delete notifications of terminal jobs older than this (default: keep).",
 )
 @click.option(
     "--jobs-ttl-seconds",
-    type=click.IntRange(min=0),
+    type=Number(validation.TTL_SECONDS, whole=True, unit="seconds"),
     help="Delete terminal jobs finished longer ago, with all of theirs (default: keep).",
 )
 @click.option("--dry-run", is_flag=True, help="Report what would go; change nothing.")
@@ -91,9 +93,14 @@ def cleanup(
 ) -> None:
     """Delete expired records of terminal jobs (TTL retention)."""
     started = time.monotonic()
+    _check_artifacts(client, output_json=output_json, metrics_file=metrics_file)
     report = None
     try:
-        now = clocks.parse_iso(now_text, field="--now") if now_text else None
+        now = (
+            validation.moment(now_text, "--now", validation.CLEANUP_NOW)
+            if now_text
+            else None
+        )
         with _progress() as progress:
             report = client.cleanup(
                 results_ttl_seconds=results_ttl_seconds,
@@ -104,15 +111,6 @@ def cleanup(
                 now=now,
                 progress=progress,
             )
-        # orjson: the stdlib's indented writer is pure Python, 0.3 s for the
-        # 500,000 ids of a large cleanup; the same layout, text as UTF-8.
-        text = orjson.dumps(
-            report, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
-        )
-        if output_json:
-            write_private_file(output_json, text)
-        else:
-            click.echo(text, nl=False)
     except AsyncJobsError as exc:
         if metrics_file:
             write_private_file(
@@ -122,11 +120,94 @@ def cleanup(
                 ).encode(),
             )
         raise
+    # orjson: the stdlib's indented writer is pure Python, 0.3 s for the
+    # 500,000 ids of a large cleanup; the same layout, text as UTF-8.
+    text = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    failure: AsyncJobsError | None = None
+    if output_json:
+        try:
+            write_private_file(output_json, text)
+        except StoreError as exc:
+            if dry_run:
+                failure = exc
+            else:
+                # The deletions are committed: their record must not be lost.
+                click.echo(text, nl=False)
+                failure = _committed(exc, on_stdout=True)
+    else:
+        click.echo(text, nl=False)
     if metrics_file:
-        write_private_file(
-            metrics_file,
-            metrics_text(0, report, time.monotonic() - started, dry_run).encode(),
-        )
+        code = failure.exit_code if failure else 0
+        try:
+            write_private_file(
+                metrics_file,
+                metrics_text(
+                    code, report, time.monotonic() - started, dry_run
+                ).encode(),
+            )
+        except StoreError as exc:
+            failure = failure or (exc if dry_run else _committed(exc))
+    if failure is not None:
+        raise failure
+
+
+def _committed(exc: StoreError, *, on_stdout: bool = False) -> ReportNotWritten:
+    """Exit 6: the deletions are committed, an artifact of them is not written."""
+    where = "; the report is on stdout" if on_stdout else ""
+    return ReportNotWritten(
+        f"cleanup committed its deletions, but {exc.message}{where}"
+    )
+
+
+def _check_artifacts(client: Client, **paths: str | None) -> None:
+    """Refuse artifact paths that would replace a store file, each other, or fail.
+
+    Checked before the store is touched, and before the metrics file of a
+    failure is written: a report written over the journal would lose
+    every commit in it, and one that cannot be written after the commit
+    loses the record of what was deleted.
+    """
+    seen: dict[str, str] = {}
+    for name, path in paths.items():
+        if path is None:
+            continue
+        option = "--" + name.replace("_", "-")
+        kind = client.store_file(path)
+        if kind is not None:
+            raise InvalidInput(
+                f"{option}: {path} is the store's {kind}; write it somewhere else"
+            )
+        # The file a write replaces: a symlink in the last place is replaced,
+        # not followed (write_private_file), so only the folder is resolved.
+        folder, base = os.path.split(os.path.abspath(path))
+        written = os.path.join(os.path.realpath(folder), base)
+        if written in seen:
+            raise InvalidInput(f"{option}: {path} is also the path of {seen[written]}")
+        seen[written] = option
+    for name, path in paths.items():
+        if path is not None:  # only once no path is refused: this makes folders
+            _check_writable(path, "--" + name.replace("_", "-"))
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Refuse a path that cannot take a file: a folder, or a folder that takes none.
+
+    Does what writing it does up to the rename: creates the folders and a
+    private temp file beside the target, then removes the temp file.
+    """
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        raise InvalidInput(f"{option}: {path} is a folder")
+    folder, base = os.path.split(path)
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise InvalidInput(
+            f"{option}: cannot write {path}: {exc.strerror or exc}"
+        ) from exc
 
 
 class _progress:

@@ -8,8 +8,18 @@ import sys
 import click
 
 from .. import tasks as task_module
+from .. import validation
 from ..client import Client
-from . import app_option, cli, emit, json_option, open_client, org_option, pass_client
+from . import (
+    Number,
+    app_option,
+    cli,
+    emit,
+    json_option,
+    open_client,
+    org_option,
+    pass_client,
+)
 
 
 def _setup_logging(level: str) -> None:
@@ -33,29 +43,34 @@ def _setup_logging(level: str) -> None:
 @click.option(
     "--concurrency",
     "-c",
-    type=int,
+    type=Number(validation.CONCURRENCY, whole=True),
     default=1,
     show_default=True,
     help="Jobs run at once, each in its own process.",
 )
 @click.option("--burst", is_flag=True, help="Exit when no job is runnable.")
-@click.option("--max-jobs", type=int, metavar="N", help="Exit after claiming N jobs.")
+@click.option(
+    "--max-jobs",
+    type=Number(validation.MAX_JOBS, whole=True),
+    metavar="N",
+    help="Exit after claiming N jobs.",
+)
 @click.option(
     "--lease-seconds",
-    type=float,
+    type=Number(validation.LEASE_SECONDS),
     default=30.0,
     show_default=True,
     help="How long a claim lasts without a heartbeat.",
 )
 @click.option(
     "--heartbeat-seconds",
-    type=float,
+    type=Number(validation.HEARTBEAT_SECONDS),
     metavar="SECONDS",
     help="How often leases are renewed (default and maximum: a third of the lease).",
 )
 @click.option(
     "--grace",
-    type=float,
+    type=Number(validation.GRACE_SECONDS),
     default=30.0,
     show_default=True,
     metavar="SECONDS",
@@ -63,7 +78,7 @@ def _setup_logging(level: str) -> None:
 )
 @click.option(
     "--poll-seconds",
-    type=float,
+    type=Number(validation.POLL_SECONDS),
     default=1.0,
     show_default=True,
     help="How often an idle worker looks for jobs.",
