@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -14,7 +13,7 @@ import orjson
 from .. import validation
 from ..client import Client
 from ..errors import AsyncJobsError, InvalidInput, ReportNotWritten, StoreError
-from ..store.fileio import write_private_file
+from ..store.fileio import private_file_target, write_private_file
 from . import Number, cli, pass_client
 
 PROGRESS_THRESHOLD = 10_000
@@ -196,14 +195,10 @@ def _check_writable(path: str, option: str) -> None:
     private temp file beside the target, then removes the temp file.
     """
     path = os.path.abspath(path)
-    if os.path.isdir(path):
-        raise InvalidInput(f"{option}: {path} is a folder")
-    folder, base = os.path.split(path)
     try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(tmp)
+        private_file_target(path)
+    except IsADirectoryError:
+        raise InvalidInput(f"{option}: {path} is a folder") from None
     except OSError as exc:
         raise InvalidInput(
             f"{option}: cannot write {path}: {exc.strerror or exc}"

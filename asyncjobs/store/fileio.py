@@ -265,6 +265,26 @@ def trusted_realpath(path: str) -> str:
     return current
 
 
+def private_file_target(path: str) -> str:
+    """Where ``write_private_file(path, ...)`` would write, its folders made (0700).
+
+    Creates and removes a temp file there, as a write does up to its
+    rename, so that a path that cannot take the file fails now. Raises
+    UntrustedLink (a StoreError) for a folder reached through another
+    user's symlink, and OSError when the folder cannot take a file.
+    """
+    path = os.path.abspath(path)
+    real = os.path.join(trusted_realpath(os.path.dirname(path)), os.path.basename(path))
+    if os.path.isdir(real):
+        raise IsADirectoryError(errno.EISDIR, "is a folder", path)
+    io = FileIO(fsync=True)
+    io.makedirs(os.path.dirname(real))
+    fd, tmp = io.create_temp(os.path.dirname(real), os.path.basename(real))
+    io.close(fd)
+    io.unlink(tmp)
+    return real
+
+
 def write_private_file(path: str, data: bytes) -> None:
     """Write an artifact durably and atomically, creating its folders (0700, file 0600).
 
