@@ -22,8 +22,7 @@ def _required(cls: type[StoredRecord]) -> list[str]:
     return [
         f.name
         for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
 
 
@@ -39,9 +38,7 @@ def shape_problems(records: Mapping[str, Iterable[Record]]) -> list[str]:
             name = f"{kind[:-1]} {record.get(cls.KEY)}"
             missing = [f for f in required if f not in record]
             if missing:
-                problems.append(
-                    f"{name} lacks {', '.join(repr(f) for f in missing)}"
-                )
+                problems.append(f"{name} lacks {', '.join(repr(f) for f in missing)}")
                 continue
             try:
                 cls.from_dict(record)

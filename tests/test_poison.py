@@ -177,7 +177,9 @@ def test_a_large_result_keeps_one_file_while_its_commit_is_retried(
         with Client(store_path) as client:
             while client.get_job(job.job_id, org="acme").status != "running":
                 assert worker.poll() is None, worker.stderr.read()
-        holder = helper_process(ENV, str(HELPERS / "hold_lock.py"), f"{store_path}.lock")
+        holder = helper_process(
+            ENV, str(HELPERS / "hold_lock.py"), f"{store_path}.lock"
+        )
         try:
             assert holder.stdout.readline().strip() == "held"
             gate.touch()  # the task returns; its commit now waits for the lock

@@ -47,6 +47,13 @@ def cleanup(client: Client, **kwargs):
     return client.cleanup(**args)
 
 
+def zero_ttl_cleanup(cli, *args: str):
+    """``asyncjobs cleanup`` with results and events kept for 0 seconds."""
+    return cli(
+        "cleanup", "--results-ttl-seconds", "0", "--events-ttl-seconds", "0", *args
+    )
+
+
 def test_only_records_of_terminal_jobs_older_than_their_ttl_go(client, clock):
     old = client.submit("report", org="acme", sync=True, tasks=tasks)
     waiting = client.submit("report", org="acme")  # queued: never touched
@@ -224,12 +231,8 @@ def test_the_metrics_file_reports_the_outcome_even_on_failure(
 ):
     client.submit("report", org="acme", sync=True, tasks=tasks)
     metrics = tmp_path / "textfile" / "retention.prom"
-    ok = cli(
-        "cleanup",
-        "--results-ttl-seconds",
-        "0",
-        "--events-ttl-seconds",
-        "0",
+    ok = zero_ttl_cleanup(
+        cli,
         "--now",
         "2030-01-01T00:00:00Z",
         "--metrics-file",
@@ -242,12 +245,8 @@ def test_the_metrics_file_reports_the_outcome_even_on_failure(
     assert 'async_retention_events_delete_count{mode="live"} 3' in text
     store_path.write_text('{"schema": "store.v9"}')
     Path(f"{store_path}.journal").write_text("")
-    failed = cli(
-        "cleanup",
-        "--results-ttl-seconds",
-        "0",
-        "--events-ttl-seconds",
-        "0",
+    failed = zero_ttl_cleanup(
+        cli,
         "--metrics-file",
         str(metrics),
     )
@@ -367,12 +366,8 @@ def test_an_artifact_path_that_is_a_store_file_is_refused_before_anything_is_del
         "link to the journal": link,
     }[target]
     before = sha256_of(*store_files(store_path))
-    outcome = cli(
-        "cleanup",
-        "--results-ttl-seconds",
-        "0",
-        "--events-ttl-seconds",
-        "0",
+    outcome = zero_ttl_cleanup(
+        cli,
         "--now",
         "2030-01-01T00:00:00Z",
         option,
@@ -390,12 +385,8 @@ def test_the_report_and_the_metrics_may_not_share_a_file(
     client.submit("report", org="acme", sync=True, tasks=tasks)
     before = sha256_of(*store_files(store_path))
     same = tmp_path / "out" / "cleanup.txt"
-    outcome = cli(
-        "cleanup",
-        "--results-ttl-seconds",
-        "0",
-        "--events-ttl-seconds",
-        "0",
+    outcome = zero_ttl_cleanup(
+        cli,
         "--output-json",
         str(same),
         "--metrics-file",
@@ -451,12 +442,8 @@ def test_an_artifact_that_cannot_be_written_is_refused_before_anything_is_delete
         client.submit("report", org="acme", sync=True, tasks=tasks)
     before = sha256_of(*store_files(store_path))
     path = unwritable(tmp_path, how)
-    outcome = cli(
-        "cleanup",
-        "--results-ttl-seconds",
-        "0",
-        "--events-ttl-seconds",
-        "0",
+    outcome = zero_ttl_cleanup(
+        cli,
         "--now",
         "2030-01-01T00:00:00Z",
         option,

@@ -145,7 +145,9 @@ def test_a_link_another_user_planted_in_a_parent_folder_is_not_followed(
     submit(real / "store.v1.json", "acme")
     before = sha256_of(*store_files(real / "store.v1.json"))
     planted_by_nobody(tmp_path / "shared", real)
-    outcome = console("--store", str(tmp_path / "shared" / "store.v1.json"), "jobs", "--org", "acme")
+    outcome = console(
+        "--store", str(tmp_path / "shared" / "store.v1.json"), "jobs", "--org", "acme"
+    )
     assert_refused(outcome, f"{tmp_path / 'shared'} is a symlink owned by another user")
     report = tmp_path / "reports" / "cleanup.json"
     (tmp_path / "reports").mkdir()
@@ -266,9 +268,7 @@ def mounted_read_only(folder: Path) -> Iterator[Path]:
     try:
         subprocess.run(["mount", "--bind", str(folder), str(view)], check=True)
         try:
-            subprocess.run(
-                ["mount", "-o", "remount,bind,ro", str(view)], check=True
-            )
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
             yield view
         finally:
             subprocess.run(["umount", str(view)], check=True)
@@ -309,7 +309,9 @@ def test_a_store_on_read_only_media_can_be_read_checked_and_exported(
         checked = run("store", "check", "--strict")
         assert checked.returncode == 0, checked.stderr
         exported = run("store", "export")
-        assert exported.returncode == 0 and len(json.loads(exported.stdout)["jobs"]) == 3
+        assert (
+            exported.returncode == 0 and len(json.loads(exported.stdout)["jobs"]) == 3
+        )
         refused = run("submit", "reports.build", "--org", "acme")
         assert refused.returncode == 5 and refused.stderr.count("\n") == 1
         assert "Read-only file system" in refused.stderr

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
-from typing import Any
 
 import click
 
@@ -125,18 +123,6 @@ def mark_read(
     emit({"marked_read": changed}, as_json, text=f"{changed} marked read")
 
 
-class _Seconds(click.FloatRange):
-    """Seconds within a range; nan, which every range comparison lets by, is refused."""
-
-    name = "seconds"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        seconds = super().convert(value, param, ctx)
-        if not math.isfinite(seconds):
-            self.fail(f"{value!r} is not a finite number of seconds.", param, ctx)
-        return seconds
-
-
 @cli.command()
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="The address to listen on."
@@ -150,14 +136,14 @@ class _Seconds(click.FloatRange):
 )
 @click.option(
     "--max-connections",
-    type=click.IntRange(1, 10_000),
+    type=Number(validation.MAX_CONNECTIONS, whole=True, unit="connections"),
     default=256,
     show_default=True,
     help="Answer 503 busy to connections beyond this many at once.",
 )
 @click.option(
     "--idle-timeout",
-    type=_Seconds(0.1, 3600),
+    type=Number(validation.CONNECTION_TIMEOUT_SECONDS),
     default=10.0,
     show_default=True,
     metavar="SECONDS",
@@ -165,7 +151,7 @@ class _Seconds(click.FloatRange):
 )
 @click.option(
     "--request-timeout",
-    type=_Seconds(0.1, 3600),
+    type=Number(validation.CONNECTION_TIMEOUT_SECONDS),
     default=30.0,
     show_default=True,
     metavar="SECONDS",

@@ -423,9 +423,7 @@ class JsonFileStore(Store):
                 # A compaction killed mid-write leaves its temp file: the
                 # first writer of each process clears it, under the lock.
                 with _failing("clean up", self.folder):
-                    self.io.remove_stale_temps(
-                        self.folder, os.path.basename(self.path)
-                    )
+                    self.io.remove_stale_temps(self.folder, os.path.basename(self.path))
                 self._temps_swept = True
             self._catch_up()
             tx = _JsonTransaction(self, writable=True)
