@@ -77,27 +77,22 @@ class FileIO:
     def fstat(self, fd: int) -> os.stat_result:
         return os.fstat(fd)
 
-    def read_all(self, fd: int) -> bytearray:
-        """Every byte of an open file, read into one buffer.
+    def read_all(self, fd: int) -> bytes:
+        """Every byte of an open file.
 
         Read, not mapped: a mapping of a file that someone else truncates in
         place kills the reader with SIGBUS at the first page past the new
-        end, where a read only comes back short.
+        end, where a read only comes back short (and the parser says what
+        is wrong). One read of the whole size: no zero-filled buffer, no
+        copies of chunks.
         """
-        size = os.fstat(fd).st_size
-        buffer = bytearray(size)
-        view = memoryview(buffer)
-        got = 0
-        while got < size:
-            n = os.preadv(fd, [view[got:]], got)
-            if n == 0:
-                break  # cut short under us: the parser says what is wrong
-            got += n
-        view.release()
-        del buffer[got:]
-        while chunk := os.pread(fd, 1 << 20, len(buffer)):
-            buffer += chunk  # grew under us
-        return buffer
+        data = os.pread(fd, os.fstat(fd).st_size, 0)
+        chunks = [data]
+        offset = len(data)
+        while chunk := os.pread(fd, 1 << 20, offset):  # longer than it was
+            chunks.append(chunk)
+            offset += len(chunk)
+        return data if len(chunks) == 1 else b"".join(chunks)
 
     def open_rw(self, path: str) -> int:
         """Open (creating, 0600) a file for reading and writing at chosen offsets.

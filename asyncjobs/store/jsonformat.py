@@ -281,7 +281,7 @@ def parse_snapshot(
         records = doc.get(kind, {})
         if not isinstance(records, dict):
             raise StoreCorrupt(f"{name}: {kind!r} is not a JSON object")
-        if not all(type(record) is dict for record in records.values()):
+        if records and set(map(type, records.values())) != {dict}:
             key = next(k for k, r in records.items() if type(r) is not dict)
             raise StoreCorrupt(f"{name}: {kind} record {key!r} is not a JSON object")
         state[kind] = records
