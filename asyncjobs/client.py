@@ -177,6 +177,8 @@ class Client:
         validation.max_payload_bytes()
         results.inline_limit()
         observability.stale_window()
+        observability.layer_stale_ms()
+        observability.configured_layers()
         self._store = (
             store
             if isinstance(store, Store)
@@ -649,6 +651,7 @@ class Client:
                 counters={r["name"]: r for r in tx.scan("counters")},
                 now=now,
                 pruned_before=pruned,
+                catalog=list(tx.scan("tasks")),
             )
             summary["generation"] = tx.generation
         return summary

@@ -17,6 +17,8 @@ from . import breakers as breaker_rules
 from . import clock, lifecycle, metrics, validation
 
 STALE_SECONDS_DEFAULT = 600
+LAYER_STALE_MS_DEFAULT = 300_000
+LAYER_STALE_MS = (1, 30 * 86400 * 1000)
 TERMINAL = ("completed", "failed", "canceled")
 
 
@@ -25,6 +27,27 @@ def stale_window() -> float:
     return validation.seconds_setting(
         "ASYNCJOBS_STALE_SECONDS", STALE_SECONDS_DEFAULT, validation.STALE_SECONDS
     )
+
+
+def layer_stale_ms() -> int:
+    """``ASYNCJOBS_LAYER_STALE_MS``: how old a layer's last update may be and still be live."""
+    return validation.whole_setting(
+        "ASYNCJOBS_LAYER_STALE_MS",
+        LAYER_STALE_MS_DEFAULT,
+        LAYER_STALE_MS,
+        unit="milliseconds",
+    )
+
+
+def configured_layers() -> list[str] | None:
+    """``ASYNCJOBS_LAYERS``: the canonical layers, in order; None when not set."""
+    raw = os.environ.get("ASYNCJOBS_LAYERS")
+    if raw is None or not raw.strip():
+        return None
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    for name in names:
+        validation.name(name, "ASYNCJOBS_LAYERS")
+    return list(dict.fromkeys(names))
 
 
 def worker_view(record: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -68,6 +91,7 @@ def summarize(
     counters: Mapping[str, Mapping[str, Any]],
     now: datetime,
     pruned_before: str | None = None,
+    catalog: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     stamp = clock.to_iso(now)
     hour_ago = clock.to_iso(now - timedelta(hours=1))
@@ -84,6 +108,7 @@ def summarize(
     running = failed_1h = runnable = blocked = 0
     last_finished: str | None = None
     terminal_jobs = []
+    completed_by_task: dict[str, str] = {}  # the latest finish of a completed job
     for job in jobs:
         status, queue = job["status"], job["queue"]
         by_status_queue[(status, queue)] = by_status_queue.get((status, queue), 0) + 1
@@ -111,6 +136,10 @@ def summarize(
                 last_finished = finished
             if status == "failed" and finished and finished >= hour_ago:
                 failed_1h += 1
+            if status == "completed" and finished:
+                task = job["task"]
+                if finished > completed_by_task.get(task, ""):
+                    completed_by_task[task] = finished
     keys = {
         n.get("dedupe_key")
         for n in notifications
@@ -153,6 +182,63 @@ def summarize(
             name: r.get("value", 0) for name, r in counters.items() if "value" in r
         },
         "duration": counters.get(metrics.DURATION) or metrics.empty_histogram(),
+        "layers": _layer_updates(catalog, completed_by_task),
+    }
+
+
+def _layer_updates(
+    catalog: Iterable[Mapping[str, Any]], completed_by_task: Mapping[str, str]
+) -> dict[str, str | None]:
+    """Each declared layer and the finish of its latest completed job (None: none yet)."""
+    layers: dict[str, str | None] = {}
+    for task in catalog:
+        layer = task.get("layer")
+        if not isinstance(layer, str):
+            continue
+        finished = completed_by_task.get(task.get("name", ""))
+        known = layers.get(layer)
+        if finished is not None and (known is None or finished > known):
+            layers[layer] = finished
+        else:
+            layers.setdefault(layer, known)
+    return layers
+
+
+def graph_section(summary: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """The ``graph`` part of /telemetry: how fresh each named data layer is.
+
+    A layer is materialized by the tasks that declare it (``layer=``); its
+    ``last_update_ts`` is the finish of its latest completed job, ``live``
+    within ``ASYNCJOBS_LAYER_STALE_MS`` of now, ``stale`` beyond, ``unknown``
+    with none. ``ASYNCJOBS_LAYERS`` fixes which layers are listed and their
+    order; without it, the declared ones by name. Fail-open: an unreadable
+    store lists every configured layer as unknown.
+    """
+    stale_ms = layer_stale_ms()
+    updates: Mapping[str, str | None] = summary["layers"] if summary else {}
+    names = configured_layers()
+    if names is None:
+        names = sorted(updates)
+    layers = []
+    counts = {"live": 0, "stale": 0, "unknown": 0}
+    for name in names:
+        stamp = updates.get(name)
+        if stamp is None:
+            status = "unknown"
+        else:
+            age_ms = (now - clock.parse_iso(stamp)).total_seconds() * 1000
+            status = "live" if age_ms <= stale_ms else "stale"
+        counts[status] += 1
+        layers.append({"name": name, "status": status, "last_update_ts": stamp or ""})
+    return {
+        "layers": layers,
+        "stale_after_ms": stale_ms,
+        "summary": {
+            "live_count": counts["live"],
+            "stale_count": counts["stale"],
+            "unknown_count": counts["unknown"],
+            "integrity_degraded": summary is None or counts["unknown"] > 0,
+        },
     }
 
 
@@ -168,31 +254,36 @@ def async_enabled() -> bool:
 def async_section(
     summary: Mapping[str, Any] | None, error: str | None = None
 ) -> dict[str, Any]:
-    """The ``async`` part of /telemetry; all figures null when the store is unreadable."""
+    """The ``async`` part of /telemetry and /health, with the contract's types.
+
+    Times are ISO text, ``""`` when there is none; counts are numbers and
+    flags booleans even when the store is unreadable (then ``degraded`` is
+    true, counts are 0, no worker is seen and the data counts as stale).
+    """
     if summary is None:
         return {
             "async_enabled": async_enabled(),
-            "worker_seen": None,
-            "materializer_stale": None,
-            "last_materialize_ts": None,
-            "blocked_mutations_count": None,
-            "queue_depth": None,
-            "running": None,
-            "failed_1h": None,
-            "oldest_queued_age_s": None,
-            "breakers": None,
+            "worker_seen": False,
+            "materializer_stale": True,
+            "last_materialize_ts": "",
+            "blocked_mutations_count": 0,
+            "queue_depth": 0,
+            "running": 0,
+            "failed_1h": 0,
+            "oldest_queued_age_s": 0,
+            "breakers": {},
             "degraded": True,
         }
     return {
         "async_enabled": async_enabled(),
         "worker_seen": summary["workers_seen"] > 0,
         "materializer_stale": summary["materializer_stale"],
-        "last_materialize_ts": summary["last_finished_at"],
+        "last_materialize_ts": summary["last_finished_at"] or "",
         "blocked_mutations_count": summary["blocked"],
         "queue_depth": summary["queue_depth"],
         "running": summary["running"],
         "failed_1h": summary["failed_1h"],
-        "oldest_queued_age_s": summary["oldest_queued_age_s"],
+        "oldest_queued_age_s": summary["oldest_queued_age_s"] or 0,
         "breakers": {b["name"]: b["state"] for b in summary["breakers"]},
         "degraded": False,
     }

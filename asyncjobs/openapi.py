@@ -58,6 +58,73 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): _json(_ERROR, words[code]) for code in codes}
 
 
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+# The telemetry contract's types: no key is ever null, readable store or not.
+ASYNC_SCHEMA = _object(
+    {
+        "async_enabled": {"type": "boolean"},
+        "worker_seen": {"type": "boolean"},
+        "materializer_stale": {"type": "boolean"},
+        "last_materialize_ts": {"type": "string"},
+        "blocked_mutations_count": {"type": "integer", "minimum": 0},
+        "queue_depth": {"type": "integer", "minimum": 0},
+        "running": {"type": "integer", "minimum": 0},
+        "failed_1h": {"type": "integer", "minimum": 0},
+        "oldest_queued_age_s": {"type": "number"},
+        "breakers": {"type": "object", "additionalProperties": {"type": "string"}},
+        "degraded": {"type": "boolean"},
+    }
+)
+GRAPH_SCHEMA = _object(
+    {
+        "layers": {
+            "type": "array",
+            "items": _object(
+                {
+                    "name": {"type": "string"},
+                    "status": {"enum": ["live", "stale", "unknown"]},
+                    "last_update_ts": {"type": "string"},
+                }
+            ),
+        },
+        "stale_after_ms": {"type": "integer"},
+        "summary": _object(
+            {
+                "live_count": {"type": "integer", "minimum": 0},
+                "stale_count": {"type": "integer", "minimum": 0},
+                "unknown_count": {"type": "integer", "minimum": 0},
+                "integrity_degraded": {"type": "boolean"},
+            }
+        ),
+    }
+)
+HEALTH_SCHEMA = {
+    "type": "object",
+    "required": ["status", "checked_at", "async"],
+    "properties": {
+        "status": {"enum": ["ok", "unavailable"]},
+        "checked_at": {"type": "string"},
+        "store_generation": {"type": "integer"},
+        "async": ASYNC_SCHEMA,
+    },
+}
+TELEMETRY_SCHEMA = {
+    "type": "object",
+    "required": ["timestamp", "started_utc", "requests", "async", "graph", "degraded"],
+    "properties": {
+        "timestamp": {"type": "string"},
+        "started_utc": {"type": "string"},
+        "requests": {"type": "object"},
+        "async": ASYNC_SCHEMA,
+        "graph": GRAPH_SCHEMA,
+        "degraded": {"type": "boolean"},
+    },
+}
+
+
 def document() -> dict[str, Any]:
     job_id = {
         "name": "job_id",
@@ -77,8 +144,8 @@ def document() -> dict[str, Any]:
                 "get": {
                     "operationId": "health",
                     "responses": {
-                        "200": _json({"type": "object"}, "The store is readable"),
-                        "503": _json({"type": "object"}, "The store is not readable"),
+                        "200": _json(HEALTH_SCHEMA, "The store is readable"),
+                        "503": _json(HEALTH_SCHEMA, "The store is not readable"),
                     },
                 }
             },
@@ -87,7 +154,7 @@ def document() -> dict[str, Any]:
                     "operationId": "telemetry",
                     "responses": {
                         "200": _json(
-                            {"type": "object"},
+                            TELEMETRY_SCHEMA,
                             "Always answered; degraded flags when the store is not readable",
                         )
                     },

@@ -278,7 +278,9 @@ class App:
             raise InvalidInput(f"query: {exc}") from exc
         return {key: values[-1] for key, values in parsed.items()}
 
-    def _summary_or_none(self) -> tuple[dict[str, Any] | None, str | None]:
+    def _summary_or_none(
+        self,
+    ) -> tuple[dict[str, Any] | None, AsyncJobsError | None]:
         with self._summary_lock:
             if (
                 self._summary
@@ -288,21 +290,22 @@ class App:
             try:
                 summary = self.client.stats()
             except AsyncJobsError as exc:
-                return None, exc.message
+                return None, exc
             self._summary = (time.monotonic(), summary)
             return summary, None
 
     # -- routes --------------------------------------------------------------------
 
     def _health(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
-        doc = health(self.client)
+        doc = health(*self._summary_or_none())
         return (200 if doc["status"] == "ok" else 503), doc, None
 
     def _telemetry(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
         summary, error = self._summary_or_none()
+        message = error.message if error is not None else None
         return (
             200,
-            telemetry(summary, error, self.stats.last_hour(), self.started_utc),
+            telemetry(summary, message, self.stats.last_hour(), self.started_utc),
             None,
         )
 
@@ -399,19 +402,29 @@ def _error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": " ".join(message.split())}}
 
 
-def health(client: Client) -> dict[str, Any]:
-    """``{"status": "ok", ...}`` when the store can be read, else the reason."""
+def health(
+    summary: dict[str, Any] | None, error: AsyncJobsError | None
+) -> dict[str, Any]:
+    """``{"status": "ok", ...}`` when the store can be read, else the reason.
+
+    Both carry the ``async`` block of /telemetry.
+    """
     checked = clocks.to_iso(clocks.now())
-    try:
-        with client.store.read() as tx:
-            generation = tx.generation
-    except AsyncJobsError as exc:
-        return {
-            "status": "unavailable",
+    if summary is None:
+        doc: dict[str, Any] = {"status": "unavailable", "checked_at": checked}
+        if error is not None:
+            doc["error"] = {
+                "code": error.code,
+                "message": " ".join(error.message.split()),
+            }
+    else:
+        doc = {
+            "status": "ok",
             "checked_at": checked,
-            "error": {"code": exc.code, "message": " ".join(exc.message.split())},
+            "store_generation": summary["generation"],
         }
-    return {"status": "ok", "checked_at": checked, "store_generation": generation}
+    doc["async"] = observability.async_section(summary)
+    return doc
 
 
 def telemetry(
@@ -426,6 +439,7 @@ def telemetry(
         "started_utc": started_utc,
         "requests": requests,
         "async": observability.async_section(summary),
+        "graph": observability.graph_section(summary, clocks.now()),
         "degraded": summary is None,
     }
     if summary is None:

@@ -350,11 +350,63 @@ def test_telemetry_is_always_200_and_degraded_when_the_store_is_unreadable(
     store_path.write_text("{broken")
     Path(f"{store_path}.journal").write_text("")
     degraded = call(App(Client(store_path)), "GET", "/telemetry")
-    assert degraded.status == 200 and degraded.json["async"]["queue_depth"] is None
+    assert degraded.status == 200 and degraded.json["async"]["queue_depth"] == 0
     assert (
         degraded.json["error"]["code"] == "degraded"
         and degraded.json["degraded"] is True
     )
+
+
+# The types of the telemetry contract's examples: a frontend reads these keys
+# without checking for null.
+ASYNC_TYPES = {
+    "async_enabled": bool,
+    "worker_seen": bool,
+    "materializer_stale": bool,
+    "last_materialize_ts": str,
+    "blocked_mutations_count": int,
+    "queue_depth": int,
+    "running": int,
+    "failed_1h": int,
+    "oldest_queued_age_s": (int, float),
+    "breakers": dict,
+    "degraded": bool,
+}
+
+
+def assert_contract_types(section: dict) -> None:
+    for key, kind in ASYNC_TYPES.items():
+        assert isinstance(section[key], kind), (key, section[key])
+        assert not (kind is int and isinstance(section[key], bool)), key
+
+
+def test_the_async_block_has_the_contracts_types_readable_or_not(store_path, client):
+    empty = call(App(client), "GET", "/telemetry").json["async"]
+    assert_contract_types(empty)
+    assert empty["last_materialize_ts"] == "" and empty["oldest_queued_age_s"] == 0
+    client.submit("report", org="acme")
+    assert_contract_types(call(App(client), "GET", "/telemetry").json["async"])
+    store_path.write_text("{broken")
+    degraded = call(App(Client(store_path)), "GET", "/telemetry").json["async"]
+    assert_contract_types(degraded)
+    assert degraded["degraded"] is True and degraded["worker_seen"] is False
+    assert degraded["materializer_stale"] is True and degraded["breakers"] == {}
+
+
+def test_health_carries_the_same_async_block_as_telemetry(store_path, client):
+    client.submit("report", org="acme")
+    app = App(client)
+    health = call(app, "GET", "/health")
+    telemetry = call(app, "GET", "/telemetry")
+    assert health.status == 200 and health.json["status"] == "ok"
+    assert health.json["async"] == telemetry.json["async"]
+    assert health.json["async"]["queue_depth"] == 1
+    store_path.write_text("{broken")
+    down = call(App(Client(store_path)), "GET", "/health")
+    assert down.status == 503 and down.json["status"] == "unavailable"
+    assert down.json["error"]["code"] == "store_corrupt"
+    assert down.json["async"]["degraded"] is True
+    assert_contract_types(down.json["async"])
 
 
 def test_metrics_expose_every_series_without_org_ids_or_raw_paths(app, client, done):

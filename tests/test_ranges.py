@@ -124,6 +124,9 @@ def test_an_option_outside_its_range_exits_2_naming_it_and_writes_nothing(
         ("ASYNCJOBS_RESULT_INLINE_BYTES", "1e400"),
         ("ASYNCJOBS_STALE_SECONDS", "nan"),
         ("ASYNCJOBS_STALE_SECONDS", "inf"),
+        ("ASYNCJOBS_LAYER_STALE_MS", "0"),
+        ("ASYNCJOBS_LAYER_STALE_MS", "1e12"),
+        ("ASYNCJOBS_LAYERS", "sales,no/slash"),
     ],
 )
 def test_a_number_in_the_environment_outside_its_range_exits_2_naming_it(

@@ -268,9 +268,13 @@ def telemetry(client: Client) -> None:
 @pass_client
 def health(client: Client) -> None:
     """Print the /health document; exit 5 when the store is not readable."""
+    from ..errors import AsyncJobsError
     from ..wsgi import health as health_doc
 
-    doc = health_doc(client)
+    try:
+        doc = health_doc(client.stats(), None)
+    except AsyncJobsError as exc:
+        doc = health_doc(None, exc)
     click.echo(json.dumps(doc, indent=2))
     if doc["status"] != "ok":
         raise SystemExit(5)
