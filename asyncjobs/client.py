@@ -757,7 +757,11 @@ class Client:
             found = sorted(
                 tx.scan("workers"), key=lambda r: r["started_at"], reverse=True
             )
-        return [observability.worker_view(record, now) for record in found]
+            held = observability.running_by_worker(tx.find("jobs_by_status", "running"))
+        return [
+            observability.worker_view(record, now, held.get(record["worker_id"], []))
+            for record in found
+        ]
 
     def breakers(self) -> list[dict[str, Any]]:
         """Every breaker the store knows, with its state."""

@@ -50,11 +50,30 @@ def configured_layers() -> list[str] | None:
     return list(dict.fromkeys(names))
 
 
-def worker_view(record: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """A worker record with ``gone``: stopped, or not seen for three heartbeats."""
+def worker_view(
+    record: Mapping[str, Any], now: datetime, running: list[str] | None = None
+) -> dict[str, Any]:
+    """A worker record with ``gone``: stopped, or not seen for three heartbeats.
+
+    ``running``, the jobs the store says the worker holds, replaces the
+    record's own list, which is only written at heartbeats: without it a
+    worker that just claimed four jobs shows none while the jobs count four.
+    """
     silent = (now - clock.parse_iso(record["last_seen_at"])).total_seconds()
     gone = record.get("state") == "stopped" or silent > 3 * record["heartbeat_seconds"]
-    return {**record, "gone": gone, "seen_seconds_ago": round(silent, 3)}
+    view = {**record, "gone": gone, "seen_seconds_ago": round(silent, 3)}
+    if running is not None:
+        view["running"] = sorted(running)
+    return view
+
+
+def running_by_worker(jobs: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The running jobs' ids by the worker that holds them."""
+    held: dict[str, list[str]] = {}
+    for job in jobs:
+        if job.get("status") == "running" and job.get("worker_id"):
+            held.setdefault(job["worker_id"], []).append(job["job_id"])
+    return held
 
 
 def missing_notifications(
@@ -109,6 +128,7 @@ def summarize(
     last_finished: str | None = None
     terminal_jobs = []
     completed_by_task: dict[str, str] = {}  # the latest finish of a completed job
+    held: dict[str, list[str]] = {}  # running job ids by worker
     for job in jobs:
         status, queue = job["status"], job["queue"]
         by_status_queue[(status, queue)] = by_status_queue.get((status, queue), 0) + 1
@@ -129,6 +149,8 @@ def summarize(
         elif status == "running":
             running += 1
             q["running"] += 1
+            if job.get("worker_id"):
+                held.setdefault(job["worker_id"], []).append(job["job_id"])
         if status in TERMINAL:
             terminal_jobs.append(job)
             finished = job.get("finished_at")
@@ -155,7 +177,7 @@ def summarize(
     oldest_all = [
         q["oldest_age_s"] for q in queues.values() if q["oldest_age_s"] is not None
     ]
-    seen = [worker_view(w, now) for w in workers]
+    seen = [worker_view(w, now, held.get(w["worker_id"], [])) for w in workers]
     stale = runnable > 0 and (
         last_finished is None
         or (now - clock.parse_iso(last_finished)).total_seconds() > stale_window()

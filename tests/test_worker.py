@@ -619,3 +619,19 @@ def test_a_worker_rides_out_a_store_locked_by_another_process(client, store_path
     assert worker.wait(timeout=30) == 0
     worker.stderr.close()
     assert client.get_job(job.job_id, org="acme").status == "completed"
+
+
+def test_info_counts_a_busy_workers_jobs_as_the_summary_does(client, background, cli):
+    """The worker record's list is written at heartbeats; what it holds is in the jobs."""
+    for _ in range(4):
+        client.submit("sleep", org="acme", payload={"seconds": 60})
+    background("--concurrency", "4")
+    wait_for(
+        lambda: len(client.list_jobs(org="acme", status="running")) == 4,
+        what="four jobs running",
+    )
+    info = json.loads(cli("info", "--json").stdout)
+    assert info["running"] == 4
+    assert sum(len(w["running"]) for w in info["workers"]) == 4
+    (worker,) = json.loads(cli("workers", "--json").stdout)["workers"]
+    assert len(worker["running"]) == 4
