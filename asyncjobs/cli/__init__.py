@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -109,6 +110,50 @@ class Number(click.ParamType):
         lo, hi = (validation.shown_bound(b) for b in self.bounds)
         text = f"{lo} to {hi}{' ' + self.unit if self.unit else ''}"
         return f"whole, {text}" if self.whole else text
+
+
+class Progress:
+    """A count on stderr for long steps, shown only when stderr is a terminal.
+
+    ``step(label, threshold)`` starts a step; ``add(n)`` counts; nothing is
+    shown until the count passes the threshold, so small runs stay quiet.
+    The line is rewritten in place (``\\r``) at most ten times a second and
+    ended with a newline, so stdout (the answer) is never touched.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.shown = self.stream.isatty()
+        self.label, self.threshold, self.count = "", 0, 0
+        self._drawn = 0.0
+        self._open = False
+
+    def step(self, label: str, threshold: int = 10_000) -> None:
+        self.end()
+        self.label, self.threshold, self.count = label, threshold, 0
+
+    def add(self, n: int = 1) -> None:
+        self.count += n
+        if not self.shown or self.count <= self.threshold:
+            return
+        now = time.monotonic()
+        if self._open and now - self._drawn < 0.1:
+            return
+        self._drawn, self._open = now, True
+        self.stream.write(f"\r{self.label}: {self.count:,}")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self._open:
+            self.stream.write(f"\r{self.label}: {self.count:,} done\n")
+            self.stream.flush()
+        self._open = False
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
 
 
 json_option = click.option(

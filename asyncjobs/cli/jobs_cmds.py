@@ -13,7 +13,18 @@ from .. import validation
 from ..client import Client
 from ..errors import InvalidInput
 from ..records import Job
-from . import Number, app_option, cli, emit, json_option, org_option, pass_client
+from . import (
+    Number,
+    Progress,
+    app_option,
+    cli,
+    emit,
+    json_option,
+    org_option,
+    pass_client,
+)
+
+PROGRESS_THRESHOLD = 10_000  # lines before a terminal shows a count
 
 
 def _read_limited(stream: IO[bytes], limit: int, what: str) -> bytes:
@@ -142,19 +153,25 @@ def submit_many(client: Client, file: IO[bytes], org: str, as_json: bool) -> Non
     """Queue one job per line of a JSON-lines file (- reads stdin), all or none."""
     validation.org(org)
     specs = []
-    for number, line in enumerate(file, start=1):
-        if not line.strip():
-            continue
-        try:
-            spec = validation.parse_json(line, "job")
-            client.validate_submission(spec, org=org)
-        except InvalidInput as exc:
-            raise type(exc)(f"line {number}: {exc.message}") from exc
-        specs.append(spec)
-    # One transaction for the whole file: a failed commit leaves none of its
-    # jobs, so running the same file again cannot queue one twice. A large
-    # one commits as a new snapshot.
-    jobs = client.submit_many(specs, org=org) if specs else []
+    with Progress() as progress:
+        progress.step("reading jobs", PROGRESS_THRESHOLD)
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                spec = validation.parse_json(line, "job")
+                client.validate_submission(spec, org=org)
+            except InvalidInput as exc:
+                raise type(exc)(f"line {number}: {exc.message}") from exc
+            specs.append(spec)
+            progress.add()
+        progress.end()
+        if progress.shown and len(specs) > PROGRESS_THRESHOLD:
+            click.echo(f"submitting {len(specs):,} jobs in one transaction", err=True)
+        # One transaction for the whole file: a failed commit leaves none of
+        # its jobs, so running the same file again cannot queue one twice. A
+        # large one commits as a new snapshot.
+        jobs = client.submit_many(specs, org=org) if specs else []
     doc = {
         "submitted": sum(not j.deduplicated for j in jobs),
         "deduplicated": sum(j.deduplicated for j in jobs),

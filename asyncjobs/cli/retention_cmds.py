@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import Any
 
@@ -14,7 +13,7 @@ from .. import validation
 from ..client import Client
 from ..errors import AsyncJobsError, InvalidInput, ReportNotWritten, StoreError
 from ..store.fileio import private_file_target, write_private_file
-from . import Number, cli, pass_client
+from . import Number, Progress, cli, pass_client
 
 PROGRESS_THRESHOLD = 10_000
 
@@ -100,7 +99,8 @@ def cleanup(
             if now_text
             else None
         )
-        with _progress() as progress:
+        with Progress() as progress:
+            progress.step("reading records", PROGRESS_THRESHOLD)
             report = client.cleanup(
                 results_ttl_seconds=results_ttl_seconds,
                 events_ttl_seconds=events_ttl_seconds,
@@ -108,7 +108,7 @@ def cleanup(
                 jobs_ttl_seconds=jobs_ttl_seconds,
                 dry_run=dry_run,
                 now=now,
-                progress=progress,
+                progress=progress.add if progress.shown else None,
             )
     except AsyncJobsError as exc:
         if metrics_file:
@@ -203,26 +203,3 @@ def _check_writable(path: str, option: str) -> None:
         raise InvalidInput(
             f"{option}: cannot write {path}: {exc.strerror or exc}"
         ) from exc
-
-
-class _progress:
-    """A progress bar on stderr for a large store when a terminal is attached."""
-
-    def __enter__(self):
-        self.bar = None
-        self.seen = 0
-        return self.update if sys.stderr.isatty() else None
-
-    def update(self, count: int) -> None:
-        self.seen += count
-        if self.bar is None and self.seen > PROGRESS_THRESHOLD:
-            self.bar = click.progressbar(
-                length=None, label="reading records", file=sys.stderr, show_pos=True
-            )
-            self.bar.__enter__()
-        if self.bar is not None:
-            self.bar.update(count)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
