@@ -1,47 +1,75 @@
 #!/usr/bin/env bash
 # The main job end to end on the embedded default store (runtime/async_jobs/store.v1.json).
-# Sets up .venv if it is missing. Safe to run again: it adds to the same store.
+# Sets up .venv the first time (and again only when pyproject.toml changes).
+# Safe to run again: it adds to the same store. Every command is printed as
+# it can be pasted into a shell once the three exports below are made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+if [ ! -f .venv/.demo-installed ] || [ pyproject.toml -nt .venv/.demo-installed ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+  touch .venv/.demo-installed
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 export PYTHONPATH="$PWD/examples${PYTHONPATH:+:$PYTHONPATH}"
 export ASYNCJOBS_APP=demo_app:tasks
 unset ASYNCJOBS_STORE ASYNCJOBS_ORG
 
-step() { printf '\n$ %s\n' "$*"; "$@"; }
+# A word as a shell reads it back: bare when it is plain, else in single quotes.
+quoted() {
+  local word out=()
+  for word in "$@"; do
+    if [[ $word =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+      out+=("$word")
+    else
+      out+=("'${word//\'/\'\\\'\'}'")
+    fi
+  done
+  printf '%s' "${out[*]}"
+}
+step() { printf '\n$ %s\n' "$(quoted "$@")"; "$@"; }
+# capture NAME COMMAND...: run it, keep its output in $NAME, print both.
+capture() {
+  local name=$1
+  shift
+  printf '\n$ %s=$(%s)\n' "$name" "$(quoted "$@")"
+  printf -v "$name" '%s' "$("$@")"
+  printf '%s\n' "${!name}"
+}
 say() { printf '\n# %s\n' "$*"; }
+
+say "Run this to use asyncjobs in your own shell afterwards:"
+printf '$ export PATH="$PWD/.venv/bin:$PATH" PYTHONPATH="$PWD/examples" ASYNCJOBS_APP=demo_app:tasks\n'
 
 step asyncjobs store init
 
 say "Two tenants submit jobs; an idempotency key makes a second submit a no-op."
-report=$(asyncjobs submit reports.build --org acme --payload '{"month": "2026-10"}' --priority 7)
-invoices=$(asyncjobs submit invoices.send --org acme --payload '{"batch": 12}')
-payments=$(asyncjobs submit payments.sync --org globex --payload '{"account": "ACME-42"}')
-spare=$(asyncjobs submit reports.build --org globex --payload '{"month": "2026-09"}' --delay 3600)
-echo "acme: $report (report), $invoices (invoices); globex: $payments (payments), $spare (delayed an hour)"
+capture report asyncjobs submit reports.build --org acme --payload '{"month": "2026-10"}' --priority 7
+capture invoices asyncjobs submit invoices.send --org acme --payload '{"batch": 12}'
+capture payments asyncjobs submit payments.sync --org globex --payload '{"account": "ACME-42"}'
+capture spare asyncjobs submit reports.build --org globex --payload '{"month": "2026-09"}' --delay 3600
 step asyncjobs submit reports.build --org acme --payload '{"month": "2026-11"}' --idempotency-key "nightly-$(date -u +%F)" --json
 step asyncjobs submit reports.build --org acme --payload '{"month": "2026-11"}' --idempotency-key "nightly-$(date -u +%F)" --json
 
 say "A worker drains what is runnable: one job fails once and is retried, one fails for good."
-step asyncjobs worker --burst --concurrency 2 --log-level warning
+say "Its log lines (stderr) say what it claimed, what failed and what it will retry."
+step asyncjobs worker --burst --concurrency 2 --log-level info
 step asyncjobs jobs --org acme --limit 5
 step asyncjobs jobs --org globex --limit 5
 step asyncjobs events "$invoices" --org acme
 step asyncjobs status "$payments" --org globex
 
 say "Another tenant asking for that job is answered exactly like a missing id (exit 3)."
-printf '$ asyncjobs status %s --org globex\n' "$report"
+printf '\n$ asyncjobs status %s --org globex\n' "$report"
 asyncjobs status "$report" --org globex || echo "(exit $?)"
 
 say "The report's result by permalink; a re-run makes a new version, which 'latest' follows."
-first=$(asyncjobs status "$report" --org acme --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["result_id"])')
-asyncjobs retry "$report" --org acme >/dev/null
-asyncjobs run "$report" --org acme >/dev/null
+capture first python3 -c 'import json, subprocess, sys; print(json.loads(subprocess.check_output(sys.argv[1:]))["result_id"])' asyncjobs status "$report" --org acme --json
+step asyncjobs retry "$report" --org acme
+step asyncjobs run "$report" --org acme
 step asyncjobs result "$first" --org acme --json
 step asyncjobs result "$first" --org acme --view pinned --json
 
@@ -50,7 +78,7 @@ step asyncjobs notifications "$report" --org acme
 step asyncjobs inbox --org globex
 
 say "A tenant mismatch on a permalink is answered like a missing one (exit 3)."
-printf '$ asyncjobs result %s --org globex\n' "$first"
+printf '\n$ asyncjobs result %s --org globex\n' "$first"
 asyncjobs result "$first" --org globex || echo "(exit $?)"
 
 say "Cancel the delayed job, then queue it again as its second run."
@@ -58,13 +86,13 @@ step asyncjobs cancel "$spare" --org globex
 step asyncjobs retry "$spare" --org globex
 
 say "Retention: a dry run writes the audit artifact and changes nothing."
-tomorrow=$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) + d.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
+capture tomorrow python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) + d.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))'
 step asyncjobs cleanup --results-ttl-seconds 3600 --events-ttl-seconds 3600 --now "$tomorrow" --dry-run --output-json artifacts/async/retention-dry-run.json
-python3 -c 'import json; d = json.load(open("artifacts/async/retention-dry-run.json")); print("dry run would delete", {k: d[k]["delete_count"] for k in ("results", "events", "notifications", "jobs")})'
+step python3 -c 'import json; d = json.load(open("artifacts/async/retention-dry-run.json")); print("dry run would delete", {k: d[k]["delete_count"] for k in ("results", "events", "notifications", "jobs")})'
 
 say "The live cleanup from the cron script, then again: the second run deletes nothing."
 for run in first second; do
-  printf '$ scripts/run_async_retention_cleanup.py --store-file runtime/async_jobs/store.v1.json ... (%s run)\n' "$run"
+  printf '\n$ scripts/run_async_retention_cleanup.py --store-file runtime/async_jobs/store.v1.json --results-ttl-seconds 3600 --events-ttl-seconds 3600 --now %s  # %s run\n' "$tomorrow" "$run"
   scripts/run_async_retention_cleanup.py --store-file runtime/async_jobs/store.v1.json \
     --results-ttl-seconds 3600 --events-ttl-seconds 3600 --now "$tomorrow" \
     | python3 -c 'import json,sys; d = json.load(sys.stdin); print("deleted", {k: d[k]["delete_count"] for k in ("results", "events", "notifications", "jobs")})'

@@ -3,10 +3,12 @@ commands, every flag the docs mention exists, and the sh and python blocks run."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +127,10 @@ def sh_script(text: str) -> str:
         if re.match(r"^(export\s+)?[A-Za-z_][A-Za-z0-9_]*=", line):
             out.append(f"{line} || __fail {shown}")
             continue
+        if line.endswith("&"):  # started in the background: $! must be this shell's
+            out.append(f'echo "\\$ "{shown}')
+            out.append(line)
+            continue
         out.append(f'echo "\\$ "{shown}')
         out.append(f"__out=$( {line} 2>&1 ); __rc=$?")
         out.append('printf "%s\\n" "$__out"')
@@ -144,6 +150,8 @@ def doc_env(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     (work / "scripts").symlink_to(ROOT / "scripts")
+    (work / "examples").symlink_to(ROOT / "examples")
+    (work / "runtime").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCJOBS_")}
     env.update(
         {
@@ -205,14 +213,23 @@ def test_the_code_blocks_of_the_docs_run(page, doc_env, request):
         )
         assert proc.returncode == 0, f"{page} python blocks:\n{proc.stderr}"
     if sh:
-        proc = subprocess.run(
+        # In a session of its own: a server a page starts in the background
+        # is stopped with it even when the page fails half way.
+        proc = subprocess.Popen(
             ["bash", "-c", sh_script(sh)],
             cwd=work,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=300,
+            start_new_session=True,
         )
+        try:
+            stdout, stderr = proc.communicate(timeout=300)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
         assert proc.returncode == 0, (
-            f"{page} sh blocks:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            f"{page} sh blocks:\n{stdout[-3000:]}\n{stderr[-3000:]}"
         )
