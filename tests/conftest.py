@@ -32,7 +32,10 @@ class Outcome:
 
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
-    return tmp_path / "store" / "store.v1.json"
+    """Where the test's store goes; its folder exists (as after `store init`)."""
+    folder = tmp_path / "store"
+    folder.mkdir(mode=0o700)
+    return folder / "store.v1.json"
 
 
 @pytest.fixture
@@ -42,7 +45,9 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def client(store_path: Path, clock: FixedClock) -> Iterator[Client]:
+    """A Client on a new store, made as `asyncjobs store init` makes it."""
     with Client(store_path, clock=clock) as c:
+        c.init_store()
         yield c
 
 

@@ -130,6 +130,9 @@ class SimIO(FileIO):
     def exists(self, path: str) -> bool:
         return path in self.fs.names
 
+    def is_folder(self, path: str) -> bool:
+        return True  # the simulated disk is one folder, always there
+
     def stat(self, path: str) -> types.SimpleNamespace | None:
         inode = self.fs.names.get(path)
         if inode is None:

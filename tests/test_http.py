@@ -565,3 +565,13 @@ def test_the_validate_script_says_unreachable_when_no_server_answers():
         timeout=60,
     )
     assert script.returncode == 0 and script.stdout.startswith("UNREACHABLE")
+
+
+def test_a_store_never_made_is_unhealthy_not_empty(tmp_path):
+    app = App(Client(tmp_path / "store.v1.json"))
+    health = call(app, "GET", "/health")
+    assert health.status == 503 and health.json["status"] == "unavailable"
+    assert "no store at" in health.json["error"]["message"]
+    assert "store init" in health.json["error"]["message"]
+    telemetry = call(app, "GET", "/telemetry")
+    assert telemetry.status == 200 and telemetry.json["degraded"] is True

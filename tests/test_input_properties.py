@@ -100,7 +100,7 @@ def test_any_time_is_a_job_or_a_clean_refusal_naming_at(cli, moment, offset):
 
 @SETTINGS
 @given(job_id=TEXT, org=TEXT)
-def test_any_id_and_org_read_as_not_found_or_invalid(cli, job_id, org):
+def test_any_id_and_org_read_as_not_found_or_invalid(client, cli, job_id, org):
     outcome = cli("status", job_id, "--org", org)
     expected = 3 if validation.NAME_PATTERN.fullmatch(org) else 2
     if job_id.startswith("-"):

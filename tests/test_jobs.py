@@ -365,6 +365,7 @@ def test_submit_many_takes_a_large_file_in_one_go(cli, tmp_path):
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
 def test_submit_many_is_all_or_nothing_when_the_disk_fails(tmp_path):
     store = tmp_path / "store" / "store.v1.json"
+    store.parent.mkdir()
     with Client(store) as client:
         first = client.submit("t", org="acme").job_id  # the journal exists
     path = tmp_path / "jobs.jsonl"

@@ -53,6 +53,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.path = self.folder / "store.v1.json"
         self.clock = FixedClock("2026-11-01T12:00:00Z")
         self.client = Client(self.path, clock=self.clock)
+        self.client.init_store()
         self.worker = make_worker(self.client, "w", lease=LEASE)
         self.jobs: dict[str, dict] = {}  # job_id -> the model of that job
         self.tokens: dict[str, object] = {}  # running job -> its live token

@@ -74,6 +74,7 @@ def run(
         path, io=io, compact_min_bytes=1500, journal_reserve_bytes=RESERVE
     )
     try:
+        store.initialize()  # as `asyncjobs store init` does first
         for step in steps:
             if step[0] == "compact":
                 store.compact()
@@ -103,11 +104,12 @@ def run(
 def recovered(path: str, fs: SimFS) -> dict:
     io = SimIO(fs)
     with JsonFileStore(path, io=io, journal_reserve_bytes=RESERVE) as store:
+        state = {}
         if {path, f"{path}.journal"} & fs.names.keys():  # else no store yet: fine
             problems = store.verify(strict=True).problems
             assert problems == [], problems
-        with store.read() as tx:
-            state = {(kind, r["id"]): r for kind in KINDS for r in tx.scan(kind)}
+            with store.read() as tx:
+                state = {(kind, r["id"]): r for kind in KINDS for r in tx.scan(kind)}
         with store.transaction() as tx:  # the store takes a new commit
             tx.put("jobs", "after", {"id": "after"})
     with (

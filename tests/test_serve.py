@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from asyncjobs import Client
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -82,6 +84,7 @@ def serve(store_path: Path, tmp_path: Path) -> Iterator[Callable[..., Served]]:
     stall the server.
     """
     started: list[Served] = []
+    Client(store_path).init_store()  # a store to be healthy about
 
     def start(*args: str, descriptors: int | None = None) -> Served:
         def limit() -> None:

@@ -34,6 +34,7 @@ def journal(store_path: Path) -> Path:
 
 def submit(store_path: Path, *orgs: str) -> list[str]:
     with Client(store_path) as client:
+        client.init_store()
         return [client.submit("reports.build", org=org).job_id for org in orgs]
 
 

@@ -166,11 +166,38 @@ def test_every_value_reads_back_exactly_after_a_reopen(store_path, compact):
         assert tx.get("jobs", "a")["payload"] == values
 
 
-def test_reading_a_missing_store_creates_nothing(tmp_path):
+def test_a_store_never_made_is_not_read_as_empty_and_nothing_is_created(
+    tmp_path, console
+):
+    """A mistyped --store must not answer "no jobs", nor leave folders behind."""
     path = tmp_path / "nowhere" / "store.v1.json"
-    with JsonFileStore(path) as store, store.read() as tx:
-        assert tx.get("jobs", "x") is None and tx.count("jobs") == 0
+    with pytest.raises(StoreError, match="no store at"), JsonFileStore(path) as store:
+        with store.read():
+            pass
+    for command in (
+        ["jobs", "--org", "acme"],
+        ["status", "job_00000000000000000000000000", "--org", "acme"],
+        ["store", "export"],
+        ["store", "compact"],
+    ):
+        outcome = console("--store", str(path), *command)
+        assert outcome.exit_code == 5 and outcome.stderr.count("\n") == 1, command
+        assert f"no store at {path}" in outcome.stderr and "store init" in outcome.stderr
+    outcome = console("--store", str(path), "submit", "t", "--org", "acme")
+    assert outcome.exit_code == 5
+    assert f"{path.parent} does not exist" in outcome.stderr
     assert not path.parent.exists()
+    assert console("--store", str(path), "store", "init").exit_code == 0
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert console("--store", str(path), "jobs", "--org", "acme").exit_code == 0
+
+
+def test_a_store_folder_without_a_store_is_initialized_by_its_first_write(
+    store_path, console
+):
+    assert console("jobs", "--org", "acme").exit_code == 5
+    assert console("submit", "t", "--org", "acme").exit_code == 0
+    assert console("jobs", "--org", "acme").exit_code == 0
 
 
 # -- catching up with other writers ---------------------------------------
@@ -375,7 +402,7 @@ def test_corruption_in_the_middle_stops_every_command_and_changes_nothing(
 def test_a_snapshot_that_is_not_ours_stops_commands_with_exit_5(
     store_path, cli, content, words
 ):
-    store_path.parent.mkdir(parents=True)
+    store_path.parent.mkdir(parents=True, exist_ok=True)
     store_path.write_bytes(content)
     before = sha256_of(*data_files(store_path))
     for command in (["store", "check"], ["store", "export"], ["store", "compact"]):
@@ -422,7 +449,7 @@ def test_a_store_symlinked_to_another_users_file_is_refused(
 ):
     target = someone_elses(tmp_path / "victim" / "store.v1.json")
     link = store_path  # where the commands look
-    link.parent.mkdir()
+    link.parent.mkdir(exist_ok=True)
     link.symlink_to(target)
     folder = sorted(target.parent.iterdir())
     before = sha256_of(target)
@@ -437,9 +464,10 @@ def test_a_store_symlinked_to_another_users_file_is_refused(
 def test_a_symlink_another_user_planted_is_not_followed(tmp_path, console):
     target = tmp_path / "mine" / "store.v1.json"
     with JsonFileStore(target) as store:
+        store.initialize()
         put_jobs(store, "a")
     link = tmp_path / "shared" / "store.v1.json"
-    link.parent.mkdir()
+    link.parent.mkdir(exist_ok=True)
     link.symlink_to(target)
     os.lchown(link, 65534, 65534)
     before = sha256_of(*store_files(target))
@@ -484,7 +512,7 @@ def test_a_held_lock_gives_exit_5_naming_the_lock_file_within_the_timeout(
 
 
 def test_the_lock_of_a_killed_holder_is_free_at_once(store_path):
-    store_path.parent.mkdir(parents=True)
+    store_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_holder(f"{store_path}.lock") as holder:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -499,7 +527,7 @@ def test_the_lock_of_a_killed_holder_is_free_at_once(store_path):
     shutil.which("strace") is None, reason="needs strace (installed by .ci/run)"
 )
 def test_a_file_system_without_flock_is_refused_not_soft_locked(store_path, console):
-    store_path.parent.mkdir(parents=True)
+    store_path.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         [
             "strace",

@@ -34,6 +34,7 @@ class StoreModel(RuleBasedStateMachine):
         self.path = Path(self.folder) / "store.v1.json"
         self.journal = Path(f"{self.path}.journal")
         self.store = self._open()
+        self.store.initialize()  # as `asyncjobs store init` does
         self.model: dict[str, dict[str, dict]] = {kind: {} for kind in KINDS}
         self.before_last: dict[str, dict[str, dict]] | None = None
         self.last_append: tuple[int, int] | None = None  # journal size before, after

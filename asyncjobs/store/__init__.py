@@ -36,4 +36,5 @@ def open_store(url: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> St
         raise InvalidInput("store: empty path")
     if os.path.isdir(text):
         raise InvalidInput(f"store: {text} is a folder; name the store file in it")
-    return JsonFileStore(text, lock_timeout=lock_timeout)
+    default = os.path.abspath(text) == os.path.abspath(DEFAULT_STORE)
+    return JsonFileStore(text, lock_timeout=lock_timeout, create_folder=default)

@@ -56,6 +56,9 @@ class FileIO:
     def exists(self, path: str) -> bool:
         return os.path.lexists(path)
 
+    def is_folder(self, path: str) -> bool:
+        return os.path.isdir(path)
+
     def stat(self, path: str) -> os.stat_result | None:
         try:
             return os.stat(path)

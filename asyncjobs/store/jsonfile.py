@@ -92,6 +92,7 @@ class JsonFileStore(Store):
         io: FileIO | None = None,
         compact_min_bytes: int = COMPACT_MIN_BYTES,
         journal_reserve_bytes: int = JOURNAL_RESERVE_BYTES,
+        create_folder: bool = False,
     ) -> None:
         from .lock import StoreLock
 
@@ -103,6 +104,10 @@ class JsonFileStore(Store):
         self.io = io or FileIO(fsync=fsync_setting() if fsync is None else fsync)
         self.compact_min_bytes = compact_min_bytes
         self.journal_reserve_bytes = journal_reserve_bytes
+        # Only `store init` makes folders, and the first write to the default
+        # store: a mistyped --store must not leave a new folder tree behind.
+        self.create_folder = create_folder
+        self._folder_checked = False
         self._lock = StoreLock(self.lock_path, timeout=lock_timeout)
         self._state: dict[str, dict[str, Record]] | None = None
         self._indexes: dict[str, dict[Any, set[str]]] = {}
@@ -414,10 +419,29 @@ class JsonFileStore(Store):
 
     # -- transactions ------------------------------------------------------
 
+    def _check_folder(self) -> None:
+        """The store's folder must be there (StoreError), unless this store may make it."""
+        if self._folder_checked:
+            return
+        with _failing("create", self.folder):
+            if self.create_folder:
+                self.io.makedirs(self.folder)
+            elif not self.io.is_folder(self.folder):
+                raise StoreError(
+                    f"{self.folder} does not exist: create the store there with "
+                    f"'asyncjobs --store {self.path} store init'"
+                )
+        self._folder_checked = True
+
+    def _missing(self) -> StoreError:
+        return StoreError(
+            f"no store at {self.path}: create it with "
+            f"'asyncjobs --store {self.path} store init' (or submit a job)"
+        )
+
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        with _failing("create", self.folder):
-            self.io.makedirs(self.folder)
+        self._check_folder()
         with self._lock:
             if not self._temps_swept:
                 # A compaction killed mid-write leaves its temp file: the
@@ -434,9 +458,9 @@ class JsonFileStore(Store):
     @contextmanager
     def read(self) -> Iterator[Transaction]:
         if not self._exists():
-            # Reading creates nothing: a store that is not there reads as empty.
-            yield _EmptyTransaction()
-            return
+            # Reading creates nothing, and a store never made is not an
+            # empty one: a mistyped path must not answer "no jobs".
+            raise self._missing()
         with self._lock:
             self._catch_up()
             yield _JsonTransaction(self, writable=False)
@@ -629,16 +653,22 @@ class JsonFileStore(Store):
         self._snapshot_ident = (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def initialize(self) -> bool:
+        with _failing("create", self.folder):
+            self.io.makedirs(self.folder)
+        self._folder_checked = True
         if self._exists():
             with self.read():
                 return False  # reading it proves it opens
-        self.compact()
+        self._compact()
         return True
 
     def compact(self) -> dict[str, Any]:
         """Fold the journal into a new snapshot."""
-        with _failing("create", self.folder):
-            self.io.makedirs(self.folder)
+        if not self._exists():
+            raise self._missing()
+        return self._compact()
+
+    def _compact(self) -> dict[str, Any]:
         with self._lock:
             self._catch_up()
             with _failing("clean up", self.folder):
@@ -929,32 +959,3 @@ class _JsonTransaction(Transaction):
             else:
                 total += key not in records
         return total
-
-
-class _EmptyTransaction(Transaction):
-    """The read view of a store that does not exist yet."""
-
-    generation = 0  # type: ignore[assignment]
-
-    def get(self, kind: str, key: str) -> Record | None:
-        return None
-
-    def put(self, kind: str, key: str, record: Record) -> None:
-        raise StoreError("this is a read-only transaction")
-
-    def delete(self, kind: str, key: str) -> None:
-        raise StoreError("this is a read-only transaction")
-
-    def scan(self, kind: str) -> Iterator[Record]:
-        return iter(())
-
-    def find(self, index: str, value: Any) -> list[Record]:
-        return []
-
-    def count(self, kind: str) -> int:
-        return 0
-
-    def runnable_heads(
-        self, queues: Collection[str], now: str, exclude_tasks: Collection[str] = ()
-    ) -> list[Record]:
-        return []
