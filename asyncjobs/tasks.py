@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from . import validation
+from . import schedules, validation
 from .cron import Cron
 from .errors import InvalidInput
 
@@ -97,14 +96,11 @@ class Periodic:
 
     def slot(self, now: datetime) -> datetime | None:
         """The schedule slot that ``now`` falls in, or None when it is not due."""
-        if self.every is not None:
-            epoch = now.timestamp()
-            return datetime.fromtimestamp(
-                math.floor(epoch / self.every) * self.every, UTC
-            )
-        assert self.cron is not None
-        minute = now.replace(second=0, microsecond=0)
-        return minute if self.cron.matches(minute) else None
+        return schedules.slot(every=self.every, cron=self.cron, now=now)
+
+    def next_slot(self, now: datetime) -> datetime | None:
+        """The first slot after ``now``: when ``worker --beat`` next enqueues the task."""
+        return schedules.next_slot(every=self.every, cron=self.cron, now=now)
 
 
 class TaskRegistry:
