@@ -29,10 +29,12 @@ from . import (
     running,
     validation,
 )
+from . import schedules as schedule_rules
 from .errors import Conflict, InvalidInput, NotFound, StoreCorrupt, StoreError
 from .lifecycle import Token
 from .records import Event, Job, JobStatus, Notification, Result, WorkerInfo
 from .store import DEFAULT_STORE, Store, Transaction, open_store
+from .store.base import KINDS
 from .store.fileio import write_private_file
 from .tasks import TaskRegistry
 
@@ -96,6 +98,13 @@ def discard_outcome(outcome: dict[str, Any]) -> None:
             pass
         except OSError as exc:
             log.warning("cannot delete %s: %s", stored["path"], exc.strerror or exc)
+
+
+def _task_catalog(tx: Transaction) -> list[dict[str, Any]]:
+    """The task catalog workers publish (kind ``tasks``), or [] in a store without one."""
+    if "tasks" not in KINDS:
+        return []  # a store format from before the catalog: nothing to read
+    return list(tx.scan("tasks"))
 
 
 class _Records:
@@ -687,6 +696,33 @@ class Client:
         """Submit each periodic task due now, once per schedule slot (store-wide)."""
         specs = running.due_periodic(registry, self._clock())
         return self.submit_many(specs) if specs else []
+
+    def schedules(
+        self, *, app: TaskRegistry | None = None, now: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The periodic tasks, each with its schedule, last slot enqueued and next run.
+
+        The tasks are ``app``'s, or without one those of the task catalog
+        that workers publish in the store (none in a store without a
+        catalog). The last slot is the newest of the task's periodic jobs
+        still in the store; the next run is reckoned from ``now`` (default:
+        the client's clock). Rows are sorted by name.
+        """
+        moment = self._clock() if now is None else clocks.utc(now, field="now")
+        with self._store.read() as tx:
+            entries = (
+                schedule_rules.described(app) if app is not None else _task_catalog(tx)
+            )
+            last_slots = {}
+            for entry in entries:
+                found = schedule_rules.periodic_of(entry)
+                if found is not None:
+                    name, periodic = found
+                    jobs = tx.find("jobs_by_periodic", (periodic["org"], name))
+                    last_slots[name] = schedule_rules.last_slot(
+                        name, (job.get("idempotency_key") for job in jobs)
+                    )
+        return schedule_rules.rows(entries, last_slots, now=moment)
 
     def run_job(
         self, job_id: str, *, org: str, tasks: TaskRegistry, until_done: bool = False

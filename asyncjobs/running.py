@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import breakers, clock, ids, lifecycle, metrics, scheduling
+from . import breakers, clock, ids, lifecycle, metrics, schedules, scheduling
 from .lifecycle import Token
 from .records import Job, JobStatus, Result, WorkerInfo
 from .tasks import TaskRegistry
@@ -327,7 +327,7 @@ def due_periodic(registry: TaskRegistry, now: datetime) -> list[dict[str, Any]]:
                 "org": periodic.org,
                 "queue": periodic.task.queue,
                 "payload": periodic.payload,
-                "idempotency_key": f"periodic:{name}:{clock.to_iso(slot)}",
+                "idempotency_key": schedules.key(name, slot),
             }
         )
     return specs

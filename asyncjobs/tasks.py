@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from . import validation
+from . import schedules, validation
+from .cron import Cron
 from .errors import InvalidInput
 
 BACKOFFS = ("exponential", "linear", "fixed")
@@ -96,14 +96,11 @@ class Periodic:
 
     def slot(self, now: datetime) -> datetime | None:
         """The schedule slot that ``now`` falls in, or None when it is not due."""
-        if self.every is not None:
-            epoch = now.timestamp()
-            return datetime.fromtimestamp(
-                math.floor(epoch / self.every) * self.every, UTC
-            )
-        assert self.cron is not None
-        minute = now.replace(second=0, microsecond=0)
-        return minute if self.cron.matches(minute) else None
+        return schedules.slot(every=self.every, cron=self.cron, now=now)
+
+    def next_slot(self, now: datetime) -> datetime | None:
+        """The first slot after ``now``: when ``worker --beat`` next enqueues the task."""
+        return schedules.next_slot(every=self.every, cron=self.cron, now=now)
 
 
 class TaskRegistry:
@@ -246,84 +243,3 @@ def load_app(spec: str) -> TaskRegistry:
     if not isinstance(registry, TaskRegistry):
         raise InvalidInput(f"app: {spec} is not an asyncjobs.TaskRegistry")
     return registry
-
-
-# -- cron lines ---------------------------------------------------------------------
-
-_FIELDS = (
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 6),
-)
-
-
-@dataclass(frozen=True)
-class Cron:
-    """A five-field cron line (``m h dom mon dow``, UTC) with ``*``, lists, ranges and steps."""
-
-    text: str
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]  # 0 = Sunday
-    any_day: bool
-    any_weekday: bool
-
-    @classmethod
-    def parse(cls, text: str) -> Cron:
-        parts = text.split()
-        if len(parts) != 5:
-            raise InvalidInput(
-                f"cron: {text!r} must have five fields (m h dom mon dow)"
-            )
-        sets = [_cron_field(part, *spec) for part, spec in zip(parts, _FIELDS)]
-        weekdays = frozenset(d % 7 for d in _cron_field(parts[4], "day of week", 0, 7))
-        return cls(
-            text,
-            sets[0],
-            sets[1],
-            sets[2],
-            sets[3],
-            weekdays,
-            parts[2] == "*",
-            parts[4] == "*",
-        )
-
-    def matches(self, moment: datetime) -> bool:
-        if moment.minute not in self.minutes or moment.hour not in self.hours:
-            return False
-        if moment.month not in self.months:
-            return False
-        day_ok = moment.day in self.days
-        weekday_ok = (moment.isoweekday() % 7) in self.weekdays
-        if self.any_day or self.any_weekday:
-            return day_ok and weekday_ok
-        return day_ok or weekday_ok  # cron's rule when both are restricted
-
-
-def _cron_field(part: str, label: str, low: int, high: int) -> frozenset[int]:
-    values: set[int] = set()
-    for item in part.split(","):
-        body, _, step_text = item.partition("/")
-        try:
-            step = int(step_text) if step_text else 1
-            if body == "*":
-                start, end = low, high
-            elif "-" in body:
-                a, b = body.split("-", 1)
-                start, end = int(a), int(b)
-            else:
-                start = end = int(body)
-                if step_text:
-                    end = high
-        except ValueError:
-            raise InvalidInput(f"cron: {part!r} is not a valid {label} field") from None
-        if step < 1 or not low <= start <= end <= high:
-            raise InvalidInput(
-                f"cron: {part!r} is out of range for {label} ({low}-{high})"
-            )
-        values.update(range(start, end + 1, step))
-    return frozenset(values)

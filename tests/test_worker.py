@@ -474,6 +474,42 @@ def test_two_beat_workers_enqueue_each_slot_once(client, background):
     assert len(slots) == len(found) >= 3
 
 
+def test_schedules_show_the_slot_a_beat_worker_enqueued(
+    client, store_path, env, console
+):
+    # --max-jobs 1: the beat enqueues tick's slot, the worker runs it and exits
+    proc = subprocess.run(
+        worker_cmd(store_path, "--beat", "--max-jobs", "1", "--poll-seconds", "0.1"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (job,) = [j for j in client.list_jobs(org="ops", limit=10) if j.task == "tick"]
+    slot = job.idempotency_key.removeprefix("periodic:tick:")
+    shown = console("schedules", "--app", APP, "--json", env=env)
+    assert shown.exit_code == 0, shown.stderr
+    (row,) = json.loads(shown.stdout)["schedules"]
+    assert row["name"] == "tick" and row["every"] == 1 and row["cron"] is None
+    assert (row["queue"], row["priority"], row["org"]) == ("default", 5, "ops")
+    assert row["last_slot_at"] == slot
+    assert row["next_run_at"] > slot
+    text = console("schedules", "-A", APP, env=env).stdout.splitlines()
+    assert text[0].split() == [
+        "NAME",
+        "SCHEDULE",
+        "QUEUE",
+        "PRIORITY",
+        "ORG",
+        "LAST_SLOT_AT",
+        "NEXT_RUN_AT",
+    ]
+    assert text[1].split()[:7] == ["tick", "every", "1s", "default", "5", "ops", slot]
+    bare = console("schedules", "--json", env={**env, "ASYNCJOBS_APP": ""})
+    assert json.loads(bare.stdout) == {"schedules": []}  # no app, no task catalog
+
+
 # -- fail-open and run -------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import click
 
@@ -174,6 +175,45 @@ def workers(client: Client, as_json: bool) -> None:
         ],
     )
     emit({"workers": found}, as_json, text=text)
+
+
+def _schedule(row: dict[str, Any]) -> str:
+    every = row["every"]
+    if isinstance(every, int | float) and not isinstance(every, bool):
+        return f"every {validation.shown_bound(every)}s"
+    return str(row["cron"] if row["cron"] is not None else every)
+
+
+@cli.command()
+@app_option(
+    required=False,
+    help="Read the periodic tasks from this TaskRegistry (default: the task catalog).",
+)
+@json_option
+@pass_client
+def schedules(client: Client, app: str | None, as_json: bool) -> None:
+    """List periodic tasks with their last slot and next run."""
+    registry = task_module.load_app(app) if app else None
+    found = client.schedules(app=registry)
+    rows = [
+        [
+            s["name"],
+            _schedule(s),
+            str(s["queue"]),
+            str(s["priority"]),
+            s["org"],
+            s["last_slot_at"] or "-",
+            s["next_run_at"] or "-",
+        ]
+        for s in found
+    ]
+    from .jobs_cmds import _table
+
+    text = _table(
+        rows,
+        ["NAME", "SCHEDULE", "QUEUE", "PRIORITY", "ORG", "LAST_SLOT_AT", "NEXT_RUN_AT"],
+    )
+    emit({"schedules": found}, as_json, text=text)
 
 
 @cli.group(invoke_without_command=True)

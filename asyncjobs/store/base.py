@@ -54,6 +54,15 @@ INDEXES: dict[str, tuple[str, Callable[[Record], Any]]] = {
             (r["org_id"], r["idempotency_key"]) if r.get("idempotency_key") else None
         ),
     ),
+    # the jobs beat workers enqueued for a periodic task, by (org, task)
+    "jobs_by_periodic": (
+        "jobs",
+        lambda r: (
+            (r["org_id"], r["task"])
+            if (r.get("idempotency_key") or "").startswith("periodic:")
+            else None
+        ),
+    ),
     "events_by_job": ("events", _field("job_id")),
     "results_by_job": ("results", _field("job_id")),
     "notifications_by_job": ("notifications", _field("job_id")),
