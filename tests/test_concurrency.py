@@ -46,6 +46,7 @@ def start(script: str, *args: str, env: dict[str, str] | None = None):
 
 def race(store: Path, go: Path, processes: int, commits: int, env=None) -> list[str]:
     """Run committers at once; return what went wrong (nothing, with the lock)."""
+    store.parent.mkdir(exist_ok=True)
     procs = [
         start("committer.py", str(store), f"p{n}", str(commits), str(go), env=env)
         for n in range(processes)

@@ -248,6 +248,7 @@ def test_a_hundred_cleanups_killed_at_random_moments_delete_all_or_nothing(
 
     def fresh(n: int) -> Path:
         folder = tmp_path / f"round-{n}"
+        folder.mkdir()
         monkeypatch.setenv("ASYNCJOBS_ARTIFACTS", str(folder / "artifacts"))
         _finished_jobs(folder / "store.v1.json")
         return folder / "store.v1.json"

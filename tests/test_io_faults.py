@@ -53,6 +53,7 @@ def test_a_failing_disk_fails_the_command_cleanly_and_the_next_one_works(
     tmp_path, syscall, error
 ):
     store = tmp_path / "store" / "store.v1.json"
+    store.parent.mkdir()
     with Client(store) as client:
         before = {client.submit("echo", org="acme").job_id}
     failures = 0
@@ -102,6 +103,7 @@ def test_a_file_that_will_not_open_fails_the_command_cleanly(
     tmp_path, target, command, error
 ):
     store = tmp_path / "store" / "store.v1.json"
+    store.parent.mkdir()
     with Client(store) as client:  # a snapshot and a journal, both in use
         before = {client.submit("echo", org="acme").job_id}
         client.compact()
