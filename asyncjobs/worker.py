@@ -19,6 +19,9 @@ parent decides when they stop) and die with the parent (PR_SET_PDEATHSIG).
 SIGTERM or SIGINT: stop claiming, let running jobs finish within ``grace``
 seconds, then kill them and release their leases so they are requeued at
 once. A second signal stops at once.
+
+Every line it logs carries its worker id (``logs.context``), and a line
+about a job that job's id.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import clock as clocks
-from . import execution, ids, running
+from . import execution, ids, logs, running
 from .client import Client, discard_outcome
 from .errors import InvalidInput, StoreCorrupt, StoreError
 from .lifecycle import Token
@@ -83,7 +86,8 @@ def _child_main(registry: TaskRegistry, read_fd: int, write_fd: int) -> None:
         spec = json.loads(line)
         soft.active = True
         try:
-            outcome = execution.run(registry.get(spec["task"]), spec)
+            with logs.context(job_id=spec["job_id"]):
+                outcome = execution.run(registry.get(spec["task"]), spec)
         finally:
             soft.active = False
         try:
@@ -252,7 +256,14 @@ class Worker:
         view = memoryview(data)
         while view:
             view = view[os.write(child.to_child, view) :]
-        log.info("started %s (%s, attempt %d)", job.job_id, job.task, job.attempts)
+        log.info(
+            "%s (%s) started attempt %d/%d",
+            job.job_id,
+            job.task,
+            job.attempts,
+            (job.max_retries or 0) + 1,
+            extra={"job_id": job.job_id},
+        )
 
     def _fail_child(
         self, child: _Child, error_type: type[BaseException], message: str
@@ -275,7 +286,12 @@ class Worker:
                     },
                 )
             )
-            log.warning("%s: %s", token.job_id, message.format(how=how))
+            log.warning(
+                "%s: %s",
+                token.job_id,
+                message.format(how=how),
+                extra={"job_id": token.job_id},
+            )
         if not self.stop_requested:
             self._spawn()
 
@@ -300,6 +316,7 @@ class Worker:
                     child.token.job_id,
                     "succeeded" if outcome.get("ok") else "failed",
                     time.monotonic() - child.started,
+                    extra={"job_id": child.token.job_id},
                 )
             child.token = child.task = None
             child.soft_at = child.hard_at = None
@@ -344,6 +361,10 @@ class Worker:
 
     def run(self) -> int:
         """Run until stopped; returns the exit code."""
+        with logs.context(worker_id=self.info.worker_id):
+            return self._run()
+
+    def _run(self) -> int:
         wake = self._install_signals()
         while self._store(self.client.register_worker, self.info) is None:
             if self.stop_requested:

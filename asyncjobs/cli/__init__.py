@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from .. import __version__, validation
+from .. import __version__, logs, validation
 from ..client import Client
 from ..errors import AsyncJobsError
 from ..store import DEFAULT_STORE, jsonformat
@@ -59,7 +59,7 @@ class _Group(click.Group):
 
 def _fail(message: str, code: int) -> None:
     try:
-        click.echo("error: " + " ".join(message.split()), err=True)
+        click.echo(logs.error_line(" ".join(message.split()), code), err=True)
     except OSError:
         pass  # a full disk or a closed stderr: the exit code still tells
     raise SystemExit(code)
@@ -140,6 +140,31 @@ def app_option(
         metavar="MODULE:ATTR",
         help=help,
     )
+
+
+def log_options(
+    default_level: str, level_help: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--log-level`` / ``-l`` and ``--log-format`` (text or json lines)."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--log-format",
+            type=click.Choice(logs.FORMATS),
+            default="text",
+            show_default=True,
+            help="Log lines as text, or as one JSON object each.",
+        )(command)
+        return click.option(
+            "--log-level",
+            "-l",
+            type=click.Choice(logs.LEVELS),
+            default=default_level,
+            show_default=True,
+            help=level_help,
+        )(command)
+
+    return decorate
 
 
 def open_client(ctx: click.Context) -> Client:

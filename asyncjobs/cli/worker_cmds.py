@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import click
 
+from .. import logs, validation
 from .. import tasks as task_module
-from .. import validation
 from ..client import Client
 from . import (
     Number,
@@ -16,18 +13,11 @@ from . import (
     cli,
     emit,
     json_option,
+    log_options,
     open_client,
     org_option,
     pass_client,
 )
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 @cli.command()
@@ -84,13 +74,7 @@ def _setup_logging(level: str) -> None:
     help="How often an idle worker looks for jobs.",
 )
 @click.option("--beat", is_flag=True, help="Also enqueue due periodic tasks.")
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-    help="What the worker logs on stderr.",
-)
+@log_options("info", "What the worker logs on stderr.")
 @pass_client
 def worker(
     client: Client,
@@ -105,11 +89,12 @@ def worker(
     poll_seconds: float,
     beat: bool,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Claim and run jobs until stopped."""
     from ..worker import Worker
 
-    _setup_logging(log_level)
+    logs.configure(log_level, log_format)
     registry = task_module.load_app(app)
     code = Worker(
         client,
