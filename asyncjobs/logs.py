@@ -2,13 +2,13 @@
 
 ``--log-format text`` (the default) writes one line per record::
 
-    2026-11-01T12:00:00.000000Z INFO asyncjobs.worker: job_... (fail) started attempt ...
+    2026-11-01T12:00:00.000000Z WARNING asyncjobs.worker: job_... (fail) attempt ...
 
 ``--log-format json`` writes one JSON object per line, and nothing else::
 
-    {"time": "2026-11-01T12:00:00.000000Z", "level": "info",
-     "logger": "asyncjobs.worker", "message": "job_... (fail) started attempt 1/3",
-     "job_id": "job_...", "worker_id": "wrk_..."}
+    {"time": "2026-11-01T12:00:00.000000Z", "level": "warning",
+     "logger": "asyncjobs.worker", "message": "job_... (fail) attempt 1/3 ...",
+     "job_id": "job_...", "worker_id": "wrk_...", "exc": "Traceback ..."}
 
 ``job_id``, ``worker_id`` and ``request_id`` appear where they apply: given
 with ``extra=`` on one call, or for every line of a stretch of code with
@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import clock
+from .records import Job, JobStatus
 
 FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error")
@@ -142,3 +143,35 @@ def announce(logger: logging.Logger, message: str, *args: Any) -> None:
     logger.handle(
         logger.makeRecord(logger.name, logging.INFO, __file__, 0, message, args, None)
     )
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def attempt_text(job: Job) -> str:
+    """How the job's last attempt ended, for a log line or an error message.
+
+    ``attempt 2/4 failed: ValueError: it broke; retrying at <ISO> (in 4 s)``,
+    ``... failed for good (no retries left)``, ``attempt 1/1 completed``.
+    """
+    attempts = f"attempt {job.attempts}/{(job.max_retries or 0) + 1}"
+    if job.status is JobStatus.COMPLETED:
+        return f"{attempts} completed"
+    if job.status is JobStatus.CANCELED:
+        return "was canceled"
+    if job.error is None or job.status not in (JobStatus.QUEUED, JobStatus.FAILED):
+        return f"is {job.status.value}"
+    error = f"{job.error.get('type')}: {_one_line(job.error.get('message'))}"
+    if job.status is JobStatus.QUEUED:
+        wait = clock.parse_iso(job.run_after) - clock.parse_iso(job.updated_at)
+        return (
+            f"{attempts} failed: {error}; retrying at {job.run_after} "
+            f"(in {_seconds(max(0.0, wait.total_seconds()))} s)"
+        )
+    why = "no retries left" if job.attempts > (job.max_retries or 0) else "not retried"
+    return f"{attempts} failed: {error}; failed for good ({why})"

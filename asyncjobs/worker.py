@@ -20,6 +20,11 @@ SIGTERM or SIGINT: stop claiming, let running jobs finish within ``grace``
 seconds, then kill them and release their leases so they are requeued at
 once. A second signal stops at once.
 
+What it logs comes from what a commit returned, never from what it expects:
+each failed attempt at WARNING (the job, attempt n/max, the error, and when
+it runs again or that it failed for good), a dead worker's job it took back
+at WARNING, a task's traceback at DEBUG.
+
 Every line it logs carries its worker id (``logs.context``), and a line
 about a job that job's id.
 """
@@ -42,7 +47,7 @@ from . import execution, ids, logs, running
 from .client import Client, discard_outcome
 from .errors import InvalidInput, StoreCorrupt, StoreError
 from .lifecycle import Token
-from .records import Job, WorkerInfo
+from .records import Job, JobStatus, WorkerInfo
 from .tasks import ChildProcessDied, TaskRegistry, TimeLimitExceeded
 
 log = logging.getLogger(__name__)
@@ -182,6 +187,7 @@ class Worker:
         self.children: list[_Child] = []
         self.selector = selectors.DefaultSelector()
         self.outcomes: list[tuple[Token, dict[str, Any]]] = []
+        self.run_seconds: dict[Token, float] = {}  # of outcomes not yet committed
         self.lost: set[Token] = set()
         self.lease_watch = running.LeaseWatch()
         self.claimed_count = 0
@@ -286,7 +292,8 @@ class Worker:
                     },
                 )
             )
-            log.warning(
+            self.run_seconds[token] = time.monotonic() - child.started
+            log.info(
                 "%s: %s",
                 token.job_id,
                 message.format(how=how),
@@ -311,13 +318,7 @@ class Worker:
                 self.outcomes.append(
                     (child.token, self.client.prepare_outcome(child.token, outcome))
                 )
-                log.info(
-                    "%s %s in %.3f s",
-                    child.token.job_id,
-                    "succeeded" if outcome.get("ok") else "failed",
-                    time.monotonic() - child.started,
-                    extra={"job_id": child.token.job_id},
-                )
+                self.run_seconds[child.token] = time.monotonic() - child.started
             child.token = child.task = None
             child.soft_at = child.hard_at = None
 
@@ -506,6 +507,7 @@ class Worker:
     def _exchange(self, want: int) -> list[tuple[Job, Token]] | None:
         """Commit the outcomes and claim up to ``want``; None when the store is unavailable."""
         outcomes = self.outcomes
+        self.lease_watch.rescued = []
         answer = self._store(
             self.client.exchange,
             self.info,
@@ -518,10 +520,71 @@ class Worker:
         if answer is None:
             return None
         self.outcomes = self.outcomes[len(outcomes) :]
-        _, claimed = answer
+        finished, claimed = answer
+        self._log_committed(outcomes, finished)
         self.processed_count += len(outcomes)
         self.claimed_count += len(claimed)
         return claimed
+
+    def _log_committed(
+        self, outcomes: list[tuple[Token, dict[str, Any]]], finished: list[Job]
+    ) -> None:
+        """Log what a commit decided: each attempt's end, refusals, rescued leases."""
+        sent = {t.job_id: t for t, _ in outcomes}
+        seconds = {t.job_id: self.run_seconds.pop(t, 0.0) for t, _ in outcomes}
+        for job in finished:
+            sent.pop(job.job_id, None)
+            took = seconds[job.job_id]
+            where = {"job_id": job.job_id}
+            if job.status is JobStatus.COMPLETED:
+                log.info(
+                    "%s (%s) %s in %.3f s",
+                    job.job_id,
+                    job.task,
+                    logs.attempt_text(job),
+                    took,
+                    extra=where,
+                )
+                continue
+            log.warning(
+                "%s (%s) %s", job.job_id, job.task, logs.attempt_text(job), extra=where
+            )
+            traceback = (job.error or {}).get("traceback")
+            if traceback:
+                log.debug(
+                    "%s (%s) traceback of attempt %d",
+                    job.job_id,
+                    job.task,
+                    job.attempts,
+                    extra={**where, "task_traceback": traceback},
+                )
+        for job_id, token in sent.items():  # outcomes the commit refused
+            log.warning(
+                "%s outcome of attempt %d refused: the job is no longer this "
+                "worker's (its lease ran out, or it was taken over)",
+                job_id,
+                token.attempt,
+                extra={"job_id": job_id},
+            )
+        for job, lost_by, lease_end in self.lease_watch.rescued:
+            attempts = f"attempt {job.attempts}/{(job.max_retries or 0) + 1}"
+            then = (
+                "failed for good (no retries left)"
+                if job.status is JobStatus.FAILED
+                else "queued again"
+            )
+            log.warning(
+                "%s (%s) rescued from worker %s, whose lease ran out at %s: "
+                "%s counted as failed; %s",
+                job.job_id,
+                job.task,
+                lost_by,
+                lease_end,
+                attempts,
+                then,
+                extra={"job_id": job.job_id},
+            )
+        self.lease_watch.rescued = []
 
     def _flush(self) -> None:
         if self.outcomes:

@@ -1,4 +1,4 @@
-"""What workers and the server say on stderr as JSON lines.
+"""What workers and the server say on stderr: failed attempts, rescued leases, JSON lines.
 
 Real `asyncjobs worker` and `asyncjobs serve` processes; their stderr is read
 after they stop (a burst worker, a worker with --max-jobs, a server sent
@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -77,6 +78,123 @@ def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def started(runs_file: Path, job_id: str) -> int:
+    if not runs_file.exists():
+        return 0
+    return sum(
+        1
+        for line in runs_file.read_text().splitlines()
+        if line.startswith(f"{job_id} ") and line.split()[3] == "start"
+    )
+
+
+def warnings_about(stderr: str, job_id: str) -> list[str]:
+    return [
+        line
+        for line in stderr.splitlines()
+        if " WARNING asyncjobs.worker: " in line and job_id in line
+    ]
+
+
+# -- failed attempts ----------------------------------------------------------------
+
+
+def test_a_failed_attempt_is_one_warning_saying_when_the_committed_retry_runs(
+    client, burst
+):
+    job = client.submit("fail_later", org="acme", payload={"message": "mail down"})
+    proc = burst("-l", "warning")
+    queued = client.get_job(job.job_id, org="acme")
+    assert queued.status == "queued" and queued.attempts == 1  # the retry waits 30 s
+    [line] = warnings_about(proc.stderr, job.job_id)
+    assert line.endswith(
+        f"{job.job_id} (fail_later) attempt 1/2 failed: ConnectionError: mail down; "
+        f"retrying at {queued.run_after} (in 30 s)"
+    )
+    assert ISO_UTC.match(line)
+    assert "Traceback" not in proc.stderr  # tracebacks are for -l debug
+
+
+def test_retries_then_a_failure_for_good_each_say_so_with_their_attempt(client, burst):
+    job = client.submit("fail", org="acme", payload={"message": "warehouse\ndown"})
+    proc = burst("-l", "warning")
+    lines = warnings_about(proc.stderr, job.job_id)
+    assert len(lines) == 3, proc.stderr
+    retries = [
+        e
+        for e in client.events(job.job_id, org="acme")
+        if e.event_type == "async.job.retry_scheduled"
+    ]
+    for n, (line, event) in enumerate(zip(lines, retries), start=1):
+        # retry_delay=0: the retry runs at the moment the failure committed
+        assert line.endswith(
+            f"attempt {n}/3 failed: ValueError: warehouse down; "
+            f"retrying at {event.created_at} (in 0 s)"
+        )
+    assert lines[2].endswith(
+        f"{job.job_id} (fail) attempt 3/3 failed: ValueError: warehouse down; "
+        "failed for good (no retries left)"
+    )
+    assert client.get_job(job.job_id, org="acme").status == "failed"
+
+
+def test_an_error_that_is_not_retried_fails_for_good_at_once(client, burst):
+    job = client.submit("picky", org="acme", payload={"kind": "value"})
+    proc = burst("-l", "warning")
+    [line] = warnings_about(proc.stderr, job.job_id)
+    assert line.endswith(
+        "attempt 1/4 failed: ValueError: no; failed for good (not retried)"
+    )
+
+
+def test_the_traceback_of_a_failed_attempt_is_logged_at_debug(client, burst):
+    job = client.submit("fail", org="acme", payload={"message": "boom"}, max_retries=0)
+    lines = burst("-l", "debug").stderr.splitlines()
+    at = next(
+        i
+        for i, line in enumerate(lines)
+        if " DEBUG asyncjobs.worker: " in line
+        and f"{job.job_id} (fail) traceback" in line
+    )
+    assert lines[at + 1] == "Traceback (most recent call last):"
+    assert "ValueError: boom" in lines[at + 2 :]
+
+
+def test_a_dead_workers_job_taken_back_is_a_warning_naming_the_worker_that_lost_it(
+    client, store_path, env, runs_file
+):
+    job = client.submit("sleep", org="acme", payload={"seconds": 0.2}, max_retries=1)
+    first = subprocess.Popen(
+        asyncjobs(store_path, "worker", "-A", APP, "--lease-seconds", "1")
+        + ["--poll-seconds", "0.05", "-l", "error"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: started(runs_file, job.job_id) == 1, what="the first attempt")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    lost = client.get_job(job.job_id, org="acme")
+    assert lost.status == "running"
+    rescuer = subprocess.run(
+        asyncjobs(store_path, "worker", "-A", APP, "--lease-seconds", "1")
+        + ["--poll-seconds", "0.05", "--max-jobs", "1", "-l", "warning"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rescuer.returncode == 0, rescuer.stderr
+    [line] = warnings_about(rescuer.stderr, job.job_id)
+    assert line.endswith(
+        f"{job.job_id} (sleep) rescued from worker {lost.worker_id}, whose lease ran "
+        f"out at {lost.lease_expires_at}: attempt 1/2 counted as failed; queued again"
+    )
+    assert client.get_job(job.job_id, org="acme").status == "completed"
+
+
 # -- JSON lines ---------------------------------------------------------------------
 
 
@@ -90,13 +208,21 @@ def json_lines(stderr: str) -> list[dict]:
 
 
 def test_worker_json_logs_are_one_object_a_line_with_job_and_worker_ids(client, burst):
+    failing = client.submit("fail", org="acme", payload={"message": "x"}, max_retries=0)
     chatty = client.submit("chatty", org="acme", payload={"words": "hello"})
     proc = burst("-l", "debug", "--log-format", "json")
     docs = json_lines(proc.stderr)
     worker_ids = {doc.get("worker_id") for doc in docs}
     assert len(worker_ids) == 1 and next(iter(worker_ids)).startswith("wrk_")
-    [started] = [d for d in docs if "started attempt" in d["message"]]
-    assert started["job_id"] == chatty.job_id
+    [failed] = [
+        d for d in docs if d["level"] == "warning" and "failed for good" in d["message"]
+    ]
+    assert failed["job_id"] == failing.job_id and failed["logger"] == "asyncjobs.worker"
+    [traceback] = [d for d in docs if "exc" in d]
+    assert traceback["level"] == "debug" and traceback["job_id"] == failing.job_id
+    assert (
+        traceback["exc"].startswith("Traceback") and "ValueError: x" in traceback["exc"]
+    )
     [said] = [d for d in docs if d["logger"] == "asyncjobs.task.chatty"]
     assert said["job_id"] == chatty.job_id and said["level"] == "warning"
     assert said["message"].endswith("saying hello")
