@@ -175,3 +175,10 @@ def attempt_text(job: Job) -> str:
         )
     why = "no retries left" if job.attempts > (job.max_retries or 0) else "not retried"
     return f"{attempts} failed: {error}; failed for good ({why})"
+
+
+def did_not_complete(job: Job) -> bool:
+    """Whether its last attempt failed (retry scheduled or not), or it was canceled."""
+    return job.status in (JobStatus.FAILED, JobStatus.CANCELED) or (
+        job.status is JobStatus.QUEUED and job.attempts > 0 and job.error is not None
+    )

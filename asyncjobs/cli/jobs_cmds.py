@@ -8,10 +8,10 @@ from typing import IO, Any
 import click
 
 from .. import clock as clocks
+from .. import logs, validation
 from .. import tasks as task_module
-from .. import validation
 from ..client import Client
-from ..errors import InvalidInput
+from ..errors import InvalidInput, JobFailed
 from ..records import Job
 from . import Number, app_option, cli, emit, json_option, org_option, pass_client
 
@@ -32,6 +32,16 @@ def _payload(text: str | None, file: IO[bytes] | None) -> dict[str, Any] | None:
     if text is not None:
         return validation.parse_json(text, "payload")
     return None
+
+
+def fail_unless_completed(job: Job) -> None:
+    """Exit 7 (JobFailed), once the answer is printed, for a job that did not complete.
+
+    That is a failed or canceled job, or one queued again after a failed
+    attempt; a job not run yet, or still running, passes.
+    """
+    if logs.did_not_complete(job):
+        raise JobFailed(f"job {job.job_id} ({job.task}) {logs.attempt_text(job)}")
 
 
 def _submitted(job: Job) -> dict[str, Any]:
@@ -82,7 +92,7 @@ def _submitted(job: Job) -> dict[str, Any]:
 @click.option(
     "--sync",
     is_flag=True,
-    help="Run the job here, inline, before returning (fail-open).",
+    help="Run the job here, inline, before returning (fail-open; exit 7 if it fails).",
 )
 @app_option(required=False, help="The TaskRegistry for --sync.")
 @json_option
@@ -131,6 +141,8 @@ def submit(
         tasks=registry,
     )
     emit(_submitted(job), as_json, text=job.job_id)
+    if sync:
+        fail_unless_completed(job)
 
 
 @cli.command("submit-many")

@@ -43,6 +43,8 @@ def render(root: click.Group, prog: str = "asyncjobs") -> str:
         "| 6 | `cleanup`: the deletions are committed, but the report or the metrics "
         "file could not be written (a report that could not be written is printed "
         "on stdout) |",
+        "| 7 | the job failed: `submit --sync` or `run` ran an attempt that failed "
+        "(a retry scheduled or not); the job is still printed on stdout |",
         "",
         *ranges(root, prog),
     ]

@@ -18,6 +18,7 @@ from . import (
     org_option,
     pass_client,
 )
+from .jobs_cmds import fail_unless_completed
 
 
 @cli.command()
@@ -119,9 +120,10 @@ def worker(
 @json_option
 @pass_client
 def run(client: Client, job_id: str, org: str, app: str, as_json: bool) -> None:
-    """Run one queued job now, in this process."""
+    """Run one queued job now, in this process (exit 7 when its attempt fails)."""
     job = client.run_job(job_id, org=org, tasks=task_module.load_app(app))
     emit(job.to_dict(), as_json, text=f"{job.job_id} {job.status.value}")
+    fail_unless_completed(job)
 
 
 @cli.command()
