@@ -14,6 +14,7 @@ from .errors import (  # noqa: E402
     StoreCorrupt,
     StoreError,
     StoreLocked,
+    WaitTimedOut,
 )
 from .tasks import (  # noqa: E402
     SoftTimeLimitExceeded,
@@ -35,5 +36,6 @@ __all__ = [
     "SoftTimeLimitExceeded",
     "TaskRegistry",
     "TimeLimitExceeded",
+    "WaitTimedOut",
     "__version__",
 ]

@@ -8,7 +8,8 @@
     │   ├── StoreCorrupt     exit 5  "store_corrupt"
     │   └── StoreLocked      exit 5  "store_locked"
     ├── ReportNotWritten     exit 6  "report_not_written"
-    └── JobFailed            exit 7  "job_failed"
+    ├── JobFailed            exit 7  "job_failed"
+    └── WaitTimedOut         exit 8  "wait_timed_out"   (also a TimeoutError)
 
 Each class says once how it reaches a user: the CLI prints ``error: <message>``
 on stderr and exits with ``exit_code``; the HTTP API answers
@@ -79,3 +80,9 @@ class JobFailed(AsyncJobsError):
     """The job did not complete: its attempt failed, or it was canceled."""
 
     exit_code, code = 7, "job_failed"
+
+
+class WaitTimedOut(AsyncJobsError, TimeoutError):
+    """Timed out waiting."""
+
+    exit_code, code = 8, "wait_timed_out"

@@ -1,4 +1,4 @@
-"""Job commands: submit, submit-many, status, jobs, events, cancel, retry."""
+"""Job commands: submit, submit-many, status, wait, jobs, events, cancel, retry."""
 
 from __future__ import annotations
 
@@ -206,6 +206,26 @@ def status(client: Client, job_id: str, org: str, as_json: bool) -> None:
     """Show a job."""
     job = client.get_job(job_id, org=org)
     emit(job.to_dict(), as_json, text=_job_text(job))
+
+
+@cli.command()
+@click.argument("job_id")
+@org_option
+@click.option(
+    "--timeout",
+    type=Number(validation.WAIT_SECONDS),
+    metavar="SECONDS",
+    help="Give up after this long (exit 8); default: wait as long as it takes.",
+)
+@json_option
+@pass_client
+def wait(
+    client: Client, job_id: str, org: str, timeout: float | None, as_json: bool
+) -> None:
+    """Wait until a job ends and show it (exit 7 if it failed or was canceled)."""
+    job = client.wait(job_id, org=org, timeout=timeout)
+    emit(job.to_dict(), as_json, text=f"{job.job_id} {job.status.value}")
+    fail_unless_completed(job)
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:

@@ -44,7 +44,9 @@ def render(root: click.Group, prog: str = "asyncjobs") -> str:
         "file could not be written (a report that could not be written is printed "
         "on stdout) |",
         "| 7 | the job failed: `submit --sync` or `run` ran an attempt that failed "
-        "(a retry scheduled or not); the job is still printed on stdout |",
+        "(a retry scheduled or not), or `wait` saw it end failed or canceled; the "
+        "job is still printed on stdout |",
+        "| 8 | `wait`: timed out before the job ended |",
         "",
         *ranges(root, prog),
     ]
