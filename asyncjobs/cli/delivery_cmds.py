@@ -241,6 +241,9 @@ def _info_doc(summary: dict) -> dict:
 @cli.command()
 @click.option(
     "--watch",
+    "--interval",
+    "-i",
+    "watch",
     type=Number(validation.WATCH_SECONDS),
     metavar="SECONDS",
     help="Refresh every SECONDS until interrupted.",

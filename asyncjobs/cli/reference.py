@@ -48,6 +48,10 @@ def render(root: click.Group, prog: str = "asyncjobs") -> str:
         "job is still printed on stdout |",
         "| 8 | `wait`: timed out before the job ended |",
         "",
+        "Given no command, `asyncjobs` (or a group such as `asyncjobs store`) prints",
+        "its usage and commands on stderr and exits 2; `--help` prints them on",
+        "stdout and exits 0.",
+        "",
         *ranges(root, prog),
     ]
     for path, command in walk(root):

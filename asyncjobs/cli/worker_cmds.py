@@ -7,6 +7,7 @@ import click
 from .. import logs, validation
 from .. import tasks as task_module
 from ..client import Client
+from ..errors import InvalidInput
 from . import (
     Number,
     app_option,
@@ -21,6 +22,22 @@ from . import (
 from .jobs_cmds import fail_unless_completed
 
 
+def _queue_names(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> list[str]:
+    """``-Q a,b -Q c``: each name checked, in order, each once."""
+    names: list[str] = []
+    for value in values:
+        for name in (part.strip() for part in value.split(",")):
+            try:
+                validation.name(name, "queue")
+            except InvalidInput as exc:
+                raise click.BadParameter(exc.message, ctx, param) from None
+            if name not in names:
+                names.append(name)
+    return names
+
+
 @cli.command()
 @app_option()
 @click.option(
@@ -28,8 +45,9 @@ from .jobs_cmds import fail_unless_completed
     "-Q",
     "queues",
     multiple=True,
-    metavar="QUEUE",
-    help="A queue to take jobs from (repeatable; default: the app's queues).",
+    callback=_queue_names,
+    metavar="QUEUE[,QUEUE...]",
+    help="Queues to take jobs from (comma-separated or repeated; default: the app's).",
 )
 @click.option(
     "--concurrency",
@@ -39,7 +57,7 @@ from .jobs_cmds import fail_unless_completed
     show_default=True,
     help="Jobs run at once, each in its own process.",
 )
-@click.option("--burst", is_flag=True, help="Exit when no job is runnable.")
+@click.option("--burst", "-b", is_flag=True, help="Exit when no job is runnable.")
 @click.option(
     "--max-jobs",
     type=Number(validation.MAX_JOBS, whole=True),
@@ -74,13 +92,13 @@ from .jobs_cmds import fail_unless_completed
     show_default=True,
     help="How often an idle worker looks for jobs.",
 )
-@click.option("--beat", is_flag=True, help="Also enqueue due periodic tasks.")
+@click.option("--beat", "-B", is_flag=True, help="Also enqueue due periodic tasks.")
 @log_options("info", "What the worker logs on stderr.")
 @pass_client
 def worker(
     client: Client,
     app: str,
-    queues: tuple[str, ...],
+    queues: list[str],
     concurrency: int,
     burst: bool,
     max_jobs: int | None,
@@ -100,7 +118,7 @@ def worker(
     code = Worker(
         client,
         registry,
-        queues=list(queues) or None,
+        queues=queues or None,
         concurrency=concurrency,
         lease_seconds=lease_seconds,
         heartbeat_seconds=heartbeat_seconds,
