@@ -9,10 +9,12 @@ from .errors import (  # noqa: E402
     AsyncJobsError,
     Conflict,
     InvalidInput,
+    JobFailed,
     NotFound,
     StoreCorrupt,
     StoreError,
     StoreLocked,
+    WaitTimedOut,
 )
 from .tasks import (  # noqa: E402
     SoftTimeLimitExceeded,
@@ -26,6 +28,7 @@ __all__ = [
     "Client",
     "Conflict",
     "InvalidInput",
+    "JobFailed",
     "NotFound",
     "StoreCorrupt",
     "StoreError",
@@ -33,5 +36,6 @@ __all__ = [
     "SoftTimeLimitExceeded",
     "TaskRegistry",
     "TimeLimitExceeded",
+    "WaitTimedOut",
     "__version__",
 ]

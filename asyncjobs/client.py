@@ -28,9 +28,17 @@ from . import (
     retention,
     running,
     validation,
+    waiting,
 )
 from . import schedules as schedule_rules
-from .errors import Conflict, InvalidInput, NotFound, StoreCorrupt, StoreError
+from .errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    StoreCorrupt,
+    StoreError,
+    WaitTimedOut,
+)
 from .lifecycle import Token
 from .records import Event, Job, JobStatus, Notification, Result, WorkerInfo
 from .store import DEFAULT_STORE, Store, Transaction, open_store
@@ -372,6 +380,38 @@ class Client:
         validation.org(org)
         with self._store.read() as tx:
             return _Records(tx).job(job_id, org=org)
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        org: str,
+        timeout: float | None = None,
+        poll: float = waiting.PAUSE_CAP_SECONDS,
+    ) -> Job:
+        """The job once it is completed, failed or canceled.
+
+        Each look reads that one job; looks are 10 ms apart at first, then
+        twice as far apart each time, up to ``poll`` seconds (see
+        ``waiting.py``). Raises WaitTimedOut (a TimeoutError) after
+        ``timeout`` seconds (None: no limit), and NotFound at once for a
+        missing id and another org's job alike.
+        """
+        validation.org(org)
+        if timeout is not None:
+            validation.seconds(timeout, "timeout", validation.WAIT_SECONDS)
+        validation.seconds(poll, "poll", validation.POLL_SECONDS)
+        job = waiting.until(
+            lambda: self.get_job(job_id, org=org),
+            lambda job: job.status.terminal,
+            timeout=timeout,
+            cap=poll,
+        )
+        if not job.status.terminal:
+            raise WaitTimedOut(
+                f"job {job.job_id} is still {job.status.value} after {timeout:g} s"
+            )
+        return job
 
     def list_jobs(
         self,

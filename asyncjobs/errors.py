@@ -7,11 +7,15 @@
     ├── StoreError           exit 5  "store_error"
     │   ├── StoreCorrupt     exit 5  "store_corrupt"
     │   └── StoreLocked      exit 5  "store_locked"
-    └── ReportNotWritten     exit 6  "report_not_written"
+    ├── ReportNotWritten     exit 6  "report_not_written"
+    ├── JobFailed            exit 7  "job_failed"
+    └── WaitTimedOut         exit 8  "wait_timed_out"   (also a TimeoutError)
 
 Each class says once how it reaches a user: the CLI prints ``error: <message>``
 on stderr and exits with ``exit_code``; the HTTP API answers
-``{"error": {"code": code, "message": message}}``.
+``{"error": {"code": code, "message": message}}``. ``JobFailed`` is the CLI's
+alone: ``Client`` returns a failed job as a job, and a command that ran or
+waited for one prints it, then raises this for its exit code.
 """
 
 from __future__ import annotations
@@ -70,3 +74,15 @@ class ReportNotWritten(AsyncJobsError):
     """The change is committed, but its report could not be written."""
 
     exit_code, code = 6, "report_not_written"
+
+
+class JobFailed(AsyncJobsError):
+    """The job did not complete: its attempt failed, or it was canceled."""
+
+    exit_code, code = 7, "job_failed"
+
+
+class WaitTimedOut(AsyncJobsError, TimeoutError):
+    """Timed out waiting."""
+
+    exit_code, code = 8, "wait_timed_out"

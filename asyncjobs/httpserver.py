@@ -15,8 +15,10 @@ offline:
   raised toward the hard one to fit the connection cap.
 
 Request headers whose names hold an underscore are dropped before the app
-sees them. An address it cannot listen on is an ``InvalidInput`` naming the
-option of ``asyncjobs serve`` at fault.
+sees them. Each request is logged at INFO once answered (``asyncjobs serve
+-l info``), with the request id the app gave it (``X-Request-ID``). An
+address it cannot listen on is an ``InvalidInput`` naming the option of
+``asyncjobs serve`` at fault.
 """
 
 from __future__ import annotations
@@ -95,12 +97,33 @@ class _ResponseWriter(io.BufferedIOBase):
             return view.nbytes
 
 
+# What the app answered on this thread's connection (one request each): the
+# access line names the request by the X-Request-ID its client was given.
+_answered = threading.local()
+
+
+def _noting_request_ids(app: Callable[..., Any]) -> Callable[..., Any]:
+    """``app``, noting the X-Request-ID of each answer for the access line."""
+
+    def noted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            _answered.request_id = next(
+                (v for k, v in headers if k.lower() == "x-request-id"), None
+            )
+            return start_response(status, headers, *exc_info)
+
+        return app(environ, start)
+
+    return noted
+
+
 class Handler(WSGIRequestHandler):
     """One request per connection, as wsgiref does, under the server's limits."""
 
     server: Server
 
     def setup(self) -> None:
+        _answered.request_id = None
         limits = self.server.limits
         self.connection = self.request
         deadline = time.monotonic() + limits.request_timeout_seconds
@@ -122,6 +145,16 @@ class Handler(WSGIRequestHandler):
         for name in {name for name in self.headers if "_" in name}:
             del self.headers[name]
         return super().get_environ()
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.info(
+            '%s "%s" %s %s',
+            self.address_string(),
+            self.requestline,
+            code,
+            size,
+            extra={"request_id": getattr(_answered, "request_id", None)},
+        )
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -283,7 +316,7 @@ def serve(
     """Serve ``app`` on ``host`` and ``port`` until SIGTERM or SIGINT."""
     fit_descriptor_limit(limits.max_connections)
     server = listen(host, port, limits)
-    server.set_app(app)
+    server.set_app(_noting_request_ids(app))
 
     def on_signal(signum: int, frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

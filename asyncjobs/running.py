@@ -133,6 +133,11 @@ class LeaseWatch:
         # Leases the wall clock calls over that the watch has not yet seen
         # unrenewed long enough: jobs that become runnable within a lease.
         self.waiting = 0
+        # What the last expiry took back: (the job as it left it, the worker
+        # that lost it, when that lease had ended). Only true once its
+        # transaction commits; a worker clears it before each exchange and
+        # logs it after.
+        self.rescued: list[tuple[Job, str | None, str | None]] = []
 
     def unrenewed_seconds(self, jobs: Sequence[Job]) -> dict[str, float]:
         """Seconds since this process first saw each job's current lease."""
@@ -173,7 +178,10 @@ def expire_leases(
             if unrenewed[job.job_id] < holder.get("lease_seconds", lease_seconds):
                 waiting += 1
                 continue
+        lost = (job.worker_id, job.lease_expires_at)
         job, added = lifecycle.expire_lease(job, now=now)
+        if watch is not None:
+            watch.rescued.append((job, *lost))
         records.save(job, *added)
         records.bump("leases_expired_total")
         if job.status is JobStatus.FAILED:

@@ -19,6 +19,14 @@ parent decides when they stop) and die with the parent (PR_SET_PDEATHSIG).
 SIGTERM or SIGINT: stop claiming, let running jobs finish within ``grace``
 seconds, then kill them and release their leases so they are requeued at
 once. A second signal stops at once.
+
+What it logs comes from what a commit returned, never from what it expects:
+each failed attempt at WARNING (the job, attempt n/max, the error, and when
+it runs again or that it failed for good), a dead worker's job it took back
+at WARNING, a task's traceback at DEBUG.
+
+Every line it logs carries its worker id (``logs.context``), and a line
+about a job that job's id.
 """
 
 from __future__ import annotations
@@ -35,11 +43,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import clock as clocks
-from . import execution, ids, running
+from . import execution, ids, logs, running
 from .client import Client, discard_outcome
 from .errors import InvalidInput, StoreCorrupt, StoreError
 from .lifecycle import Token
-from .records import Job, WorkerInfo
+from .records import Job, JobStatus, WorkerInfo
 from .tasks import ChildProcessDied, TaskRegistry, TimeLimitExceeded
 
 log = logging.getLogger(__name__)
@@ -83,7 +91,8 @@ def _child_main(registry: TaskRegistry, read_fd: int, write_fd: int) -> None:
         spec = json.loads(line)
         soft.active = True
         try:
-            outcome = execution.run(registry.get(spec["task"]), spec)
+            with logs.context(job_id=spec["job_id"]):
+                outcome = execution.run(registry.get(spec["task"]), spec)
         finally:
             soft.active = False
         try:
@@ -178,6 +187,7 @@ class Worker:
         self.children: list[_Child] = []
         self.selector = selectors.DefaultSelector()
         self.outcomes: list[tuple[Token, dict[str, Any]]] = []
+        self.run_seconds: dict[Token, float] = {}  # of outcomes not yet committed
         self.lost: set[Token] = set()
         self.lease_watch = running.LeaseWatch()
         self.claimed_count = 0
@@ -252,7 +262,14 @@ class Worker:
         view = memoryview(data)
         while view:
             view = view[os.write(child.to_child, view) :]
-        log.info("started %s (%s, attempt %d)", job.job_id, job.task, job.attempts)
+        log.info(
+            "%s (%s) started attempt %d/%d",
+            job.job_id,
+            job.task,
+            job.attempts,
+            (job.max_retries or 0) + 1,
+            extra={"job_id": job.job_id},
+        )
 
     def _fail_child(
         self, child: _Child, error_type: type[BaseException], message: str
@@ -275,7 +292,13 @@ class Worker:
                     },
                 )
             )
-            log.warning("%s: %s", token.job_id, message.format(how=how))
+            self.run_seconds[token] = time.monotonic() - child.started
+            log.info(
+                "%s: %s",
+                token.job_id,
+                message.format(how=how),
+                extra={"job_id": token.job_id},
+            )
         if not self.stop_requested:
             self._spawn()
 
@@ -295,12 +318,7 @@ class Worker:
                 self.outcomes.append(
                     (child.token, self.client.prepare_outcome(child.token, outcome))
                 )
-                log.info(
-                    "%s %s in %.3f s",
-                    child.token.job_id,
-                    "succeeded" if outcome.get("ok") else "failed",
-                    time.monotonic() - child.started,
-                )
+                self.run_seconds[child.token] = time.monotonic() - child.started
             child.token = child.task = None
             child.soft_at = child.hard_at = None
 
@@ -344,6 +362,10 @@ class Worker:
 
     def run(self) -> int:
         """Run until stopped; returns the exit code."""
+        with logs.context(worker_id=self.info.worker_id):
+            return self._run()
+
+    def _run(self) -> int:
         wake = self._install_signals()
         while self._store(self.client.register_worker, self.info) is None:
             if self.stop_requested:
@@ -485,6 +507,7 @@ class Worker:
     def _exchange(self, want: int) -> list[tuple[Job, Token]] | None:
         """Commit the outcomes and claim up to ``want``; None when the store is unavailable."""
         outcomes = self.outcomes
+        self.lease_watch.rescued = []
         answer = self._store(
             self.client.exchange,
             self.info,
@@ -497,10 +520,71 @@ class Worker:
         if answer is None:
             return None
         self.outcomes = self.outcomes[len(outcomes) :]
-        _, claimed = answer
+        finished, claimed = answer
+        self._log_committed(outcomes, finished)
         self.processed_count += len(outcomes)
         self.claimed_count += len(claimed)
         return claimed
+
+    def _log_committed(
+        self, outcomes: list[tuple[Token, dict[str, Any]]], finished: list[Job]
+    ) -> None:
+        """Log what a commit decided: each attempt's end, refusals, rescued leases."""
+        sent = {t.job_id: t for t, _ in outcomes}
+        seconds = {t.job_id: self.run_seconds.pop(t, 0.0) for t, _ in outcomes}
+        for job in finished:
+            sent.pop(job.job_id, None)
+            took = seconds[job.job_id]
+            where = {"job_id": job.job_id}
+            if job.status is JobStatus.COMPLETED:
+                log.info(
+                    "%s (%s) %s in %.3f s",
+                    job.job_id,
+                    job.task,
+                    logs.attempt_text(job),
+                    took,
+                    extra=where,
+                )
+                continue
+            log.warning(
+                "%s (%s) %s", job.job_id, job.task, logs.attempt_text(job), extra=where
+            )
+            traceback = (job.error or {}).get("traceback")
+            if traceback:
+                log.debug(
+                    "%s (%s) traceback of attempt %d",
+                    job.job_id,
+                    job.task,
+                    job.attempts,
+                    extra={**where, "task_traceback": traceback},
+                )
+        for job_id, token in sent.items():  # outcomes the commit refused
+            log.warning(
+                "%s outcome of attempt %d refused: the job is no longer this "
+                "worker's (its lease ran out, or it was taken over)",
+                job_id,
+                token.attempt,
+                extra={"job_id": job_id},
+            )
+        for job, lost_by, lease_end in self.lease_watch.rescued:
+            attempts = f"attempt {job.attempts}/{(job.max_retries or 0) + 1}"
+            then = (
+                "failed for good (no retries left)"
+                if job.status is JobStatus.FAILED
+                else "queued again"
+            )
+            log.warning(
+                "%s (%s) rescued from worker %s, whose lease ran out at %s: "
+                "%s counted as failed; %s",
+                job.job_id,
+                job.task,
+                lost_by,
+                lease_end,
+                attempts,
+                then,
+                extra={"job_id": job.job_id},
+            )
+        self.lease_watch.rescued = []
 
     def _flush(self) -> None:
         if self.outcomes:

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from . import clock as clocks
-from . import ids, metrics, observability, openapi, validation
+from . import ids, logs, metrics, observability, openapi, validation
 from .client import SUBMIT_FIELDS, Client
 from .errors import AsyncJobsError, InvalidInput, NotFound, StoreError
 from .validation import PayloadTooLarge
@@ -171,6 +171,16 @@ class App:
         request_id = environ.get("HTTP_X_REQUEST_ID", "")
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", request_id):
             request_id = ids.new_id("evt", clocks.now())[4:]
+        with logs.context(request_id=request_id):
+            return self._answer(environ, start_response, started, request_id)
+
+    def _answer(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        started: float,
+        request_id: str,
+    ) -> Iterable[bytes]:
         template = "unmatched"
         headers: list[tuple[str, str]] = []
         try:

@@ -3,7 +3,9 @@
 stdout carries only the answer (with ``--json``, exactly one JSON document);
 errors are one line ``error: <message>`` on stderr with the exit code of
 their class (see ``errors.py``). Errors are translated here, in ``_Group``,
-and nowhere else.
+and nowhere else. No command at all (``asyncjobs``, ``asyncjobs store``) is
+a usage error: the help goes to stderr, several lines, and the exit is 2, as
+with click's ``no_args_is_help``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import click
 
-from .. import __version__, validation
+from .. import __version__, logs, validation
 from ..client import Client
 from ..errors import AsyncJobsError
 from ..store import DEFAULT_STORE, jsonformat
@@ -32,6 +34,12 @@ class _Group(click.Group):
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            try:
+                click.echo(exc.ctx.get_help(), err=True)
+            except OSError:
+                pass
+            raise SystemExit(exc.exit_code) from None
         except click.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
             _fail(exc.format_message() + hint, exc.exit_code)
@@ -60,7 +68,7 @@ class _Group(click.Group):
 
 def _fail(message: str, code: int) -> None:
     try:
-        click.echo("error: " + " ".join(message.split()), err=True)
+        click.echo(logs.error_line(" ".join(message.split()), code), err=True)
     except OSError:
         pass  # a full disk or a closed stderr: the exit code still tells
     raise SystemExit(code)
@@ -187,6 +195,31 @@ def app_option(
     )
 
 
+def log_options(
+    default_level: str, level_help: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--log-level`` / ``-l`` and ``--log-format`` (text or json lines)."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--log-format",
+            type=click.Choice(logs.FORMATS),
+            default="text",
+            show_default=True,
+            help="Log lines as text, or as one JSON object each.",
+        )(command)
+        return click.option(
+            "--log-level",
+            "-l",
+            type=click.Choice(logs.LEVELS),
+            default=default_level,
+            show_default=True,
+            help=level_help,
+        )(command)
+
+    return decorate
+
+
 def open_client(ctx: click.Context) -> Client:
     """A Client on the store named by the global options, closed with the command."""
     settings = ctx.find_root().obj
@@ -205,7 +238,15 @@ def pass_client(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    # No command after the global options is answered like no arguments at
+    # all (the callback raises NoArgsIsHelpError), not with "Missing command".
+    invoke_without_command=True,
+    no_args_is_help=True,
+    subcommand_metavar="COMMAND [ARGS]...",
+)
 @click.option(
     "--store",
     "store",
@@ -230,6 +271,8 @@ def pass_client(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.pass_context
 def cli(ctx: click.Context, store: str, lock_timeout: float) -> None:
     """A durable job store and runner in one JSON file: no server needed."""
+    if ctx.invoked_subcommand is None:
+        raise click.exceptions.NoArgsIsHelpError(ctx)
     ctx.obj = {"store": store, "lock_timeout": lock_timeout}
 
 

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 
 import click
 
-from .. import validation
+from .. import logs, validation
 from ..client import Client
-from . import Number, cli, emit, json_option, open_client, org_option, pass_client
+from . import (
+    Number,
+    cli,
+    emit,
+    json_option,
+    log_options,
+    open_client,
+    org_option,
+    pass_client,
+)
 from .jobs_cmds import _table
+
+log = logging.getLogger(__name__)
 
 
 @cli.command()
@@ -157,6 +168,7 @@ def mark_read(
     metavar="SECONDS",
     help="Close a connection whose request is not all in after this long.",
 )
+@log_options("warning", "What the server logs on stderr (info: a line per request).")
 @pass_client
 def serve(
     client: Client,
@@ -165,16 +177,19 @@ def serve(
     max_connections: int,
     idle_timeout: float,
     request_timeout: float,
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Serve the HTTP API with a threaded stdlib server."""
     from ..httpserver import Limits
     from ..httpserver import serve as run_server
     from ..wsgi import App
 
+    logs.configure(log_level, log_format)
+
     def ready(bound_host: str, bound_port: int) -> None:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host  # IPv6
-        click.echo(f"serving on http://{shown}:{bound_port}", err=True)
-        sys.stderr.flush()
+        logs.announce(log, "serving on http://%s:%d", shown, bound_port)
 
     limits = Limits(max_connections, idle_timeout, request_timeout)
     run_server(App(client), host, port, limits=limits, on_ready=ready)
@@ -226,6 +241,9 @@ def _info_doc(summary: dict) -> dict:
 @cli.command()
 @click.option(
     "--watch",
+    "--interval",
+    "-i",
+    "watch",
     type=Number(validation.WATCH_SECONDS),
     metavar="SECONDS",
     help="Refresh every SECONDS until interrupted.",

@@ -1,4 +1,4 @@
-"""Job commands: submit, submit-many, status, jobs, events, cancel, retry."""
+"""Job commands: submit, submit-many, status, wait, jobs, events, cancel, retry."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import IO, Any
 import click
 
 from .. import clock as clocks
+from .. import logs, validation
 from .. import tasks as task_module
-from .. import validation
 from ..client import Client
-from ..errors import InvalidInput
+from ..errors import InvalidInput, JobFailed
 from ..records import Job
 from . import (
     Number,
@@ -43,6 +43,16 @@ def _payload(text: str | None, file: IO[bytes] | None) -> dict[str, Any] | None:
     if text is not None:
         return validation.parse_json(text, "payload")
     return None
+
+
+def fail_unless_completed(job: Job) -> None:
+    """Exit 7 (JobFailed), once the answer is printed, for a job that did not complete.
+
+    That is a failed or canceled job, or one queued again after a failed
+    attempt; a job not run yet, or still running, passes.
+    """
+    if logs.did_not_complete(job):
+        raise JobFailed(f"job {job.job_id} ({job.task}) {logs.attempt_text(job)}")
 
 
 def _submitted(job: Job) -> dict[str, Any]:
@@ -93,7 +103,7 @@ def _submitted(job: Job) -> dict[str, Any]:
 @click.option(
     "--sync",
     is_flag=True,
-    help="Run the job here, inline, before returning (fail-open).",
+    help="Run the job here, inline, before returning (fail-open; exit 7 if it fails).",
 )
 @app_option(required=False, help="The TaskRegistry for --sync.")
 @json_option
@@ -142,6 +152,8 @@ def submit(
         tasks=registry,
     )
     emit(_submitted(job), as_json, text=job.job_id)
+    if sync:
+        fail_unless_completed(job)
 
 
 @cli.command("submit-many")
@@ -211,6 +223,26 @@ def status(client: Client, job_id: str, org: str, as_json: bool) -> None:
     """Show a job."""
     job = client.get_job(job_id, org=org)
     emit(job.to_dict(), as_json, text=_job_text(job))
+
+
+@cli.command()
+@click.argument("job_id")
+@org_option
+@click.option(
+    "--timeout",
+    type=Number(validation.WAIT_SECONDS),
+    metavar="SECONDS",
+    help="Give up after this long (exit 8); default: wait as long as it takes.",
+)
+@json_option
+@pass_client
+def wait(
+    client: Client, job_id: str, org: str, timeout: float | None, as_json: bool
+) -> None:
+    """Wait until a job ends and show it (exit 7 if it failed or was canceled)."""
+    job = client.wait(job_id, org=org, timeout=timeout)
+    emit(job.to_dict(), as_json, text=f"{job.job_id} {job.status.value}")
+    fail_unless_completed(job)
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:

@@ -43,6 +43,14 @@ def render(root: click.Group, prog: str = "asyncjobs") -> str:
         "| 6 | `cleanup`: the deletions are committed, but the report or the metrics "
         "file could not be written (a report that could not be written is printed "
         "on stdout) |",
+        "| 7 | the job failed: `submit --sync` or `run` ran an attempt that failed "
+        "(a retry scheduled or not), or `wait` saw it end failed or canceled; the "
+        "job is still printed on stdout |",
+        "| 8 | `wait`: timed out before the job ended |",
+        "",
+        "Given no command, `asyncjobs` (or a group such as `asyncjobs store`) prints",
+        "its usage and commands on stderr and exits 2; `--help` prints them on",
+        "stdout and exits 0.",
         "",
         *ranges(root, prog),
     ]

@@ -2,33 +2,42 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from typing import Any
 
 import click
 
+from .. import logs, validation
 from .. import tasks as task_module
-from .. import validation
 from ..client import Client
+from ..errors import InvalidInput
 from . import (
     Number,
     app_option,
     cli,
     emit,
     json_option,
+    log_options,
     open_client,
     org_option,
     pass_client,
 )
+from .jobs_cmds import fail_unless_completed
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _queue_names(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> list[str]:
+    """``-Q a,b -Q c``: each name checked, in order, each once."""
+    names: list[str] = []
+    for value in values:
+        for name in (part.strip() for part in value.split(",")):
+            try:
+                validation.name(name, "queue")
+            except InvalidInput as exc:
+                raise click.BadParameter(exc.message, ctx, param) from None
+            if name not in names:
+                names.append(name)
+    return names
 
 
 @cli.command()
@@ -38,8 +47,9 @@ def _setup_logging(level: str) -> None:
     "-Q",
     "queues",
     multiple=True,
-    metavar="QUEUE",
-    help="A queue to take jobs from (repeatable; default: the app's queues).",
+    callback=_queue_names,
+    metavar="QUEUE[,QUEUE...]",
+    help="Queues to take jobs from (comma-separated or repeated; default: the app's).",
 )
 @click.option(
     "--concurrency",
@@ -49,7 +59,7 @@ def _setup_logging(level: str) -> None:
     show_default=True,
     help="Jobs run at once, each in its own process.",
 )
-@click.option("--burst", is_flag=True, help="Exit when no job is runnable.")
+@click.option("--burst", "-b", is_flag=True, help="Exit when no job is runnable.")
 @click.option(
     "--max-jobs",
     type=Number(validation.MAX_JOBS, whole=True),
@@ -84,19 +94,13 @@ def _setup_logging(level: str) -> None:
     show_default=True,
     help="How often an idle worker looks for jobs.",
 )
-@click.option("--beat", is_flag=True, help="Also enqueue due periodic tasks.")
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-    help="What the worker logs on stderr.",
-)
+@click.option("--beat", "-B", is_flag=True, help="Also enqueue due periodic tasks.")
+@log_options("info", "What the worker logs on stderr.")
 @pass_client
 def worker(
     client: Client,
     app: str,
-    queues: tuple[str, ...],
+    queues: list[str],
     concurrency: int,
     burst: bool,
     max_jobs: int | None,
@@ -106,16 +110,17 @@ def worker(
     poll_seconds: float,
     beat: bool,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Claim and run jobs until stopped."""
     from ..worker import Worker
 
-    _setup_logging(log_level)
+    logs.configure(log_level, log_format)
     registry = task_module.load_app(app)
     code = Worker(
         client,
         registry,
-        queues=list(queues) or None,
+        queues=queues or None,
         concurrency=concurrency,
         lease_seconds=lease_seconds,
         heartbeat_seconds=heartbeat_seconds,
@@ -135,9 +140,10 @@ def worker(
 @json_option
 @pass_client
 def run(client: Client, job_id: str, org: str, app: str, as_json: bool) -> None:
-    """Run one queued job now, in this process."""
+    """Run one queued job now, in this process (exit 7 when its attempt fails)."""
     job = client.run_job(job_id, org=org, tasks=task_module.load_app(app))
     emit(job.to_dict(), as_json, text=f"{job.job_id} {job.status.value}")
+    fail_unless_completed(job)
 
 
 @cli.command()

@@ -140,3 +140,10 @@ def big(job, size: int = 1000, gate: str | None = None):
     while gate is not None and not os.path.exists(gate):
         time.sleep(0.01)
     return "x" * size
+
+
+@tasks.task(name="fail_later", max_retries=1, retry_backoff="fixed", retry_delay=30)
+def fail_later(job, message: str = "try again later"):
+    """Fails, and its one retry waits 30 s: a burst worker leaves it queued."""
+    _mark(job, "start")
+    raise ConnectionError(message)
