@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncjobs import logs
+from asyncjobs import Client, logs
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = Path(__file__).parent / "apps"
@@ -244,6 +244,7 @@ def test_a_fatal_error_under_json_logs_is_a_json_line_too(store_path, env):
 
 
 def test_serve_json_logs_carry_the_request_id_of_each_answer(store_path, tmp_path):
+    Client(store_path).init_store()
     err = tmp_path / "serve.err"
     with err.open("w") as sink:
         proc = subprocess.Popen(
@@ -284,6 +285,7 @@ def test_serve_json_logs_carry_the_request_id_of_each_answer(store_path, tmp_pat
 
 
 def test_serve_logs_nothing_per_request_by_default(store_path, tmp_path):
+    Client(store_path).init_store()
     err = tmp_path / "serve.err"
     with err.open("w") as sink:
         proc = subprocess.Popen(
