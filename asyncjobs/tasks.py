@@ -9,8 +9,15 @@
                 soft_timeout=270, breaker="warehouse")
     def build(month: str) -> dict: ...
 
+    @tasks.task(name="invoices.send", retry_delays=[60, 300, 1800])  # 1m, 5m, 30m
+    def send(batch: int) -> None: ...
+
     @tasks.periodic(name="maintenance.cleanup", every=3600)   # or cron="0 2 * * *"
     def cleanup() -> None: ...
+
+Unless a task says otherwise, a failed attempt is retried: ``max_retries=3``,
+exponential backoff from 1 s (1, 2, 4 s), capped at an hour. Celery, RQ and
+huey retry only when asked; ``max_retries=0`` turns retrying off.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import inspect
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +37,9 @@ from .errors import InvalidInput
 
 BACKOFFS = ("exponential", "linear", "fixed")
 DEFAULT_MAX_RETRIES = 3
+DEFAULT_BACKOFF = "exponential"
+DEFAULT_RETRY_DELAY = 1.0
+DEFAULT_RETRY_MAX_DELAY = 3600.0
 
 
 class SoftTimeLimitExceeded(Exception):
@@ -69,9 +79,11 @@ class Task:
     function: Callable[..., Any]
     queue: str = "default"
     max_retries: int = DEFAULT_MAX_RETRIES
-    retry_backoff: str = "exponential"
-    retry_delay: float = 1.0
-    retry_max_delay: float = 3600.0
+    # The computed backoff; all three are None when retry_delays lists the waits.
+    retry_backoff: str | None = DEFAULT_BACKOFF
+    retry_delay: float | None = DEFAULT_RETRY_DELAY
+    retry_max_delay: float | None = DEFAULT_RETRY_MAX_DELAY
+    retry_delays: tuple[float, ...] | None = None  # seconds before retry 1, 2, ...
     retry_jitter: bool = False
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     timeout: float | None = None  # hard limit in seconds: the process is killed
@@ -82,6 +94,76 @@ class Task:
     def retries(self, error: type[BaseException]) -> bool:
         """Whether a failed attempt with this error may be retried (``retry_on``)."""
         return issubclass(error, self.retry_on)
+
+
+def _retry_options(
+    max_retries: int | None,
+    backoff: str | None,
+    delay: float | None,
+    max_delay: float | None,
+    delays: Sequence[float] | None,
+) -> dict[str, Any]:
+    """The retry fields of a ``Task``, checked; InvalidInput for a contradiction."""
+    if max_retries is not None:
+        max_retries = validation.max_retries(max_retries)
+    if delays is not None:
+        if isinstance(delays, (str, bytes)) or not isinstance(delays, Sequence):
+            raise InvalidInput(
+                f"retry_delays: {validation.shown(delays)} is not a list of seconds"
+            )
+        if not delays:
+            raise InvalidInput("retry_delays: give at least one delay")
+        if len(delays) > validation.MAX_RETRIES_LIMIT:
+            raise InvalidInput(
+                f"retry_delays: {len(delays)} delays is more than the "
+                f"{validation.MAX_RETRIES_LIMIT} retries a task may have"
+            )
+        given = [
+            label
+            for label, value in (
+                ("retry_backoff", backoff),
+                ("retry_delay", delay),
+                ("retry_max_delay", max_delay),
+            )
+            if value is not None
+        ]
+        if given:
+            raise InvalidInput(
+                f"retry_delays lists every wait: give it or {' and '.join(given)}, "
+                "not both"
+            )
+        if max_retries == 0:
+            raise InvalidInput(
+                "retry_delays with max_retries=0: there is no retry to wait for"
+            )
+        waits = tuple(
+            float(validation.seconds(d, f"retry_delays[{n}]", validation.DELAY_SECONDS))
+            for n, d in enumerate(delays)
+        )
+        return {
+            "max_retries": len(waits) if max_retries is None else max_retries,
+            "retry_backoff": None,
+            "retry_delay": None,
+            "retry_max_delay": None,
+            "retry_delays": waits,
+        }
+    backoff = DEFAULT_BACKOFF if backoff is None else backoff
+    if backoff not in BACKOFFS:
+        raise InvalidInput(
+            f"retry_backoff: {validation.shown(backoff)} is not one of "
+            f"{', '.join(BACKOFFS)}"
+        )
+    delay = DEFAULT_RETRY_DELAY if delay is None else delay
+    max_delay = DEFAULT_RETRY_MAX_DELAY if max_delay is None else max_delay
+    validation.seconds(delay, "retry_delay", validation.DELAY_SECONDS)
+    validation.seconds(max_delay, "retry_max_delay", validation.DELAY_SECONDS)
+    return {
+        "max_retries": DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
+        "retry_backoff": backoff,
+        "retry_delay": float(delay),
+        "retry_max_delay": float(max_delay),
+        "retry_delays": None,
+    }
 
 
 @dataclass(frozen=True)
@@ -119,33 +201,35 @@ class TaskRegistry:
         name: str | None = None,
         *,
         queue: str = "default",
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        retry_backoff: str = "exponential",
-        retry_delay: float = 1.0,
-        retry_max_delay: float = 3600.0,
+        max_retries: int | None = None,
+        retry_backoff: str | None = None,
+        retry_delay: float | None = None,
+        retry_max_delay: float | None = None,
+        retry_delays: Sequence[float] | None = None,
         retry_jitter: bool = False,
         retry_on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,),
         timeout: float | None = None,
         soft_timeout: float | None = None,
         breaker: str | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Declare a task (a decorator). The payload's keys arrive as keyword arguments."""
+        """Declare a task (a decorator). The payload's keys arrive as keyword arguments.
+
+        Retries: ``max_retries`` (default 3) with a computed backoff
+        (``retry_backoff`` exponential, linear or fixed from ``retry_delay``
+        seconds, capped at ``retry_max_delay``), or ``retry_delays``, the
+        seconds before each retry (the last repeats; ``max_retries`` defaults
+        to their number). Raises InvalidInput for an option out of range or
+        options that contradict each other.
+        """
+        retry = _retry_options(
+            max_retries, retry_backoff, retry_delay, retry_max_delay, retry_delays
+        )
 
         def register(function: Callable[..., Any]) -> Callable[..., Any]:
             task_name = name or f"{function.__module__}.{function.__qualname__}"
             validation.name(task_name, "task")
             validation.name(queue, "queue")
-            validation.max_retries(max_retries)
-            if retry_backoff not in BACKOFFS:
-                raise InvalidInput(
-                    f"retry_backoff: {retry_backoff!r} is not one of {', '.join(BACKOFFS)}"
-                )
-            for label, value in (
-                ("retry_delay", retry_delay),
-                ("retry_max_delay", retry_max_delay),
-                ("timeout", timeout),
-                ("soft_timeout", soft_timeout),
-            ):
+            for label, value in (("timeout", timeout), ("soft_timeout", soft_timeout)):
                 if value is not None:
                     validation.seconds(value, label, validation.DELAY_SECONDS)
             if (
@@ -163,16 +247,13 @@ class TaskRegistry:
                 name=task_name,
                 function=function,
                 queue=queue,
-                max_retries=max_retries,
-                retry_backoff=retry_backoff,
-                retry_delay=float(retry_delay),
-                retry_max_delay=float(retry_max_delay),
                 retry_jitter=retry_jitter,
                 retry_on=kinds,
                 timeout=timeout,
                 soft_timeout=soft_timeout,
                 breaker=breaker,
                 wants_job="job" in params,
+                **retry,
             )
             return function
 

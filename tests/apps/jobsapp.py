@@ -140,3 +140,10 @@ def big(job, size: int = 1000, gate: str | None = None):
     while gate is not None and not os.path.exists(gate):
         time.sleep(0.01)
     return "x" * size
+
+
+@tasks.task(name="stepped", retry_delays=[0.2, 0.5], max_retries=3)
+def stepped(job):
+    """Fails every attempt: its retries wait 0.2 s, then 0.5 s, then 0.5 s again."""
+    _mark(job, "start")
+    raise ConnectionError(f"attempt {job.attempt} failed")
