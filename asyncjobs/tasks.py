@@ -4,9 +4,9 @@
 
     tasks = asyncjobs.TaskRegistry()
 
-    @tasks.task(name="reports.build", queue="reports", max_retries=3,
+    @tasks.task(name="reports.build", queue="reports", priority=7, max_retries=3,
                 retry_backoff="exponential", retry_delay=1.0, timeout=300,
-                soft_timeout=270, breaker="warehouse")
+                soft_timeout=270, breaker="warehouse", layer="reports")
     def build(month: str) -> dict: ...
 
     @tasks.task(name="invoices.send", retry_delays=[60, 300, 1800])  # 1m, 5m, 30m
@@ -14,6 +14,9 @@
 
     @tasks.periodic(name="maintenance.cleanup", every=3600)   # or cron="0 2 * * *"
     def cleanup() -> None: ...
+
+    build("2026-10")                                    # still the plain function
+    build.submit(client, org="acme", month="2026-10")   # queued with its queue, priority
 
 Unless a task says otherwise, a failed attempt is retried: ``max_retries=3``,
 exponential backoff from 1 s (1, 2, 4 s), capped at an hour. Celery, RQ and
@@ -27,13 +30,18 @@ import inspect
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import validation
+from .catalog import DEFAULT_PRIORITY, DEFAULT_QUEUE
 from .errors import InvalidInput
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .records import Job
 
 BACKOFFS = ("exponential", "linear", "fixed")
 DEFAULT_MAX_RETRIES = 3
@@ -77,7 +85,8 @@ class Task:
 
     name: str
     function: Callable[..., Any]
-    queue: str = "default"
+    queue: str = DEFAULT_QUEUE
+    priority: int = DEFAULT_PRIORITY
     max_retries: int = DEFAULT_MAX_RETRIES
     # The computed backoff; all three are None when retry_delays lists the waits.
     retry_backoff: str | None = DEFAULT_BACKOFF
@@ -89,11 +98,74 @@ class Task:
     timeout: float | None = None  # hard limit in seconds: the process is killed
     soft_timeout: float | None = None  # SoftTimeLimitExceeded is raised inside the task
     breaker: str | None = None
+    layer: str | None = None  # the data layer the task materializes
     wants_job: bool = False  # the function names a parameter `job`
 
     def retries(self, error: type[BaseException]) -> bool:
         """Whether a failed attempt with this error may be retried (``retry_on``)."""
         return issubclass(error, self.retry_on)
+
+    def payload_problem(self, payload: Mapping[str, Any]) -> str | None:
+        """Why ``payload`` cannot be the task's keyword arguments, or None when it can.
+
+        The parameter ``job`` is the worker's (the job context), never the
+        payload's. One line naming the parameters that are missing or not taken.
+        """
+        return payload_problem(self.name, self.function, payload)
+
+    def describe(self, periodic: Periodic | None = None) -> dict[str, Any]:
+        """The declared options as plain JSON: a task catalog record without its stamp."""
+        return {
+            "name": self.name,
+            "queue": self.queue,
+            "priority": self.priority,
+            "max_retries": self.max_retries,
+            "retry_backoff": self.retry_backoff,
+            "retry_delay": self.retry_delay,
+            "retry_delays": (
+                None if self.retry_delays is None else list(self.retry_delays)
+            ),
+            "retry_max_delay": self.retry_max_delay,
+            "retry_jitter": self.retry_jitter,
+            "timeout": self.timeout,
+            "soft_timeout": self.soft_timeout,
+            "breaker": self.breaker,
+            "layer": self.layer,
+            "periodic": None if periodic is None else periodic.describe(),
+        }
+
+
+def payload_problem(
+    name: str, function: Callable[..., Any], payload: Mapping[str, Any]
+) -> str | None:
+    """Why ``payload`` does not bind to ``function``'s parameters (see ``Task``)."""
+    kind = inspect.Parameter
+    params = inspect.signature(function).parameters
+    if "job" in params and "job" in payload:
+        return f"'job' is the worker's parameter of task {name}, not the payload's"
+    keywords = {
+        n
+        for n, p in params.items()
+        if p.kind in (kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY) and n != "job"
+    }
+    missing = [
+        n
+        for n, p in params.items()
+        if n != "job"
+        and p.default is kind.empty
+        and (p.kind is kind.POSITIONAL_ONLY or (n in keywords and n not in payload))
+    ]
+    if missing:
+        return f"task {name} needs {_quoted(missing)}"
+    if not any(p.kind is kind.VAR_KEYWORD for p in params.values()):
+        unexpected = sorted(str(k) for k in payload if k not in keywords)
+        if unexpected:
+            return f"task {name} takes no {_quoted(unexpected)}"
+    return None
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(repr(n) for n in names)
 
 
 def _retry_options(
@@ -176,6 +248,15 @@ class Periodic:
     org: str = "system"
     payload: dict[str, Any] = field(default_factory=dict)
 
+    def describe(self) -> dict[str, Any]:
+        """The schedule as plain JSON (the ``periodic`` of a catalog record)."""
+        return {
+            "every": self.every,
+            "cron": None if self.cron is None else self.cron.text,
+            "org": self.org,
+            "payload": dict(self.payload),
+        }
+
     def slot(self, now: datetime) -> datetime | None:
         """The schedule slot that ``now`` falls in, or None when it is not due."""
         if self.every is not None:
@@ -200,7 +281,8 @@ class TaskRegistry:
         self,
         name: str | None = None,
         *,
-        queue: str = "default",
+        queue: str = DEFAULT_QUEUE,
+        priority: int = DEFAULT_PRIORITY,
         max_retries: int | None = None,
         retry_backoff: str | None = None,
         retry_delay: float | None = None,
@@ -211,15 +293,18 @@ class TaskRegistry:
         timeout: float | None = None,
         soft_timeout: float | None = None,
         breaker: str | None = None,
+        layer: str | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Declare a task (a decorator). The payload's keys arrive as keyword arguments.
 
-        Retries: ``max_retries`` (default 3) with a computed backoff
+        ``queue`` and ``priority`` are what a submission that names neither
+        gets. Retries: ``max_retries`` (default 3) with a computed backoff
         (``retry_backoff`` exponential, linear or fixed from ``retry_delay``
         seconds, capped at ``retry_max_delay``), or ``retry_delays``, the
         seconds before each retry (the last repeats; ``max_retries`` defaults
         to their number). Raises InvalidInput for an option out of range or
-        options that contradict each other.
+        options that contradict each other. The function comes back as it
+        was, with ``submit(client, *, org, **payload)`` attached.
         """
         retry = _retry_options(
             max_retries, retry_backoff, retry_delay, retry_max_delay, retry_delays
@@ -229,6 +314,9 @@ class TaskRegistry:
             task_name = name or f"{function.__module__}.{function.__qualname__}"
             validation.name(task_name, "task")
             validation.name(queue, "queue")
+            validation.priority(priority)
+            if layer is not None:
+                validation.name(layer, "layer")
             for label, value in (("timeout", timeout), ("soft_timeout", soft_timeout)):
                 if value is not None:
                     validation.seconds(value, label, validation.DELAY_SECONDS)
@@ -247,17 +335,30 @@ class TaskRegistry:
                 name=task_name,
                 function=function,
                 queue=queue,
+                priority=validation.priority(priority),
                 retry_jitter=retry_jitter,
                 retry_on=kinds,
                 timeout=timeout,
                 soft_timeout=soft_timeout,
                 breaker=breaker,
+                layer=layer,
                 wants_job="job" in params,
                 **retry,
             )
+            function.submit = self._submitter(task_name)  # type: ignore[attr-defined]
             return function
 
         return register
+
+    def _submitter(self, task_name: str) -> Callable[..., Job]:
+        registry = self
+
+        def submit(client: Client, *, org: str, **payload: Any) -> Job:
+            """Queue a job of this task with its declared queue and priority."""
+            return client.submit(task_name, org=org, payload=payload, tasks=registry)
+
+        submit.__name__ = submit.__qualname__ = "submit"
+        return submit
 
     def periodic(
         self,
@@ -278,8 +379,12 @@ class TaskRegistry:
         validation.org(org)
 
         def register(function: Callable[..., Any]) -> Callable[..., Any]:
-            self.task(name, **options)(function)
             task_name = name or f"{function.__module__}.{function.__qualname__}"
+            # A beat worker submits this payload every slot: a misfit stops here.
+            problem = payload_problem(task_name, function, validation.payload(payload))
+            if problem is not None:
+                raise InvalidInput(f"payload: {problem}")
+            self.task(name, **options)(function)
             self.periodics[task_name] = Periodic(
                 self.tasks[task_name],
                 every=every,
@@ -304,6 +409,13 @@ class TaskRegistry:
 
     def get(self, name: str) -> Task | None:
         return self.tasks.get(name)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every task's declared options, by name: what a worker publishes."""
+        return [
+            self.tasks[name].describe(self.periodics.get(name))
+            for name in sorted(self.tasks)
+        ]
 
     def breaker_of(self, task_name: str) -> BreakerConfig | None:
         task = self.tasks.get(task_name)

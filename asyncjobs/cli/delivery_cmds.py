@@ -10,7 +10,16 @@ import click
 
 from .. import validation
 from ..client import Client
-from . import Number, cli, emit, json_option, open_client, org_option, pass_client
+from . import (
+    Number,
+    app_option,
+    cli,
+    emit,
+    json_option,
+    open_client,
+    org_option,
+    pass_client,
+)
 from .jobs_cmds import _table
 
 
@@ -157,19 +166,24 @@ def mark_read(
     metavar="SECONDS",
     help="Close a connection whose request is not all in after this long.",
 )
-@pass_client
+@app_option(
+    required=False,
+    help="The TaskRegistry submissions consult (default: the task catalog).",
+)
 def serve(
-    client: Client,
     host: str,
     port: int,
     max_connections: int,
     idle_timeout: float,
     request_timeout: float,
+    app: str | None,
 ) -> None:
     """Serve the HTTP API with a threaded stdlib server."""
     from ..httpserver import Limits
     from ..httpserver import serve as run_server
     from ..wsgi import App
+
+    client = open_client(click.get_current_context(), app=app)
 
     def ready(bound_host: str, bound_port: int) -> None:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host  # IPv6

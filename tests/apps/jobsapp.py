@@ -147,3 +147,9 @@ def stepped(job):
     """Fails every attempt: its retries wait 0.2 s, then 0.5 s, then 0.5 s again."""
     _mark(job, "start")
     raise ConnectionError(f"attempt {job.attempt} failed")
+
+
+@tasks.task(name="dep.report", breaker="dep", max_retries=3)
+def dep_report(job, month: str):
+    _mark(job, "start")
+    return month
