@@ -397,7 +397,7 @@ class Client:
         registry: TaskRegistry | None = None,
         allow_unknown: bool = False,
     ) -> dict[str, Any]:
-        """A spec checked; its queue and priority left None for ``_route`` without an app."""
+        """A spec checked; without an app, queue and priority are left to ``_route``."""
         if not isinstance(spec, Mapping):
             raise InvalidInput(
                 f"a job must be a JSON object, not {type(spec).__name__}"
@@ -852,7 +852,7 @@ class Client:
         return worker
 
     def catalog(self) -> list[dict[str, Any]]:
-        """The task catalog: each task a worker published, by name (see ``catalog.py``)."""
+        """The task catalog: each task a worker published, by name (``catalog.py``)."""
         with self._store.read() as tx:
             found = sorted(tx.scan(task_catalog.KIND), key=lambda r: r["name"])
         return copy.deepcopy(found)  # the store's own dicts must not be changed

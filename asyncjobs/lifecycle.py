@@ -308,7 +308,7 @@ def retry_wait(policy: RetryPolicy, attempt: int, jitter: float | None) -> float
 def retry_at(
     policy: RetryPolicy, attempt: int, now: datetime, jitter: float | None = None
 ) -> datetime:
-    """When the job runs again if ``attempt`` fails at ``now`` (and retries are left)."""
+    """When the job runs again if ``attempt`` fails at ``now`` (retries left)."""
     return now + timedelta(seconds=retry_wait(policy, attempt, jitter))
 
 
@@ -321,7 +321,7 @@ def fail_attempt(
     jitter: float | None,
     now: datetime,
 ) -> tuple[Job, list[Any]]:
-    """A failed attempt: queued again after its wait (``retry_at``), or failed for good."""
+    """A failed attempt: queued again after its wait (``retry_at``), or failed."""
     if retryable and _retries_left(job):
         wait = retry_wait(retry, job.attempts, jitter)
         job = _requeue(job, now, after_seconds=wait, error=error)

@@ -89,7 +89,11 @@ def finish(
         if job.status is JobStatus.FAILED:
             records.bump("jobs_failed_total")
         if breaker is not None and config is not None:
-            breaker, event = breakers.on_failure(breaker, config, job, now)
+            # A payload that does not fit says nothing of the dependency.
+            if outcome.get("caller_error"):
+                breaker, event = breakers.on_inconclusive(breaker, job, now)
+            else:
+                breaker, event = breakers.on_failure(breaker, config, job, now)
             records.save(breaker, event)
     return job
 

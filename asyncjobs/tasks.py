@@ -16,7 +16,7 @@
     def cleanup() -> None: ...
 
     build("2026-10")                                    # still the plain function
-    build.submit(client, org="acme", month="2026-10")   # queued with its queue, priority
+    build.submit(client, org="acme", month="2026-10")   # its queue and priority
 
 Unless a task says otherwise, a failed attempt is retried: ``max_retries=3``,
 exponential backoff from 1 s (1, 2, 4 s), capped at an hour. Celery, RQ and
@@ -64,6 +64,10 @@ class ChildProcessDied(Exception):
 
 class UnknownTask(Exception):
     """No task of that name is declared in the worker's app."""
+
+
+class InvalidPayload(Exception):
+    """The payload does not fit the task's parameters (a missing or unexpected one)."""
 
 
 class LeaseExpired(Exception):
@@ -114,7 +118,7 @@ class Task:
         return payload_problem(self.name, self.function, payload)
 
     def describe(self, periodic: Periodic | None = None) -> dict[str, Any]:
-        """The declared options as plain JSON: a task catalog record without its stamp."""
+        """The declared options as JSON: a task catalog record without its stamp."""
         return {
             "name": self.name,
             "queue": self.queue,

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from asyncjobs import Client, InvalidInput, TaskRegistry
+from asyncjobs import Client, InvalidInput, TaskRegistry, execution
+from asyncjobs import clock as clocks
 from asyncjobs.catalog import FIELDS
 
 from . import test_worker
 from .conftest import data_files, sha256_of
 from .injection import asyncjobs_cmd
+from .test_claiming import make_worker
 from .test_http import fetch
 
 APPS = Path(__file__).parent / "apps"
@@ -59,7 +61,7 @@ def serving(store_path: Path, *args: str) -> Iterator[str]:
 
 @pytest.fixture
 def publish(client, store_path, env):
-    """Start a burst worker of an app (it publishes its tasks); returns the worker's id."""
+    """Run a burst worker of an app (it publishes its tasks); returns its id."""
 
     def start(app: str) -> str:
         subprocess.run(
@@ -83,7 +85,7 @@ def routing_of(client: Client, job_id: str) -> tuple[str, int]:
     return job.queue, job.priority
 
 
-# -- the catalog a worker publishes ---------------------------------------------------
+# -- the catalog a worker publishes ----------------------------------------------------
 
 
 def test_a_worker_start_publishes_every_task_of_its_app(client, publish):
@@ -176,7 +178,7 @@ def test_retention_export_and_store_check_keep_the_catalog(client, burst, cli):
     assert refused.exit_code == 5 and "task half in the catalog" in refused.stderr
 
 
-# -- where a job's queue and priority come from -----------------------------------------
+# -- where a job's queue and priority come from ----------------------------------------
 
 
 def test_with_no_app_and_an_empty_catalog_any_task_gets_the_defaults(client, cli):
@@ -262,7 +264,7 @@ def test_a_bad_priority_or_layer_is_refused_at_declaration(options, words):
     assert tasks.tasks == {}
 
 
-# -- unknown tasks --------------------------------------------------------------------------
+# -- unknown tasks ---------------------------------------------------------------------
 
 
 def test_an_unknown_task_is_refused_once_a_worker_published_the_catalog(
@@ -340,7 +342,78 @@ def test_serve_with_an_app_routes_and_refuses_by_it(client, store_path):
     assert submission["allow_unknown"]["type"] == ["boolean", "null"]
 
 
-# -- payloads that do not fit -----------------------------------------------------------------
+# -- payloads that do not fit ----------------------------------------------------------
+
+
+def test_a_payload_that_does_not_fit_fails_at_once_without_retries_or_breaker(
+    client, burst, runs_file
+):
+    misfits = [
+        client.submit("dep.report", org="acme", payload=payload)
+        for payload in (
+            {},
+            {"month": "2026-10", "colour": "red"},
+            {"month": "2026-10", "job": "mine"},
+        )
+    ]
+    good = client.submit("dep.report", org="acme", payload={"month": "2026-10"})
+    burst()
+    for job, words in zip(
+        misfits,
+        (
+            "task dep.report needs 'month'",
+            "task dep.report takes no 'colour'",
+            "'job' is the worker's parameter of task dep.report",
+        ),
+    ):
+        failed = client.get_job(job.job_id, org="acme")
+        assert failed.status == "failed" and failed.attempts == 1  # max_retries=3
+        assert failed.error["type"] == "InvalidPayload"
+        assert words in failed.error["message"]
+        assert job.job_id not in test_worker.starts(runs_file)  # never called
+    assert client.get_job(good.job_id, org="acme").status == "completed"
+    # Three failures behind a breaker with fail_max=2, and it never counted one.
+    assert [(b["name"], b["failure_count"]) for b in client.breakers()] in (
+        [],
+        [("dep", 0)],
+    )
+    events = [e.event_type for e in client.events(misfits[0].job_id, org="acme")]
+    assert "async.job.retry_scheduled" not in events
+
+
+def test_a_breaker_trial_with_a_misfit_payload_leaves_the_next_job_to_try(
+    client, clock
+):
+    tasks = TaskRegistry()
+    tasks.breaker("dep", fail_max=1, reset_timeout=10)
+
+    @tasks.task(name="dep.call", breaker="dep", max_retries=0)
+    def call(month: str) -> str:
+        if month == "down":
+            raise ConnectionError("the dependency is down")
+        return month
+
+    worker = make_worker(client)
+
+    def run_next() -> None:
+        ((job, token),) = client.exchange(worker, [], want=1, registry=tasks)[1]
+        outcome = execution.run(tasks.get(job.task), execution.spec_of(job))
+        client.exchange(worker, [(token, outcome)], want=0, registry=tasks)
+
+    client.submit("dep.call", org="acme", payload={"month": "down"})
+    run_next()
+    assert client.breakers()[0]["state"] == "open"
+    clock.advance(11)
+    misfit = client.submit("dep.call", org="acme", payload={"mnth": "2026-10"})
+    run_next()  # the trial: it says nothing of the dependency
+    assert client.get_job(misfit.job_id, org="acme").error["type"] == "InvalidPayload"
+    (breaker,) = client.breakers()
+    assert (breaker["state"], breaker["failure_count"]) == ("open", 1)
+    assert breaker["reopens_at"] == clocks.to_iso(clock())  # a trial is due now
+    good = client.submit("dep.call", org="acme", payload={"month": "2026-10"})
+    run_next()  # claimed at once as the next trial, and it closes the breaker
+    assert client.get_job(good.job_id, org="acme").status == "completed"
+    assert client.breakers()[0]["state"] == "closed"
 
 
 def test_submit_with_the_app_refuses_a_payload_that_does_not_fit(
@@ -374,7 +447,7 @@ def test_submit_with_the_app_refuses_a_payload_that_does_not_fit(
     with pytest.raises(InvalidInput, match="needs 'month'"):
         Client(store_path, app="jobsapp:tasks").submit("dep.report", org="acme")
     assert sha256_of(*data_files(store_path)) == before
-    # Without the app nothing knows the parameters.
+    # Without the app nothing knows the parameters: the worker refuses it instead.
     assert client.submit("dep.report", org="acme").status == "queued"
 
 
