@@ -376,7 +376,7 @@ class App:
         if "task" not in body:
             raise InvalidInput("task: missing")
         allow_unknown = body.pop("allow_unknown", None)
-        if allow_unknown not in (None, True, False):
+        if allow_unknown is not None and not isinstance(allow_unknown, bool):
             raise InvalidInput(
                 f"allow_unknown: {validation.shown(allow_unknown)} is not true or false"
             )

@@ -306,8 +306,10 @@ def test_an_unknown_task_is_refused_once_a_worker_published_the_catalog(
     ]
     for job_id in anyway:
         assert routing_of(client, job_id) == ("default", 5)
-    status, answer = post(server, {"task": "echo", "allow_unknown": "yes"})
-    assert status == 400 and "allow_unknown: 'yes'" in answer["error"]["message"]
+    for wrong in ("yes", 1, 0):
+        status, answer = post(server, {"task": "echo", "allow_unknown": wrong})
+        assert status == 400, wrong
+        assert f"allow_unknown: {wrong!r}" in answer["error"]["message"]
 
 
 def test_a_named_app_refuses_a_task_it_does_not_declare(client, cli, app_importable):
@@ -462,3 +464,4 @@ def test_a_periodic_payload_that_does_not_fit_is_refused_at_declaration():
     def fits(month: str) -> None: ...
 
     assert tasks.periodics["nightly"].payload == {"month": "2026-10"}
+
