@@ -349,7 +349,10 @@ class TaskRegistry:
                 wants_job="job" in params,
                 **retry,
             )
-            function.submit = self._submitter(task_name)  # type: ignore[attr-defined]
+            try:
+                function.submit = self._submitter(task_name)  # type: ignore[attr-defined]
+            except AttributeError:
+                pass  # a bound method keeps no attributes: Client.submit still works
             return function
 
         return register

@@ -234,6 +234,21 @@ def test_without_the_app_the_catalog_gives_them(client, publish, cli, server):
     assert routing_of(client, overridden.job_id) == ("reports", 0)
 
 
+def test_a_periodic_task_is_enqueued_with_its_declared_queue_and_priority(client):
+    tasks = TaskRegistry()
+
+    @tasks.periodic(name="nightly", every=60, queue="maintenance", priority=2)
+    def nightly() -> None: ...
+
+    (job,) = client.enqueue_periodic(tasks)
+    assert (job.task, job.queue, job.priority, job.org_id) == (
+        "nightly",
+        "maintenance",
+        2,
+        "system",
+    )
+
+
 def test_the_submit_attached_to_a_task_takes_its_declared_routing(client):
     tasks = TaskRegistry()
 
@@ -465,3 +480,15 @@ def test_a_periodic_payload_that_does_not_fit_is_refused_at_declaration():
 
     assert tasks.periodics["nightly"].payload == {"month": "2026-10"}
 
+
+def test_a_bound_method_can_still_be_a_task(client):
+    class Reports:
+        def build(self, month: str) -> str:
+            return month
+
+    tasks = TaskRegistry()
+    tasks.task(name="reports.build", priority=6)(Reports().build)
+    job = client.submit(
+        "reports.build", org="acme", payload={"month": "x"}, tasks=tasks
+    )
+    assert job.priority == 6
