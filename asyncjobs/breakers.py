@@ -158,6 +158,32 @@ def on_failure(
     return replace(breaker, failure_count=count, updated_at=clock.to_iso(now)), None
 
 
+def on_inconclusive(
+    breaker: Breaker, job: Job, now: datetime
+) -> tuple[Breaker | None, Event | None]:
+    """A job behind the breaker failed for a reason of its own (a misfit payload).
+
+    Not counted. Only when it was the breaker's trial does the breaker
+    change: open again with its trial due at once, so that another job
+    tries the dependency. None (nothing to save) otherwise.
+    """
+    if breaker.state != HALF_OPEN or breaker.trial_job_id != job.job_id:
+        return None, None
+    stamp = clock.to_iso(now)
+    breaker = replace(
+        breaker, state=OPEN, reopens_at=stamp, trial_job_id=None, updated_at=stamp
+    )
+    return breaker, _event(
+        job,
+        breaker,
+        EventType.BREAKER_OPENED,
+        now,
+        failure_count=breaker.failure_count,
+        reopens_at=stamp,
+        reason="the trial job's payload did not fit its task",
+    )
+
+
 def reset(breaker: Breaker, now: datetime) -> tuple[Breaker, Event]:
     """Close a breaker by hand."""
     breaker = _closed(breaker, now)

@@ -6,6 +6,7 @@ reads records, hands them to the rules, and saves what comes back.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from . import breakers as breaker_rules
+from . import catalog as task_catalog
 from . import clock as clocks
 from . import (
     execution,
@@ -42,9 +44,8 @@ from .errors import (
 from .lifecycle import Token
 from .records import Event, Job, JobStatus, Notification, Result, WorkerInfo
 from .store import DEFAULT_STORE, Store, Transaction, open_store
-from .store.base import KINDS
 from .store.fileio import write_private_file
-from .tasks import TaskRegistry
+from .tasks import TaskRegistry, load_app
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,27 @@ def discard_outcome(outcome: dict[str, Any]) -> None:
 
 
 def _task_catalog(tx: Transaction) -> list[dict[str, Any]]:
-    """The task catalog workers publish (kind ``tasks``), or [] in a store without one."""
-    if "tasks" not in KINDS:
-        return []  # a store format from before the catalog: nothing to read
-    return list(tx.scan("tasks"))
+    """The task catalog workers publish, sorted by name."""
+    return sorted(tx.scan(task_catalog.KIND), key=lambda r: r["name"])
+
+
+def _catalog_source(tx: Transaction) -> str | None:
+    """Whether submissions consult the task catalog: only once a worker filled it."""
+    return task_catalog.CATALOG if tx.count(task_catalog.KIND) else None
+
+
+def _route(
+    tx: Transaction, args: dict[str, Any], source: str | None, allow_unknown: bool
+) -> None:
+    """Fill in the queue and priority a prepared spec left open, from the catalog."""
+    declared = tx.get(task_catalog.KIND, args["task"]) if source else None
+    queue, priority = task_catalog.routing(
+        args["task"], declared, source=source, allow_unknown=allow_unknown
+    )
+    if args["queue"] is None:
+        args["queue"] = queue
+    if args["priority"] is None:
+        args["priority"] = priority
 
 
 class _Records:
@@ -185,6 +203,7 @@ class Client:
         clock: clocks.Clock | None = None,
         lock_timeout: float = 10.0,
         artifacts: str | os.PathLike[str] | None = None,
+        app: TaskRegistry | str | None = None,
     ) -> None:
         validation.seconds(
             lock_timeout, "lock_timeout", validation.LOCK_TIMEOUT_SECONDS
@@ -205,6 +224,9 @@ class Client:
         self.artifacts = (
             os.path.abspath(artifacts) if artifacts else results.artifacts_root()
         )
+        # The app submissions consult (queue, priority, known tasks, payloads);
+        # without one, the task catalog workers publish.
+        self.app = load_app(app) if isinstance(app, str) else app
 
     @property
     def store(self) -> Store:
@@ -255,22 +277,26 @@ class Client:
         *,
         org: str,
         payload: Mapping[str, Any] | None = None,
-        queue: str = "default",
-        priority: int = 5,
+        queue: str | None = None,
+        priority: int | None = None,
         delay: float = 0,
         at: datetime | str | None = None,
         idempotency_key: str | None = None,
         max_retries: int | None = None,
         sync: bool = False,
         tasks: TaskRegistry | None = None,
+        allow_unknown: bool = False,
     ) -> Job:
         """Queue a job; the same idempotency key in the same org returns the first job.
 
-        A job found by its key comes back with ``deduplicated=True``. Raises
-        InvalidInput, naming the field, before anything is written. With
-        ``sync=True`` (fail-open) the job runs here, inline, before this
-        returns, writing what a worker would; ``tasks`` names the registry.
+        A job found by its key comes back with ``deduplicated=True``. Without
+        ``queue`` or ``priority`` the job takes its task's (see
+        ``submit_many``). Raises InvalidInput, naming the field, before
+        anything is written. With ``sync=True`` (fail-open) the job runs
+        here, inline, before this returns, writing what a worker would;
+        ``tasks`` (or the Client's ``app``) names the registry.
         """
+        tasks = tasks if tasks is not None else self.app
         if sync and tasks is None:
             raise InvalidInput("sync=True needs tasks= (a TaskRegistry)")
         spec = {
@@ -284,36 +310,69 @@ class Client:
             "idempotency_key": idempotency_key,
             "max_retries": max_retries,
         }
-        job = self.submit_many([spec])[0]
+        job = self.submit_many([spec], tasks=tasks, allow_unknown=allow_unknown)[0]
         if sync and not job.deduplicated:
             assert tasks is not None
             job = self.run_job(job.job_id, org=org, tasks=tasks, until_done=True)
         return job
 
     def submit_many(
-        self, specs: Iterable[Mapping[str, Any]], *, org: str | None = None
+        self,
+        specs: Iterable[Mapping[str, Any]],
+        *,
+        org: str | None = None,
+        tasks: TaskRegistry | None = None,
+        allow_unknown: bool = False,
+        labels: Sequence[str] | None = None,
     ) -> list[Job]:
         """Queue several jobs in one transaction; returns the jobs in order.
 
         Each spec is a mapping with ``task`` and optionally ``org`` (or the
         ``org`` argument), ``payload``, ``queue``, ``priority``, ``delay``,
-        ``at``, ``idempotency_key`` and ``max_retries``. Every spec is checked
-        before anything is written; a bad one raises InvalidInput naming its
-        position (``item 3: ...``).
+        ``at``, ``idempotency_key`` and ``max_retries``.
+
+        A spec without ``queue`` or ``priority`` takes its task's: from
+        ``tasks`` (or the Client's ``app``), which also checks that the
+        payload fits the task's parameters; else from the task catalog the
+        workers publish; else ``default`` and 5. A task that the app, or a
+        non-empty catalog, does not know is refused (``unknown task NAME``)
+        unless ``allow_unknown``.
+
+        Every spec is checked before anything is written; a bad one raises
+        InvalidInput naming its position (``item 3: ...``, or its entry in
+        ``labels``).
         """
         now = self._clock()
+        registry = tasks if tasks is not None else self.app
         specs = list(specs)
+        names = list(labels) if labels is not None else None
+        if names is not None and len(names) != len(specs):
+            raise InvalidInput("labels: give one label per spec")
+
+        def where(n: int, exc: InvalidInput) -> InvalidInput:
+            label = names[n] if names is not None else f"item {n + 1}"
+            return type(exc)(f"{label}: {exc.message}")
+
         prepared = []
-        for n, spec in enumerate(specs, start=1):
+        for n, spec in enumerate(specs):
             try:
-                prepared.append(self._prepare(spec, org, now))
+                prepared.append(self._prepare(spec, org, now, registry, allow_unknown))
             except InvalidInput as exc:
-                if len(specs) == 1:
+                if len(specs) == 1 and names is None:
                     raise
-                raise type(exc)(f"item {n}: {exc.message}") from exc
+                raise where(n, exc) from exc
         jobs: list[Job] = []
         with self._store.transaction() as tx:
             records = _Records(tx)
+            if registry is None:
+                source = _catalog_source(tx)
+                for n, args in enumerate(prepared):
+                    try:
+                        _route(tx, args, source, allow_unknown)
+                    except InvalidInput as exc:
+                        if len(specs) == 1 and names is None:
+                            raise
+                        raise where(n, exc) from exc
             for args in prepared:
                 key = args["idempotency_key"]
                 if key is not None:
@@ -332,14 +391,29 @@ class Client:
         return jobs
 
     def validate_submission(
-        self, spec: Mapping[str, Any], *, org: str | None = None
+        self,
+        spec: Mapping[str, Any],
+        *,
+        org: str | None = None,
+        tasks: TaskRegistry | None = None,
+        allow_unknown: bool = False,
     ) -> None:
         """Raise InvalidInput if ``submit_many`` would refuse this spec."""
-        self._prepare(spec, org, self._clock())
+        registry = tasks if tasks is not None else self.app
+        args = self._prepare(spec, org, self._clock(), registry, allow_unknown)
+        if registry is None:
+            with self._store.read() as tx:
+                _route(tx, args, _catalog_source(tx), allow_unknown)
 
     def _prepare(
-        self, spec: Mapping[str, Any], org: str | None, now: datetime
+        self,
+        spec: Mapping[str, Any],
+        org: str | None,
+        now: datetime,
+        registry: TaskRegistry | None = None,
+        allow_unknown: bool = False,
     ) -> dict[str, Any]:
+        """A spec checked; without an app, queue and priority are left to ``_route``."""
         if not isinstance(spec, Mapping):
             raise InvalidInput(
                 f"a job must be a JSON object, not {type(spec).__name__}"
@@ -360,16 +434,32 @@ class Client:
             raise InvalidInput("give either delay or at, not both")
         if at is not None:
             at = validation.at(at, now)
+        task = validation.name(spec["task"], "task")
+        payload = validation.payload(spec.get("payload"))
+        queue = spec.get("queue")
+        priority = spec.get("priority")
+        if registry is not None:
+            declared = registry.get(task)
+            if declared is not None:
+                problem = declared.payload_problem(payload)
+                if problem is not None:
+                    raise InvalidInput(f"payload: {problem}")
+            routed = task_catalog.routing(
+                task,
+                None
+                if declared is None
+                else {"queue": declared.queue, "priority": declared.priority},
+                source=task_catalog.APP,
+                allow_unknown=allow_unknown,
+            )
+            queue = routed[0] if queue is None else queue
+            priority = routed[1] if priority is None else priority
         return {
-            "task": validation.name(spec["task"], "task"),
+            "task": task,
             "org": validation.org(job_org),
-            "payload": validation.payload(spec.get("payload")),
-            "queue": validation.name(
-                "default" if spec.get("queue") is None else spec["queue"], "queue"
-            ),
-            "priority": validation.priority(
-                5 if spec.get("priority") is None else spec["priority"]
-            ),
+            "payload": payload,
+            "queue": None if queue is None else validation.name(queue, "queue"),
+            "priority": None if priority is None else validation.priority(priority),
             "run_after": lifecycle.run_after(now, delay=delay, at=at),
             "idempotency_key": validation.idempotency_key(spec.get("idempotency_key")),
             "max_retries": validation.max_retries(spec.get("max_retries")),
@@ -735,7 +825,7 @@ class Client:
     def enqueue_periodic(self, registry: TaskRegistry) -> list[Job]:
         """Submit each periodic task due now, once per schedule slot (store-wide)."""
         specs = running.due_periodic(registry, self._clock())
-        return self.submit_many(specs) if specs else []
+        return self.submit_many(specs, tasks=registry) if specs else []
 
     def schedules(
         self, *, app: TaskRegistry | None = None, now: datetime | None = None
@@ -820,11 +910,28 @@ class Client:
             state="inline",
         )
 
-    def register_worker(self, worker: WorkerInfo) -> WorkerInfo:
-        """Record a worker that starts; returns its record."""
+    def register_worker(
+        self, worker: WorkerInfo, tasks: TaskRegistry | None = None
+    ) -> WorkerInfo:
+        """Record a worker that starts, and publish its app's ``tasks`` to the catalog.
+
+        One transaction: each task's catalog record is replaced; records of
+        tasks of other apps stay. Returns the worker's record.
+        """
         with self._store.transaction() as tx:
             _Records(tx).save(worker)
+            if tasks is not None:
+                for record in task_catalog.published(
+                    tasks.describe(), now=self._clock(), worker_id=worker.worker_id
+                ):
+                    tx.put(task_catalog.KIND, record["name"], record)
         return worker
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """The task catalog: each task a worker published, by name (``catalog.py``)."""
+        with self._store.read() as tx:
+            found = sorted(tx.scan(task_catalog.KIND), key=lambda r: r["name"])
+        return copy.deepcopy(found)  # the store's own dicts must not be changed
 
     def workers(self) -> list[dict[str, Any]]:
         """Every worker record, newest first, with ``gone`` for one not seen in 3 heartbeats."""
@@ -954,7 +1061,9 @@ class Client:
                 kinds = ("jobs", "results", "events", "notifications", "workers")
                 records = {kind: list(tx.scan(kind)) for kind in kinds}
                 pruned = (tx.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")
+                catalog = list(tx.scan(task_catalog.KIND))
             report.problems += integrity.shape_problems(records)
+            report.problems += task_catalog.problems(catalog)
             shapeless = bool(report.problems)
             report.problems += integrity.reference_problems(records)
             if shapeless:

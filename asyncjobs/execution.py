@@ -6,6 +6,12 @@ outcome is a plain dict, sent over a pipe as one JSON line::
     {"job_id": "job_...", "ok": true, "value": <any JSON>}
     {"job_id": "job_...", "ok": false, "retryable": true,
      "error": {"type": "ValueError", "message": "...", "traceback": "..."}}
+    {"job_id": "job_...", "ok": false, "retryable": false, "caller_error": true,
+     "error": {"type": "InvalidPayload", "message": "task t needs 'month'"}}
+
+``caller_error`` marks an attempt that failed because of what was submitted,
+not because of the task or what it depends on: it is never retried and a
+circuit breaker does not count it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 from . import validation
 from .errors import InvalidInput
 from .records import Job
-from .tasks import SoftTimeLimitExceeded, Task, UnknownTask
+from .tasks import InvalidPayload, SoftTimeLimitExceeded, Task, UnknownTask
 
 MAX_MESSAGE = 2000
 MAX_TRACEBACK = 8000
@@ -79,6 +85,18 @@ def run(task: Task | None, spec: dict[str, Any]) -> dict[str, Any]:
             },
         }
     kwargs = dict(spec.get("payload") or {})
+    problem = task.payload_problem(kwargs)
+    if problem is not None:
+        return {
+            "job_id": job_id,
+            "ok": False,
+            "retryable": False,
+            "caller_error": True,
+            "error": {
+                "type": InvalidPayload.__name__,
+                "message": f"the payload does not fit: {problem}"[:MAX_MESSAGE],
+            },
+        }
     if task.wants_job:
         logger = logging.getLogger(f"asyncjobs.task.{task.name}")
         kwargs["job"] = JobContext(

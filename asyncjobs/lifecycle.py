@@ -268,18 +268,62 @@ def backoff_seconds(
     return seconds
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long a failed attempt waits before the next: a computed backoff, or a list.
+
+    With ``delays``, retry n waits ``delays[n-1]`` seconds exactly, and
+    retries past the end of the list wait its last delay; ``backoff``,
+    ``delay`` and ``max_delay`` are then unused. ``jitter`` spreads either
+    kind of wait over [half, all] of it.
+    """
+
+    backoff: str = "exponential"  # exponential | linear | fixed
+    delay: float = 1.0
+    max_delay: float = 3600.0
+    delays: tuple[float, ...] | None = None
+    jitter: bool = False
+
+
+NO_RETRY_WAIT = RetryPolicy("fixed", 0.0, 0.0)  # a job whose task is unknown
+
+
+def retry_wait(policy: RetryPolicy, attempt: int, jitter: float | None) -> float:
+    """Seconds before the next attempt after ``attempt`` (1, 2, ...) failed.
+
+    ``jitter`` is a fraction in [0, 1) the caller drew; it counts only when
+    the policy has ``jitter`` on.
+    """
+    fraction = jitter if policy.jitter else None
+    if policy.delays is None:
+        return backoff_seconds(
+            policy.backoff, policy.delay, policy.max_delay, attempt, fraction
+        )
+    seconds = policy.delays[min(max(attempt, 1), len(policy.delays)) - 1]
+    if fraction is not None:
+        seconds *= 0.5 + 0.5 * fraction
+    return seconds
+
+
+def retry_at(
+    policy: RetryPolicy, attempt: int, now: datetime, jitter: float | None = None
+) -> datetime:
+    """When the job runs again if ``attempt`` fails at ``now`` (retries left)."""
+    return now + timedelta(seconds=retry_wait(policy, attempt, jitter))
+
+
 def fail_attempt(
     job: Job,
     *,
     error: dict[str, Any],
     retryable: bool,
-    backoff: tuple[str, float, float],
+    retry: RetryPolicy,
     jitter: float | None,
     now: datetime,
 ) -> tuple[Job, list[Any]]:
-    """A failed attempt: queued again after its backoff, or failed for good."""
+    """A failed attempt: queued again after its wait (``retry_at``), or failed."""
     if retryable and _retries_left(job):
-        wait = backoff_seconds(*backoff, job.attempts, jitter)
+        wait = retry_wait(retry, job.attempts, jitter)
         job = _requeue(job, now, after_seconds=wait, error=error)
         return job, [
             new_event(
@@ -289,6 +333,7 @@ def fail_attempt(
                 error_type=error.get("type"),
                 message=error.get("message"),
                 delay_seconds=round(wait, 6),
+                run_after=job.run_after,
             )
         ]
     return _failed(job, error, now)

@@ -339,6 +339,11 @@ def document() -> dict[str, Any]:
                             "minimum": 0,
                             "maximum": validation.MAX_RETRIES_LIMIT,
                         },
+                        "allow_unknown": {
+                            "type": ["boolean", "null"],
+                            "description": "Queue a task that neither the server's "
+                            "app nor the task catalog knows (otherwise 400)",
+                        },
                     },
                 },
                 "Submitted": {

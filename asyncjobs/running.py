@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import breakers, clock, ids, lifecycle, metrics, schedules, scheduling
 from .lifecycle import Token
 from .records import Job, JobStatus, Result, WorkerInfo
-from .tasks import TaskRegistry
+from .tasks import Task, TaskRegistry
 
 if TYPE_CHECKING:
     from .client import _Records
@@ -74,17 +74,13 @@ def finish(
             records.save(breaker, event)
     else:
         error = outcome.get("error") or {"type": "Error", "message": "unknown error"}
-        backoff = (
-            (task.retry_backoff, task.retry_delay, task.retry_max_delay)
-            if task is not None
-            else ("fixed", 0.0, 0.0)
-        )
-        jitter = _jitter_fraction() if task is not None and task.retry_jitter else None
+        policy = retry_policy(task)
+        jitter = _jitter_fraction() if policy.jitter else None
         job, added = lifecycle.fail_attempt(
             job,
             error=error,
             retryable=bool(outcome.get("retryable")),
-            backoff=backoff,
+            retry=policy,
             jitter=jitter,
             now=now,
         )
@@ -93,9 +89,29 @@ def finish(
         if job.status is JobStatus.FAILED:
             records.bump("jobs_failed_total")
         if breaker is not None and config is not None:
-            breaker, event = breakers.on_failure(breaker, config, job, now)
+            # A payload that does not fit says nothing of the dependency.
+            if outcome.get("caller_error"):
+                breaker, event = breakers.on_inconclusive(breaker, job, now)
+            else:
+                breaker, event = breakers.on_failure(breaker, config, job, now)
             records.save(breaker, event)
     return job
+
+
+def retry_policy(task: Task | None) -> lifecycle.RetryPolicy:
+    """The waits between a task's attempts, as the retry rule takes them."""
+    if task is None:
+        return lifecycle.NO_RETRY_WAIT
+    if task.retry_delays is not None:
+        return lifecycle.RetryPolicy(delays=task.retry_delays, jitter=task.retry_jitter)
+    assert task.retry_backoff is not None
+    assert task.retry_delay is not None and task.retry_max_delay is not None
+    return lifecycle.RetryPolicy(
+        task.retry_backoff,
+        task.retry_delay,
+        task.retry_max_delay,
+        jitter=task.retry_jitter,
+    )
 
 
 def _observe_duration(records: _Records, job: Job, now: datetime) -> None:

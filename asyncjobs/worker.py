@@ -367,7 +367,10 @@ class Worker:
 
     def _run(self) -> int:
         wake = self._install_signals()
-        while self._store(self.client.register_worker, self.info) is None:
+        # Registering also publishes the app's tasks to the store's task catalog.
+        while (
+            self._store(self.client.register_worker, self.info, self.registry) is None
+        ):
             if self.stop_requested:
                 return 0
             time.sleep(STORE_RETRY_SECONDS)

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 SUMMARY_TTL_SECONDS = 1.0
 WINDOW_SECONDS = 3600
-BODY_FIELDS = SUBMIT_FIELDS - {"org"}  # the org comes from the header
+# The org comes from the header; allow_unknown is the request's, not the job's.
+BODY_FIELDS = (SUBMIT_FIELDS - {"org"}) | {"allow_unknown"}
 STATUS_TEXT = {
     200: "OK",
     202: "Accepted",
@@ -387,7 +388,14 @@ class App:
             raise InvalidInput(f"body: unknown field(s): {', '.join(unknown)}")
         if "task" not in body:
             raise InvalidInput("task: missing")
-        job = self.client.submit_many([{**body, "org": org}])[0]
+        allow_unknown = body.pop("allow_unknown", None)
+        if allow_unknown is not None and not isinstance(allow_unknown, bool):
+            raise InvalidInput(
+                f"allow_unknown: {validation.shown(allow_unknown)} is not true or false"
+            )
+        job = self.client.submit_many(
+            [{**body, "org": org}], allow_unknown=bool(allow_unknown)
+        )[0]
         return (
             202,
             {
@@ -460,13 +468,22 @@ def telemetry(
     return doc
 
 
-def create_app(store: str | None = None) -> App:
-    """An App on the store named (or ``ASYNCJOBS_STORE``, or the default path)."""
+def create_app(store: str | None = None, app: str | None = None) -> App:
+    """An App on the store named (or ``ASYNCJOBS_STORE``, or the default path).
+
+    ``app`` (or ``ASYNCJOBS_APP``), ``MODULE:ATTR``, is the TaskRegistry
+    submissions consult; without one, the task catalog.
+    """
     import os
 
     from .store import DEFAULT_STORE
 
-    return App(Client(store or os.environ.get("ASYNCJOBS_STORE") or DEFAULT_STORE))
+    return App(
+        Client(
+            store or os.environ.get("ASYNCJOBS_STORE") or DEFAULT_STORE,
+            app=app or os.environ.get("ASYNCJOBS_APP") or None,
+        )
+    )
 
 
 class _LazyApplication:

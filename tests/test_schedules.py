@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from asyncjobs import TaskRegistry, schedules
 from asyncjobs.cron import Cron
+from asyncjobs.records import WorkerInfo
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True)
 NOW = st.datetimes(
@@ -202,22 +203,22 @@ def test_without_an_app_and_without_a_catalog_there_is_nothing_to_show(client):
     assert client.schedules() == []
 
 
-def test_without_an_app_schedules_read_the_task_catalog(
-    client, clock, store_path, monkeypatch
-):
-    # A store format with the catalog (kind "tasks", one record per task that
-    # workers publish) is read as it is, once the store knows that kind.
-    from asyncjobs import client as client_module
-    from asyncjobs.store import jsonfile
-
-    kinds = tuple(dict.fromkeys((*jsonfile.KINDS, "tasks")))
-    monkeypatch.setattr(jsonfile, "KINDS", kinds)
-    monkeypatch.setattr(client_module, "KINDS", kinds)
+def test_without_an_app_schedules_read_the_task_catalog(client, clock):
+    # What a worker of that app publishes when it starts (Worker.run).
+    stamp = "2026-11-01T12:00:00.000000Z"
+    starting = WorkerInfo(
+        worker_id="wrk_beat",
+        host="here",
+        pid=1,
+        queues=["default"],
+        concurrency=1,
+        started_at=stamp,
+        last_seen_at=stamp,
+        heartbeat_seconds=10.0,
+        lease_seconds=30.0,
+    )
+    client.register_worker(starting, tasks=app())
     client.enqueue_periodic(app())
-    with client.store.transaction() as tx:
-        for described in schedules.described(app()):
-            tx.put("tasks", described["name"], described)
-        tx.put("tasks", "plain", {"name": "plain", "queue": "q", "periodic": None})
     found = client.schedules()
     assert found == client.schedules(app=app())
     assert [r["name"] for r in found] == ["nightly", "tick"]

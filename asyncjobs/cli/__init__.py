@@ -220,10 +220,13 @@ def log_options(
     return decorate
 
 
-def open_client(ctx: click.Context) -> Client:
-    """A Client on the store named by the global options, closed with the command."""
+def open_client(ctx: click.Context, *, app: str | None = None) -> Client:
+    """A Client on the store named by the global options, closed with the command.
+
+    ``app`` (``MODULE:ATTR``) is the TaskRegistry its submissions consult.
+    """
     settings = ctx.find_root().obj
-    client = Client(settings["store"], lock_timeout=settings["lock_timeout"])
+    client = Client(settings["store"], lock_timeout=settings["lock_timeout"], app=app)
     ctx.call_on_close(client.close)
     return client
 

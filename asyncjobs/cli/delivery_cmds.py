@@ -12,6 +12,7 @@ from .. import logs, validation
 from ..client import Client
 from . import (
     Number,
+    app_option,
     cli,
     emit,
     json_option,
@@ -168,15 +169,18 @@ def mark_read(
     metavar="SECONDS",
     help="Close a connection whose request is not all in after this long.",
 )
+@app_option(
+    required=False,
+    help="The TaskRegistry submissions consult (default: the task catalog).",
+)
 @log_options("warning", "What the server logs on stderr (info: a line per request).")
-@pass_client
 def serve(
-    client: Client,
     host: str,
     port: int,
     max_connections: int,
     idle_timeout: float,
     request_timeout: float,
+    app: str | None,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -186,6 +190,7 @@ def serve(
     from ..wsgi import App
 
     logs.configure(log_level, log_format)
+    client = open_client(click.get_current_context(), app=app)
 
     def ready(bound_host: str, bound_port: int) -> None:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host  # IPv6

@@ -55,6 +55,14 @@ def fail_unless_completed(job: Job) -> None:
         raise JobFailed(f"job {job.job_id} ({job.task}) {logs.attempt_text(job)}")
 
 
+APP_HELP = "The TaskRegistry: the task's queue and priority, a payload check, --sync."
+allow_unknown_option = click.option(
+    "--allow-unknown",
+    is_flag=True,
+    help="Submit a task that neither the app nor the task catalog knows.",
+)
+
+
 def _submitted(job: Job) -> dict[str, Any]:
     return {**job.to_dict(), "deduplicated": job.deduplicated}
 
@@ -71,14 +79,14 @@ def _submitted(job: Job) -> dict[str, Any]:
     help="Read the payload from a file (- for stdin).",
 )
 @click.option(
-    "--queue", default="default", show_default=True, help="The queue to put the job on."
+    "--queue",
+    metavar="QUEUE",
+    help="The queue to put the job on (default: the task's, else default).",
 )
 @click.option(
     "--priority",
     type=Number(validation.PRIORITY, whole=True),
-    default=5,
-    show_default=True,
-    help="0-9; 9 runs first.",
+    help="0-9, 9 runs first (default: the task's, else 5).",
 )
 @click.option(
     "--delay",
@@ -105,7 +113,8 @@ def _submitted(job: Job) -> dict[str, Any]:
     is_flag=True,
     help="Run the job here, inline, before returning (fail-open; exit 7 if it fails).",
 )
-@app_option(required=False, help="The TaskRegistry for --sync.")
+@app_option(required=False, help=APP_HELP)
+@allow_unknown_option
 @json_option
 @pass_client
 def submit(
@@ -114,14 +123,15 @@ def submit(
     org: str,
     payload_text: str | None,
     payload_file: IO[bytes] | None,
-    queue: str,
-    priority: int,
+    queue: str | None,
+    priority: int | None,
     delay: float | None,
     at: str | None,
     idempotency_key: str | None,
     max_retries: int | None,
     sync: bool,
     app: str | None,
+    allow_unknown: bool,
     as_json: bool,
 ) -> None:
     """Queue a job and print its id."""
@@ -131,13 +141,11 @@ def submit(
     enabled = os.environ.get("ASYNCJOBS_ASYNC_ENABLED", "1").strip().lower()
     if enabled in ("0", "false", "no", "off"):
         sync = True  # fail-open: no worker is relied on
-    registry = None
-    if sync:
-        if not app:
-            raise InvalidInput(
-                "--sync (or ASYNCJOBS_ASYNC_ENABLED=0) needs --app or ASYNCJOBS_APP"
-            )
-        registry = task_module.load_app(app)
+    if sync and not app:
+        raise InvalidInput(
+            "--sync (or ASYNCJOBS_ASYNC_ENABLED=0) needs --app or ASYNCJOBS_APP"
+        )
+    registry = task_module.load_app(app) if app else None
     job = client.submit(
         task,
         org=org,
@@ -150,6 +158,7 @@ def submit(
         max_retries=max_retries,
         sync=sync,
         tasks=registry,
+        allow_unknown=allow_unknown,
     )
     emit(_submitted(job), as_json, text=job.job_id)
     if sync:
@@ -159,31 +168,51 @@ def submit(
 @cli.command("submit-many")
 @click.argument("file", type=click.File("rb"))
 @org_option
+@app_option(
+    required=False, help="The TaskRegistry: the tasks' queues and priorities, payloads."
+)
+@allow_unknown_option
 @json_option
 @pass_client
-def submit_many(client: Client, file: IO[bytes], org: str, as_json: bool) -> None:
+def submit_many(
+    client: Client,
+    file: IO[bytes],
+    org: str,
+    app: str | None,
+    allow_unknown: bool,
+    as_json: bool,
+) -> None:
     """Queue one job per line of a JSON-lines file (- reads stdin), all or none."""
     validation.org(org)
-    specs = []
+    specs, lines = [], []
     with Progress() as progress:
         progress.step("reading jobs", PROGRESS_THRESHOLD)
         for number, line in enumerate(file, start=1):
             if not line.strip():
                 continue
             try:
-                spec = validation.parse_json(line, "job")
-                client.validate_submission(spec, org=org)
+                specs.append(validation.parse_json(line, "job"))
             except InvalidInput as exc:
                 raise type(exc)(f"line {number}: {exc.message}") from exc
-            specs.append(spec)
+            lines.append(f"line {number}")
             progress.add()
         progress.end()
         if progress.shown and len(specs) > PROGRESS_THRESHOLD:
             click.echo(f"submitting {len(specs):,} jobs in one transaction", err=True)
-        # One transaction for the whole file: a failed commit leaves none of
-        # its jobs, so running the same file again cannot queue one twice. A
-        # large one commits as a new snapshot.
-        jobs = client.submit_many(specs, org=org) if specs else []
+        # One transaction for the whole file, every line checked first: a
+        # failed commit leaves none of its jobs, so running the same file
+        # again cannot queue one twice. A large one commits as a new snapshot.
+        jobs = (
+            client.submit_many(
+                specs,
+                org=org,
+                tasks=task_module.load_app(app) if app else None,
+                allow_unknown=allow_unknown,
+                labels=lines,
+            )
+            if specs
+            else []
+        )
     doc = {
         "submitted": sum(not j.deduplicated for j in jobs),
         "deduplicated": sum(j.deduplicated for j in jobs),

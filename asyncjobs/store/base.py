@@ -37,6 +37,7 @@ KINDS = (
     "breakers",
     "counters",
     "orgs",
+    "tasks",  # the task catalog (catalog.py), one record per task name
 )
 
 

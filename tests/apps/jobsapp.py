@@ -147,3 +147,15 @@ def fail_later(job, message: str = "try again later"):
     """Fails, and its one retry waits 30 s: a burst worker leaves it queued."""
     _mark(job, "start")
     raise ConnectionError(message)
+
+@tasks.task(name="stepped", retry_delays=[0.2, 0.5], max_retries=3)
+def stepped(job):
+    """Fails every attempt: its retries wait 0.2 s, then 0.5 s, then 0.5 s again."""
+    _mark(job, "start")
+    raise ConnectionError(f"attempt {job.attempt} failed")
+
+
+@tasks.task(name="dep.report", breaker="dep", max_retries=3)
+def dep_report(job, month: str):
+    _mark(job, "start")
+    return month
