@@ -158,6 +158,31 @@ def on_failure(
     return replace(breaker, failure_count=count, updated_at=clock.to_iso(now)), None
 
 
+def on_cancel(
+    breaker: Breaker, job: Job, now: datetime
+) -> tuple[Breaker, Event | None]:
+    """A job behind the breaker was canceled while running: neither success nor failure.
+
+    If it was the half-open trial, the breaker is open again with a trial due
+    at once, so the next job behind it becomes the trial.
+    """
+    if breaker.state != HALF_OPEN or breaker.trial_job_id != job.job_id:
+        return breaker, None
+    stamp = clock.to_iso(now)
+    breaker = replace(
+        breaker, state=OPEN, reopens_at=stamp, trial_job_id=None, updated_at=stamp
+    )
+    return breaker, _event(
+        job,
+        breaker,
+        EventType.BREAKER_OPENED,
+        now,
+        reason="trial canceled",
+        failure_count=breaker.failure_count,
+        reopens_at=stamp,
+    )
+
+
 def reset(breaker: Breaker, now: datetime) -> tuple[Breaker, Event]:
     """Close a breaker by hand."""
     breaker = _closed(breaker, now)

@@ -432,8 +432,9 @@ class Worker:
             if now >= next_heartbeat:
                 tokens = [c.token for c in self._busy()]
                 live = [t for t in tokens if t not in self.lost]
-                lost = self._store(self.client.heartbeat, self.info, live)
-                self.lost.update(lost or ())
+                beat = self._store(self.client.heartbeat, self.info, live)
+                if beat is not None:
+                    self.lost.update(beat.lost)
                 next_heartbeat = now + self.heartbeat_seconds
             if self.beat and now >= next_beat and not self.stop_requested:
                 if self._store(self.client.enqueue_periodic, self.registry):
