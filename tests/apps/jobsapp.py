@@ -140,3 +140,15 @@ def big(job, size: int = 1000, gate: str | None = None):
     while gate is not None and not os.path.exists(gate):
         time.sleep(0.01)
     return "x" * size
+
+
+@tasks.task(name="gated", max_retries=2, retry_backoff="fixed", retry_delay=0)
+def gated(job, gate: str, fail: bool = False, size: int = 10):
+    """Runs until the file ``gate`` exists, then returns ``size`` bytes or raises."""
+    _mark(job, "start")
+    while not os.path.exists(gate):
+        time.sleep(0.01)
+    _mark(job, "end")
+    if fail:
+        raise ValueError("failed after the gate")
+    return "x" * size
