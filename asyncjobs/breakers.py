@@ -159,13 +159,14 @@ def on_failure(
 
 
 def on_inconclusive(
-    breaker: Breaker, job: Job, now: datetime
+    breaker: Breaker, job: Job, now: datetime, *, reason: str
 ) -> tuple[Breaker | None, Event | None]:
-    """A job behind the breaker failed for a reason of its own (a misfit payload).
+    """A job behind the breaker ended for a reason of its own: neither success nor failure.
 
-    Not counted. Only when it was the breaker's trial does the breaker
-    change: open again with its trial due at once, so that another job
-    tries the dependency. None (nothing to save) otherwise.
+    A payload that does not fit its task, or a cancel: not counted. Only
+    when it was the breaker's half-open trial does the breaker change: open
+    again with its trial due at once, so that the next job behind it tries
+    the dependency. None (nothing to save) otherwise.
     """
     if breaker.state != HALF_OPEN or breaker.trial_job_id != job.job_id:
         return None, None
@@ -180,7 +181,7 @@ def on_inconclusive(
         now,
         failure_count=breaker.failure_count,
         reopens_at=stamp,
-        reason="the trial job's payload did not fit its task",
+        reason=reason,
     )
 
 

@@ -544,14 +544,22 @@ class Client:
         return [Event.from_dict(r) for r in found]
 
     def cancel(self, job_id: str, *, org: str) -> Job:
-        """queued -> canceled; Conflict for a job in any other state."""
+        """Cancel a job: a queued one at once, a running one by its worker.
+
+        A running job comes back still ``running`` with ``cancel_requested_at``
+        set; its worker kills the task at its next heartbeat and the job ends
+        ``canceled``. Asking again changes nothing. Conflict for a completed,
+        failed or canceled job.
+        """
         validation.org(org)
         with self._store.transaction() as tx:
             records = _Records(tx)
             job = records.job(job_id, org=org)
-            job, event, notification = lifecycle.cancel(job, now=self._clock())
-            records.save(job, event, notification)
-            records.bump("jobs_canceled_total")
+            job, added = lifecycle.cancel(job, now=self._clock())
+            if added:
+                records.save(job, *added)
+            if job.status is JobStatus.CANCELED:
+                records.bump("jobs_canceled_total")
         return job
 
     def retry(self, job_id: str, *, org: str) -> Job:
@@ -594,9 +602,9 @@ class Client:
             finished = []
             for token, outcome in outcomes:
                 job = running.finish(records, token, outcome, registry, now)
-                if job is None:
-                    refused.append(outcome)
-                else:
+                if job is None or job.status is JobStatus.CANCELED:
+                    refused.append(outcome)  # its value is kept nowhere
+                if job is not None:
                     finished.append(job)
             if finished:
                 old = tx.get("workers", worker.worker_id)
@@ -631,7 +639,7 @@ class Client:
                 if want > 0
                 else []
             )
-        for outcome in refused:  # a stale attempt's value has no record to keep it
+        for outcome in refused:  # a stale or canceled attempt's value has no record
             discard_outcome(outcome)
         return finished, claimed
 
@@ -795,19 +803,30 @@ class Client:
             summary["generation"] = tx.generation
         return summary
 
-    def heartbeat(self, worker: WorkerInfo, tokens: Collection[Token]) -> list[Token]:
-        """Renew the worker's leases and record; returns the tokens it no longer holds."""
+    def heartbeat(self, worker: WorkerInfo, tokens: Collection[Token]) -> running.Beat:
+        """Renew the worker's leases and record.
+
+        Returns ``Beat(lost, stop)``: the tokens it no longer holds, and those
+        whose jobs were canceled, whose tasks the worker must kill.
+        """
         now = self._clock()
         with self._store.transaction() as tx:
             return running.heartbeat(_Records(tx), worker, tokens, now)
 
     def release(
-        self, tokens: Collection[Token], worker: WorkerInfo | None = None
+        self,
+        tokens: Collection[Token],
+        worker: WorkerInfo | None = None,
+        *,
+        registry: TaskRegistry | None = None,
     ) -> int:
-        """Requeue jobs a stopping worker still holds; returns how many."""
+        """Requeue jobs a stopping worker still holds; returns how many.
+
+        A job with a cancel request ends canceled instead of queued.
+        """
         now = self._clock()
         with self._store.transaction() as tx:
-            released = running.release(_Records(tx), tokens, now)
+            released = running.release(_Records(tx), tokens, now, registry)
             if worker is not None:
                 old = tx.get("workers", worker.worker_id) or worker.to_dict()
                 tx.put(

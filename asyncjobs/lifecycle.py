@@ -5,8 +5,13 @@
     queued --claim--> running --ok--> completed
        ^                 |----error, retries left--> queued (run_after = backoff)
        |                 |----error, none left-----> failed
+       |                 |----cancel requested-----> canceled
        |                 '----lease expired--------> queued (attempt counted)
        '--retry <-- failed | canceled | completed       queued --cancel--> canceled
+
+A cancel of a running job is a request (``cancel_requested_at``) that its
+worker acts on; once committed it wins over whatever that attempt reports
+later, and an outcome committed before it stands (``cancel_running``).
 
 Each transition returns the new job and the records it adds (an event, and
 for a terminal state the in-app notification). ``Client`` saves them in one
@@ -127,14 +132,41 @@ def _terminal(
     ]
 
 
-def cancel(job: Job, *, now: datetime) -> tuple[Job, Event, Notification]:
-    """queued -> canceled; any other state is a Conflict."""
-    if job.status is not JobStatus.QUEUED:
-        raise Conflict(
-            f"job {job.job_id} is {job.status.value}; only a queued job can be canceled"
-        )
-    job, (event, notification) = _terminal(job, JobStatus.CANCELED, now, data={})
-    return job, event, notification
+def cancel(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
+    """queued -> canceled; running -> a cancel request; a terminal job is a Conflict.
+
+    A running job stays running until its worker stops it (``cancel_running``);
+    asking again while the request is pending changes nothing and adds no record.
+    """
+    if job.status is JobStatus.QUEUED:
+        return _terminal(job, JobStatus.CANCELED, now, data={})
+    if job.status is JobStatus.RUNNING:
+        if job.cancel_requested_at is not None:
+            return job, []
+        stamp = clock.to_iso(now)
+        job = dataclasses.replace(job, cancel_requested_at=stamp, updated_at=stamp)
+        return job, [
+            new_event(job, EventType.CANCEL_REQUESTED, now, worker_id=job.worker_id)
+        ]
+    raise Conflict(
+        f"job {job.job_id} is {job.status.value}; only a queued or running job "
+        "can be canceled"
+    )
+
+
+def cancel_running(
+    job: Job, *, via: str, now: datetime, discarded: str | None = None
+) -> tuple[Job, list[Any]]:
+    """running, with a cancel request -> canceled; the attempt is not a failure.
+
+    ``via`` says what ended the attempt: ``worker`` (it stopped the task, or the
+    task's own outcome arrived after the request: ``discarded`` is then
+    ``result`` or ``error``), ``lease_expired`` or ``worker_shutdown``.
+    """
+    data = {"requested_at": job.cancel_requested_at, "via": via}
+    if discarded is not None:
+        data["discarded"] = discarded
+    return _terminal(job, JobStatus.CANCELED, now, data=data)
 
 
 def retry(job: Job, *, now: datetime) -> tuple[Job, Event]:
@@ -156,6 +188,7 @@ def retry(job: Job, *, now: datetime) -> tuple[Job, Event]:
         lease_expires_at=None,
         started_at=None,
         finished_at=None,
+        cancel_requested_at=None,
         run_after=stamp,
         updated_at=stamp,
     )
@@ -186,6 +219,22 @@ class Token:
 def token_of(job: Job) -> Token:
     assert job.worker_id is not None
     return Token(job.job_id, job.org_id, job.run, job.attempts, job.worker_id)
+
+
+def stop_requested(job: Job, token: Token) -> bool:
+    """Whether the token's attempt was asked to stop: its worker kills the task.
+
+    True while the attempt runs with a cancel request, and also once the job
+    was canceled without that worker (its lease ran out): a worker that comes
+    back from a pause then stops a task whose job is over.
+    """
+    return (
+        job.cancel_requested_at is not None
+        and job.status in (JobStatus.RUNNING, JobStatus.CANCELED)
+        and job.run == token.run
+        and job.attempts == token.attempt
+        and job.worker_id == token.worker_id
+    )
 
 
 def holds(job: Job, token: Token) -> bool:
@@ -365,7 +414,10 @@ def _failed(job: Job, error: dict[str, Any], now: datetime) -> tuple[Job, list[A
 
 
 def expire_lease(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
-    """A running job whose lease ran out: the attempt counts; queued again or failed."""
+    """A running job whose lease ran out: the attempt counts; queued again or failed.
+
+    A job with a cancel request ends canceled instead: it never runs again.
+    """
     expired = new_event(
         job,
         EventType.LEASE_EXPIRED,
@@ -373,6 +425,9 @@ def expire_lease(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
         worker_id=job.worker_id,
         lease_expires_at=job.lease_expires_at,
     )
+    if job.cancel_requested_at is not None:
+        job, records = cancel_running(job, via="lease_expired", now=now)
+        return job, [expired, *records]
     if not _retries_left(job):
         error = {
             "type": LeaseExpired.__name__,
@@ -384,13 +439,24 @@ def expire_lease(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
     return _requeue(job, now), [expired]
 
 
-def release(job: Job, *, now: datetime) -> tuple[Job, Event]:
-    """A stopping worker gives a running job back: queued at once, the attempt not counted."""
+def release(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
+    """A stopping worker gives a running job back: queued at once, the attempt not counted.
+
+    A job with a cancel request ends canceled instead.
+    """
+    if job.cancel_requested_at is not None:
+        return cancel_running(job, via="worker_shutdown", now=now)
     released_by = job.worker_id
     job = _requeue(job, now, attempts=max(0, job.attempts - 1))
-    return job, new_event(
-        job, EventType.QUEUED, now, reason="worker_shutdown", released_by=released_by
-    )
+    return job, [
+        new_event(
+            job,
+            EventType.QUEUED,
+            now,
+            reason="worker_shutdown",
+            released_by=released_by,
+        )
+    ]
 
 
 def refuse_stale(job: Job, token: Token, *, what: str, now: datetime) -> Event:

@@ -41,6 +41,7 @@ class EventType(str, Enum):
     COMPLETED = "async.job.completed"
     FAILED = "async.job.failed"
     CANCELED = "async.job.canceled"
+    CANCEL_REQUESTED = "async.job.cancel_requested"
     LEASE_EXPIRED = "async.job.lease_expired"
     STALE_OUTCOME_REFUSED = "async.job.stale_outcome_refused"
     BREAKER_OPENED = "async.breaker.opened"
@@ -145,6 +146,8 @@ class Job(StoredRecord):
     lease_expires_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    # When a cancel of the running job was asked for; its worker stops it.
+    cancel_requested_at: str | None = None
     # Not stored: whether submit found this job by its idempotency key.
     deduplicated: bool = field(default=False, compare=False, metadata={"stored": False})
 

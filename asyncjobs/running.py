@@ -11,7 +11,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import breakers, clock, ids, lifecycle, metrics, schedules, scheduling
 from .lifecycle import Token
@@ -51,6 +51,16 @@ def finish(
     if config is not None and registry is not None:
         breaker = _breaker(tx, registry, config.name)
     _observe_duration(records, job, now)
+    if job.cancel_requested_at is not None:
+        # The request was committed first: it wins over what the attempt reports.
+        discarded = None
+        if not outcome.get("canceled"):
+            discarded = "result" if outcome.get("ok") else "error"
+        job, added = lifecycle.cancel_running(
+            job, via="worker", discarded=discarded, now=now
+        )
+        _canceled(records, job, added, breaker, now)
+        return job
     if outcome.get("ok"):
         stored = outcome.get("value_file") or {}
         result = Result(
@@ -91,7 +101,12 @@ def finish(
         if breaker is not None and config is not None:
             # A payload that does not fit says nothing of the dependency.
             if outcome.get("caller_error"):
-                breaker, event = breakers.on_inconclusive(breaker, job, now)
+                breaker, event = breakers.on_inconclusive(
+                    breaker,
+                    job,
+                    now,
+                    reason="the trial job's payload did not fit its task",
+                )
             else:
                 breaker, event = breakers.on_failure(breaker, config, job, now)
             records.save(breaker, event)
@@ -114,6 +129,24 @@ def retry_policy(task: Task | None) -> lifecycle.RetryPolicy:
     )
 
 
+def _canceled(
+    records: _Records,
+    job: Job,
+    added: Sequence[Any],
+    breaker: breakers.Breaker | None,
+    now: datetime,
+) -> None:
+    """Save a job that ended canceled while running: no failure, no breaker count."""
+    records.save(job, *added)
+    records.bump("jobs_canceled_total")
+    if breaker is not None:
+        records.save(
+            *breakers.on_inconclusive(
+                breaker, job, now, reason="the trial job was canceled"
+            )
+        )
+
+
 def _observe_duration(records: _Records, job: Job, now: datetime) -> None:
     """Count the attempt's duration in the stored histogram (never lowered)."""
     if job.started_at is None:
@@ -129,6 +162,16 @@ def _breaker(tx: Any, registry: TaskRegistry, name: str) -> breakers.Breaker:
     return dataclasses.replace(
         breakers.Breaker.from_dict(tx.get("breakers", name), name), tasks=behind
     )
+
+
+def _breaker_of(
+    tx: Any, registry: TaskRegistry | None, task: str
+) -> breakers.Breaker | None:
+    """The breaker a task names, or None."""
+    config = registry.breaker_of(task) if registry is not None else None
+    if config is None or registry is None:
+        return None
+    return _breaker(tx, registry, config.name)
 
 
 class LeaseWatch:
@@ -198,13 +241,19 @@ def expire_leases(
         job, added = lifecycle.expire_lease(job, now=now)
         if watch is not None:
             watch.rescued.append((job, *lost))
-        records.save(job, *added)
         records.bump("leases_expired_total")
-        if job.status is JobStatus.FAILED:
-            records.bump("jobs_failed_total")
         config = registry.breaker_of(job.task) if registry is not None else None
+        breaker = None
         if config is not None and registry is not None:
             breaker = _breaker(tx, registry, config.name)
+        if job.status is JobStatus.CANCELED:
+            _canceled(records, job, added, breaker, now)
+            expired.append(job)
+            continue
+        records.save(job, *added)
+        if job.status is JobStatus.FAILED:
+            records.bump("jobs_failed_total")
+        if breaker is not None and config is not None:
             breaker, event = breakers.on_failure(breaker, config, job, now)
             records.save(breaker, event)
         expired.append(job)
@@ -289,18 +338,32 @@ def claim(
     return claimed
 
 
+class Beat(NamedTuple):
+    """What a heartbeat tells its worker."""
+
+    lost: list[Token]  # leases it no longer holds: their outcomes will be refused
+    stop: list[Token]  # attempts whose jobs were canceled: kill their tasks
+
+
 def heartbeat(
     records: _Records,
     worker: WorkerInfo,
     tokens: Collection[Token],
     now: datetime,
-) -> list[Token]:
-    """Renew the leases the worker still holds and its own record; return lost tokens."""
+) -> Beat:
+    """Renew the leases the worker still holds and its own record.
+
+    Returns the tokens it lost and those whose jobs have a cancel request
+    (``lifecycle.stop_requested``); a lease with a request is still renewed,
+    so it holds until the worker reports the canceled attempt.
+    """
     tx = records.tx
-    lost = []
+    lost, stop = [], []
     for token in tokens:
         record = tx.get("jobs", token.job_id)
         job = Job.from_dict(record) if record is not None else None
+        if job is not None and lifecycle.stop_requested(job, token):
+            stop.append(token)
         if job is not None and lifecycle.holds(job, token):
             records.save(
                 lifecycle.renew(job, lease_seconds=worker.lease_seconds, now=now)
@@ -320,11 +383,19 @@ def heartbeat(
             processed_count=old.get("processed_count", worker.processed_count),
         )
     )
-    return lost
+    return Beat(lost, stop)
 
 
-def release(records: _Records, tokens: Collection[Token], now: datetime) -> int:
-    """Give running jobs back (a stopping worker): queued at once, attempt not counted."""
+def release(
+    records: _Records,
+    tokens: Collection[Token],
+    now: datetime,
+    registry: TaskRegistry | None = None,
+) -> int:
+    """Give running jobs back (a stopping worker): queued at once, attempt not counted.
+
+    A job with a cancel request ends canceled instead (it is counted too).
+    """
     released = 0
     for token in tokens:
         record = records.tx.get("jobs", token.job_id)
@@ -332,8 +403,12 @@ def release(records: _Records, tokens: Collection[Token], now: datetime) -> int:
             continue
         job = Job.from_dict(record)
         if lifecycle.holds(job, token):
-            job, event = lifecycle.release(job, now=now)
-            records.save(job, event)
+            job, added = lifecycle.release(job, now=now)
+            if job.status is JobStatus.CANCELED:
+                breaker = _breaker_of(records.tx, registry, job.task)
+                _canceled(records, job, added, breaker, now)
+            else:
+                records.save(job, *added)
             released += 1
     return released
 

@@ -13,7 +13,9 @@ child is safe). Each turn it:
 A child runs one job at a time. At ``soft_timeout`` it gets SIGUSR1, which
 raises ``SoftTimeLimitExceeded`` inside the task; at ``timeout`` the parent
 kills it and the attempt fails with ``TimeLimitExceeded``. A child that dies
-fails its attempt and is replaced. Children ignore SIGINT and SIGTERM (the
+fails its attempt and is replaced. A heartbeat that names a canceled job
+makes the parent SIGKILL that child, report the attempt canceled and fork a
+replacement. Children ignore SIGINT and SIGTERM (the
 parent decides when they stop) and die with the parent (PR_SET_PDEATHSIG).
 
 SIGTERM or SIGINT: stop claiming, let running jobs finish within ``grace``
@@ -322,6 +324,36 @@ class Worker:
             child.token = child.task = None
             child.soft_at = child.hard_at = None
 
+    def _stop(self, tokens: list[Token]) -> None:
+        """Kill the tasks of canceled jobs and report their attempts canceled.
+
+        SIGKILL at once, as at the hard time limit: children ignore SIGTERM,
+        and a task that could delay its end would stretch the promise that a
+        cancel takes effect within one heartbeat.
+        """
+        for child in self._busy():
+            token = child.token
+            if token not in tokens:
+                continue
+            os.kill(child.pid, signal.SIGKILL)
+            how = self._reap(child)
+            message = f"the job was canceled; the task's process {how}"
+            self.outcomes.append(
+                (
+                    token,
+                    {
+                        "job_id": token.job_id,
+                        "ok": False,
+                        "retryable": False,
+                        "canceled": True,
+                        "error": {"type": "Canceled", "message": message},
+                    },
+                )
+            )
+            log.info("%s: %s", token.job_id, message)
+            if not self.stop_requested:
+                self._spawn()
+
     def _check_limits(self, now: float) -> None:
         for child in list(self.children):
             if child.token is None:
@@ -390,7 +422,10 @@ class Worker:
                 if child.token is not None:
                     os.kill(child.pid, signal.SIGKILL)
                 self._reap(child)
-            if self._store(self.client.release, held, self.info) is None and held:
+            released = self._store(
+                self.client.release, held, self.info, registry=self.registry
+            )
+            if released is None and held:
                 log.warning(
                     "%d job(s) not released; they are rescued when their "
                     "leases run out",
@@ -457,8 +492,10 @@ class Worker:
             if now >= next_heartbeat:
                 tokens = [c.token for c in self._busy()]
                 live = [t for t in tokens if t not in self.lost]
-                lost = self._store(self.client.heartbeat, self.info, live)
-                self.lost.update(lost or ())
+                beat = self._store(self.client.heartbeat, self.info, live)
+                if beat is not None:
+                    self.lost.update(beat.lost)
+                    self._stop(beat.stop)
                 next_heartbeat = now + self.heartbeat_seconds
             if self.beat and now >= next_beat and not self.stop_requested:
                 if self._store(self.client.enqueue_periodic, self.registry):

@@ -180,14 +180,14 @@ def test_an_outcome_under_an_expired_lease_is_refused_and_recorded(client, clock
     fast = make_worker(client, "fast", lease=10)
     ((_, stale_token),) = client.exchange(slow, [], want=1, registry=tasks)[1]
     clock.advance(11)  # the slow worker missed its heartbeats
-    assert client.heartbeat(fast, []) == []
+    assert client.heartbeat(fast, []).lost == []
     # One exchange rescues the expired lease and claims the job again.
     ((reclaimed, token),) = client.exchange(fast, [], want=1, registry=tasks)[1]
     assert reclaimed.attempts == 2 and reclaimed.worker_id == "wrk_fast"
     late = {"job_id": job.job_id, "ok": True, "value": "late"}
     finished, _ = client.exchange(slow, [(stale_token, late)], want=0, registry=tasks)
     assert finished == []
-    assert client.heartbeat(slow, [stale_token]) == [stale_token]
+    assert client.heartbeat(slow, [stale_token]).lost == [stale_token]
     current = client.get_job(job.job_id, org="acme")
     assert current.status == "running" and current.worker_id == "wrk_fast"
     ok = {"job_id": job.job_id, "ok": True, "value": "on time"}
@@ -212,7 +212,7 @@ def test_a_live_lease_is_never_rescued(client, clock):
     ((job, token),) = client.exchange(one, [], want=1, registry=tasks)[1]
     for _ in range(5):
         clock.advance(3)
-        assert client.heartbeat(one, [token]) == []
+        assert client.heartbeat(one, [token]).lost == []
         assert client.exchange(two, [], want=1, registry=tasks)[1] == []
     assert client.get_job(job.job_id, org="acme").attempts == 1
 
@@ -236,7 +236,7 @@ def test_a_clock_an_hour_ahead_does_not_take_a_live_lease(client, clock, store_p
         monotonic[0] += 9  # under the holder's 10 s lease each time
         clock.advance(9)
         assert rescue() == []
-        assert client.heartbeat(holder, [token]) == []  # renewed: seen anew
+        assert client.heartbeat(holder, [token]).lost == []  # renewed: seen anew
         assert rescue() == []
     monotonic[0] += 9.9
     assert rescue() == []  # unrenewed for 9.9 s of the holder's 10 s

@@ -62,7 +62,7 @@ def test_the_runbook_keeps_its_sections_metrics_and_checklists():
         "## Cron example",
     ):
         assert heading in text, heading
-    for signal in (
+    for alert in (
         "async_result_permalink_http_5xx_rate_5m",
         "async_result_permalink_p95_ms_15m",
         "async_retention_cleanup_exit_code",
@@ -70,7 +70,7 @@ def test_the_runbook_keeps_its_sections_metrics_and_checklists():
         "async_retention_events_delete_count",
         "async_notifications_terminal_jobs_without_in_app_10m",
     ):
-        assert f"`{signal}`" in text.split("## Monitoring")[1], signal
+        assert f"`{alert}`" in text.split("## Monitoring")[1], alert
     for series in (
         "asyncjobs_http_requests_total",
         "asyncjobs_http_request_duration_seconds",

@@ -1,12 +1,16 @@
 """T5: the whole job lifecycle against a plain model, with a fixed clock.
 
 A hypothesis state machine submits, claims, heartbeats, completes, fails,
-lets leases expire, sends stale outcomes, cancels, retries, cleans up,
+lets leases expire, sends stale outcomes, cancels queued, running and
+finished jobs, stops canceled attempts, releases, retries, cleans up,
 compacts and reopens, through ``Client`` on a real store. After every step
-each job's status, attempts and run, its result versions and its in-app
-notifications (one per terminal transition) must match the model; and a
-cleanup may only delete records of jobs that were terminal. At the end,
-``store check --strict`` passes. CI runs 200 examples of up to 50 steps;
+each job's status, attempts and run, its cancel request, its result
+versions and its in-app notifications (one per terminal transition) must
+match the model; a cancel request, once committed, is followed in its run
+by nothing but the job's end as canceled (no retry, no other outcome); the
+canceled and failed-attempt counters match; and a cleanup may only delete
+records of jobs that were terminal. At the end, ``store check --strict``
+passes. CI runs 200 examples of up to 50 steps;
 ``ASYNCJOBS_MODEL_EXAMPLES`` runs more.
 """
 
@@ -18,6 +22,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -28,7 +33,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from asyncjobs import Client
+from asyncjobs import Client, Conflict
 from asyncjobs.clock import FixedClock
 from asyncjobs.tasks import TaskRegistry
 
@@ -57,7 +62,9 @@ class Lifecycle(RuleBasedStateMachine):
         self.worker = make_worker(self.client, "w", lease=LEASE)
         self.jobs: dict[str, dict] = {}  # job_id -> the model of that job
         self.tokens: dict[str, object] = {}  # running job -> its live token
-        self.stale: list = []  # tokens whose lease expired
+        self.stale: list = []  # tokens whose lease expired or whose job was canceled
+        self.canceled_total = 0  # transitions to canceled
+        self.failed_attempts = 0  # attempts that ended with an error
 
     def teardown(self) -> None:
         if hasattr(self, "client"):
@@ -74,7 +81,12 @@ class Lifecycle(RuleBasedStateMachine):
     def _attempt_ends(self, job_id: str, *, ok: bool) -> None:
         """What the rules say happens when a running attempt ends."""
         model = self.jobs[job_id]
-        self.tokens.pop(job_id)
+        token = self.tokens.pop(job_id)
+        if model["requested"]:  # a committed cancel request wins over the attempt
+            model.update(status="canceled", notes=model["notes"] + 1)
+            self.canceled_total += 1
+            self.stale.append(token)
+            return
         if ok:
             model.update(status="completed", results=model["results"] + 1)
         elif model["attempts"] > MAX_RETRIES:
@@ -97,6 +109,7 @@ class Lifecycle(RuleBasedStateMachine):
             "run": 1,
             "results": 0,
             "notes": 0,
+            "requested": False,
         }
 
     @rule()
@@ -130,13 +143,18 @@ class Lifecycle(RuleBasedStateMachine):
             self.worker, [(token, outcome)], want=0, registry=tasks
         )
         assert [j.job_id for j in finished] == [job_id]
+        if not ok and not self.jobs[job_id]["requested"]:
+            self.failed_attempts += 1
         self._attempt_ends(job_id, ok=ok)
 
     @rule()
     def heartbeat(self) -> None:
         self.clock.advance(LEASE / 3)
-        lost = self.client.heartbeat(self.worker, list(self.tokens.values()))
-        assert lost == []
+        beat = self.client.heartbeat(self.worker, list(self.tokens.values()))
+        assert beat.lost == []
+        assert set(beat.stop) == {
+            t for j, t in self.tokens.items() if self.jobs[j]["requested"]
+        }
 
     @rule()
     def leases_expire(self) -> None:
@@ -166,6 +184,55 @@ class Lifecycle(RuleBasedStateMachine):
             self.client.cancel(job_id, org=self.jobs[job_id]["org"])
             model = self.jobs[job_id]
             model.update(status="canceled", notes=model["notes"] + 1)
+            self.canceled_total += 1
+
+    @precondition(lambda self: self.tokens)
+    @rule(data=st.data())
+    def cancel_running(self, data: st.DataObject) -> None:
+        job_id = data.draw(st.sampled_from([j for j in self.jobs if j in self.tokens]))
+        model = self.jobs[job_id]
+        job = self.client.cancel(job_id, org=model["org"])
+        assert job.status == "running" and job.cancel_requested_at is not None
+        model["requested"] = True  # asking again changes nothing
+
+    @rule(data=st.data())
+    def cancel_finished(self, data: st.DataObject) -> None:
+        done = [j for j, m in self.jobs.items() if m["status"] in TERMINAL]
+        if done:
+            job_id = data.draw(st.sampled_from(done))
+            before = sha256_of(*data_files(self.path))
+            with pytest.raises(Conflict, match="only a queued or running job"):
+                self.client.cancel(job_id, org=self.jobs[job_id]["org"])
+            assert sha256_of(*data_files(self.path)) == before
+
+    @precondition(lambda self: any(self.jobs[j]["requested"] for j in self.tokens))
+    @rule()
+    def worker_stops_canceled(self) -> None:
+        """The worker's heartbeat names the canceled attempts; it kills and reports them."""
+        self.clock.advance(LEASE / 3)
+        beat = self.client.heartbeat(self.worker, list(self.tokens.values()))
+        assert beat.lost == [] and beat.stop
+        stopped = [
+            (t, {"job_id": t.job_id, "ok": False, "canceled": True, "error": {}})
+            for t in beat.stop
+        ]
+        finished, _ = self.client.exchange(self.worker, stopped, want=0, registry=tasks)
+        assert {j.status.value for j in finished} == {"canceled"}
+        for token in beat.stop:
+            self._attempt_ends(token.job_id, ok=False)
+
+    @precondition(lambda self: self.tokens)
+    @rule()
+    def release(self) -> None:
+        """A stopping worker gives its jobs back: queued, or canceled if asked."""
+        self.client.release(list(self.tokens.values()), registry=tasks)
+        for job_id in list(self.tokens):
+            model = self.jobs[job_id]
+            if model["requested"]:
+                self._attempt_ends(job_id, ok=False)
+            else:
+                self.tokens.pop(job_id)
+                model.update(status="queued", attempts=model["attempts"] - 1)
 
     @rule(data=st.data())
     def retry(self, data: st.DataObject) -> None:
@@ -174,14 +241,16 @@ class Lifecycle(RuleBasedStateMachine):
             job_id = data.draw(st.sampled_from(done))
             job = self.client.retry(job_id, org=self.jobs[job_id]["org"])
             model = self.jobs[job_id]
-            model.update(status="queued", attempts=0, run=model["run"] + 1)
-            assert job.run == model["run"]
+            model.update(
+                status="queued", attempts=0, run=model["run"] + 1, requested=False
+            )
+            assert job.run == model["run"] and job.cancel_requested_at is None
 
     @rule(dry_run=st.booleans(), ttl=st.sampled_from([0, 5, 3600]))
     def cleanup(self, dry_run: bool, ttl: int) -> None:
         self.clock.advance(1)
         # The worker keeps beating while time passes, as a real one would.
-        assert self.client.heartbeat(self.worker, list(self.tokens.values())) == []
+        assert self.client.heartbeat(self.worker, list(self.tokens.values())).lost == []
         terminal = {j for j, m in self.jobs.items() if m["status"] in TERMINAL}
         with self.client.store.read() as tx:
             owner = {
@@ -221,12 +290,47 @@ class Lifecycle(RuleBasedStateMachine):
         with self.client.store.read() as tx:
             results = Counter(r["job_id"] for r in tx.scan("results"))
             notes = Counter(n["job_id"] for n in tx.scan("notifications"))
+            counters = {
+                name: (tx.get("counters", name) or {}).get("value", 0)
+                for name in ("jobs_canceled_total", "attempts_failed_total")
+            }
             for job_id, model in self.jobs.items():
                 job = tx.get("jobs", job_id)
                 seen = (job["status"], job["attempts"], job["run"])
                 assert seen == (model["status"], model["attempts"], model["run"])
+                assert (job.get("cancel_requested_at") is not None) == model[
+                    "requested"
+                ]
                 assert results[job_id] == model["results"], job_id
                 assert notes[job_id] == model["notes"], job_id
+        assert counters["jobs_canceled_total"] == self.canceled_total
+        assert counters["attempts_failed_total"] == self.failed_attempts
+
+    @invariant()
+    def a_cancel_request_is_followed_only_by_the_cancel(self) -> None:
+        """Once committed, a run's cancel request ends it canceled: no retry, no outcome.
+
+        Cleanup may have deleted older events; what is left keeps its order.
+        """
+        if not hasattr(self, "client"):
+            return
+        with self.client.store.read() as tx:
+            events = sorted(tx.scan("events"), key=lambda e: e.get("seq", 0))
+        after: dict[tuple[str, int], list[str]] = {}
+        for event in events:
+            key = (event["job_id"], event["run"])
+            if key in after:
+                after[key].append(event["event_type"])
+            elif event["event_type"] == "async.job.cancel_requested":
+                after[key] = []
+        allowed = {
+            "async.job.lease_expired",
+            "async.job.stale_outcome_refused",
+            "async.job.canceled",
+        }
+        for key, types in after.items():
+            assert set(types) <= allowed, (key, types)
+            assert types.count("async.job.canceled") <= 1, (key, types)
 
 
 Lifecycle.TestCase.settings = settings(

@@ -12,7 +12,7 @@ from .. import logs, validation
 from .. import tasks as task_module
 from ..client import Client
 from ..errors import InvalidInput, JobFailed
-from ..records import Job
+from ..records import Job, JobStatus
 from . import (
     Number,
     Progress,
@@ -351,9 +351,13 @@ def events(client: Client, job_id: str, org: str, as_json: bool) -> None:
 @json_option
 @pass_client
 def cancel(client: Client, job_id: str, org: str, as_json: bool) -> None:
-    """Cancel a queued job."""
+    """Cancel a queued job, or have a running job's worker stop it."""
     job = client.cancel(job_id, org=org)
-    emit(job.to_dict(), as_json, text=f"{job.job_id} {job.status.value}")
+    pending = job.status is JobStatus.RUNNING and job.cancel_requested_at is not None
+    text = f"{job.job_id} {job.status.value}" + (
+        ", cancel requested" if pending else ""
+    )
+    emit(job.to_dict(), as_json, text=text)
 
 
 @cli.command()

@@ -148,6 +148,7 @@ def fail_later(job, message: str = "try again later"):
     _mark(job, "start")
     raise ConnectionError(message)
 
+
 @tasks.task(name="stepped", retry_delays=[0.2, 0.5], max_retries=3)
 def stepped(job):
     """Fails every attempt: its retries wait 0.2 s, then 0.5 s, then 0.5 s again."""
@@ -159,3 +160,15 @@ def stepped(job):
 def dep_report(job, month: str):
     _mark(job, "start")
     return month
+
+
+@tasks.task(name="gated", max_retries=2, retry_backoff="fixed", retry_delay=0)
+def gated(job, gate: str, fail: bool = False, size: int = 10):
+    """Runs until the file ``gate`` exists, then returns ``size`` bytes or raises."""
+    _mark(job, "start")
+    while not os.path.exists(gate):
+        time.sleep(0.01)
+    _mark(job, "end")
+    if fail:
+        raise ValueError("failed after the gate")
+    return "x" * size
