@@ -404,11 +404,23 @@ def release(
         job = Job.from_dict(record)
         if lifecycle.holds(job, token):
             job, added = lifecycle.release(job, now=now)
+            breaker = _breaker_of(records.tx, registry, job.task)
             if job.status is JobStatus.CANCELED:
-                breaker = _breaker_of(records.tx, registry, job.task)
                 _canceled(records, job, added, breaker, now)
             else:
                 records.save(job, *added)
+                if breaker is not None:
+                    # A released trial proves nothing: without this the
+                    # breaker stays half-open on a job no longer running and
+                    # holds back every job behind it, that one included.
+                    records.save(
+                        *breakers.on_inconclusive(
+                            breaker,
+                            job,
+                            now,
+                            reason="the trial job was released by a stopping worker",
+                        )
+                    )
             released += 1
     return released
 

@@ -673,3 +673,29 @@ def test_info_counts_a_busy_workers_jobs_as_the_summary_does(client, background,
     assert sum(len(w["running"]) for w in info["workers"]) == 4
     (worker,) = json.loads(cli("workers", "--json").stdout)["workers"]
     assert len(worker["running"]) == 4
+
+
+def test_a_trial_job_released_by_a_stopping_worker_does_not_wedge_its_breaker(
+    client, burst, background, cli, tmp_path, runs_file
+):
+    flag, gate = tmp_path / "down", tmp_path / "gate"
+    flag.touch()
+    for _ in range(2):
+        client.submit("dep.call", org="acme", payload={"flag": str(flag)})
+    burst()  # two failures: the breaker opens
+    (shown,) = json.loads(cli("breakers", "--json").stdout)["breakers"]
+    assert shown["state"] == "open"
+    trial = client.submit("dep.gated", org="acme", payload={"gate": str(gate)})
+    worker = background("--grace", "0")
+    wait_for(  # after the reset timeout the job runs as the breaker's trial
+        lambda: client.get_job(trial.job_id, org="acme").status == "running",
+        what="the trial job running",
+    )
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+    assert client.get_job(trial.job_id, org="acme").status == "queued"
+    gate.touch()
+    burst()
+    assert client.get_job(trial.job_id, org="acme").status == "completed"
+    (shown,) = json.loads(cli("breakers", "--json").stdout)["breakers"]
+    assert shown["state"] == "closed"

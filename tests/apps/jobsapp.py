@@ -172,3 +172,13 @@ def gated(job, gate: str, fail: bool = False, size: int = 10):
     if fail:
         raise ValueError("failed after the gate")
     return "x" * size
+
+
+@tasks.task(name="dep.gated", breaker="dep", max_retries=0)
+def dep_gated(job, gate: str):
+    """Behind breaker ``dep``: runs until the file ``gate`` exists."""
+    _mark(job, "start")
+    while not os.path.exists(gate):
+        time.sleep(0.01)
+    _mark(job, "end")
+    return "ok"
