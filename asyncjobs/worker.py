@@ -452,6 +452,11 @@ class Worker:
         next_poll = 0.0
         next_heartbeat = mono() + self.heartbeat_seconds
         next_beat = 0.0
+        if self.beat:
+            # Before the first claim: a burst worker (--beat --burst) runs
+            # the slots due now, where it would otherwise exit first.
+            self._store(self.client.enqueue_periodic, self.registry)
+            next_beat = mono() + 1.0
         while True:
             now = mono()
             if self.stop_requested >= 2 or (

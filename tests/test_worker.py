@@ -699,3 +699,10 @@ def test_a_trial_job_released_by_a_stopping_worker_does_not_wedge_its_breaker(
     assert client.get_job(trial.job_id, org="acme").status == "completed"
     (shown,) = json.loads(cli("breakers", "--json").stdout)["breakers"]
     assert shown["state"] == "closed"
+
+
+def test_a_burst_worker_with_beat_runs_the_periodic_slots_due_now(client, burst):
+    worker = burst("--beat")
+    assert worker.returncode == 0, worker.stderr
+    ticks = [j for j in client.list_jobs(org="ops") if j.task == "tick"]
+    assert len(ticks) == 1 and ticks[0].status == "completed"
