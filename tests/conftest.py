@@ -39,6 +39,23 @@ def store_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def runs_file(tmp_path: Path) -> Path:
+    """Where the test app's counting tasks write a line per start and end."""
+    return tmp_path / "runs.log"
+
+
+@pytest.fixture
+def env(runs_file: Path) -> dict[str, str]:
+    """The environment of worker processes running the test app (tests/apps)."""
+    return {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'tests' / 'apps'}{os.pathsep}{ROOT}",
+        "ASYNCJOBS_TEST_RUNS": str(runs_file),
+        "ASYNCJOBS_FSYNC": "never",
+    }
+
+
+@pytest.fixture
 def clock() -> FixedClock:
     return FixedClock("2026-11-01T12:00:00Z")
 

@@ -6,31 +6,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from asyncjobs.cli import cli as cli_group
 
 from .conftest import Outcome
+from .injection import asyncjobs_cmd as asyncjobs
+from .injection import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = Path(__file__).parent / "apps"
 APP = "jobsapp:tasks"
 ENV = {"PYTHONPATH": f"{APPS}{os.pathsep}{ROOT}", "ASYNCJOBS_FSYNC": "never"}
-
-
-def asyncjobs(store_path: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "asyncjobs", "--store", str(store_path), *args]
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # -- no command ---------------------------------------------------------------------

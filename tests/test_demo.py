@@ -38,5 +38,5 @@ def test_the_demo_prints_pasteable_commands_and_the_workers_log_and_installs_onc
     for command in shown:
         check = subprocess.run(["bash", "-n", "-c", command], capture_output=True)
         assert check.returncode == 0, (command, check.stderr)
-    assert any("--payload '{\"month\": \"2026-10\"}'" in c for c in shown)
+    assert any('--payload \'{"month": "2026-10"}\'' in c for c in shown)
     assert "INFO asyncjobs.worker: started" in second.stdout

@@ -182,7 +182,9 @@ def test_a_store_never_made_is_not_read_as_empty_and_nothing_is_created(
     ):
         outcome = console("--store", str(path), *command)
         assert outcome.exit_code == 5 and outcome.stderr.count("\n") == 1, command
-        assert f"no store at {path}" in outcome.stderr and "store init" in outcome.stderr
+        assert (
+            f"no store at {path}" in outcome.stderr and "store init" in outcome.stderr
+        )
     outcome = console("--store", str(path), "submit", "t", "--org", "acme")
     assert outcome.exit_code == 5
     assert f"{path.parent} does not exist" in outcome.stderr

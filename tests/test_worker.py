@@ -15,24 +15,11 @@ import pytest
 
 from asyncjobs import Client, clock
 
+from .injection import wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
 APPS = Path(__file__).parent / "apps"
 APP = "jobsapp:tasks"
-
-
-@pytest.fixture
-def runs_file(tmp_path: Path) -> Path:
-    return tmp_path / "runs.log"
-
-
-@pytest.fixture
-def env(runs_file: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": f"{APPS}{os.pathsep}{ROOT}",
-        "ASYNCJOBS_TEST_RUNS": str(runs_file),
-        "ASYNCJOBS_FSYNC": "never",
-    }
 
 
 def worker_cmd(store_path: Path, *args: str) -> list[str]:
@@ -91,16 +78,6 @@ def background(store_path, env):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         proc.stderr.close()
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def runs(runs_file: Path) -> list[tuple[str, int, int, str, float]]:

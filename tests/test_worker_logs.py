@@ -14,8 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from datetime import datetime
@@ -25,29 +23,13 @@ import pytest
 
 from asyncjobs import Client, logs
 
+from .injection import asyncjobs_cmd as asyncjobs
+from .injection import wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
 APPS = Path(__file__).parent / "apps"
 APP = "jobsapp:tasks"
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
-
-
-@pytest.fixture
-def runs_file(tmp_path: Path) -> Path:
-    return tmp_path / "runs.log"
-
-
-@pytest.fixture
-def env(runs_file: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": f"{APPS}{os.pathsep}{ROOT}",
-        "ASYNCJOBS_TEST_RUNS": str(runs_file),
-        "ASYNCJOBS_FSYNC": "never",
-    }
-
-
-def asyncjobs(store_path: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "asyncjobs", "--store", str(store_path), *args]
 
 
 @pytest.fixture
@@ -66,16 +48,6 @@ def burst(store_path, env):
         return proc
 
     return run
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def started(runs_file: Path, job_id: str) -> int:
