@@ -39,4 +39,5 @@ def test_the_demo_prints_pasteable_commands_and_the_workers_log_and_installs_onc
         check = subprocess.run(["bash", "-n", "-c", command], capture_output=True)
         assert check.returncode == 0, (command, check.stderr)
     assert any('--payload \'{"month": "2026-10"}\'' in c for c in shown)
-    assert "INFO asyncjobs.worker: started" in second.stdout
+    assert " INFO asyncjobs.worker: " in second.stdout  # what it claimed and finished
+    assert " failed for good (no retries left)" in second.stdout  # a WARNING line
