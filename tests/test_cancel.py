@@ -21,9 +21,9 @@ from asyncjobs import Client
 from asyncjobs.records import JobStatus
 from asyncjobs.tasks import TaskRegistry
 
-from .injection import APPS, ROOT, worker_process
+from .injection import APPS, ROOT, wait_for, worker_process
 from .test_claiming import make_worker
-from .test_worker import events_of, runs, starts, wait_for
+from .test_worker import events_of, runs, starts
 
 DEADLINE = 30.0  # generous; every lease below that must not be the way out is longer
 

@@ -29,7 +29,7 @@ APPS = Path(__file__).parent / "apps"
 ROOT = Path(__file__).resolve().parents[1]
 
 # The real-worker fixtures of the worker tests.
-env, runs_file, burst = test_worker.env, test_worker.runs_file, test_worker.burst
+burst = test_worker.burst  # env and runs_file come from conftest.py
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from asyncjobs import clock as clocks
 from . import test_worker
 
 # The real-worker fixtures of the worker tests.
-env, runs_file, burst = test_worker.env, test_worker.runs_file, test_worker.burst
+burst = test_worker.burst  # env and runs_file come from conftest.py
 
 
 def waits(policy: lifecycle.RetryPolicy, fixed: clocks.FixedClock, attempts: int):
