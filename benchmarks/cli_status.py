@@ -38,6 +38,7 @@ def build(path: Path, size: int) -> str:
     """A store of ``size`` jobs with three events each; returns one job id."""
     clock = FixedClock("2026-11-01T12:00:00Z")
     with Client(JsonFileStore(path, fsync=False), clock=clock) as client:
+        client.init_store()
         ids = []
         for start in range(0, size, 1000):
             batch = [

@@ -92,11 +92,13 @@ def main() -> None:
 
         os.environ["ASYNCJOBS_FSYNC"] = "always"
         with Client(folder / "durable" / "store.v1.json") as client:
+            client.init_store()
             figures["submit_ms"] = per_op_ms(
                 n, lambda i: client.submit("noop", org="bench", payload={"n": i})
             )
         os.environ["ASYNCJOBS_FSYNC"] = "never"
         with Client(folder / "store" / "store.v1.json") as client:
+            client.init_store()
             figures["submit_without_fsync_ms"] = per_op_ms(
                 n, lambda i: client.submit("noop", org="bench", payload={"n": i})
             )

@@ -68,6 +68,7 @@ def raw_append_fsync(folder: Path, line: bytes, count: int) -> list[float]:
 
 def populate(path: Path, size: int) -> None:
     with JsonFileStore(path, fsync=False) as store:
+        store.initialize()
         for start in range(0, size, 2000):
             with store.transaction() as tx:
                 for i in range(start, min(size, start + 2000)):

@@ -47,6 +47,7 @@ def main() -> None:
         (folder / "benchapp.py").write_text(NOOP_APP)
         store = folder / "store" / "store.v1.json"
         with Client(store) as client:
+            client.init_store()
             for start in range(0, args.jobs, 500):
                 client.submit_many(
                     [
