@@ -992,6 +992,7 @@ class Client:
         events_ttl_seconds: float,
         notifications_ttl_seconds: float | None = None,
         jobs_ttl_seconds: float | None = None,
+        workers_ttl_seconds: float = retention.DEFAULT_WORKERS_TTL_SECONDS,
         dry_run: bool = False,
         now: datetime | str | None = None,
         progress: Callable[[int], None] | None = None,
@@ -1010,6 +1011,7 @@ class Client:
             "events_ttl_seconds": events_ttl_seconds,
             "notifications_ttl_seconds": notifications_ttl_seconds,
             "jobs_ttl_seconds": jobs_ttl_seconds,
+            "workers_ttl_seconds": workers_ttl_seconds,
         }
         for name, value in ttls.items():
             if value is None and name in ("results_ttl_seconds", "events_ttl_seconds"):
@@ -1025,12 +1027,13 @@ class Client:
             moment = now or self._clock()
             records = {
                 kind: _counted(tx.scan(kind), progress)
-                for kind in ("jobs", "results", "events", "notifications")
+                for kind in ("jobs", "results", "events", "notifications", "workers")
             }
             plan = retention.plan(records, now=moment, **ttls)
             if not dry_run:
                 for kind, _ in retention.KINDS:
                     tx.delete_many(kind, plan.deleted[kind])
+                tx.delete_many("workers", plan.workers_deleted)
                 if plan.notifications_cutoff is not None:
                     old = tx.get("counters", retention.PRUNED_CUTOFF) or {}
                     cutoff = max(plan.notifications_cutoff, old.get("at") or "")

@@ -10,6 +10,7 @@ greater than its TTL:
 | events | ``created_at`` | ``events_ttl_seconds`` |
 | notifications | ``created_at`` | ``notifications_ttl_seconds`` (off unless given) |
 | jobs | ``finished_at`` | ``jobs_ttl_seconds`` (off unless given): the job goes with everything of it |
+| workers | ``last_seen_at`` | ``workers_ttl_seconds`` (7 days unless given): records of workers not seen since |
 
 A record without a readable timestamp is kept and counted in
 ``skipped_missing_timestamp``. Pruning notifications raises the store-wide
@@ -32,6 +33,7 @@ PRUNED_CUTOFF = (
     "retention_notifications_pruned_before"  # a counters record: {"at": ISO}
 )
 TERMINAL = frozenset({"completed", "failed", "canceled"})
+DEFAULT_WORKERS_TTL_SECONDS = 7 * 86400
 KINDS = (
     ("results", "result_id"),
     ("events", "event_id"),
@@ -54,6 +56,8 @@ class Plan:
         default_factory=list
     )  # result value files to delete after commit
     notifications_cutoff: str | None = None  # notifications before this were pruned
+    workers_deleted: set[str] = field(default_factory=set)
+    workers_total: int = 0
 
 
 def _expired(stamp: Any, cutoff: str, cutoff_time: datetime) -> bool | None:
@@ -86,9 +90,18 @@ def plan(
     events_ttl_seconds: float,
     notifications_ttl_seconds: float | None = None,
     jobs_ttl_seconds: float | None = None,
+    workers_ttl_seconds: float = DEFAULT_WORKERS_TTL_SECONDS,
 ) -> Plan:
     """Decide what to delete; ``records`` maps each kind to its records."""
     out = Plan()
+    cutoff, cutoff_time = cutoff_of(now, workers_ttl_seconds)
+    for worker in records.get("workers", ()):
+        out.workers_total += 1
+        expired = _expired(worker.get("last_seen_at"), cutoff, cutoff_time)
+        if expired is None:
+            out.skipped_missing_timestamp += 1
+        elif expired:
+            out.workers_deleted.add(worker["worker_id"])
     jobs = list(records.get("jobs", ()))
     out.totals["jobs"] = len(jobs)
     terminal = {j["job_id"] for j in jobs if j.get("status") in TERMINAL}
@@ -158,6 +171,7 @@ def report(
     events_ttl_seconds: float,
     notifications_ttl_seconds: float | None,
     jobs_ttl_seconds: float | None,
+    workers_ttl_seconds: float = DEFAULT_WORKERS_TTL_SECONDS,
 ) -> dict[str, Any]:
     """The audit document: the same store and ``now`` always give the same one."""
     doc: dict[str, Any] = {
@@ -169,6 +183,7 @@ def report(
         "events_ttl_seconds": events_ttl_seconds,
         "notifications_ttl_seconds": notifications_ttl_seconds,
         "jobs_ttl_seconds": jobs_ttl_seconds,
+        "workers_ttl_seconds": workers_ttl_seconds,
         "terminal_job_count": result.terminal_job_count,
     }
     for kind, _ in KINDS:
@@ -178,5 +193,11 @@ def report(
             "kept_count": result.totals[kind] - len(deleted),
             "deleted_ids": deleted,
         }
+    workers = sorted(result.workers_deleted)
+    doc["workers"] = {
+        "delete_count": len(workers),
+        "kept_count": result.workers_total - len(workers),
+        "deleted_ids": workers,
+    }
     doc["skipped_missing_timestamp"] = result.skipped_missing_timestamp
     return doc

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from asyncjobs import Client, TaskRegistry
+from asyncjobs.clock import to_iso
+from asyncjobs.records import WorkerInfo
 
 from .conftest import data_files, sha256_of, store_files
 from .injection import asyncjobs_cmd, under_strace
@@ -498,3 +500,41 @@ def test_a_report_that_fails_after_the_commit_goes_to_stdout_with_exit_6(
     assert 'async_retention_cleanup_exit_code{mode="live"} 6' in metrics.read_text()
     assert ids_of(client, "results") == set()  # the deletions are committed
     assert client.check().ok
+
+
+def test_records_of_workers_not_seen_for_a_week_are_pruned_and_reported(
+    client, clock, cli, tmp_path
+):
+    def worker(name: str) -> WorkerInfo:
+        stamp = to_iso(clock())
+        return WorkerInfo(
+            worker_id=f"wrk_{name}",
+            host="here",
+            pid=1,
+            queues=["default"],
+            concurrency=1,
+            started_at=stamp,
+            last_seen_at=stamp,
+            heartbeat_seconds=10.0,
+            lease_seconds=30.0,
+        )
+
+    client.register_worker(worker("old"))
+    clock.advance(7 * 86400 + 1)
+    client.register_worker(worker("new"))
+    now = to_iso(clock())
+    dry = zero_ttl_cleanup(cli, "--now", now, "--dry-run")
+    assert json.loads(dry.stdout)["workers"] == {
+        "delete_count": 1,
+        "kept_count": 1,
+        "deleted_ids": ["wrk_old"],
+    }
+    assert [w["worker_id"] for w in client.workers()] == ["wrk_new", "wrk_old"]
+    metrics = tmp_path / "cleanup.prom"
+    live = zero_ttl_cleanup(cli, "--now", now, "--metrics-file", str(metrics))
+    assert json.loads(live.stdout)["workers"]["deleted_ids"] == ["wrk_old"]
+    assert [w["worker_id"] for w in client.workers()] == ["wrk_new"]
+    assert 'async_retention_workers_delete_count{mode="live"} 1' in metrics.read_text()
+    later = to_iso(clock.advance(1))
+    last = zero_ttl_cleanup(cli, "--now", later, "--workers-ttl-seconds", "0")
+    assert json.loads(last.stdout)["workers"]["deleted_ids"] == ["wrk_new"]

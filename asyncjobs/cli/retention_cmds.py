@@ -9,7 +9,7 @@ from typing import Any
 import click
 import orjson
 
-from .. import validation
+from .. import retention, validation
 from ..client import Client
 from ..errors import AsyncJobsError, InvalidInput, ReportNotWritten, StoreError
 from ..store.fileio import private_file_target, write_private_file
@@ -34,7 +34,7 @@ def metrics_text(
         "# TYPE async_retention_cleanup_timestamp_seconds gauge",
         f'async_retention_cleanup_timestamp_seconds{{mode="{mode}"}} {time.time():.3f}',
     ]
-    for kind in ("results", "events", "notifications", "jobs"):
+    for kind in ("results", "events", "notifications", "jobs", "workers"):
         count = report[kind]["delete_count"] if report else 0
         lines += [
             f"# HELP async_retention_{kind}_delete_count {kind.capitalize()} the last cleanup deleted.",
@@ -67,6 +67,13 @@ def metrics_text(
     type=Number(validation.TTL_SECONDS, whole=True, unit="seconds"),
     help="Delete terminal jobs finished longer ago, with all of theirs (default: keep).",
 )
+@click.option(
+    "--workers-ttl-seconds",
+    type=Number(validation.TTL_SECONDS, whole=True, unit="seconds"),
+    default=retention.DEFAULT_WORKERS_TTL_SECONDS,
+    show_default=True,
+    help="Delete records of workers not seen for this long.",
+)
 @click.option("--dry-run", is_flag=True, help="Report what would go; change nothing.")
 @click.option(
     "--output-json", metavar="PATH", help="Write the report there (atomically)."
@@ -84,6 +91,7 @@ def cleanup(
     events_ttl_seconds: int,
     notifications_ttl_seconds: int | None,
     jobs_ttl_seconds: int | None,
+    workers_ttl_seconds: int,
     dry_run: bool,
     output_json: str | None,
     metrics_file: str | None,
@@ -106,6 +114,7 @@ def cleanup(
                 events_ttl_seconds=events_ttl_seconds,
                 notifications_ttl_seconds=notifications_ttl_seconds,
                 jobs_ttl_seconds=jobs_ttl_seconds,
+                workers_ttl_seconds=workers_ttl_seconds,
                 dry_run=dry_run,
                 now=now,
                 progress=progress.add if progress.shown else None,
