@@ -120,8 +120,14 @@ def _closed(breaker: Breaker, now: datetime) -> Breaker:
 
 def on_success(
     breaker: Breaker, job: Job, now: datetime
-) -> tuple[Breaker, Event | None]:
-    """A job behind the breaker succeeded: closed, with an event if it was not."""
+) -> tuple[Breaker | None, Event | None]:
+    """A job behind the breaker succeeded: closed, with an event if it was not.
+
+    (None, None) when it was closed with no failures counted: a breaker is
+    written only when it changes, not by every success behind it.
+    """
+    if breaker.state == CLOSED and not breaker.failure_count:
+        return None, None
     changed = breaker.state != CLOSED
     breaker = _closed(breaker, now)
     return breaker, _event(

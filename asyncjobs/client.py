@@ -163,9 +163,7 @@ class _Records:
 
     def bump(self, counter: str, by: int = 1) -> None:
         """Add to a cumulative counter (never lowered, even by retention)."""
-        record = self.tx.get("counters", counter)
-        value = (record or {}).get("value", 0) + by
-        self.tx.put("counters", counter, {"name": counter, "value": value})
+        self.tx.increment(counter, {"value": by})
 
 
 @dataclass
@@ -966,9 +964,22 @@ class Client:
         ]
 
     def breakers(self) -> list[dict[str, Any]]:
-        """Every breaker the store knows, with its state."""
+        """Every breaker the store knows, with its state.
+
+        A breaker is written only when it changes: one that the task catalog
+        names but that never saw a failure is listed closed, as it is.
+        """
         with self._store.read() as tx:
-            return sorted(tx.scan("breakers"), key=lambda r: r["name"])
+            found = {r["name"]: r for r in tx.scan("breakers")}
+            behind: dict[str, list[str]] = {}
+            for task in tx.scan(task_catalog.KIND):
+                name = task.get("breaker")
+                if isinstance(name, str):
+                    behind.setdefault(name, []).append(task["name"])
+        for name, tasks in behind.items():
+            if name not in found:
+                found[name] = breaker_rules.Breaker(name, tasks=sorted(tasks)).to_dict()
+        return [found[name] for name in sorted(found)]
 
     def reset_breaker(self, name: str) -> dict[str, Any]:
         """Close a breaker by hand."""

@@ -41,6 +41,15 @@ def empty_histogram(
     return {"name": name, "buckets": [0] * (len(buckets) + 1), "sum": 0.0, "count": 0}
 
 
+def observation(
+    value: float, buckets: tuple[float, ...] = DURATION_BUCKETS
+) -> dict[str, Any]:
+    """What one observation adds to a histogram record (``Transaction.increment``)."""
+    counts = [0] * (len(buckets) + 1)
+    counts[bisect.bisect_left(buckets, value)] = 1
+    return {"buckets": counts, "sum": value, "count": 1}
+
+
 def observe(
     record: Mapping[str, Any],
     value: float,

@@ -152,8 +152,11 @@ def _observe_duration(records: _Records, job: Job, now: datetime) -> None:
     if job.started_at is None:
         return
     seconds = max(0.0, (now - clock.parse_iso(job.started_at)).total_seconds())
-    record = records.tx.get("counters", metrics.DURATION) or metrics.empty_histogram()
-    records.tx.put("counters", metrics.DURATION, metrics.observe(record, seconds))
+    records.tx.increment(
+        metrics.DURATION,
+        metrics.observation(seconds),
+        initial=metrics.empty_histogram(),
+    )
 
 
 def _breaker(tx: Any, registry: TaskRegistry, name: str) -> breakers.Breaker:

@@ -683,3 +683,33 @@ def test_a_burst_worker_with_beat_runs_the_periodic_slots_due_now(client, burst)
     assert worker.returncode == 0, worker.stderr
     ticks = [j for j in client.list_jobs(org="ops") if j.task == "tick"]
     assert len(ticks) == 1 and ticks[0].status == "completed"
+
+
+def test_successes_behind_a_closed_breaker_do_not_rewrite_it(
+    client, burst, cli, tmp_path
+):
+    flag = tmp_path / "down"
+    flag.touch()
+    client.submit("dep.call", org="acme", payload={"flag": str(flag)})
+    burst()  # one failure: counted, the breaker stays closed
+    flag.unlink()
+    client.submit("dep.call", org="acme", payload={"flag": str(flag)})
+    burst()  # a success: the count goes back to 0
+    (before,) = json.loads(cli("breakers", "--json").stdout)["breakers"]
+    assert (before["state"], before["failure_count"]) == ("closed", 0)
+    for _ in range(3):
+        client.submit("dep.call", org="acme", payload={"flag": str(flag)})
+    burst()
+    (after,) = json.loads(cli("breakers", "--json").stdout)["breakers"]
+    assert after == before  # not written again: same updated_at
+
+
+def test_a_breaker_that_never_failed_is_listed_closed(client, burst, cli):
+    burst()  # the worker publishes its tasks, and with them their breakers
+    (shown,) = json.loads(cli("breakers", "--json").stdout)["breakers"]
+    assert (shown["name"], shown["state"], shown["failure_count"]) == (
+        "dep",
+        "closed",
+        0,
+    )
+    assert "dep.call" in shown["tasks"]

@@ -21,7 +21,7 @@ an indexed column.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +103,32 @@ class Transaction(ABC):
     @abstractmethod
     def count(self, kind: str) -> int:
         """How many records of a kind there are."""
+
+    def increment(
+        self,
+        counter: str,
+        amounts: Mapping[str, Any],
+        *,
+        initial: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Add ``amounts`` to the fields of a cumulative counter record.
+
+        An operation, not a read-modify-write left to the caller: a backend
+        where many writers commit at once may keep a counter as shards it
+        sums when read, so that no row is rewritten by every transaction.
+        A number adds to a number; a list adds element by element (a
+        histogram's buckets). A counter not there yet starts from
+        ``initial`` (or from zeros).
+        """
+        record = dict(self.get("counters", counter) or initial or {})
+        record["name"] = counter
+        for field_name, amount in amounts.items():
+            if isinstance(amount, list):
+                known = list(record.get(field_name) or [0] * len(amount))
+                record[field_name] = [a + b for a, b in zip(known, amount)]
+            else:
+                record[field_name] = record.get(field_name, 0) + amount
+        self.put("counters", counter, record)
 
     @abstractmethod
     def runnable_heads(
