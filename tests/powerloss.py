@@ -1,4 +1,4 @@
-"""A power-loss simulator for the JSON file backend (RELIABILITY.md, T1).
+"""A power-loss simulator for the JSON file backend.
 
 ``SimFS`` is a folder in memory that remembers what was fsynced. ``SimIO``
 is a ``FileIO`` over it that can stop the process ("crash") before its Nth

@@ -1,4 +1,4 @@
-"""S9 and S11 with a history checker (RELIABILITY.md, T6): workers killed and paused at random.
+"""Workers killed and paused at random, every run checked against a history.
 
 3,000 short jobs, 3 workers (concurrency 2, lease 2 s). A nemesis picks a
 worker every 1 to 2.5 s and either SIGKILLs its process group and starts a
@@ -247,14 +247,14 @@ def test_killed_and_paused_workers_lose_no_job_and_commit_nothing_stale(tmp_path
 
 
 def test_a_soak_with_every_kind_of_load_and_the_nemesis_keeps_every_promise(tmp_path):
-    """T12: the chaos run, plus live submitters, a folding loop, audits and readers."""
+    """The chaos run, plus live submitters, a folding loop, audits and readers."""
     figures = chaos_run(tmp_path, jobs=SOAK_JOBS, load=True)
     assert figures["jobs"] == SOAK_JOBS + 1000 and figures["kills"] >= 3
 
 
 @pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime")
 def test_workers_whose_clocks_disagree_take_no_live_lease(tmp_path):
-    """T6's clock nemesis: one worker 30 s ahead, one 5 s behind, one on time.
+    """The clock nemesis: one worker 30 s ahead, one 5 s behind, one on time.
 
     To the one ahead every lease of the others looks over, and the others
     see the one behind write leases that end in their past. Leases are

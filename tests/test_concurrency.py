@@ -1,7 +1,7 @@
-"""S1 and T8: many processes writing at once lose and duplicate nothing, and the test can tell.
+"""Many processes writing at once lose and duplicate nothing, and the test can tell.
 
-S1 runs 8 processes x 500 ``Client.submit`` calls to 2 orgs, started at a
-barrier. T8 proves the race is real: with the store lock switched off by the
+One test runs 8 processes x 500 ``Client.submit`` calls to 2 orgs, started
+at a barrier. Another proves the race is real: with the store lock off by the
 test-only ``ASYNCJOBS_TEST_DISABLE_LOCK=1``, the same kind of run (counter
 read-modify-write plus a record per commit) must fail 10 times out of 10,
 and pass 10 out of 10 with the lock on.
@@ -127,7 +127,7 @@ def test_eight_processes_submit_4000_jobs_with_none_lost_or_doubled(tmp_path):
 def test_a_server_taking_16_concurrent_posts_beside_two_workers_loses_nothing(
     server, store_path, tmp_path
 ):
-    """S8 (c): the threaded server and worker processes commit to one store."""
+    """The threaded server and worker processes commit to one store."""
     env = {
         **os.environ,
         "PYTHONPATH": f"{Path(__file__).parent / 'apps'}{os.pathsep}{ROOT}",
@@ -174,7 +174,7 @@ def test_a_server_taking_16_concurrent_posts_beside_two_workers_loses_nothing(
 
 
 def test_eight_processes_racing_with_one_idempotency_key_make_one_job(tmp_path):
-    """S17: exactly one job; the seven others are told it was deduplicated."""
+    """Exactly one job; the seven others are told it was deduplicated."""
     store, go = tmp_path / "store.v1.json", tmp_path / "go"
     procs = [
         start(
@@ -200,7 +200,7 @@ def test_eight_processes_racing_with_one_idempotency_key_make_one_job(tmp_path):
 
 
 def test_a_long_job_with_heartbeats_is_never_stolen_on_starved_cores(tmp_path):
-    """S12: a 12 s job, a 3 s lease, both cores pinned by busy loops."""
+    """A 12 s job, a 3 s lease, both cores pinned by busy loops."""
     store = tmp_path / "store.v1.json"
     runs = tmp_path / "runs.log"
     env = {

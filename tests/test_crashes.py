@@ -1,4 +1,4 @@
-"""S3, S19: real processes SIGKILLed at every write, fsync, rename and ftruncate.
+"""Real processes SIGKILLed at every write, fsync, rename and ftruncate.
 
 strace (Debian's, which .ci/run installs) kills the command at its Nth call
 of one syscall; N goes up from 1 until the command finishes untouched
@@ -241,7 +241,7 @@ def test_two_hundred_kills_at_random_moments_lose_no_acknowledged_commit(tmp_pat
 def test_a_hundred_cleanups_killed_at_random_moments_delete_all_or_nothing(
     tmp_path, monkeypatch
 ):
-    """S19: the record goes first, its result file after; the artifact is whole."""
+    """The record goes first, its result file after; the artifact is whole."""
     monkeypatch.syspath_prepend(str(APPS))
     monkeypatch.setenv("ASYNCJOBS_RESULT_INLINE_BYTES", "10")  # values in files
     rng = random.Random(20261123)

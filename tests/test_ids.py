@@ -1,4 +1,4 @@
-"""S21: ids cannot be guessed, collide or count."""
+"""Ids cannot be guessed, collide or count."""
 
 from __future__ import annotations
 

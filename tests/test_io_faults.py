@@ -1,4 +1,4 @@
-"""S7: I/O errors injected into real commands (RELIABILITY.md, T3).
+"""I/O errors injected into real commands.
 
 strace makes one syscall of a real ``asyncjobs submit`` fail with ENOSPC or
 EIO, at its Nth call, once (``when=N``) or from then on (``when=N+``); a
@@ -166,7 +166,7 @@ class ShortWrites(FileIO):
 
 
 def test_short_writes_over_500_commits_never_leave_a_torn_line_as_data(tmp_path):
-    """libfiu's ``write/reduce`` at probability 0.3 (RELIABILITY.md S7), in process."""
+    """libfiu's ``write/reduce`` at probability 0.3, in process."""
     path = tmp_path / "store.v1.json"
     committed = set()
     with (

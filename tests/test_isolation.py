@@ -1,4 +1,4 @@
-"""S20: the tenant isolation matrix, over the CLI and the HTTP API.
+"""The tenant isolation matrix, over the CLI and the HTTP API.
 
 Org ``globex`` owns a finished job whose payload and result carry a canary
 string. For every command and route that takes an id, ``acme`` asking for

@@ -1,4 +1,4 @@
-"""T5: the whole job lifecycle against a plain model, with a fixed clock.
+"""The whole job lifecycle against a plain model, with a fixed clock.
 
 A hypothesis state machine submits, claims, heartbeats, completes, fails,
 lets leases expire, sends stale outcomes, cancels queued, running and

@@ -1,4 +1,4 @@
-"""S2: submitters, workers, a compaction loop, a dry-run cleanup loop and readers at once.
+"""Submitters, workers, a compaction loop, a dry-run cleanup loop and readers at once.
 
 Four submitters and two workers run beside a process that folds the journal
 over and over, one that runs dry-run cleanups, and two readers, for a few

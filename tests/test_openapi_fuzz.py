@@ -1,4 +1,4 @@
-"""S22 and T10: schemathesis against ``/openapi.json``, in process.
+"""schemathesis against ``/openapi.json``, in process.
 
 Every route gets requests generated from its schema, valid and invalid
 (up to 150 per operation, deterministic). Each answer must be

@@ -1,4 +1,4 @@
-"""S4: simulated power loss at every operation of random workloads (RELIABILITY.md, T1).
+"""Simulated power loss at every operation of random workloads.
 
 Each workload is a seeded series of transactions (puts, deletes, a large
 deletion that commits as a snapshot), compactions and reopens of the JSON

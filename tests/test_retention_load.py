@@ -1,4 +1,4 @@
-"""S18: live cleanups while submitters and workers run.
+"""Live cleanups while submitters and workers run.
 
 Two submitter processes and two workers keep the store busy while this
 test runs eight live cleanups with 1-second TTLs. Just before each one it

@@ -57,7 +57,7 @@ class StoreLock:
         self._fd: int | None = None
         self._unlockable = False  # no lock file, and none can be made: read-only
         self._depth = 0
-        # Test-only switch for the sensitivity check (RELIABILITY.md T8): with
+        # Test-only switch for the sensitivity check (tests/test_concurrency.py): with
         # it, concurrency tests must fail. Never set it anywhere else.
         self._disabled = os.environ.get("ASYNCJOBS_TEST_DISABLE_LOCK") == "1"
         _LOCKS.add(self)
