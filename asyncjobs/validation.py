@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from . import clock
-from .errors import InvalidInput
+from .errors import InvalidInput, PayloadTooLarge
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
@@ -337,12 +337,6 @@ def _check_depth_at(value: Any, limit: int) -> None:
             kind = type(child)
             if kind is dict or kind is list or kind is tuple:
                 stack.append((child, depth + 1))
-
-
-class PayloadTooLarge(InvalidInput):
-    """The payload is larger than the limit."""
-
-    code = "payload_too_large"
 
 
 def payload(value: object, *, max_bytes: int | None = None) -> dict[str, Any]:

@@ -5,11 +5,13 @@ reads ``ASYNCJOBS_STORE``), or with ``asyncjobs serve`` (the threaded stdlib
 server in ``httpserver.py``). The tenant comes from ``X-Org-Id`` or
 ``X-Tenant-Id``; both present must agree, and neither may be empty.
 
-Errors are answered here, in ``App.__call__`` and nowhere else, as
-``{"error": {"code", "message"}}``: 400 invalid input, 404 missing (another
-org's record and a malformed id answer exactly alike), 405 wrong method, 408
-body not in by the server's deadline, 413 body over the limit, 503 store
-unavailable. A bug answers 500 without detail.
+Errors are answered here, in ``App._answer`` and nowhere else, as
+``{"error": {"code", "message"}}`` with the status their class in
+``errors.py`` carries: 400 invalid input, 404 missing (another org's record
+and a malformed id answer exactly alike), 409 conflict, 413 body or payload
+over the limit, 503 store unavailable. The HTTP layer's own: 404 no route,
+405 wrong method, 408 body not in by the server's deadline. A bug answers
+500 without detail.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ from urllib.parse import parse_qs
 from . import clock as clocks
 from . import ids, logs, metrics, observability, openapi, validation
 from .client import SUBMIT_FIELDS, Client
-from .errors import AsyncJobsError, InvalidInput, NotFound, StoreError
-from .validation import PayloadTooLarge
+from .errors import AsyncJobsError, InvalidInput, NotFound, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,6 @@ STATUS_TEXT = {
     413: "Content Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
-}
-HTTP_STATUS = {
-    "invalid_input": 400,
-    "payload_too_large": 413,
-    "not_found": 404,
-    "conflict": 409,
 }
 
 
@@ -195,9 +190,7 @@ class App:
             )
             headers += exc.headers
         except AsyncJobsError as exc:
-            status = HTTP_STATUS.get(
-                exc.code, 503 if isinstance(exc, StoreError) else 500
-            )
+            status = exc.http_status
             body, content_type = _error_body(exc.code, exc.message), None
         except Exception:
             log.exception("unexpected error answering %s", template)

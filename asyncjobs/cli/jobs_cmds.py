@@ -11,7 +11,7 @@ from .. import clock as clocks
 from .. import logs, validation
 from .. import tasks as task_module
 from ..client import Client
-from ..errors import InvalidInput, JobFailed
+from ..errors import InvalidInput, JobFailed, PayloadTooLarge
 from ..records import Job, JobStatus
 from . import (
     Number,
@@ -30,7 +30,7 @@ PROGRESS_THRESHOLD = 10_000  # lines before a terminal shows a count
 def _read_limited(stream: IO[bytes], limit: int, what: str) -> bytes:
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise validation.PayloadTooLarge(f"{what}: more than {limit} bytes")
+        raise PayloadTooLarge(f"{what}: more than {limit} bytes")
     return data
 
 
