@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 from . import clock as clocks
 from . import ids, logs, metrics, observability, openapi, validation
 from .client import SUBMIT_FIELDS, Client
+from .config import Settings
 from .errors import AsyncJobsError, InvalidInput, NotFound, PayloadTooLarge
 
 log = logging.getLogger(__name__)
@@ -301,7 +302,7 @@ class App:
     # -- routes --------------------------------------------------------------------
 
     def _health(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
-        doc = health(*self._summary_or_none())
+        doc = health(*self._summary_or_none(), settings=self.client.settings)
         return (200 if doc["status"] == "ok" else 503), doc, None
 
     def _telemetry(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
@@ -309,7 +310,13 @@ class App:
         message = error.message if error is not None else None
         return (
             200,
-            telemetry(summary, message, self.stats.last_hour(), self.started_utc),
+            telemetry(
+                summary,
+                message,
+                self.stats.last_hour(),
+                self.started_utc,
+                settings=self.client.settings,
+            ),
             None,
         )
 
@@ -354,7 +361,7 @@ class App:
 
     def _submit(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
         org = self._org(environ)
-        limit = validation.max_payload_bytes() + (64 << 10)
+        limit = self.client.settings.max_payload_bytes + (64 << 10)
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -414,7 +421,10 @@ def _error_body(code: str, message: str) -> dict[str, Any]:
 
 
 def health(
-    summary: dict[str, Any] | None, error: AsyncJobsError | None
+    summary: dict[str, Any] | None,
+    error: AsyncJobsError | None,
+    *,
+    settings: Settings,
 ) -> dict[str, Any]:
     """``{"status": "ok", ...}`` when the store can be read, else the reason.
 
@@ -434,7 +444,9 @@ def health(
             "checked_at": checked,
             "store_generation": summary["generation"],
         }
-    doc["async"] = observability.async_section(summary)
+    doc["async"] = observability.async_section(
+        summary, async_enabled=settings.async_enabled
+    )
     return doc
 
 
@@ -443,14 +455,23 @@ def telemetry(
     error: str | None,
     requests: dict[str, Any],
     started_utc: str,
+    *,
+    settings: Settings,
 ) -> dict[str, Any]:
     """The /telemetry document: always answerable, degraded when the store is not."""
     doc: dict[str, Any] = {
         "timestamp": clocks.to_iso(clocks.now()),
         "started_utc": started_utc,
         "requests": requests,
-        "async": observability.async_section(summary),
-        "graph": observability.graph_section(summary, clocks.now()),
+        "async": observability.async_section(
+            summary, async_enabled=settings.async_enabled
+        ),
+        "graph": observability.graph_section(
+            summary,
+            clocks.now(),
+            layers=settings.layers,
+            stale_ms=settings.layer_stale_ms,
+        ),
         "degraded": summary is None,
     }
     if summary is None:
@@ -461,20 +482,26 @@ def telemetry(
     return doc
 
 
-def create_app(store: str | None = None, app: str | None = None) -> App:
+def create_app(
+    store: str | None = None,
+    app: str | None = None,
+    *,
+    settings: Settings | None = None,
+) -> App:
     """An App on the store named (or ``ASYNCJOBS_STORE``, or the default path).
 
     ``app`` (or ``ASYNCJOBS_APP``), ``MODULE:ATTR``, is the TaskRegistry
-    submissions consult; without one, the task catalog.
+    submissions consult; without one, the task catalog. ``settings``, by
+    default read from the environment now, go to the Client.
     """
-    import os
-
     from .store import DEFAULT_STORE
 
+    settings = Settings.from_env() if settings is None else settings
     return App(
         Client(
-            store or os.environ.get("ASYNCJOBS_STORE") or DEFAULT_STORE,
-            app=app or os.environ.get("ASYNCJOBS_APP") or None,
+            store or settings.store or DEFAULT_STORE,
+            app=app or settings.app,
+            settings=settings,
         )
     )
 
