@@ -271,3 +271,7 @@ def test_the_runbook_lists_every_variable_a_user_may_set():
         line.split("`")[1] for line in section.splitlines() if line.startswith("| `")
     }
     assert (settings_variables() | click_variables()) - TEST_ONLY <= listed
+
+
+def test_settings_are_public_api():
+    assert "Settings" in asyncjobs.__all__ and asyncjobs.Settings is Settings
