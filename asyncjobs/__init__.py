@@ -5,6 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .client import CheckReport, Client  # noqa: E402
+from .config import Settings  # noqa: E402
 from .errors import (  # noqa: E402
     AsyncJobsError,
     Conflict,
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidInput",
     "JobFailed",
     "NotFound",
+    "Settings",
     "StoreCorrupt",
     "StoreError",
     "StoreLocked",

@@ -33,6 +33,7 @@ from . import (
     waiting,
 )
 from . import schedules as schedule_rules
+from .config import Settings
 from .errors import (
     Conflict,
     InvalidInput,
@@ -192,7 +193,13 @@ class CheckReport:
 
 
 class Client:
-    """A handle on one store: ``with Client("runtime/async_jobs/store.v1.json") as c:``."""
+    """A handle on one store: ``with Client("runtime/async_jobs/store.v1.json") as c:``.
+
+    ``settings`` are the ``ASYNCJOBS_*`` settings (``config.Settings``);
+    without them the Client reads the environment once, when it is made.
+    ``artifacts`` given here wins over the setting; a ``Store`` given ready
+    made keeps its own fsync and lock.
+    """
 
     def __init__(
         self,
@@ -202,26 +209,26 @@ class Client:
         lock_timeout: float = 10.0,
         artifacts: str | os.PathLike[str] | None = None,
         app: TaskRegistry | str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         validation.seconds(
             lock_timeout, "lock_timeout", validation.LOCK_TIMEOUT_SECONDS
         )
-        # The environment's numbers are read where they are used; a bad one
-        # stops here too, before a command has written anything.
-        validation.max_payload_bytes()
-        results.inline_limit()
-        observability.stale_window()
-        observability.layer_stale_ms()
-        observability.configured_layers()
+        # The environment is read once, here, unless the caller hands its own
+        # settings: a bad value stops here, before anything is written.
+        self._settings = Settings.from_env() if settings is None else settings
         self._store = (
             store
             if isinstance(store, Store)
-            else open_store(store, lock_timeout=lock_timeout)
+            else open_store(
+                store,
+                lock_timeout=lock_timeout,
+                fsync=self._settings.fsync,
+                lock_disabled=self._settings.test_disable_lock,
+            )
         )
         self._clock = clock or clocks.now
-        self.artifacts = (
-            os.path.abspath(artifacts) if artifacts else results.artifacts_root()
-        )
+        self.artifacts = os.path.abspath(artifacts or self._settings.artifacts)
         # The app submissions consult (queue, priority, known tasks, payloads);
         # without one, the task catalog workers publish.
         self.app = load_app(app) if isinstance(app, str) else app
@@ -229,6 +236,11 @@ class Client:
     @property
     def store(self) -> Store:
         return self._store
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this Client was made with (``ASYNCJOBS_*``, read once)."""
+        return self._settings
 
     def store_file(self, path: str | os.PathLike[str]) -> str | None:
         """Which of the store's own files ``path`` names, or None.
@@ -433,7 +445,9 @@ class Client:
         if at is not None:
             at = validation.at(at, now)
         task = validation.name(spec["task"], "task")
-        payload = validation.payload(spec.get("payload"))
+        payload = validation.payload(
+            spec.get("payload"), max_bytes=self._settings.max_payload_bytes
+        )
         queue = spec.get("queue")
         priority = spec.get("priority")
         if registry is not None:
@@ -656,7 +670,7 @@ class Client:
             data = json.dumps(outcome.get("value"), allow_nan=False).encode()
         except (TypeError, ValueError, RecursionError, InvalidInput) as exc:
             return _failed(outcome, type(exc).__name__, str(exc), retryable=False)
-        if len(data) <= results.inline_limit():
+        if len(data) <= self._settings.result_inline_bytes:
             return outcome
         result_id = ids.new_id("res", self._clock())
         path = results.value_path(self.artifacts, token.org_id, result_id)
@@ -797,6 +811,7 @@ class Client:
                 now=now,
                 pruned_before=pruned,
                 catalog=list(tx.scan("tasks")),
+                stale_seconds=self._settings.stale_seconds,
             )
             summary["generation"] = tx.generation
         return summary

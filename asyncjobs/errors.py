@@ -1,21 +1,26 @@
 """The error tree of asyncjobs.
 
-    AsyncJobsError           exit 1  "error"
-    ├── InvalidInput         exit 2  "invalid_input"
-    ├── NotFound             exit 3  "not_found"
-    ├── Conflict             exit 4  "conflict"
-    ├── StoreError           exit 5  "store_error"
-    │   ├── StoreCorrupt     exit 5  "store_corrupt"
-    │   └── StoreLocked      exit 5  "store_locked"
-    ├── ReportNotWritten     exit 6  "report_not_written"
-    ├── JobFailed            exit 7  "job_failed"
-    └── WaitTimedOut         exit 8  "wait_timed_out"   (also a TimeoutError)
+    AsyncJobsError             exit 1  HTTP 500  "error"
+    ├── InvalidInput           exit 2  HTTP 400  "invalid_input"
+    │   └── PayloadTooLarge    exit 2  HTTP 413  "payload_too_large"
+    ├── NotFound               exit 3  HTTP 404  "not_found"
+    ├── Conflict               exit 4  HTTP 409  "conflict"
+    ├── StoreError             exit 5  HTTP 503  "store_error"
+    │   ├── StoreCorrupt       exit 5  HTTP 503  "store_corrupt"
+    │   ├── StoreLocked        exit 5  HTTP 503  "store_locked"
+    │   └── UntrustedLink      exit 5  HTTP 503  "store_error"
+    ├── ReportNotWritten       exit 6  HTTP 500  "report_not_written"
+    ├── JobFailed              exit 7  HTTP 500  "job_failed"
+    └── WaitTimedOut           exit 8  HTTP 500  "wait_timed_out"   (also a TimeoutError)
 
-Each class says once how it reaches a user: the CLI prints ``error: <message>``
-on stderr and exits with ``exit_code``; the HTTP API answers
-``{"error": {"code": code, "message": message}}``. ``JobFailed`` is the CLI's
-alone: ``Client`` returns a failed job as a job, and a command that ran or
-waited for one prints it, then raises this for its exit code.
+Each class says once how it reaches a user, and the edges read only these
+attributes: the CLI prints ``error: <message>`` on stderr and exits with
+``exit_code`` (``cli._Group``); the HTTP API answers ``http_status`` with
+``{"error": {"code": code, "message": message}}`` (``wsgi.App``). No HTTP
+route raises the last three; they answer 500 like any error the API does not
+expect. ``JobFailed`` is the CLI's alone: ``Client`` returns a failed job as
+a job, and a command that ran or waited for one prints it, then raises this
+for its exit code.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 class AsyncJobsError(Exception):
     """asyncjobs could not do that."""
 
-    exit_code, code = 1, "error"
+    exit_code, http_status, code = 1, 500, "error"
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.__doc__)
@@ -37,25 +42,31 @@ class AsyncJobsError(Exception):
 class InvalidInput(AsyncJobsError):
     """Invalid input."""
 
-    exit_code, code = 2, "invalid_input"
+    exit_code, http_status, code = 2, 400, "invalid_input"
+
+
+class PayloadTooLarge(InvalidInput):
+    """The payload is larger than the limit."""
+
+    http_status, code = 413, "payload_too_large"
 
 
 class NotFound(AsyncJobsError):
     """No such record."""
 
-    exit_code, code = 3, "not_found"
+    exit_code, http_status, code = 3, 404, "not_found"
 
 
 class Conflict(AsyncJobsError):
     """The record is not in a state that allows this."""
 
-    exit_code, code = 4, "conflict"
+    exit_code, http_status, code = 4, 409, "conflict"
 
 
 class StoreError(AsyncJobsError):
     """The store could not be read or written."""
 
-    exit_code, code = 5, "store_error"
+    exit_code, http_status, code = 5, 503, "store_error"
 
 
 class StoreCorrupt(StoreError):
@@ -70,19 +81,23 @@ class StoreLocked(StoreError):
     code = "store_locked"
 
 
+class UntrustedLink(StoreError):
+    """A symlink on the way to a file belongs to another user."""
+
+
 class ReportNotWritten(AsyncJobsError):
     """The change is committed, but its report could not be written."""
 
-    exit_code, code = 6, "report_not_written"
+    exit_code, http_status, code = 6, 500, "report_not_written"
 
 
 class JobFailed(AsyncJobsError):
     """The job did not complete: its attempt failed, or it was canceled."""
 
-    exit_code, code = 7, "job_failed"
+    exit_code, http_status, code = 7, 500, "job_failed"
 
 
 class WaitTimedOut(AsyncJobsError, TimeoutError):
     """Timed out waiting."""
 
-    exit_code, code = 8, "wait_timed_out"
+    exit_code, http_status, code = 8, 500, "wait_timed_out"

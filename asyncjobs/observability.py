@@ -8,46 +8,14 @@ per queue, status, task and breaker.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from . import breakers as breaker_rules
-from . import clock, lifecycle, metrics, validation
+from . import clock, lifecycle, metrics
 
-STALE_SECONDS_DEFAULT = 600
-LAYER_STALE_MS_DEFAULT = 300_000
-LAYER_STALE_MS = (1, 30 * 86400 * 1000)
 TERMINAL = ("completed", "failed", "canceled")
-
-
-def stale_window() -> float:
-    """``ASYNCJOBS_STALE_SECONDS``, the window of ``materializer_stale``."""
-    return validation.seconds_setting(
-        "ASYNCJOBS_STALE_SECONDS", STALE_SECONDS_DEFAULT, validation.STALE_SECONDS
-    )
-
-
-def layer_stale_ms() -> int:
-    """``ASYNCJOBS_LAYER_STALE_MS``: how old a layer's last update may be and still be live."""
-    return validation.whole_setting(
-        "ASYNCJOBS_LAYER_STALE_MS",
-        LAYER_STALE_MS_DEFAULT,
-        LAYER_STALE_MS,
-        unit="milliseconds",
-    )
-
-
-def configured_layers() -> list[str] | None:
-    """``ASYNCJOBS_LAYERS``: the canonical layers, in order; None when not set."""
-    raw = os.environ.get("ASYNCJOBS_LAYERS")
-    if raw is None or not raw.strip():
-        return None
-    names = [part.strip() for part in raw.split(",") if part.strip()]
-    for name in names:
-        validation.name(name, "ASYNCJOBS_LAYERS")
-    return list(dict.fromkeys(names))
 
 
 def worker_view(
@@ -111,7 +79,13 @@ def summarize(
     now: datetime,
     pruned_before: str | None = None,
     catalog: Iterable[Mapping[str, Any]] = (),
+    stale_seconds: float,
 ) -> dict[str, Any]:
+    """The figures of one pass over the records.
+
+    ``materializer_stale``: runnable jobs wait and no job finished within
+    ``stale_seconds`` (``Settings.stale_seconds``).
+    """
     stamp = clock.to_iso(now)
     hour_ago = clock.to_iso(now - timedelta(hours=1))
     open_tasks = {
@@ -180,7 +154,7 @@ def summarize(
     seen = [worker_view(w, now, held.get(w["worker_id"], [])) for w in workers]
     stale = runnable > 0 and (
         last_finished is None
-        or (now - clock.parse_iso(last_finished)).total_seconds() > stale_window()
+        or (now - clock.parse_iso(last_finished)).total_seconds() > stale_seconds
     )
     return {
         "now": stamp,
@@ -226,22 +200,26 @@ def _layer_updates(
     return layers
 
 
-def graph_section(summary: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
+def graph_section(
+    summary: Mapping[str, Any] | None,
+    now: datetime,
+    *,
+    layers: Sequence[str] | None,
+    stale_ms: int,
+) -> dict[str, Any]:
     """The ``graph`` part of /telemetry: how fresh each named data layer is.
 
     A layer is materialized by the tasks that declare it (``layer=``); its
     ``last_update_ts`` is the finish of its latest completed job, ``live``
-    within ``ASYNCJOBS_LAYER_STALE_MS`` of now, ``stale`` beyond, ``unknown``
-    with none. ``ASYNCJOBS_LAYERS`` fixes which layers are listed and their
-    order; without it, the declared ones by name. Fail-open: an unreadable
-    store lists every configured layer as unknown.
+    within ``stale_ms`` of now (``ASYNCJOBS_LAYER_STALE_MS``), ``stale``
+    beyond, ``unknown`` with none. ``layers`` (``ASYNCJOBS_LAYERS``) fixes
+    which layers are listed and their order; None lists the declared ones by
+    name. Fail-open: an unreadable store lists every configured layer as
+    unknown.
     """
-    stale_ms = layer_stale_ms()
     updates: Mapping[str, str | None] = summary["layers"] if summary else {}
-    names = configured_layers()
-    if names is None:
-        names = sorted(updates)
-    layers = []
+    names = sorted(updates) if layers is None else list(layers)
+    shown = []
     counts = {"live": 0, "stale": 0, "unknown": 0}
     for name in names:
         stamp = updates.get(name)
@@ -251,9 +229,9 @@ def graph_section(summary: Mapping[str, Any] | None, now: datetime) -> dict[str,
             age_ms = (now - clock.parse_iso(stamp)).total_seconds() * 1000
             status = "live" if age_ms <= stale_ms else "stale"
         counts[status] += 1
-        layers.append({"name": name, "status": status, "last_update_ts": stamp or ""})
+        shown.append({"name": name, "status": status, "last_update_ts": stamp or ""})
     return {
-        "layers": layers,
+        "layers": shown,
         "stale_after_ms": stale_ms,
         "summary": {
             "live_count": counts["live"],
@@ -264,19 +242,12 @@ def graph_section(summary: Mapping[str, Any] | None, now: datetime) -> dict[str,
     }
 
 
-def async_enabled() -> bool:
-    return os.environ.get("ASYNCJOBS_ASYNC_ENABLED", "1").strip().lower() not in (
-        "0",
-        "false",
-        "no",
-        "off",
-    )
-
-
 def async_section(
-    summary: Mapping[str, Any] | None, error: str | None = None
+    summary: Mapping[str, Any] | None, *, async_enabled: bool
 ) -> dict[str, Any]:
     """The ``async`` part of /telemetry and /health, with the contract's types.
+
+    ``async_enabled`` is ``Settings.async_enabled`` (``ASYNCJOBS_ASYNC_ENABLED``).
 
     Times are ISO text, ``""`` when there is none; counts are numbers and
     flags booleans even when the store is unreadable (then ``degraded`` is
@@ -284,7 +255,7 @@ def async_section(
     """
     if summary is None:
         return {
-            "async_enabled": async_enabled(),
+            "async_enabled": async_enabled,
             "worker_seen": False,
             "materializer_stale": True,
             "last_materialize_ts": "",
@@ -297,7 +268,7 @@ def async_section(
             "degraded": True,
         }
     return {
-        "async_enabled": async_enabled(),
+        "async_enabled": async_enabled,
         "worker_seen": summary["workers_seen"] > 0,
         "materializer_stale": summary["materializer_stale"],
         "last_materialize_ts": summary["last_finished_at"] or "",

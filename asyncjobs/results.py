@@ -1,7 +1,7 @@
 """Results: which version a permalink serves, and which values live in files.
 
 A result's value is kept in the store unless its JSON is larger than the
-inline limit (``ASYNCJOBS_RESULT_INLINE_BYTES``, 64 KiB by default); then it
+inline limit (``Settings.result_inline_bytes``, 64 KiB by default); then it
 is written to ``<artifacts>/results/<org>/<result_id>.json`` and the store
 keeps the file's path, size and sha256, checked on every read.
 
@@ -20,22 +20,7 @@ from . import ids, validation
 from .errors import InvalidInput
 from .records import Result
 
-DEFAULT_INLINE_BYTES = 64 << 10
 VIEWS = ("latest", "pinned")
-
-
-def inline_limit() -> int:
-    """``ASYNCJOBS_RESULT_INLINE_BYTES``: larger values go to files (0 to 16 MiB)."""
-    return validation.whole_setting(
-        "ASYNCJOBS_RESULT_INLINE_BYTES",
-        DEFAULT_INLINE_BYTES,
-        validation.RESULT_INLINE_BYTES,
-    )
-
-
-def artifacts_root() -> str:
-    """``ASYNCJOBS_ARTIFACTS``, or ``artifacts`` in the current folder."""
-    return os.path.abspath(os.environ.get("ASYNCJOBS_ARTIFACTS") or "artifacts")
 
 
 def value_path(root: str, org: str, result_id: str) -> str:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import schedules, validation
 from .catalog import DEFAULT_PRIORITY, DEFAULT_QUEUE
+from .config import Settings
 from .cron import Cron
 from .errors import InvalidInput
 
@@ -385,7 +386,11 @@ class TaskRegistry:
         def register(function: Callable[..., Any]) -> Callable[..., Any]:
             task_name = name or f"{function.__module__}.{function.__qualname__}"
             # A beat worker submits this payload every slot: a misfit stops here.
-            problem = payload_problem(task_name, function, validation.payload(payload))
+            # An app is declared before any Client exists: the limit is the
+            # environment's, as the Client that submits it will read it.
+            limit = Settings.from_env().max_payload_bytes
+            checked = validation.payload(payload, max_bytes=limit)
+            problem = payload_problem(task_name, function, checked)
             if problem is not None:
                 raise InvalidInput(f"payload: {problem}")
             self.task(name, **options)(function)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import orjson
 
 from . import clock
-from .errors import InvalidInput
+from .errors import InvalidInput, PayloadTooLarge
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
@@ -60,6 +59,7 @@ CONNECTION_TIMEOUT_SECONDS = (0.1, 3600)
 MAX_PAYLOAD_BYTES = (1, 16 << 20)
 RESULT_INLINE_BYTES = (0, 16 << 20)
 STALE_SECONDS = (1, 30 * 86400)
+LAYER_STALE_MS = (1, 30 * 86400 * 1000)
 # A cleanup's --now: ages are judged from it, and TTLs of up to 100 years
 # are taken off it.
 CLEANUP_NOW = (
@@ -230,13 +230,18 @@ def limit(value: object, field: str = "limit", maximum: int = MAX_LIMIT) -> int:
 
 
 def whole_setting(
-    name: str, default: int, bounds: tuple[int, int], *, unit: str = "bytes"
+    name: str,
+    raw: str | None,
+    default: int,
+    bounds: tuple[int, int],
+    *,
+    unit: str = "bytes",
 ) -> int:
-    """A whole-number environment variable, ``default`` when it is not set.
+    """A whole number from the text of variable ``name``; ``default`` when unset.
 
-    Raises InvalidInput naming the variable when it is set outside ``bounds``.
+    Raises InvalidInput naming the variable when it is set outside ``bounds``
+    (an empty value too). ``config.Settings`` is the one caller.
     """
-    raw = os.environ.get(name)
     if raw is None:
         return default
     try:
@@ -246,9 +251,10 @@ def whole_setting(
     return count(value, name, bounds, unit=unit)
 
 
-def seconds_setting(name: str, default: float, bounds: tuple[float, float]) -> float:
-    """A number of seconds from an environment variable; unset or empty: ``default``."""
-    raw = os.environ.get(name)
+def seconds_setting(
+    name: str, raw: str | None, default: float, bounds: tuple[float, float]
+) -> float:
+    """A number of seconds from the text of variable ``name``; unset or empty: ``default``."""
     if not raw:
         return default
     try:
@@ -256,13 +262,6 @@ def seconds_setting(name: str, default: float, bounds: tuple[float, float]) -> f
     except ValueError:
         value = raw
     return float(seconds(value, name, bounds))
-
-
-def max_payload_bytes() -> int:
-    """The payload limit: ``ASYNCJOBS_MAX_PAYLOAD_BYTES``, 1 MiB by default."""
-    return whole_setting(
-        "ASYNCJOBS_MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES
-    )
 
 
 INT_MIN, INT_MAX = -(1 << 63), (1 << 64) - 1  # what the store holds exactly
@@ -339,14 +338,12 @@ def _check_depth_at(value: Any, limit: int) -> None:
                 stack.append((child, depth + 1))
 
 
-class PayloadTooLarge(InvalidInput):
-    """The payload is larger than the limit."""
+def payload(value: object, *, max_bytes: int) -> dict[str, Any]:
+    """A payload: a JSON object, at most ``max_bytes`` bytes encoded as UTF-8.
 
-    code = "payload_too_large"
-
-
-def payload(value: object, *, max_bytes: int | None = None) -> dict[str, Any]:
-    """A payload: a JSON object, at most ``max_bytes`` bytes encoded as UTF-8."""
+    ``max_bytes`` is the setting ``ASYNCJOBS_MAX_PAYLOAD_BYTES``
+    (``Settings.max_payload_bytes``), handed down by the caller.
+    """
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -362,7 +359,6 @@ def payload(value: object, *, max_bytes: int | None = None) -> dict[str, Any]:
         raise InvalidInput("payload: nested too deeply") from exc
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"payload: not JSON: {exc}") from exc
-    max_bytes = max_payload_bytes() if max_bytes is None else max_bytes
     if len(encoded) > max_bytes:
         raise PayloadTooLarge(
             f"payload: {len(encoded)} bytes is over the limit of {max_bytes}"

@@ -5,11 +5,13 @@ reads ``ASYNCJOBS_STORE``), or with ``asyncjobs serve`` (the threaded stdlib
 server in ``httpserver.py``). The tenant comes from ``X-Org-Id`` or
 ``X-Tenant-Id``; both present must agree, and neither may be empty.
 
-Errors are answered here, in ``App.__call__`` and nowhere else, as
-``{"error": {"code", "message"}}``: 400 invalid input, 404 missing (another
-org's record and a malformed id answer exactly alike), 405 wrong method, 408
-body not in by the server's deadline, 413 body over the limit, 503 store
-unavailable. A bug answers 500 without detail.
+Errors are answered here, in ``App._answer`` and nowhere else, as
+``{"error": {"code", "message"}}`` with the status their class in
+``errors.py`` carries: 400 invalid input, 404 missing (another org's record
+and a malformed id answer exactly alike), 409 conflict, 413 body or payload
+over the limit, 503 store unavailable. The HTTP layer's own: 404 no route,
+405 wrong method, 408 body not in by the server's deadline. A bug answers
+500 without detail.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from urllib.parse import parse_qs
 from . import clock as clocks
 from . import ids, logs, metrics, observability, openapi, validation
 from .client import SUBMIT_FIELDS, Client
-from .errors import AsyncJobsError, InvalidInput, NotFound, StoreError
-from .validation import PayloadTooLarge
+from .config import Settings
+from .errors import AsyncJobsError, InvalidInput, NotFound, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +50,6 @@ STATUS_TEXT = {
     413: "Content Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
-}
-HTTP_STATUS = {
-    "invalid_input": 400,
-    "payload_too_large": 413,
-    "not_found": 404,
-    "conflict": 409,
 }
 
 
@@ -195,9 +191,7 @@ class App:
             )
             headers += exc.headers
         except AsyncJobsError as exc:
-            status = HTTP_STATUS.get(
-                exc.code, 503 if isinstance(exc, StoreError) else 500
-            )
+            status = exc.http_status
             body, content_type = _error_body(exc.code, exc.message), None
         except Exception:
             log.exception("unexpected error answering %s", template)
@@ -308,7 +302,7 @@ class App:
     # -- routes --------------------------------------------------------------------
 
     def _health(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
-        doc = health(*self._summary_or_none())
+        doc = health(*self._summary_or_none(), settings=self.client.settings)
         return (200 if doc["status"] == "ok" else 503), doc, None
 
     def _telemetry(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
@@ -316,7 +310,13 @@ class App:
         message = error.message if error is not None else None
         return (
             200,
-            telemetry(summary, message, self.stats.last_hour(), self.started_utc),
+            telemetry(
+                summary,
+                message,
+                self.stats.last_hour(),
+                self.started_utc,
+                settings=self.client.settings,
+            ),
             None,
         )
 
@@ -361,7 +361,7 @@ class App:
 
     def _submit(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
         org = self._org(environ)
-        limit = validation.max_payload_bytes() + (64 << 10)
+        limit = self.client.settings.max_payload_bytes + (64 << 10)
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -421,7 +421,10 @@ def _error_body(code: str, message: str) -> dict[str, Any]:
 
 
 def health(
-    summary: dict[str, Any] | None, error: AsyncJobsError | None
+    summary: dict[str, Any] | None,
+    error: AsyncJobsError | None,
+    *,
+    settings: Settings,
 ) -> dict[str, Any]:
     """``{"status": "ok", ...}`` when the store can be read, else the reason.
 
@@ -441,7 +444,9 @@ def health(
             "checked_at": checked,
             "store_generation": summary["generation"],
         }
-    doc["async"] = observability.async_section(summary)
+    doc["async"] = observability.async_section(
+        summary, async_enabled=settings.async_enabled
+    )
     return doc
 
 
@@ -450,14 +455,23 @@ def telemetry(
     error: str | None,
     requests: dict[str, Any],
     started_utc: str,
+    *,
+    settings: Settings,
 ) -> dict[str, Any]:
     """The /telemetry document: always answerable, degraded when the store is not."""
     doc: dict[str, Any] = {
         "timestamp": clocks.to_iso(clocks.now()),
         "started_utc": started_utc,
         "requests": requests,
-        "async": observability.async_section(summary),
-        "graph": observability.graph_section(summary, clocks.now()),
+        "async": observability.async_section(
+            summary, async_enabled=settings.async_enabled
+        ),
+        "graph": observability.graph_section(
+            summary,
+            clocks.now(),
+            layers=settings.layers,
+            stale_ms=settings.layer_stale_ms,
+        ),
         "degraded": summary is None,
     }
     if summary is None:
@@ -468,20 +482,26 @@ def telemetry(
     return doc
 
 
-def create_app(store: str | None = None, app: str | None = None) -> App:
+def create_app(
+    store: str | None = None,
+    app: str | None = None,
+    *,
+    settings: Settings | None = None,
+) -> App:
     """An App on the store named (or ``ASYNCJOBS_STORE``, or the default path).
 
     ``app`` (or ``ASYNCJOBS_APP``), ``MODULE:ATTR``, is the TaskRegistry
-    submissions consult; without one, the task catalog.
+    submissions consult; without one, the task catalog. ``settings``, by
+    default read from the environment now, go to the Client.
     """
-    import os
-
     from .store import DEFAULT_STORE
 
+    settings = Settings.from_env() if settings is None else settings
     return App(
         Client(
-            store or os.environ.get("ASYNCJOBS_STORE") or DEFAULT_STORE,
-            app=app or os.environ.get("ASYNCJOBS_APP") or None,
+            store or settings.store or DEFAULT_STORE,
+            app=app or settings.app,
+            settings=settings,
         )
     )
 

@@ -78,9 +78,10 @@ def test_another_orgs_result_is_missing(client):
 
 
 def test_a_large_value_lives_in_a_private_file_and_reads_back_checked(
-    client, artifacts, monkeypatch, store_path
+    artifacts, monkeypatch, store_path, request
 ):
     monkeypatch.setenv("ASYNCJOBS_RESULT_INLINE_BYTES", "200")
+    client = request.getfixturevalue("client")  # a Client reads the setting when made
     job_id = run(client, rows=100)
     result_id = client.get_job(job_id, org="acme").result_id
     path = artifacts / "results" / "acme" / f"{result_id}.json"

@@ -11,6 +11,7 @@ import pytest
 
 from asyncjobs import observability
 from asyncjobs.clock import parse_iso
+from asyncjobs.config import Settings
 from asyncjobs.errors import InvalidInput
 
 from .injection import ENV, asyncjobs_cmd
@@ -22,12 +23,20 @@ def summary_with(layers: dict[str, str | None]) -> dict:
     return {"layers": layers}
 
 
+def graph_section(summary: dict | None, now) -> dict:
+    """The rule under the settings the environment holds now, as /telemetry reads them."""
+    settings = Settings.from_env()
+    return observability.graph_section(
+        summary, now, layers=settings.layers, stale_ms=settings.layer_stale_ms
+    )
+
+
 def test_a_layer_is_live_within_the_window_stale_beyond_and_unknown_without_a_time(
     monkeypatch,
 ):
     monkeypatch.delenv("ASYNCJOBS_LAYERS", raising=False)
     monkeypatch.setenv("ASYNCJOBS_LAYER_STALE_MS", "60000")
-    graph = observability.graph_section(
+    graph = graph_section(
         summary_with(
             {
                 "sales": "2026-11-01T11:59:00.000000Z",  # exactly 60 s: still live
@@ -62,7 +71,7 @@ def test_a_layer_is_live_within_the_window_stale_beyond_and_unknown_without_a_ti
 def test_the_configured_list_fixes_which_layers_show_and_their_order(monkeypatch):
     monkeypatch.setenv("ASYNCJOBS_LAYERS", "stock, sales ,orders")
     monkeypatch.delenv("ASYNCJOBS_LAYER_STALE_MS", raising=False)
-    graph = observability.graph_section(
+    graph = graph_section(
         summary_with(
             {
                 "sales": "2026-11-01T11:59:00.000000Z",
@@ -82,9 +91,7 @@ def test_the_configured_list_fixes_which_layers_show_and_their_order(monkeypatch
 
 def test_all_layers_live_is_not_degraded(monkeypatch):
     monkeypatch.delenv("ASYNCJOBS_LAYERS", raising=False)
-    graph = observability.graph_section(
-        summary_with({"sales": "2026-11-01T11:59:00.000000Z"}), NOW
-    )
+    graph = graph_section(summary_with({"sales": "2026-11-01T11:59:00.000000Z"}), NOW)
     assert graph["summary"] == {
         "live_count": 1,
         "stale_count": 0,
@@ -95,11 +102,11 @@ def test_all_layers_live_is_not_degraded(monkeypatch):
 
 def test_an_unreadable_store_lists_every_configured_layer_as_unknown(monkeypatch):
     monkeypatch.setenv("ASYNCJOBS_LAYERS", "sales,stock")
-    graph = observability.graph_section(None, NOW)
+    graph = graph_section(None, NOW)
     assert [layer["status"] for layer in graph["layers"]] == ["unknown", "unknown"]
     assert graph["summary"]["integrity_degraded"] is True
     monkeypatch.delenv("ASYNCJOBS_LAYERS")
-    assert observability.graph_section(None, NOW)["layers"] == []
+    assert graph_section(None, NOW)["layers"] == []
 
 
 @pytest.mark.parametrize(
@@ -115,7 +122,7 @@ def test_layer_settings_out_of_their_range_are_refused_naming_them(
 ):
     monkeypatch.setenv(name, value)
     with pytest.raises(InvalidInput) as raised:
-        observability.graph_section(summary_with({}), NOW)
+        graph_section(summary_with({}), NOW)
     assert name in raised.value.message
 
 

@@ -192,8 +192,9 @@ def test_bad_input_is_refused_naming_the_field_and_writes_nothing(
     assert sha256_of(*data_files(store_path)) == before
 
 
-def test_the_payload_limit_is_a_setting(client, monkeypatch):
+def test_the_payload_limit_is_a_setting(monkeypatch, request):
     monkeypatch.setenv("ASYNCJOBS_MAX_PAYLOAD_BYTES", "64")
+    client = request.getfixturevalue("client")  # a Client reads the setting when made
     client.submit("t", org="acme", payload={"x": "a" * 40})
     with pytest.raises(InvalidInput, match="over the limit of 64"):
         client.submit("t", org="acme", payload={"x": "a" * 80})

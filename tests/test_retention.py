@@ -100,9 +100,10 @@ def test_a_record_without_a_timestamp_is_kept_and_counted(client, clock):
 
 
 def test_jobs_ttl_deletes_a_terminal_job_with_everything_of_it(
-    client, clock, monkeypatch, tmp_path
+    clock, monkeypatch, tmp_path, request
 ):
     monkeypatch.setenv("ASYNCJOBS_RESULT_INLINE_BYTES", "10")
+    client = request.getfixturevalue("client")  # a Client reads the setting when made
     done = client.submit(
         "report", org="acme", payload={"size": 100}, sync=True, tasks=tasks
     )

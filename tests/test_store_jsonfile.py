@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from asyncjobs import Client
 from asyncjobs.errors import InvalidInput, StoreCorrupt, StoreError, StoreLocked
 from asyncjobs.store import JsonFileStore
 from asyncjobs.store.fileio import FileIO
@@ -654,8 +655,8 @@ def test_fsync_never_skips_every_fsync_and_always_does_them(store_path, monkeypa
         monkeypatch.setattr(
             os, "fsync", lambda fd, real=os.fsync: calls.append(fd) or real(fd)
         )
-        with JsonFileStore(store_path) as store:
-            put_jobs(store, f"{setting}-1", f"{setting}-2")
+        with Client(store_path) as client:  # a Client hands the setting to its store
+            put_jobs(client.store, f"{setting}-1", f"{setting}-2")
         monkeypatch.undo()
         assert len(calls) == expected, setting
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import click
 
 from .. import __version__, logs, validation
 from ..client import Client
+from ..config import Settings
 from ..errors import AsyncJobsError
 from ..store import DEFAULT_STORE, jsonformat
 
@@ -61,7 +61,11 @@ class _Group(click.Group):
             sys.stderr.close()
             raise SystemExit(1) from None
         except Exception as exc:
-            if os.environ.get("ASYNCJOBS_DEBUG") == "1":
+            try:
+                debug = settings_of(ctx).debug
+            except AsyncJobsError as bad:  # the environment is wrong: that first
+                _fail(bad.message, bad.exit_code)
+            if debug:  # ASYNCJOBS_DEBUG=1: the traceback
                 raise
             _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
 
@@ -220,13 +224,32 @@ def log_options(
     return decorate
 
 
+def settings_of(ctx: click.Context) -> Settings:
+    """The command's settings, read from the environment once, on first use.
+
+    Not before: ``--help`` answers whatever the environment holds. A bad
+    value raises InvalidInput naming its variable, before the store opens.
+    """
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = {}
+    if "settings" not in root.obj:
+        root.obj["settings"] = Settings.from_env()
+    return root.obj["settings"]
+
+
 def open_client(ctx: click.Context, *, app: str | None = None) -> Client:
     """A Client on the store named by the global options, closed with the command.
 
     ``app`` (``MODULE:ATTR``) is the TaskRegistry its submissions consult.
     """
-    settings = ctx.find_root().obj
-    client = Client(settings["store"], lock_timeout=settings["lock_timeout"], app=app)
+    options = ctx.find_root().obj
+    client = Client(
+        options["store"],
+        lock_timeout=options["lock_timeout"],
+        app=app,
+        settings=settings_of(ctx),
+    )
     ctx.call_on_close(client.close)
     return client
 

@@ -283,7 +283,13 @@ def telemetry(client: Client) -> None:
     except AsyncJobsError as exc:
         summary, error = None, exc.message
     started = summary["now"] if summary else None
-    doc = telemetry_doc(summary, error, RequestStats().last_hour(), started or "")
+    doc = telemetry_doc(
+        summary,
+        error,
+        RequestStats().last_hour(),
+        started or "",
+        settings=client.settings,
+    )
     click.echo(json.dumps(doc, indent=2))
 
 
@@ -295,9 +301,9 @@ def health(client: Client) -> None:
     from ..wsgi import health as health_doc
 
     try:
-        doc = health_doc(client.stats(), None)
+        doc = health_doc(client.stats(), None, settings=client.settings)
     except AsyncJobsError as exc:
-        doc = health_doc(None, exc)
+        doc = health_doc(None, exc, settings=client.settings)
     click.echo(json.dumps(doc, indent=2))
     if doc["status"] != "ok":
         raise SystemExit(5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import IO, Any
 
 import click
@@ -11,7 +10,7 @@ from .. import clock as clocks
 from .. import logs, validation
 from .. import tasks as task_module
 from ..client import Client
-from ..errors import InvalidInput, JobFailed
+from ..errors import InvalidInput, JobFailed, PayloadTooLarge
 from ..records import Job, JobStatus
 from . import (
     Number,
@@ -30,15 +29,17 @@ PROGRESS_THRESHOLD = 10_000  # lines before a terminal shows a count
 def _read_limited(stream: IO[bytes], limit: int, what: str) -> bytes:
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise validation.PayloadTooLarge(f"{what}: more than {limit} bytes")
+        raise PayloadTooLarge(f"{what}: more than {limit} bytes")
     return data
 
 
-def _payload(text: str | None, file: IO[bytes] | None) -> dict[str, Any] | None:
+def _payload(
+    text: str | None, file: IO[bytes] | None, max_bytes: int
+) -> dict[str, Any] | None:
     if text is not None and file is not None:
         raise InvalidInput("give either --payload or --payload-file, not both")
     if file is not None:
-        raw = _read_limited(file, validation.max_payload_bytes() * 4, "payload file")
+        raw = _read_limited(file, max_bytes * 4, "payload file")
         return validation.parse_json(raw, "payload")
     if text is not None:
         return validation.parse_json(text, "payload")
@@ -138,8 +139,7 @@ def submit(
     if delay is not None and at is not None:
         raise InvalidInput("give either --delay or --at, not both")
     when = validation.at(at, clocks.now(), "--at") if at is not None else None
-    enabled = os.environ.get("ASYNCJOBS_ASYNC_ENABLED", "1").strip().lower()
-    if enabled in ("0", "false", "no", "off"):
+    if not client.settings.async_enabled:
         sync = True  # fail-open: no worker is relied on
     if sync and not app:
         raise InvalidInput(
@@ -149,7 +149,7 @@ def submit(
     job = client.submit(
         task,
         org=org,
-        payload=_payload(payload_text, payload_file),
+        payload=_payload(payload_text, payload_file, client.settings.max_payload_bytes),
         queue=queue,
         priority=priority,
         delay=delay or 0,

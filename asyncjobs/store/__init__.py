@@ -23,8 +23,18 @@ __all__ = [
 ]
 
 
-def open_store(url: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> Store:
-    """A backend for a store URL: a plain path or ``file:PATH`` is the JSON file."""
+def open_store(
+    url: str | os.PathLike[str],
+    *,
+    lock_timeout: float = 10.0,
+    fsync: bool = True,
+    lock_disabled: bool = False,
+) -> Store:
+    """A backend for a store URL: a plain path or ``file:PATH`` is the JSON file.
+
+    ``fsync`` and ``lock_disabled`` are the settings ``ASYNCJOBS_FSYNC`` and
+    ``ASYNCJOBS_TEST_DISABLE_LOCK`` (``config.Settings``), handed down as values.
+    """
     text = os.fspath(url)
     if text.startswith(("postgresql://", "postgres://")):
         raise InvalidInput("PostgreSQL stores are not supported by this version")
@@ -37,4 +47,10 @@ def open_store(url: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> St
     if os.path.isdir(text):
         raise InvalidInput(f"store: {text} is a folder; name the store file in it")
     default = os.path.abspath(text) == os.path.abspath(DEFAULT_STORE)
-    return JsonFileStore(text, lock_timeout=lock_timeout, create_folder=default)
+    return JsonFileStore(
+        text,
+        lock_timeout=lock_timeout,
+        fsync=fsync,
+        lock_disabled=lock_disabled,
+        create_folder=default,
+    )

@@ -14,7 +14,7 @@ import stat
 import tempfile
 from collections import deque
 
-from ..errors import StoreError
+from ..errors import StoreError, UntrustedLink
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -210,10 +210,6 @@ def _regular(fd: int, path: str) -> int:
         os.close(fd)
         raise
     return fd
-
-
-class UntrustedLink(StoreError):
-    """A symlink on the way to a file belongs to another user."""
 
 
 def trusted_realpath(path: str) -> str:

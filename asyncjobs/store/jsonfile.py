@@ -55,7 +55,6 @@ from .jsonformat import (
     dumps,
     encode_line,
     entry_problem,
-    fsync_setting,
     loads,
     parse_journal,
     parse_snapshot,
@@ -88,7 +87,8 @@ class JsonFileStore(Store):
         path: str | os.PathLike[str],
         *,
         lock_timeout: float = 10.0,
-        fsync: bool | None = None,
+        fsync: bool = True,
+        lock_disabled: bool = False,
         io: FileIO | None = None,
         compact_min_bytes: int = COMPACT_MIN_BYTES,
         journal_reserve_bytes: int = JOURNAL_RESERVE_BYTES,
@@ -101,14 +101,16 @@ class JsonFileStore(Store):
         self.folder = os.path.dirname(self.path)
         self.journal_path = self.path + ".journal"
         self.lock_path = self.path + ".lock"
-        self.io = io or FileIO(fsync=fsync_setting() if fsync is None else fsync)
+        self.io = io or FileIO(fsync=fsync)
         self.compact_min_bytes = compact_min_bytes
         self.journal_reserve_bytes = journal_reserve_bytes
         # Only `store init` makes folders, and the first write to the default
         # store: a mistyped --store must not leave a new folder tree behind.
         self.create_folder = create_folder
         self._folder_checked = False
-        self._lock = StoreLock(self.lock_path, timeout=lock_timeout)
+        self._lock = StoreLock(
+            self.lock_path, timeout=lock_timeout, disabled=lock_disabled
+        )
         self._state: dict[str, dict[str, Record]] | None = None
         self._indexes: dict[str, dict[Any, set[str]]] = {}
         # queue -> (priority, org, task) -> sorted [(run_after, created_at, job_id)]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import re
 import zlib
 from collections.abc import Iterator
@@ -41,16 +40,6 @@ MAX_TORN_GARBAGE_BYTES = 4096
 # characters. Zeros are the space reserved ahead.
 _LINE_BYTES = bytes(range(0x20, 0x7F)) + b"\n\0"
 _LINE_START = re.compile(rb"\0*[0-9a-f]{8} \{")
-
-
-def fsync_setting() -> bool:
-    """Read ``ASYNCJOBS_FSYNC``: ``always`` (the default) or ``never``."""
-    value = os.environ.get("ASYNCJOBS_FSYNC", "always").strip().lower()
-    if value not in ("always", "never"):
-        raise InvalidInput(
-            f"ASYNCJOBS_FSYNC must be 'always' or 'never', not {value!r}"
-        )
-    return value == "always"
 
 
 def dumps(value: Any) -> bytes:

@@ -50,16 +50,19 @@ if hasattr(os, "register_at_fork"):
 class StoreLock:
     """An exclusive lock across processes and threads, with a timeout."""
 
-    def __init__(self, path: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, path: str, *, timeout: float = 10.0, disabled: bool = False
+    ) -> None:
         self.path = path
         self.timeout = timeout
         self._thread_lock = threading.RLock()
         self._fd: int | None = None
         self._unlockable = False  # no lock file, and none can be made: read-only
         self._depth = 0
-        # Test-only switch for the sensitivity check (tests/test_concurrency.py): with
-        # it, concurrency tests must fail. Never set it anywhere else.
-        self._disabled = os.environ.get("ASYNCJOBS_TEST_DISABLE_LOCK") == "1"
+        # Test-only switch for the sensitivity check of tests/test_concurrency.py
+        # (ASYNCJOBS_TEST_DISABLE_LOCK): with it, concurrency tests must fail.
+        # Never set it anywhere else.
+        self._disabled = disabled
         _LOCKS.add(self)
 
     def _start_afresh(self) -> None:

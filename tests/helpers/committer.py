@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from asyncjobs.config import Settings
 from asyncjobs.store import JsonFileStore
 
 store_path, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -18,7 +19,13 @@ while go_file and not os.path.exists(go_file):
     if time.monotonic() > deadline:
         sys.exit("no go signal")
     time.sleep(0.001)
-with JsonFileStore(store_path, lock_timeout=60) as store:
+settings = Settings.from_env()  # ASYNCJOBS_TEST_DISABLE_LOCK, as a Client reads it
+with JsonFileStore(
+    store_path,
+    lock_timeout=60,
+    fsync=settings.fsync,
+    lock_disabled=settings.test_disable_lock,
+) as store:
     for i in range(count):
         key = f"{name}-{i}"
         with store.transaction() as tx:
