@@ -242,6 +242,34 @@ def test_no_module_but_config_reads_the_environment():
     assert readers["config.py"], "config.py reads the environment"
 
 
+def imports_config(tree: ast.AST) -> bool:
+    return any(
+        (isinstance(node, ast.ImportFrom) and (node.module or "").endswith("config"))
+        or (
+            isinstance(node, ast.ImportFrom)
+            and any(alias.name == "config" for alias in node.names)
+        )
+        for node in ast.walk(tree)
+    )
+
+
+def test_only_the_edges_build_settings_rules_and_engines_take_plain_values():
+    importers = {
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "config.py" and imports_config(ast.parse(path.read_text()))
+    }
+    # The Client, the CLI and the WSGI app; tasks.py for a periodic task's
+    # payload, declared before any Client; __init__.py exports the type.
+    assert importers == {
+        "__init__.py",
+        "client.py",
+        "cli/__init__.py",
+        "wsgi.py",
+        "tasks.py",
+    }
+
+
 def test_click_reads_only_its_options_variables_and_config_says_which():
     """The one documented place: config.py's docstring lists every variable and reader."""
     assert click_variables() == {
