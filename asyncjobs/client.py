@@ -138,6 +138,7 @@ class _Records:
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
+        self._fair: running.FairTags | None = None
 
     def job(self, job_id: str, *, org: str) -> Job:
         """The org's job; NotFound for a missing id and another org's alike."""
@@ -156,6 +157,16 @@ class _Records:
                 if self.tx.find("notifications_by_dedupe", record.dedupe_key):
                     continue  # that transition already has its notification
             self.tx.put(record.KIND, record.key, record.to_dict())
+
+    def runnable(self, job: Job, now: datetime) -> Job:
+        """The job with its fair tag if it is runnable now (``running.FairTags``).
+
+        Every transition that queues a job passes it through here before it
+        is saved; one transaction reads each lane's virtual time once.
+        """
+        if self._fair is None:
+            self._fair = running.FairTags(self.tx, now)
+        return self._fair.stamp(job)
 
     def _sequenced(self, event: Event) -> Event:
         seqs = [e.get("seq", 0) for e in self.tx.find("events_by_job", event.job_id)]
@@ -385,6 +396,7 @@ class Client:
                         )
                         continue
                 job, event = lifecycle.submit(now=now, **args)
+                job = records.runnable(job, now)
                 records.save(job, event)
                 records.bump("jobs_submitted_total")
                 jobs.append(job)
@@ -568,7 +580,9 @@ class Client:
         with self._store.transaction() as tx:
             records = _Records(tx)
             job = records.job(job_id, org=org)
-            job, event = lifecycle.retry(job, now=self._clock())
+            now = self._clock()
+            job, event = lifecycle.retry(job, now=now)
+            job = records.runnable(job, now)
             records.save(job, event)
             records.bump("jobs_retried_total")
         return job
