@@ -1095,8 +1095,16 @@ class Client:
                 records = {kind: list(tx.scan(kind)) for kind in kinds}
                 pruned = (tx.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")
                 catalog = list(tx.scan(task_catalog.KIND))
+                lanes = list(tx.scan("lanes"))
+                turns = tx.count("orgs")
             report.problems += integrity.shape_problems(records)
             report.problems += task_catalog.problems(catalog)
+            report.problems += integrity.lane_problems(lanes)
+            if turns:
+                report.notes.append(
+                    f"{turns} 'orgs' record(s) of an older version's fair turns "
+                    "are no longer used: they are kept, and ignored"
+                )
             shapeless = bool(report.problems)
             report.problems += integrity.reference_problems(records)
             if shapeless:

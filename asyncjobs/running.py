@@ -340,7 +340,7 @@ def claim(
     now: datetime,
     only_job: str | None = None,
 ) -> list[tuple[Job, Token]]:
-    """Claim up to ``limit`` runnable jobs, the first in the claim order (scheduling.py).
+    """Claim up to ``limit`` runnable jobs, the first in claim order (scheduling.py).
 
     Jobs that came due are tagged first (``stage``). Jobs of tasks a breaker
     holds back are passed over; a claim writes the jobs it takes and their

@@ -123,7 +123,7 @@ class Transaction(ABC):
     def claim_order(
         self, queues: Collection[str], exclude_tasks: Collection[str] = ()
     ) -> Iterator[Record]:
-        """Queued and tagged jobs of ``queues`` in claim order (``scheduling.claim_key``).
+        """Queued, tagged jobs of ``queues`` in claim order (``scheduling.claim_key``).
 
         Jobs of a task in ``exclude_tasks`` are left out. Lazy: a claim reads
         only as far as it takes, so its cost does not grow with the queue or

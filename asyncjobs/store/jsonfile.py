@@ -991,7 +991,7 @@ class _JsonTransaction(Transaction):
         return found
 
     def _pending_jobs(self) -> Iterator[Record]:
-        """Jobs this transaction changed that are queued (not indexed until it commits)."""
+        """Jobs changed here that are queued (not in the index until the commit)."""
         for record in self.changes.get("jobs", _NO_CHANGES).values():
             if record is not _DELETED and _queued(record):
                 yield record
@@ -999,7 +999,7 @@ class _JsonTransaction(Transaction):
     def _walk(
         self, entries: list[_Entry], start: int, exclude_tasks: Collection[str]
     ) -> Iterator[_Entry]:
-        """Committed entries from ``start`` on, less excluded tasks and jobs changed here."""
+        """Committed entries from ``start`` on, less excluded tasks and changed jobs."""
         changed = self.changes.get("jobs", _NO_CHANGES)
         for i in range(start, len(entries)):
             entry = entries[i]
@@ -1054,7 +1054,9 @@ class _JsonTransaction(Transaction):
 
     def lane_next_tag(self, queue: str, priority: int) -> int:
         index = self._store._runnable_index()
-        tag = index.lane_next_tag(queue, priority, self._store._records("lanes").values())
+        tag = index.lane_next_tag(
+            queue, priority, self._store._records("lanes").values()
+        )
         for record in self.changes.get("lanes", _NO_CHANGES).values():
             lane = None if record is _DELETED else _lane_of(record)
             if lane is not None and lane[:2] == (queue, priority):
