@@ -1,6 +1,6 @@
 """Claim latency against the number of orgs queued: one exchange claiming 1 job, or 10.
 
-    .venv/bin/python benchmarks/claim.py [--jobs 20000] [--orgs 10,10000] [--claims 300]
+    .venv/bin/python benchmarks/claim.py [--jobs 20000] [--orgs 10,10000] [--claims 100]
 
 For each org count, a fresh store holds ``--jobs`` queued no-op jobs spread
 evenly over that many orgs (the same total each time), submitted in batches
@@ -99,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--orgs", default="10,10000")
-    parser.add_argument("--claims", type=int, default=300)
+    parser.add_argument("--claims", type=int, default=100)
     parser.add_argument(
         "--dir", default=str(ROOT / "runtime"), help="a folder on the disk to measure"
     )
