@@ -15,6 +15,7 @@ again. Every change of state returns an event.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,6 +70,20 @@ def blocks(breaker: Breaker, now: datetime) -> bool:
     if breaker.state == HALF_OPEN:
         return True
     return breaker.state == OPEN and not trial_due(breaker, now)
+
+
+def held_back(records: Iterable[Mapping[str, Any]], now: datetime) -> set[str]:
+    """The tasks whose jobs a breaker holds back now, by the records' ``tasks`` lists.
+
+    For a transaction without the app (a submit): the breaker records name
+    the tasks behind them as the last worker that saved them knew them.
+    """
+    tasks: set[str] = set()
+    for record in records:
+        breaker = Breaker.from_dict(record, str(record.get("name")))
+        if blocks(breaker, now):
+            tasks.update(t for t in breaker.tasks or () if isinstance(t, str))
+    return tasks
 
 
 def trial_due(breaker: Breaker, now: datetime) -> bool:

@@ -139,6 +139,7 @@ class _Records:
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
+        self._fair: running.FairTags | None = None
 
     def job(self, job_id: str, *, org: str) -> Job:
         """The org's job; NotFound for a missing id and another org's alike."""
@@ -157,6 +158,16 @@ class _Records:
                 if self.tx.find("notifications_by_dedupe", record.dedupe_key):
                     continue  # that transition already has its notification
             self.tx.put(record.KIND, record.key, record.to_dict())
+
+    def runnable(self, job: Job, now: datetime) -> Job:
+        """The job with its fair tag if it is runnable now (``running.FairTags``).
+
+        Every transition that queues a job passes it through here before it
+        is saved; one transaction reads each lane's virtual time once.
+        """
+        if self._fair is None:
+            self._fair = running.FairTags(self.tx, now)
+        return self._fair.stamp(job)
 
     def _sequenced(self, event: Event) -> Event:
         seqs = [e.get("seq", 0) for e in self.tx.find("events_by_job", event.job_id)]
@@ -395,6 +406,7 @@ class Client:
                         )
                         continue
                 job, event = lifecycle.submit(now=now, **args)
+                job = records.runnable(job, now)
                 records.save(job, event)
                 records.bump("jobs_submitted_total")
                 jobs.append(job)
@@ -580,7 +592,9 @@ class Client:
         with self._store.transaction() as tx:
             records = _Records(tx)
             job = records.job(job_id, org=org)
-            job, event = lifecycle.retry(job, now=self._clock())
+            now = self._clock()
+            job, event = lifecycle.retry(job, now=now)
+            job = records.runnable(job, now)
             records.save(job, event)
             records.bump("jobs_retried_total")
         return job
@@ -1110,8 +1124,16 @@ class Client:
                 records = {kind: list(tx.scan(kind)) for kind in kinds}
                 pruned = (tx.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")
                 catalog = list(tx.scan(task_catalog.KIND))
+                lanes = list(tx.scan("lanes"))
+                turns = tx.count("orgs")
             report.problems += integrity.shape_problems(records)
             report.problems += task_catalog.problems(catalog)
+            report.problems += integrity.lane_problems(lanes)
+            if turns:
+                report.notes.append(
+                    f"{turns} 'orgs' record(s) of an older version's fair turns "
+                    "are no longer used: they are kept, and ignored"
+                )
             shapeless = bool(report.problems)
             report.problems += integrity.reference_problems(records)
             if shapeless:

@@ -74,6 +74,24 @@ def reference_problems(records: Mapping[str, Iterable[Record]]) -> list[str]:
     return problems
 
 
+def lane_problems(records: Iterable[Record]) -> list[str]:
+    """One line for each ``lanes`` record (next fair tags) of the wrong shape."""
+    problems: list[str] = []
+    for record in records:
+        queue, priority = record.get("queue"), record.get("priority")
+        org, tag = record.get("org_id"), record.get("next_tag")
+        if not (
+            isinstance(queue, str)
+            and isinstance(org, str)
+            and all(
+                isinstance(n, int) and not isinstance(n, bool) for n in (priority, tag)
+            )
+            and tag >= 0
+        ):
+            problems.append(f"a lanes record is malformed: {_short(record)}")
+    return problems
+
+
 def _short(record: Record) -> str:
     text = repr(record)
     return text if len(text) <= 80 else text[:77] + "..."

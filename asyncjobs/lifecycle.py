@@ -191,6 +191,7 @@ def retry(job: Job, *, now: datetime) -> tuple[Job, Event]:
         cancel_requested_at=None,
         run_after=stamp,
         updated_at=stamp,
+        fair_tag=None,  # a new place in the order, given as it is queued
     )
     return job, new_event(job, EventType.QUEUED, now, reason="retry")
 
@@ -396,7 +397,10 @@ def _retries_left(job: Job) -> bool:
 def _requeue(
     job: Job, now: datetime, *, after_seconds: float = 0.0, **changes: Any
 ) -> Job:
-    """running -> queued, leased to nobody, runnable ``after_seconds`` from ``now``."""
+    """running -> queued, leased to nobody, runnable ``after_seconds`` from ``now``.
+
+    Without a fair tag: it gets a new one when it is runnable (scheduling.py).
+    """
     return dataclasses.replace(
         job,
         status=JobStatus.QUEUED,
@@ -404,6 +408,7 @@ def _requeue(
         lease_expires_at=None,
         run_after=clock.to_iso(now + timedelta(seconds=after_seconds)),
         updated_at=clock.to_iso(now),
+        fair_tag=None,
         **changes,
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -26,6 +26,71 @@ Outcome = dict[str, Any]  # see execution.py
 
 def _jitter_fraction() -> float:
     return ids.random_fraction()
+
+
+class FairTags:
+    """Gives jobs their fair tags as they become runnable, in one transaction.
+
+    Reads what ``scheduling.fair_tag`` needs from the engine (each lane's
+    virtual time once, each org's ``lanes`` record) and writes the org's new
+    next tag. A lane's virtual time does not move with the jobs tagged here
+    (each takes a tag at or after it), so it is read once per transaction.
+    """
+
+    def __init__(self, tx: Any, now: datetime) -> None:
+        self._tx = tx
+        self._stamp = clock.to_iso(now)
+        self._held_back = breakers.held_back(tx.scan("breakers"), now)
+        self._virtual: dict[tuple[str, int], int] = {}
+
+    def stamp(self, job: Job) -> Job:
+        """The job with its fair tag if it is runnable now; otherwise as it is.
+
+        Runnable: queued, untagged, and its ``run_after`` has come (a job
+        still waiting for it gets its tag when the claim stages it).
+        """
+        if (
+            job.status is not JobStatus.QUEUED
+            or job.fair_tag is not None
+            or job.run_after > self._stamp
+        ):
+            return job
+        tx, lane = self._tx, (job.queue, job.priority)
+        virtual = self._virtual.get(lane)
+        if virtual is None:
+            virtual = self._virtual[lane] = scheduling.virtual_time(
+                tx.lane_head(job.queue, job.priority, self._held_back),
+                tx.lane_next_tag(job.queue, job.priority),
+            )
+        key = scheduling.lane_key(job.queue, job.priority, job.org_id)
+        record = tx.get("lanes", key) or {}
+        tag, next_tag = scheduling.fair_tag(virtual, record.get("next_tag", 0))
+        tx.put(
+            "lanes",
+            key,
+            {
+                "queue": job.queue,
+                "priority": job.priority,
+                "org_id": job.org_id,
+                "next_tag": next_tag,
+            },
+        )
+        return dataclasses.replace(job, fair_tag=tag)
+
+
+def stage(records: _Records, queues: Sequence[str], now: datetime) -> int:
+    """Tag the queued jobs of ``queues`` whose run_after has come; returns how many.
+
+    A delayed job or a retry waiting out its backoff joins the claim order
+    only now, behind the jobs already waiting at this virtual time: tagged
+    when it was queued, it would jump ahead of every org's backlog when it
+    came due, or a delayed flood would. Jobs of an older version's store,
+    queued without a tag, are tagged here too, in the order they came due.
+    """
+    due = records.tx.due_untagged(queues, clock.to_iso(now))
+    for record in due:
+        records.save(records.runnable(Job.from_dict(record), now))
+    return len(due)
 
 
 def finish(
@@ -94,6 +159,7 @@ def finish(
             jitter=jitter,
             now=now,
         )
+        job = records.runnable(job, now)
         records.save(job, *added)
         records.bump("attempts_failed_total")
         if job.status is JobStatus.FAILED:
@@ -253,6 +319,7 @@ def expire_leases(
             _canceled(records, job, added, breaker, now)
             expired.append(job)
             continue
+        job = records.runnable(job, now)
         records.save(job, *added)
         if job.status is JobStatus.FAILED:
             records.bump("jobs_failed_total")
@@ -276,9 +343,13 @@ def claim(
     now: datetime,
     only_job: str | None = None,
 ) -> list[tuple[Job, Token]]:
-    """Claim up to ``limit`` runnable jobs in the order of ``scheduling.pick``."""
+    """Claim up to ``limit`` runnable jobs, the first in claim order (scheduling.py).
+
+    Jobs that came due are tagged first (``stage``). Jobs of tasks a breaker
+    holds back are passed over; a claim writes the jobs it takes and their
+    events (and a breaker whose trial it starts), nothing shared.
+    """
     tx = records.tx
-    stamp = clock.to_iso(now)
     blocked: set[str] = set()
     trial_open: dict[str, breakers.Breaker] = {}
     if registry is not None:
@@ -289,30 +360,21 @@ def claim(
                 blocked |= tasks
             elif breakers.trial_due(breaker, now):
                 trial_open[name] = breaker
+    candidates: Iterable[dict[str, Any]]
+    if only_job is not None:
+        record = tx.get("jobs", only_job)
+        found = record is not None and record["status"] == "queued"
+        candidates = [record] if found else []
+    else:
+        stage(records, queues, now)
+        candidates = tx.claim_order(queues, blocked)
     claimed: list[tuple[Job, Token]] = []
-    served: dict[str, tuple[str, int]] = {}
-    turn = (tx.get("counters", "claims_total") or {}).get("value", 0)
-    while len(claimed) < limit:
-        if only_job is not None:
-            record = tx.get("jobs", only_job)
-            heads = (
-                [record] if record is not None and record["status"] == "queued" else []
-            )
-            if claimed:
-                heads = []
-        else:
-            heads = tx.runnable_heads(queues, stamp, blocked)
-        candidates = [Job.from_dict(r) for r in heads]
-        for job in candidates:
-            if job.org_id not in served:
-                org = tx.get("orgs", job.org_id) or {}
-                served[job.org_id] = (
-                    org.get("last_served_at") or "",
-                    org.get("last_served_turn") or 0,
-                )
-        job = scheduling.pick(candidates, served)
-        if job is None:
-            break
+    if limit <= 0:
+        return claimed
+    for record in candidates:
+        if only_job is None and record["task"] in blocked:
+            continue  # a trial claimed above holds back the rest of its breaker
+        job = Job.from_dict(record)
         task = registry.get(job.task) if registry is not None else None
         max_retries = task.max_retries if task is not None else 0
         job, event = lifecycle.claim(
@@ -323,14 +385,6 @@ def claim(
             now=now,
         )
         records.save(job, event)
-        turn += 1
-        served[job.org_id] = (stamp, turn)
-        tx.put(
-            "orgs",
-            job.org_id,
-            {"org_id": job.org_id, "last_served_at": stamp, "last_served_turn": turn},
-        )
-        records.bump("claims_total")
         if task is not None and task.breaker in trial_open:
             breaker, event = breakers.on_claim(trial_open.pop(task.breaker), job, now)
             records.save(breaker, event)
@@ -338,6 +392,8 @@ def claim(
                 t.name for t in registry.tasks.values() if t.breaker == task.breaker
             }
         claimed.append((job, lifecycle.token_of(job)))
+        if len(claimed) >= limit:
+            break
     return claimed
 
 
@@ -411,6 +467,7 @@ def release(
             if job.status is JobStatus.CANCELED:
                 _canceled(records, job, added, breaker, now)
             else:
+                job = records.runnable(job, now)
                 records.save(job, *added)
                 if breaker is not None:
                     # A released trial proves nothing: without this the

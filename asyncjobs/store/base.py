@@ -36,8 +36,13 @@ KINDS = (
     "workers",
     "breakers",
     "counters",
+    # The fair turns of old versions (one record per org, rewritten at every
+    # claim): no longer written nor read, kept so that older stores open.
     "orgs",
     "tasks",  # the task catalog (catalog.py), one record per task name
+    # Fair tags (scheduling.py): one record per (queue, priority, org) that
+    # has had a job become runnable, written only when that happens.
+    "lanes",
 )
 
 
@@ -130,18 +135,46 @@ class Transaction(ABC):
                 record[field_name] = record.get(field_name, 0) + amount
         self.put("counters", counter, record)
 
-    @abstractmethod
-    def runnable_heads(
-        self, queues: Collection[str], now: str, exclude_tasks: Collection[str] = ()
-    ) -> list[Record]:
-        """The first runnable queued job of each (queue, priority, org, task) group.
+    # -- the claim order (see scheduling.py) ------------------------------
+    #
+    # "Queued and tagged" means status ``queued`` with a ``fair_tag``: a
+    # runnable job. Each answer sees this transaction's own changes. A SQL
+    # backend serves them from partial indexes on queued jobs:
+    # ``(queue, priority DESC, fair_tag, run_after, created_at, job_id)`` and
+    # ``(queue, run_after) WHERE fair_tag IS NULL``, and ``lanes`` by
+    # ``(queue, priority, next_tag)``; a claim reads the order with
+    # ``LIMIT n FOR UPDATE SKIP LOCKED``.
 
-        Runnable: status ``queued`` and ``run_after`` <= ``now`` (ISO), on one
-        of ``queues``, of a task not in ``exclude_tasks``. "First" orders by
-        (run_after, created_at, job_id). Jobs changed in this transaction are
-        seen as changed (a job claimed here is no longer a head). A SQL
-        backend serves this with ``DISTINCT ON`` over an index, and claims
-        with ``FOR UPDATE SKIP LOCKED``.
+    @abstractmethod
+    def claim_order(
+        self, queues: Collection[str], exclude_tasks: Collection[str] = ()
+    ) -> Iterator[Record]:
+        """Queued, tagged jobs of ``queues`` in claim order (``scheduling.claim_key``).
+
+        Jobs of a task in ``exclude_tasks`` are left out. Lazy: a claim reads
+        only as far as it takes, so its cost does not grow with the queue or
+        with the number of orgs in it.
+        """
+
+    @abstractmethod
+    def lane_head(
+        self, queue: str, priority: int, exclude_tasks: Collection[str] = ()
+    ) -> int | None:
+        """The fair tag of the first job of the lane (queue, priority) in claim order.
+
+        Tasks in ``exclude_tasks`` are passed over; None when no job is left.
+        """
+
+    @abstractmethod
+    def lane_next_tag(self, queue: str, priority: int) -> int:
+        """The highest ``next_tag`` of the lane's ``lanes`` records; 0 for none."""
+
+    @abstractmethod
+    def due_untagged(self, queues: Collection[str], now: str) -> list[Record]:
+        """Queued jobs of ``queues`` without a fair tag whose ``run_after`` <= ``now``.
+
+        In (run_after, created_at, job_id) order: the jobs that waited for
+        their time and have come due, for the claim to tag.
         """
 
     @property

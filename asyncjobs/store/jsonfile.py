@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import heapq
 import logging
 import os
 import stat
@@ -42,7 +43,7 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .. import clock
+from .. import clock, scheduling
 from ..errors import StoreCorrupt, StoreError
 from .base import INDEXES, KINDS, Record, Store, Transaction, Verification
 from .fileio import FileIO, trusted_realpath
@@ -113,11 +114,9 @@ class JsonFileStore(Store):
         )
         self._state: dict[str, dict[str, Record]] | None = None
         self._indexes: dict[str, dict[Any, set[str]]] = {}
-        # queue -> (priority, org, task) -> sorted [(run_after, created_at, job_id)]
-        # of queued jobs; entries of jobs that changed since are dropped lazily.
-        self._runnable: (
-            dict[str, dict[tuple[int, str, str], list[tuple[str, str, str]]]] | None
-        ) = None
+        # The claim order and what fair tags are reckoned from (_Runnable),
+        # built on first use and kept exact by every commit after that.
+        self._runnable: _Runnable | None = None
         self._snapshot_generation = 0
         # The snapshot read last stays open: its inode cannot be freed and
         # handed to a newer snapshot while this process holds it, so an
@@ -344,6 +343,8 @@ class JsonFileStore(Store):
                 old = records.pop(key, None)
                 if old is not None:
                     self._unindex(kind, key, old)
+                    if self._runnable is not None:
+                        self._runnable.remove(kind, old)
         for kind, new in puts.items():
             records = state.setdefault(kind, {})
             for key, record in new.items():
@@ -352,8 +353,8 @@ class JsonFileStore(Store):
                     self._unindex(kind, key, old)
                 records[key] = record
                 self._index(kind, key, record)
-                if kind == "jobs" and self._runnable is not None:
-                    self._index_runnable(record, old)
+                if self._runnable is not None:
+                    self._runnable.replace(kind, old, record)
 
     # -- secondary indexes, built on first use -----------------------------
 
@@ -390,29 +391,9 @@ class JsonFileStore(Store):
 
     # -- the runnable index ------------------------------------------------
 
-    def _index_runnable(self, record: Record, old: Record | None = None) -> None:
-        if record.get("status") != "queued":
-            return
-        if (
-            old is not None
-            and old.get("status") == "queued"
-            and all(old.get(f) == record.get(f) for f in _RUNNABLE_FIELDS)
-        ):
-            return  # already indexed where it belongs
-        assert self._runnable is not None
-        group = (record["priority"], record["org_id"], record["task"])
-        entries = self._runnable.setdefault(record["queue"], {}).setdefault(group, [])
-        bisect.insort(
-            entries, (record["run_after"], record["created_at"], record["job_id"])
-        )
-
-    def _runnable_index(
-        self,
-    ) -> dict[str, dict[tuple[int, str, str], list[tuple[str, str, str]]]]:
+    def _runnable_index(self) -> _Runnable:
         if self._runnable is None:
-            self._runnable = {}
-            for record in self._records("jobs").values():
-                self._index_runnable(record)
+            self._runnable = _Runnable(self._records("jobs").values())
         return self._runnable
 
     def _records(self, kind: str) -> dict[str, Record]:
@@ -823,27 +804,132 @@ def _failing(verb: str, path: str) -> Iterator[None]:
         raise StoreError(f"cannot {verb} {path}: {exc.strerror or exc}") from exc
 
 
-_RUNNABLE_FIELDS = ("queue", "priority", "org_id", "task", "run_after", "created_at")
+# An entry of the claim order: scheduling.claim_key, then the task (to skip
+# the tasks a breaker holds back without reading the job).
+_Entry = tuple[int, int, str, str, str, str]
+# An entry of the jobs waiting for their run_after, untagged: (run_after,
+# created_at, job_id).
+_Waiting = tuple[str, str, str]
 
 
-def _order(record: Record) -> tuple[str, str, str]:
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _queued(record: Record) -> bool:
+    """A queued job whose order fields have the types the indexes sort by."""
+    return (
+        record.get("status") == "queued"
+        and isinstance(record.get("queue"), str)
+        and _is_int(record.get("priority"))
+        and isinstance(record.get("task"), str)
+        and isinstance(record.get("run_after"), str)
+        and isinstance(record.get("created_at"), str)
+        and isinstance(record.get("job_id"), str)
+        and (record.get("fair_tag") is None or _is_int(record.get("fair_tag")))
+    )
+
+
+def _entry(record: Record) -> _Entry:
+    return (*scheduling.claim_key(record), record["task"])
+
+
+def _waiting(record: Record) -> _Waiting:
     return (record["run_after"], record["created_at"], record["job_id"])
 
 
-def _entry_matches(
-    record: Record | None,
-    queue: str,
-    group: tuple[int, str, str],
-    entry: tuple[str, str, str],
-) -> bool:
-    return (
-        record is not None
-        and record.get("status") == "queued"
-        and record.get("run_after") == entry[0]
-        and record.get("created_at") == entry[1]
-        and record.get("queue") == queue
-        and (record.get("priority"), record.get("org_id"), record.get("task")) == group
+def _lane_of(record: Record) -> tuple[str, int, int] | None:
+    """(queue, priority, next_tag) of a ``lanes`` record, None for a malformed one."""
+    queue, priority, tag = (
+        record.get("queue"),
+        record.get("priority"),
+        record.get("next_tag"),
     )
+    if isinstance(queue, str) and _is_int(priority) and _is_int(tag):
+        return queue, priority, tag
+    return None
+
+
+def _remove(entries: list[Any], entry: Any) -> None:
+    i = bisect.bisect_left(entries, entry)
+    if i < len(entries) and entries[i] == entry:
+        del entries[i]
+
+
+class _Runnable:
+    """The committed queued jobs as the claim needs them, kept exact at every commit.
+
+    - ``order``: queue -> the claim order (sorted entries) of its queued jobs
+      with a fair tag: one index per queue, whatever the number of orgs.
+    - ``waiting``: queue -> queued jobs without a fair tag (waiting for their
+      run_after), by run_after: the claim stages those that came due.
+    - ``lane_next``: (queue, priority) -> the highest next tag of the lane's
+      ``lanes`` records (None: reckon it again from the records).
+    """
+
+    def __init__(self, jobs: Iterable[Record]) -> None:
+        order: dict[str, list[_Entry]] = {}
+        waiting: dict[str, list[_Waiting]] = {}
+        for record in jobs:
+            if not _queued(record):
+                continue
+            if record.get("fair_tag") is None:
+                waiting.setdefault(record["queue"], []).append(_waiting(record))
+            else:
+                order.setdefault(record["queue"], []).append(_entry(record))
+        for entries in (*order.values(), *waiting.values()):
+            entries.sort()
+        self.order, self.waiting = order, waiting
+        self.lane_next: dict[tuple[str, int], int] | None = None
+
+    def lane_next_tag(self, queue: str, priority: int, lanes: Iterable[Record]) -> int:
+        if self.lane_next is None:
+            self.lane_next = {}
+            for record in lanes:
+                self._raise_lane(record)
+        return self.lane_next.get((queue, priority), 0)
+
+    def _raise_lane(self, record: Record) -> None:
+        assert self.lane_next is not None
+        lane = _lane_of(record)
+        if lane is not None:
+            key = lane[:2]
+            self.lane_next[key] = max(self.lane_next.get(key, 0), lane[2])
+
+    def replace(self, kind: str, old: Record | None, new: Record) -> None:
+        if kind == "jobs":
+            if old is not None:
+                self._drop(old)
+            if _queued(new):
+                if new.get("fair_tag") is None:
+                    bisect.insort(
+                        self.waiting.setdefault(new["queue"], []), _waiting(new)
+                    )
+                else:
+                    bisect.insort(self.order.setdefault(new["queue"], []), _entry(new))
+        elif kind == "lanes" and self.lane_next is not None:
+            before = None if old is None else _lane_of(old)
+            after = _lane_of(new)
+            if before is None or (
+                after is not None and after[:2] == before[:2] and after[2] >= before[2]
+            ):
+                self._raise_lane(new)  # the rules only ever raise a next tag
+            else:
+                self.lane_next = None  # lowered or moved by hand: reckon again
+
+    def remove(self, kind: str, old: Record) -> None:
+        if kind == "jobs":
+            self._drop(old)
+        elif kind == "lanes":
+            self.lane_next = None
+
+    def _drop(self, old: Record) -> None:
+        if not _queued(old):
+            return
+        if old.get("fair_tag") is None:
+            _remove(self.waiting.get(old["queue"], []), _waiting(old))
+        else:
+            _remove(self.order.get(old["queue"], []), _entry(old))
 
 
 class _JsonTransaction(Transaction):
@@ -906,51 +992,99 @@ class _JsonTransaction(Transaction):
                 found.append(record)
         return found
 
-    def runnable_heads(
-        self, queues: Collection[str], now: str, exclude_tasks: Collection[str] = ()
-    ) -> list[Record]:
-        index = self._store._runnable_index()
-        committed = self._store._records("jobs")
-        wanted = set(queues)
-        heads: dict[tuple[str, int, str, str], Record] = {}
-        for queue in queues:
-            for group, entries in index.get(queue, {}).items():
-                if group[2] in exclude_tasks:
-                    continue
-                i = 0
-                while i < len(entries):
-                    entry = entries[i]
-                    if not _entry_matches(committed.get(entry[2]), queue, group, entry):
-                        del entries[i]  # the job changed since it was indexed
-                        continue
-                    if entry[0] > now:
-                        break  # sorted: nothing later in this group is runnable
-                    record = self.get("jobs", entry[2])
-                    if _entry_matches(record, queue, group, entry):
-                        heads[(queue, *group)] = record
-                        break
-                    i += 1  # changed in this transaction only: look further
-        # Jobs this transaction made runnable (a retry, a rescued lease) are
-        # not in the index until it commits.
+    def _pending_jobs(self) -> Iterator[Record]:
+        """Jobs changed here that are queued (not in the index until the commit)."""
         for record in self.changes.get("jobs", _NO_CHANGES).values():
+            if record is not _DELETED and _queued(record):
+                yield record
+
+    def _walk(
+        self, entries: list[_Entry], start: int, exclude_tasks: Collection[str]
+    ) -> Iterator[_Entry]:
+        """Committed entries from ``start`` on, less excluded tasks and changed jobs."""
+        changed = self.changes.get("jobs", _NO_CHANGES)
+        for i in range(start, len(entries)):
+            entry = entries[i]
+            if entry[5] in exclude_tasks or entry[4] in changed:
+                continue  # a job changed here is seen through _pending_jobs
+            yield entry
+
+    def claim_order(
+        self, queues: Collection[str], exclude_tasks: Collection[str] = ()
+    ) -> Iterator[Record]:
+        index = self._store._runnable_index()
+        wanted = set(queues)
+        pending = sorted(
+            _entry(record)
+            for record in self._pending_jobs()
+            if record["queue"] in wanted
+            and record.get("fair_tag") is not None
+            and record["task"] not in exclude_tasks
+        )
+        streams = [
+            self._walk(index.order[queue], 0, exclude_tasks)
+            for queue in wanted
+            if queue in index.order
+        ]
+        for entry in heapq.merge(iter(pending), *streams):
+            record = self.get("jobs", entry[4])
+            assert record is not None
+            yield record
+
+    def lane_head(
+        self, queue: str, priority: int, exclude_tasks: Collection[str] = ()
+    ) -> int | None:
+        index = self._store._runnable_index()
+        head = None
+        entries = index.order.get(queue, [])
+        start = bisect.bisect_left(entries, (-priority,))
+        for entry in self._walk(entries, start, exclude_tasks):
+            if entry[0] == -priority:
+                head = entry[1]
+            break
+        for record in self._pending_jobs():
+            tag = record.get("fair_tag")
             if (
-                record is _DELETED
-                or record.get("status") != "queued"
-                or record["queue"] not in wanted
-                or record["task"] in exclude_tasks
-                or record["run_after"] > now
+                tag is not None
+                and record["queue"] == queue
+                and record["priority"] == priority
+                and record["task"] not in exclude_tasks
+                and (head is None or tag < head)
             ):
-                continue
-            key = (
-                record["queue"],
-                record["priority"],
-                record["org_id"],
-                record["task"],
-            )
-            head = heads.get(key)
-            if head is None or _order(record) < _order(head):
-                heads[key] = record
-        return list(heads.values())
+                head = tag
+        return head
+
+    def lane_next_tag(self, queue: str, priority: int) -> int:
+        index = self._store._runnable_index()
+        tag = index.lane_next_tag(
+            queue, priority, self._store._records("lanes").values()
+        )
+        for record in self.changes.get("lanes", _NO_CHANGES).values():
+            lane = None if record is _DELETED else _lane_of(record)
+            if lane is not None and lane[:2] == (queue, priority):
+                tag = max(tag, lane[2])
+        return tag
+
+    def due_untagged(self, queues: Collection[str], now: str) -> list[Record]:
+        index = self._store._runnable_index()
+        changed = self.changes.get("jobs", _NO_CHANGES)
+        found: list[tuple[_Waiting, Record]] = []
+        for queue in set(queues):
+            for entry in index.waiting.get(queue, []):
+                if entry[0] > now:
+                    break  # sorted by run_after: none later is due
+                if entry[2] not in changed:
+                    found.append((entry, self._store._records("jobs")[entry[2]]))
+        wanted = set(queues)
+        for record in self._pending_jobs():
+            if (
+                record.get("fair_tag") is None
+                and record["queue"] in wanted
+                and record["run_after"] <= now
+            ):
+                found.append((_waiting(record), record))
+        found.sort(key=lambda pair: pair[0])
+        return [record for _, record in found]
 
     def count(self, kind: str) -> int:
         records = self._store._records(kind)
