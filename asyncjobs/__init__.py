@@ -16,6 +16,7 @@ from .errors import (  # noqa: E402
     StoreLocked,
     WaitTimedOut,
 )
+from .paging import Page  # noqa: E402
 from .tasks import (  # noqa: E402
     SoftTimeLimitExceeded,
     TaskRegistry,
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidInput",
     "JobFailed",
     "NotFound",
+    "Page",
     "StoreCorrupt",
     "StoreError",
     "StoreLocked",
