@@ -80,6 +80,8 @@ def answers_without(client, ids: tuple[str, str], ask):
         ["events", "{job}", "--json"],
         ["notifications", "{job}"],
         ["notifications", "{job}", "--json"],
+        ["events", "{job}", "--limit", "1", "--cursor", "not-a-cursor"],
+        ["notifications", "{job}", "--cursor", "not-a-cursor", "--json"],
         ["cancel", "{job}"],
         ["retry", "{job}"],
         ["result", "{result}"],

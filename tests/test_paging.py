@@ -505,3 +505,95 @@ def test_a_made_up_cursor_with_a_good_check_pages_only_the_orgs_own_jobs(
     body[3] = "9999-12-31T23:59:59.999999Z"  # resume after the far future: at the top
     page = client.page_jobs(org="acme", cursor=forged(body))
     assert len(page) == 3 and {j.org_id for j in page} == {"acme"}
+
+
+# -- the CLI -------------------------------------------------------------------------
+
+
+def cli_walk(cli, *args: str) -> tuple[list[dict], int]:
+    """Every page of a listing command via --cursor; returns the items and the pages."""
+    items, cursor, pages_read = [], None, 0
+    key = {"jobs": "jobs", "events": "events"}.get(args[0], "notifications")
+    while pages_read < 1000:
+        more = ["--cursor", cursor] if cursor else []
+        answer = cli(*args, "--json", *more)
+        assert answer.exit_code == 0, answer.stderr
+        doc = json.loads(answer.stdout)
+        items += doc[key]
+        pages_read += 1
+        cursor = doc.get("next_cursor")
+        if cursor is None:
+            assert "next_cursor" not in doc
+            return items, pages_read
+    raise AssertionError("the walk does not end")
+
+
+def test_jobs_pages_from_the_cli_with_next_cursor(cli, client, clock):
+    ids = []
+    for _ in range(7):
+        clock.advance(1)
+        ids.append(client.submit("report", org="acme", tasks=tasks).job_id)
+    items, read = cli_walk(cli, "jobs", "--org", "acme", "--limit", "3")
+    assert [j["job_id"] for j in items] == ids[::-1] and read == 3
+    text = cli("jobs", "--org", "acme", "--limit", "3")
+    cursor = json.loads(cli("jobs", "--org", "acme", "--limit", "3", "--json").stdout)[
+        "next_cursor"
+    ]
+    assert text.stderr == f"next page: --cursor {cursor}\n"
+    assert text.stdout.count("job_") == 3
+    last = cli("jobs", "--org", "acme", "--limit", "7")
+    assert last.stderr == "" and last.stdout.count("job_") == 7
+
+
+def test_a_cursor_refused_by_the_cli_exits_2_and_shows_nothing_of_the_other_org(
+    cli, client, clock
+):
+    mine = [client.submit("report", org="acme", tasks=tasks).job_id for _ in range(3)]
+    cursor = json.loads(cli("jobs", "--org", "acme", "--limit", "1", "--json").stdout)[
+        "next_cursor"
+    ]
+    for args in (
+        ["--org", "globex", "--cursor", cursor],
+        ["--org", "acme", "--status", "queued", "--cursor", cursor],
+        ["--org", "acme", "--cursor", cursor[:-2]],
+        ["--org", "acme", "--cursor", "garbage"],
+    ):
+        answer = cli("jobs", *args, "--json")
+        assert answer.exit_code == 2 and answer.stdout == ""
+        assert answer.stderr.startswith("error: cursor: ")
+        assert not [job_id for job_id in mine if job_id in answer.stderr]
+    other = cli("jobs", "--org", "globex", "--cursor", cursor)
+    assert other.stderr == "error: cursor: does not match these filters\n"
+
+
+def test_events_notifications_and_the_inbox_page_from_the_cli(cli, client, clock):
+    job_id = job_with_history(client, clock, 5)
+    events, read = cli_walk(cli, "events", job_id, "--org", "acme", "--limit", "4")
+    assert [e["event_id"] for e in events] == [
+        e.event_id for e in client.events(job_id, org="acme")
+    ]
+    assert len(events) == 11 and read == 3
+    assert [e["seq"] for e in events] == list(range(1, 12))
+    notes, read = cli_walk(
+        cli, "notifications", job_id, "--org", "acme", "--limit", "2"
+    )
+    assert len(notes) == 5 and read == 3
+    assert [n["created_at"] for n in notes] == sorted(
+        (n["created_at"] for n in notes), reverse=True
+    )
+    inbox, read = cli_walk(cli, "inbox", "--org", "acme", "--limit", "2")
+    assert inbox == notes and read == 3
+
+
+@pytest.mark.slow
+def test_the_cli_walks_25000_jobs_in_pages_of_10000(cli, client):
+    submitted = []
+    for _ in range(50):
+        batch = client.submit_many([{"task": "report"}] * 500, org="acme", tasks=tasks)
+        submitted += [j.job_id for j in batch]
+    items, read = cli_walk(cli, "jobs", "--org", "acme", "--limit", "10000")
+    shown = [j["job_id"] for j in items]
+    assert read == 3 and len(shown) == 25_000
+    assert set(shown) == set(submitted)
+    keys = [(j["created_at"], j["job_id"]) for j in items]
+    assert keys == sorted(keys, reverse=True)
