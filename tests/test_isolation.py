@@ -106,6 +106,7 @@ def test_a_foreign_id_reads_exactly_as_a_missing_one_in_the_cli(
     [
         "/analyze/jobs/{job}",
         "/analyze/jobs/{job}/notifications",
+        "/analyze/jobs/{job}/notifications?limit=1&cursor=not-a-cursor",
         "/analyze/results/{result}",
         "/analyze/results/{result}?view=pinned",
     ],

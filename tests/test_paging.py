@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +26,9 @@ from asyncjobs import Client, InvalidInput, TaskRegistry
 from asyncjobs.clock import FixedClock, to_iso
 from asyncjobs.records import JobStatus
 from asyncjobs.store import JsonFileStore
+from asyncjobs.wsgi import App
+
+from .test_http import call
 
 SETTINGS = settings(
     max_examples=150,
@@ -597,3 +601,49 @@ def test_the_cli_walks_25000_jobs_in_pages_of_10000(cli, client):
     assert set(shown) == set(submitted)
     keys = [(j["created_at"], j["job_id"]) for j in items]
     assert keys == sorted(keys, reverse=True)
+
+
+# -- no cursor gets a server error ----------------------------------------------------
+
+
+def mutations(cursor: str):
+    """A real cursor with one character changed, removed or added."""
+    chars = st.sampled_from(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=%+/ \\\"'\0é"
+    )
+    at = st.integers(0, len(cursor) - 1)
+    return st.one_of(
+        st.tuples(at, chars).map(lambda p: cursor[: p[0]] + p[1] + cursor[p[0] + 1 :]),
+        at.map(lambda i: cursor[:i] + cursor[i + 1 :]),
+        st.tuples(at, chars).map(lambda p: cursor[: p[0]] + p[1] + cursor[p[0] :]),
+    )
+
+
+@pytest.fixture
+def paged_job(client, clock) -> tuple[str, str]:
+    """A job of acme with five notifications, and the cursor after its first two."""
+    job_id = job_with_history(client, clock, 5)
+    return job_id, client.page_notifications(job_id, org="acme", limit=2).next_cursor
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_no_cursor_gets_a_server_error_over_http(client, paged_job, data):
+    job_id, cursor = paged_job
+    text = data.draw(st.one_of(mutations(cursor), st.text(max_size=60)))
+    answer = call(
+        App(client),
+        "GET",
+        f"/analyze/jobs/{job_id}/notifications?limit=2&cursor={quote(text)}",
+        org="acme",
+    )
+    if text in ("", cursor):
+        assert answer.status == 200
+    else:
+        assert answer.status == 400, (text, answer.body)
+        assert answer.json["error"]["message"].startswith("cursor: ")
