@@ -129,10 +129,12 @@ def decode(cursor: str | None, where: Scope) -> Key | None:
         doc = json.loads(body)
     except (ValueError, binascii.Error, RecursionError):
         raise InvalidInput(MALFORMED) from None
-    if not isinstance(doc, list) or len(doc) < 3 or doc[0] != VERSION:
+    if not isinstance(doc, list) or len(doc) < 3 or type(doc[0]) is not int:
         raise InvalidInput(MALFORMED)
-    kind, digest, key = doc[1], doc[2], doc[3:]
-    if kind not in KEY_TYPES or not _fits(key, KEY_TYPES[kind]):
+    version, kind, digest, key = doc[0], doc[1], doc[2], doc[3:]
+    if version != VERSION or not isinstance(kind, str) or kind not in KEY_TYPES:
+        raise InvalidInput(MALFORMED)
+    if not _fits(key, KEY_TYPES[kind]):
         raise InvalidInput(MALFORMED)
     if kind != where.kind or digest != where.digest:
         raise InvalidInput(MISMATCH)

@@ -487,6 +487,11 @@ def damaged(cursor: str) -> list:
         forged([1, "events", "0" * 16, True, "2026", "evt_x"]),
         forged([1, "events", "0" * 16, 2**64, "2026", "evt_x"]),
         forged({"v": 1}),
+        forged([1, ["jobs"], "0" * 16, "2026", "job_x"]),  # not even hashable
+        forged([1, {"jobs": 1}, "0" * 16, "2026", "job_x"]),
+        forged([True, "jobs", "0" * 16, "2026", "job_x"]),
+        forged([1.0, "jobs", "0" * 16, "2026", "job_x"]),
+        forged([1, "jobs", ["0" * 16], "2026", "job_x"]),
         base64.urlsafe_b64encode(b"[1, 2").decode().rstrip("=") + ".AAAAAAAA",
     ]
 
