@@ -17,6 +17,7 @@ from .errors import (  # noqa: E402
     StoreLocked,
     WaitTimedOut,
 )
+from .paging import Page  # noqa: E402
 from .tasks import (  # noqa: E402
     SoftTimeLimitExceeded,
     TaskRegistry,
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidInput",
     "JobFailed",
     "NotFound",
+    "Page",
     "Settings",
     "StoreCorrupt",
     "StoreError",

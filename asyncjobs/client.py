@@ -43,6 +43,7 @@ from .errors import (
     WaitTimedOut,
 )
 from .lifecycle import Token
+from .paging import Page
 from .records import Event, Job, JobStatus, Notification, Result, WorkerInfo
 from .store import DEFAULT_STORE, Store, Transaction, open_store
 from .store.fileio import write_private_file
@@ -77,6 +78,28 @@ def _counted(
             progress(1000)
     progress(len(out) % 1000)
     return out
+
+
+def _statuses(
+    status: str | JobStatus | Collection[str | JobStatus],
+) -> list[str]:
+    """Status values, checked: one given alone, or a collection of them."""
+    if isinstance(status, str):
+        given: list[object] = [status]
+    elif isinstance(status, Iterable):
+        given = list(status)
+    else:
+        given = [status]  # refused below, naming it
+    found = []
+    for value in given:
+        try:
+            found.append(JobStatus(value).value)
+        except ValueError as exc:
+            choices = ", ".join(s.value for s in JobStatus)
+            raise InvalidInput(
+                f"status: {validation.shown(value)} is not one of {choices}"
+            ) from exc
+    return found
 
 
 def _check_channel(channel: str) -> None:
@@ -527,45 +550,88 @@ class Client:
             )
         return job
 
+    def page_jobs(
+        self,
+        *,
+        org: str,
+        status: str | JobStatus | Collection[str | JobStatus] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Job]:
+        """One page of the org's jobs, newest first by (created_at, job_id).
+
+        Only jobs of ``status`` (one, or a collection of them), ``queue`` and
+        ``task``, where given. ``limit`` is 1 to 10,000 jobs a page; pass the
+        page's ``next_cursor`` with the same filters for the next one (it is
+        None on the last). A walk never shows a job twice nor skips an older
+        one, whatever is submitted meanwhile. InvalidInput for a cursor made
+        for other filters or another org, or not made here.
+        """
+        validation.org(org)
+        validation.limit(limit)
+        statuses = None if status is None else _statuses(status)
+        if queue is not None:
+            validation.name(queue, "queue")
+        if task is not None:
+            validation.name(task, "task")
+        with self._store.read() as tx:
+            found, next_cursor = tx.page_jobs(
+                org,
+                statuses=statuses,
+                queue=queue,
+                task=task,
+                limit=limit,
+                cursor=cursor,
+            )
+            return Page([Job.from_dict(r) for r in found], next_cursor)
+
     def list_jobs(
         self,
         *,
         org: str,
-        status: str | JobStatus | None = None,
+        status: str | JobStatus | Collection[str | JobStatus] | None = None,
         queue: str | None = None,
+        task: str | None = None,
         limit: int = 50,
     ) -> list[Job]:
-        """The org's jobs, newest first, optionally of one status or queue."""
+        """The org's newest jobs: the first page of ``page_jobs``, as a list."""
+        return self.page_jobs(
+            org=org, status=status, queue=queue, task=task, limit=limit
+        ).items
+
+    def page_events(
+        self, job_id: str, *, org: str, limit: int = 1000, cursor: str | None = None
+    ) -> Page[Event]:
+        """One page of the job's events, oldest first by (seq, created_at, event_id).
+
+        NotFound for a missing id and another org's job alike; cursors as in
+        ``page_jobs``.
+        """
         validation.org(org)
         validation.limit(limit)
-        if status is not None:
-            try:
-                status = JobStatus(status)
-            except ValueError as exc:
-                choices = ", ".join(s.value for s in JobStatus)
-                raise InvalidInput(
-                    f"status: {validation.shown(status)} is not one of {choices}"
-                ) from exc
-        if queue is not None:
-            validation.name(queue, "queue")
-        with self._store.read() as tx:
-            found = [
-                r
-                for r in tx.find("jobs_by_org", org)
-                if (status is None or r["status"] == status.value)
-                and (queue is None or r["queue"] == queue)
-            ]
-        found.sort(key=lambda r: (r["created_at"], r["job_id"]), reverse=True)
-        return [Job.from_dict(r) for r in found[:limit]]
-
-    def events(self, job_id: str, *, org: str) -> list[Event]:
-        """The job's events, oldest first."""
-        validation.org(org)
         with self._store.read() as tx:
             _Records(tx).job(job_id, org=org)
-            found = tx.find("events_by_job", job_id)
-        found.sort(key=lambda r: (r.get("seq", 0), r["created_at"], r["event_id"]))
-        return [Event.from_dict(r) for r in found]
+            found, next_cursor = tx.page_events(
+                job_id, org=org, limit=limit, cursor=cursor
+            )
+            return Page([Event.from_dict(r) for r in found], next_cursor)
+
+    def events(self, job_id: str, *, org: str) -> list[Event]:
+        """Every event of the job, oldest first (a few per attempt)."""
+        validation.org(org)
+        found: list[Event] = []
+        with self._store.read() as tx:
+            _Records(tx).job(job_id, org=org)
+            cursor = None
+            while True:
+                page, cursor = tx.page_events(
+                    job_id, org=org, limit=validation.MAX_LIMIT, cursor=cursor
+                )
+                found += (Event.from_dict(r) for r in page)
+                if cursor is None:
+                    return found
 
     def cancel(self, job_id: str, *, org: str) -> Job:
         """Cancel a job: a queued one at once, a running one by its worker.
@@ -745,37 +811,64 @@ class Client:
             )
         return json.loads(data)
 
-    def notifications(
-        self, job_id: str, *, org: str, channel: str = "in_app", limit: int = 20
-    ) -> list[Notification]:
-        """The job's notifications on a channel, latest first."""
+    def page_notifications(
+        self,
+        job_id: str,
+        *,
+        org: str,
+        channel: str = "in_app",
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[Notification]:
+        """One page of the job's notifications on a channel, latest first.
+
+        Ordered by (created_at, notification_id). NotFound for a missing id
+        and another org's job alike; cursors as in ``page_jobs``.
+        """
         validation.org(org)
         _check_channel(channel)
         validation.limit(limit)
         with self._store.read() as tx:
             _Records(tx).job(job_id, org=org)
-            found = [
-                r
-                for r in tx.find("notifications_by_job", job_id)
-                if r.get("channel", "in_app") == channel
-            ]
-        found.sort(key=lambda r: (r["created_at"], r["notification_id"]), reverse=True)
-        return [Notification.from_dict(r) for r in found[:limit]]
+            found, next_cursor = tx.page_notifications(
+                job_id, org=org, channel=channel, limit=limit, cursor=cursor
+            )
+            return Page([Notification.from_dict(r) for r in found], next_cursor)
+
+    def notifications(
+        self, job_id: str, *, org: str, channel: str = "in_app", limit: int = 20
+    ) -> list[Notification]:
+        """The job's latest notifications: the first page of ``page_notifications``."""
+        return self.page_notifications(
+            job_id, org=org, channel=channel, limit=limit
+        ).items
+
+    def page_inbox(
+        self,
+        *,
+        org: str,
+        unread: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Notification]:
+        """One page of the org's in-app notifications, latest first.
+
+        Ordered by (created_at, notification_id); with ``unread``, only those
+        not marked read. Cursors as in ``page_jobs``.
+        """
+        validation.org(org)
+        validation.limit(limit)
+        with self._store.read() as tx:
+            found, next_cursor = tx.page_inbox(
+                org, unread=bool(unread), limit=limit, cursor=cursor
+            )
+            return Page([Notification.from_dict(r) for r in found], next_cursor)
 
     def inbox(
         self, *, org: str, unread: bool = False, limit: int = 50
     ) -> list[Notification]:
-        """The org's in-app notifications, latest first."""
-        validation.org(org)
-        validation.limit(limit)
-        with self._store.read() as tx:
-            found = [
-                r
-                for r in tx.find("notifications_by_org", org)
-                if not unread or r.get("read_at") is None
-            ]
-        found.sort(key=lambda r: (r["created_at"], r["notification_id"]), reverse=True)
-        return [Notification.from_dict(r) for r in found[:limit]]
+        """The org's latest in-app notifications: the first page of ``page_inbox``."""
+        return self.page_inbox(org=org, unread=unread, limit=limit).items
 
     def mark_read(
         self, *, org: str, notification_ids: Sequence[str] = (), every: bool = False

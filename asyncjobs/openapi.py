@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__, validation
+from . import __version__, paging, validation
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_CURSOR = {
+    "type": "string",
+    "maxLength": paging.MAX_CURSOR_CHARS,
+    "pattern": "^[A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)?$",
+}
 _NAME = {"type": "string", "pattern": f"^{validation.NAME_PATTERN.pattern}$"}
 _TENANT = [
     {
@@ -221,11 +226,23 @@ def document() -> dict[str, Any]:
                         {
                             "name": "limit",
                             "in": "query",
+                            "description": "At most this many on the page",
                             "schema": {
                                 "type": "integer",
                                 "minimum": 1,
-                                "maximum": 10000,
+                                "maximum": validation.MAX_LIMIT,
                             },
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "description": (
+                                "The next_cursor of the page before, asked with the "
+                                "same channel (a cursor of another job, org or "
+                                "channel, or a damaged one, answers 400); empty or "
+                                "absent: the first page"
+                            ),
+                            "schema": _CURSOR,
                         },
                     ],
                     "responses": {
@@ -241,9 +258,14 @@ def document() -> dict[str, Any]:
                                             "$ref": "#/components/schemas/Notification"
                                         },
                                     },
+                                    "next_cursor": {
+                                        **_CURSOR,
+                                        "description": "Present when more "
+                                        "notifications follow: ask again with it",
+                                    },
                                 },
                             },
-                            "Latest first",
+                            "Latest first by (created_at, notification_id)",
                         ),
                         **_errors(400, 404, 503),
                     },

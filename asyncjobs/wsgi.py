@@ -338,17 +338,20 @@ class App:
         org = self._org(environ)
         query = self._query(environ)
         limit = _int(query.get("limit", "20"), "limit")
-        found = self.client.notifications(
+        page = self.client.page_notifications(
             _job_id(job_id),
             org=org,
             channel=query.get("channel", "in_app"),
             limit=limit,
+            cursor=query.get("cursor") or None,  # an empty one: the first page
         )
-        return (
-            200,
-            {"job_id": job_id, "notifications": [n.to_dict() for n in found]},
-            None,
-        )
+        doc: dict[str, Any] = {
+            "job_id": job_id,
+            "notifications": [n.to_dict() for n in page],
+        }
+        if page.next_cursor is not None:
+            doc["next_cursor"] = page.next_cursor
+        return 200, doc, None
 
     def _result(
         self, environ: dict[str, Any], result_id: str

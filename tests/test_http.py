@@ -243,6 +243,39 @@ def test_notifications_over_http_latest_first(app, client, clock, done):
     )
 
 
+def test_notifications_over_http_come_in_pages_with_next_cursor(
+    app, client, clock, done
+):
+    for _ in range(2):  # two more runs, each canceled: three notifications
+        clock.advance(1)
+        client.retry(done, org="acme")
+        client.cancel(done, org="acme")
+    url = f"/analyze/jobs/{done}/notifications?limit=2"
+    first = call(app, "GET", url, org="acme")
+    assert first.status == 200 and len(first.json["notifications"]) == 2
+    cursor = first.json["next_cursor"]
+    assert re.fullmatch(r"[A-Za-z0-9_.-]+", cursor)  # goes in a URL as it is
+    last = call(app, "GET", f"{url}&cursor={cursor}", org="acme")
+    assert last.status == 200 and "next_cursor" not in last.json
+    shown = first.json["notifications"] + last.json["notifications"]
+    assert [n["notification_id"] for n in shown] == [
+        n.notification_id for n in client.notifications(done, org="acme")
+    ]
+    assert [n["event_type"] for n in shown][-1] == "async.job.completed"
+    assert call(app, "GET", f"{url}&cursor=", org="acme").json == first.json
+    for bad in (cursor[:-1], "x", cursor.replace(".", "")):
+        refused = call(app, "GET", f"{url}&cursor={bad}", org="acme")
+        assert refused.status == 400
+        assert refused.json["error"]["code"] == "invalid_input"
+        assert refused.json["error"]["message"].startswith("cursor: ")
+    other = client.submit("report", org="acme", sync=True, tasks=tasks).job_id
+    elsewhere = call(
+        app, "GET", f"/analyze/jobs/{other}/notifications?cursor={cursor}", org="acme"
+    )
+    assert elsewhere.status == 400
+    assert elsewhere.json["error"]["message"] == "cursor: does not match these filters"
+
+
 def test_posting_a_job_queues_it_for_the_header_org(app, client):
     body = json.dumps(
         {

@@ -80,6 +80,8 @@ def answers_without(client, ids: tuple[str, str], ask):
         ["events", "{job}", "--json"],
         ["notifications", "{job}"],
         ["notifications", "{job}", "--json"],
+        ["events", "{job}", "--limit", "1", "--cursor", "not-a-cursor"],
+        ["notifications", "{job}", "--cursor", "not-a-cursor", "--json"],
         ["cancel", "{job}"],
         ["retry", "{job}"],
         ["result", "{result}"],
@@ -104,6 +106,7 @@ def test_a_foreign_id_reads_exactly_as_a_missing_one_in_the_cli(
     [
         "/analyze/jobs/{job}",
         "/analyze/jobs/{job}/notifications",
+        "/analyze/jobs/{job}/notifications?limit=1&cursor=not-a-cursor",
         "/analyze/results/{result}",
         "/analyze/results/{result}?view=pinned",
     ],

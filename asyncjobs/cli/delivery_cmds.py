@@ -21,7 +21,7 @@ from . import (
     org_option,
     pass_client,
 )
-from .jobs_cmds import _table
+from .jobs_cmds import _table, cursor_option, emit_page
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +61,29 @@ def _notification_rows(found: list) -> str:
     type=Number(validation.LIMIT, whole=True),
     default=20,
     show_default=True,
-    help="At most this many.",
+    help="At most this many on this page.",
 )
+@cursor_option
 @json_option
 @pass_client
 def notifications(
-    client: Client, job_id: str, org: str, channel: str, limit: int, as_json: bool
+    client: Client,
+    job_id: str,
+    org: str,
+    channel: str,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
 ) -> None:
-    """List a job's notifications, latest first."""
-    found = client.notifications(job_id, org=org, channel=channel, limit=limit)
-    emit(
+    """List a job's notifications, latest first, a page at a time."""
+    found = client.page_notifications(
+        job_id, org=org, channel=channel, limit=limit, cursor=cursor
+    )
+    emit_page(
         {"job_id": job_id, "notifications": [n.to_dict() for n in found]},
+        found.next_cursor,
         as_json,
-        text=_notification_rows(found),
+        text=_notification_rows(found.items),
     )
 
 
@@ -93,25 +103,34 @@ def notifications(
     type=Number(validation.LIMIT, whole=True),
     default=50,
     show_default=True,
-    help="At most this many.",
+    help="At most this many on this page.",
 )
+@cursor_option
 @json_option
 @click.pass_context
 def inbox(
-    ctx: click.Context, org: str | None, unread: bool, limit: int, as_json: bool
+    ctx: click.Context,
+    org: str | None,
+    unread: bool,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
 ) -> None:
-    """List the org's in-app notifications, latest first (or mark them read)."""
+    """List the org's in-app notifications, latest first, by page (or mark read)."""
     if ctx.invoked_subcommand is not None:
         return
     if not org:
         raise click.UsageError(
             "Missing option '--org' / '--tenant' (env var: 'ASYNCJOBS_ORG').", ctx
         )
-    found = open_client(ctx).inbox(org=org, unread=unread, limit=limit)
-    emit(
+    found = open_client(ctx).page_inbox(
+        org=org, unread=unread, limit=limit, cursor=cursor
+    )
+    emit_page(
         {"org_id": org, "notifications": [n.to_dict() for n in found]},
+        found.next_cursor,
         as_json,
-        text=_notification_rows(found),
+        text=_notification_rows(found.items),
     )
 
 

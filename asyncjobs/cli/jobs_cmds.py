@@ -25,6 +25,23 @@ from . import (
 
 PROGRESS_THRESHOLD = 10_000  # lines before a terminal shows a count
 
+cursor_option = click.option(
+    "--cursor",
+    metavar="CURSOR",
+    help="Start after the page that printed this next_cursor (same filters).",
+)
+
+
+def emit_page(
+    doc: dict[str, Any], next_cursor: str | None, as_json: bool, *, text: str
+) -> None:
+    """Print a page; the next page's cursor goes in the JSON, or on stderr."""
+    if next_cursor is not None:
+        doc = {**doc, "next_cursor": next_cursor}
+    emit(doc, as_json, text=text)
+    if next_cursor is not None and not as_json:
+        click.echo(f"next page: --cursor {next_cursor}", err=True)
+
 
 def _read_limited(stream: IO[bytes], limit: int, what: str) -> bytes:
     data = stream.read(limit + 1)
@@ -286,13 +303,15 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 @org_option
 @click.option("--status", "status_", metavar="STATUS", help="Only jobs in this status.")
 @click.option("--queue", help="Only jobs of this queue.")
+@click.option("--task", help="Only jobs of this task.")
 @click.option(
     "--limit",
     type=Number(validation.LIMIT, whole=True),
     default=50,
     show_default=True,
-    help="At most this many jobs.",
+    help="At most this many jobs on this page.",
 )
+@cursor_option
 @json_option
 @pass_client
 def jobs(
@@ -300,11 +319,15 @@ def jobs(
     org: str,
     status_: str | None,
     queue: str | None,
+    task: str | None,
     limit: int,
+    cursor: str | None,
     as_json: bool,
 ) -> None:
-    """List the org's jobs, newest first."""
-    found = client.list_jobs(org=org, status=status_, queue=queue, limit=limit)
+    """List the org's jobs, newest first, a page at a time."""
+    found = client.page_jobs(
+        org=org, status=status_, queue=queue, task=task, limit=limit, cursor=cursor
+    )
     rows = [
         [
             j.job_id,
@@ -320,17 +343,34 @@ def jobs(
     text = _table(
         rows, ["JOB_ID", "STATUS", "TASK", "QUEUE", "PRI", "ATTEMPTS", "CREATED_AT"]
     )
-    emit({"jobs": [j.to_dict() for j in found]}, as_json, text=text)
+    emit_page(
+        {"jobs": [j.to_dict() for j in found]}, found.next_cursor, as_json, text=text
+    )
 
 
 @cli.command()
 @click.argument("job_id")
 @org_option
+@click.option(
+    "--limit",
+    type=Number(validation.LIMIT, whole=True),
+    default=1000,
+    show_default=True,
+    help="At most this many events on this page.",
+)
+@cursor_option
 @json_option
 @pass_client
-def events(client: Client, job_id: str, org: str, as_json: bool) -> None:
-    """List a job's events, oldest first."""
-    found = client.events(job_id, org=org)
+def events(
+    client: Client,
+    job_id: str,
+    org: str,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """List a job's events, oldest first, a page at a time."""
+    found = client.page_events(job_id, org=org, limit=limit, cursor=cursor)
     rows = [
         [
             e.created_at,
@@ -342,7 +382,12 @@ def events(client: Client, job_id: str, org: str, as_json: bool) -> None:
         for e in found
     ]
     text = _table(rows, ["CREATED_AT", "EVENT", "RUN", "ATTEMPT", "DATA"])
-    emit({"job_id": job_id, "events": [e.to_dict() for e in found]}, as_json, text=text)
+    emit_page(
+        {"job_id": job_id, "events": [e.to_dict() for e in found]},
+        found.next_cursor,
+        as_json,
+        text=text,
+    )
 
 
 @cli.command()

@@ -16,6 +16,15 @@ A backend implements:
 A ``Transaction`` reads its own writes. ``find(index, value)`` answers from a
 secondary index named in ``INDEXES``, so a SQL backend can serve each one from
 an indexed column.
+
+Lists are read a bounded page at a time: ``page_jobs``, ``page_notifications``,
+``page_inbox`` and ``page_events`` each return ``(records, next_cursor)`` in a
+fixed order of keys (each docstring names it), resuming after the key an
+opaque cursor holds (``paging.py`` makes and reads cursors for every backend).
+A page reads the records it returns, and those its filters pass over, never
+the whole list: a SQL backend answers each with ``WHERE (key) < (cursor's
+key) ORDER BY key DESC LIMIT limit + 1`` on an index of (org or job, key),
+``>`` and ``ASC`` for events.
 """
 
 from __future__ import annotations
@@ -75,6 +84,10 @@ INDEXES: dict[str, tuple[str, Callable[[Record], Any]]] = {
     "notifications_by_org": ("notifications", _field("org_id")),
     "notifications_by_dedupe": ("notifications", _field("dedupe_key")),
 }
+
+
+# A page of records, and the cursor of the next page (None after the last).
+PageOf = tuple[list[Record], str | None]
 
 
 class Transaction(ABC):
@@ -175,6 +188,63 @@ class Transaction(ABC):
 
         In (run_after, created_at, job_id) order: the jobs that waited for
         their time and have come due, for the claim to tag.
+        """
+
+    @abstractmethod
+    def page_jobs(
+        self,
+        org: str,
+        *,
+        statuses: Collection[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> PageOf:
+        """Up to ``limit`` of the org's jobs, newest first by (created_at, job_id).
+
+        Only jobs with a status in ``statuses``, on ``queue`` and of ``task``,
+        where given. Starts after ``cursor`` (None: at the newest). Returns
+        the jobs and the cursor of the next page, None when no job is left.
+        Raises InvalidInput, before reading, for a cursor that is not one a
+        ``page_jobs`` of this org and these filters returned. Jobs changed in
+        this transaction are seen as changed.
+        """
+
+    @abstractmethod
+    def page_notifications(
+        self,
+        job_id: str,
+        *,
+        org: str,
+        channel: str,
+        limit: int,
+        cursor: str | None = None,
+    ) -> PageOf:
+        """Up to ``limit`` of the job's notifications on ``channel``, newest first.
+
+        Ordered by (created_at, notification_id); only records of ``org``. As
+        ``page_jobs`` for the cursors.
+        """
+
+    @abstractmethod
+    def page_inbox(
+        self, org: str, *, unread: bool, limit: int, cursor: str | None = None
+    ) -> PageOf:
+        """Up to ``limit`` of the org's notifications, newest first.
+
+        Ordered by (created_at, notification_id); with ``unread``, only those
+        whose ``read_at`` is null. As ``page_jobs`` for the cursors.
+        """
+
+    @abstractmethod
+    def page_events(
+        self, job_id: str, *, org: str, limit: int, cursor: str | None = None
+    ) -> PageOf:
+        """Up to ``limit`` of the job's events, oldest first.
+
+        Ordered by (seq, created_at, event_id), a missing ``seq`` counting as
+        0; only records of ``org``. As ``page_jobs`` for the cursors.
         """
 
     @property

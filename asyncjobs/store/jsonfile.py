@@ -35,17 +35,19 @@ from __future__ import annotations
 import bisect
 import errno
 import heapq
+import itertools
 import logging
 import os
 import stat
 import weakref
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 
-from .. import clock, scheduling
+from .. import clock, paging, scheduling
 from ..errors import StoreCorrupt, StoreError
-from .base import INDEXES, KINDS, Record, Store, Transaction, Verification
+from .base import INDEXES, KINDS, PageOf, Record, Store, Transaction, Verification
 from .fileio import FileIO, trusted_realpath
 from .jsonformat import (
     MAX_LINE_BYTES,
@@ -56,6 +58,7 @@ from .jsonformat import (
     dumps,
     encode_line,
     entry_problem,
+    gc_paused,
     loads,
     parse_journal,
     parse_snapshot,
@@ -117,6 +120,9 @@ class JsonFileStore(Store):
         # The claim order and what fair tags are reckoned from (_Runnable),
         # built on first use and kept exact by every commit after that.
         self._runnable: _Runnable | None = None
+        # index name -> value -> that group's keys in page order (see _ORDERS),
+        # built per group on its first page read.
+        self._sorted: dict[str, dict[Any, _Ordered]] = {}
         self._snapshot_generation = 0
         # The snapshot read last stays open: its inode cannot be freed and
         # handed to a newer snapshot while this process holds it, so an
@@ -174,6 +180,7 @@ class JsonFileStore(Store):
             self._warn_if_others_can_write()
         self._stale = True
         self._state, self._indexes, self._runnable = None, {}, None
+        self._sorted = {}
         if self._snapshot_fd is not None:
             self.io.close(self._snapshot_fd)
             self._snapshot_fd = None
@@ -365,6 +372,12 @@ class JsonFileStore(Store):
                 value = value_of(record)
                 if value is not None:
                     index.setdefault(value, set()).add(key)
+        for name, groups in self._sorted.items():
+            index_kind, value_of = INDEXES[name]
+            if index_kind == kind:
+                group = groups.get(value_of(record))
+                if group is not None:
+                    group.add(_ORDERS[name](record, key))
 
     def _unindex(self, kind: str, key: str, record: Record) -> None:
         for name, index in self._indexes.items():
@@ -376,6 +389,46 @@ class JsonFileStore(Store):
                     keys.discard(key)
                     if not keys:
                         del index[value]
+        for name, groups in self._sorted.items():
+            index_kind, value_of = INDEXES[name]
+            if index_kind == kind:
+                group = groups.get(value_of(record))
+                if group is not None:
+                    group.stale += 1  # its entry stays; pages skip it
+
+    def _ordered(self, name: str, value: Any) -> _Ordered:
+        """The group's keys in page order, built from the hash index on first use."""
+        groups = self._sorted.setdefault(name, {})
+        group = groups.get(value)
+        kind, value_of = INDEXES[name]
+        order = _ORDERS[name]
+        records = self._records(kind)
+        if group is None:
+            keys = self._lookup(name, value)
+            with gc_paused():  # tuples, no cycles: see gc_paused
+                if len(keys) * 8 > len(records):
+                    # A large share of the kind: the map keeps the order the
+                    # records came in, close to the one wanted, which the
+                    # sort then takes in about one pass.
+                    field = _GROUP_FIELDS[name]
+                    entries = [
+                        order(record, key)
+                        for key, record in records.items()
+                        if record.get(field) == value
+                    ]
+                    entries.sort()
+                else:
+                    entries = sorted(order(records[key], key) for key in keys)
+            group = groups[value] = _Ordered(entries)
+        elif group.stale > _STALE_MIN and group.stale * 2 > len(group.entries):
+            # Mostly removed records (a cleanup): drop them in one pass.
+            group.entries = [
+                entry
+                for entry in group.entries
+                if _holds(records.get(entry[-1]), entry, value, value_of, order)
+            ]
+            group.stale = 0
+        return group
 
     def _lookup(self, name: str, value: Any) -> set[str]:
         index = self._indexes.get(name)
@@ -531,7 +584,7 @@ class JsonFileStore(Store):
         """Commit by writing the new state as the snapshot (atomic by rename)."""
         # Rebuilding the indexes on next use is cheaper than unindexing
         # hundreds of thousands of records one by one.
-        self._indexes, self._runnable = {}, None
+        self._indexes, self._runnable, self._sorted = {}, None, {}
         state = self._state
         assert state is not None
         for kind, keys in dels.items():
@@ -747,6 +800,7 @@ class JsonFileStore(Store):
         self._forget_descriptors()
         self._lock.close()
         self._state, self._indexes, self._stale = None, {}, True
+        self._sorted = {}
 
 
 _OPEN_STORES: weakref.WeakSet[JsonFileStore] = weakref.WeakSet()
@@ -932,6 +986,80 @@ class _Runnable:
             _remove(self.order.get(old["queue"], []), _entry(old))
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _seq(value: Any) -> int:
+    return value if type(value) is int else 0
+
+
+def _time_then_key(record: Record, key: str) -> tuple[str, str]:
+    created_at = record.get("created_at")
+    return (created_at if isinstance(created_at, str) else "", key)
+
+
+# The index groups pages walk, each kept in order by this key (ascending;
+# newest-first pages walk it backwards). The key is a cursor's position.
+_ORDERS: dict[str, Callable[[Record, str], tuple[Any, ...]]] = {
+    "jobs_by_org": _time_then_key,
+    "notifications_by_org": _time_then_key,
+    "notifications_by_job": _time_then_key,
+    "events_by_job": lambda r, key: (
+        _seq(r.get("seq")),
+        _text(r.get("created_at")),
+        key,
+    ),
+}
+# The field each of those indexes groups by (INDEXES gives it as a function).
+_GROUP_FIELDS = {
+    "jobs_by_org": "org_id",
+    "notifications_by_org": "org_id",
+    "notifications_by_job": "job_id",
+    "events_by_job": "job_id",
+}
+_STALE_MIN = 64  # removed entries a group keeps before it is pruned
+
+
+class _Ordered:
+    """One group's record keys, sorted; entries of removed records stay until pruned.
+
+    Removing from the middle of a long list moves everything after it, and a
+    cleanup removes thousands: so a removal only counts, pages skip entries
+    whose record is gone or changed, and a group of mostly such entries is
+    rebuilt once (``JsonFileStore._ordered``).
+    """
+
+    __slots__ = ("entries", "stale")
+
+    def __init__(self, entries: list[tuple[Any, ...]]) -> None:
+        self.entries = entries
+        self.stale = 0
+
+    def add(self, entry: tuple[Any, ...]) -> None:
+        entries = self.entries
+        i = bisect.bisect_left(entries, entry)
+        if i < len(entries) and entries[i] == entry:
+            self.stale = max(0, self.stale - 1)  # a removed record came back
+        else:
+            entries.insert(i, entry)  # a new record is the newest: at the end
+
+
+def _holds(
+    record: Record | None,
+    entry: tuple[Any, ...],
+    value: Any,
+    value_of: Callable[[Record], Any],
+    order: Callable[[Record, str], tuple[Any, ...]],
+) -> bool:
+    """Whether an entry still stands for its committed record, in its group."""
+    return (
+        record is not None
+        and order(record, entry[-1]) == entry
+        and value_of(record) == value
+    )
+
+
 class _JsonTransaction(Transaction):
     def __init__(self, store: JsonFileStore, *, writable: bool) -> None:
         self._store = store
@@ -1085,6 +1213,147 @@ class _JsonTransaction(Transaction):
                 found.append((_waiting(record), record))
         found.sort(key=lambda pair: pair[0])
         return [record for _, record in found]
+
+    # -- pages ---------------------------------------------------------------
+
+    def page_jobs(
+        self,
+        org: str,
+        *,
+        statuses: Collection[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> PageOf:
+        wanted = None if statuses is None else frozenset(statuses)
+        where = paging.scope(
+            "jobs",
+            org=org,
+            statuses=None if wanted is None else sorted(wanted),
+            queue=queue,
+            task=task,
+        )
+
+        def match(record: Record) -> bool:
+            return (
+                (wanted is None or record.get("status") in wanted)
+                and (queue is None or record.get("queue") == queue)
+                and (task is None or record.get("task") == task)
+            )
+
+        return self._page("jobs_by_org", org, match, where, cursor, limit)
+
+    def page_notifications(
+        self,
+        job_id: str,
+        *,
+        org: str,
+        channel: str,
+        limit: int,
+        cursor: str | None = None,
+    ) -> PageOf:
+        where = paging.scope("notifications", org=org, job_id=job_id, channel=channel)
+
+        def match(record: Record) -> bool:
+            return (
+                record.get("org_id") == org
+                and record.get("channel", "in_app") == channel
+            )
+
+        return self._page("notifications_by_job", job_id, match, where, cursor, limit)
+
+    def page_inbox(
+        self, org: str, *, unread: bool, limit: int, cursor: str | None = None
+    ) -> PageOf:
+        where = paging.scope("inbox", org=org, unread=unread)
+
+        def match(record: Record) -> bool:
+            return not unread or record.get("read_at") is None
+
+        return self._page("notifications_by_org", org, match, where, cursor, limit)
+
+    def page_events(
+        self, job_id: str, *, org: str, limit: int, cursor: str | None = None
+    ) -> PageOf:
+        where = paging.scope("events", org=org, job_id=job_id)
+
+        def match(record: Record) -> bool:
+            return record.get("org_id") == org
+
+        return self._page("events_by_job", job_id, match, where, cursor, limit)
+
+    def _page(
+        self,
+        name: str,
+        value: Any,
+        match: Callable[[Record], bool],
+        where: paging.Scope,
+        cursor: str | None,
+        limit: int,
+    ) -> PageOf:
+        """Up to ``limit`` records of an index group that ``match``, after the cursor.
+
+        The committed records come from the group's sorted keys, from the
+        cursor's position on (a bisection); those changed in this
+        transaction are merged in. One record past the page says whether
+        there is a next one.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        after = paging.decode(cursor, where)  # InvalidInput before any read
+        kind, value_of = INDEXES[name]
+        order = _ORDERS[name]
+        newest_first = name != "events_by_job"
+        store = self._store
+        entries = store._ordered(name, value).entries
+        committed = store._records(kind)
+        pending = self.changes.get(kind, _NO_CHANGES)
+
+        def positions() -> Iterator[int]:
+            if newest_first:
+                end = (
+                    len(entries)
+                    if after is None
+                    else bisect.bisect_left(entries, after)
+                )
+                return iter(range(end - 1, -1, -1))
+            start = 0 if after is None else bisect.bisect_right(entries, after)
+            return iter(range(start, len(entries)))
+
+        def stored() -> Iterator[tuple[tuple[Any, ...], Record]]:
+            for i in positions():
+                entry = entries[i]
+                key = entry[-1]
+                if key in pending:
+                    continue  # this transaction's version comes from `changed`
+                record = committed.get(key)
+                if _holds(record, entry, value, value_of, order) and match(record):
+                    yield entry, record
+
+        changed = sorted(
+            (
+                (order(record, key), record)
+                for key, record in pending.items()
+                if record is not _DELETED
+                and value_of(record) == value
+                and match(record)
+            ),
+            key=itemgetter(0),
+            reverse=newest_first,
+        )
+        if after is not None:
+            changed = [
+                item
+                for item in changed
+                if (item[0] < after if newest_first else item[0] > after)
+            ]
+        merged = heapq.merge(stored(), changed, key=itemgetter(0), reverse=newest_first)
+        taken = list(itertools.islice(merged, limit + 1))
+        more = len(taken) > limit
+        del taken[limit:]
+        next_cursor = paging.encode(where, taken[-1][0]) if more else None
+        return [record for _, record in taken], next_cursor
 
     def count(self, kind: str) -> int:
         records = self._store._records(kind)
