@@ -4,9 +4,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .client import CheckReport, Client  # noqa: E402
-from .config import Settings  # noqa: E402
-from .errors import (  # noqa: E402
+from .client import CheckReport, Client
+from .config import Settings
+from .domain.paging import Page
+from .errors import (
     AsyncJobsError,
     Conflict,
     InvalidInput,
@@ -17,12 +18,7 @@ from .errors import (  # noqa: E402
     StoreLocked,
     WaitTimedOut,
 )
-from .paging import Page  # noqa: E402
-from .tasks import (  # noqa: E402
-    SoftTimeLimitExceeded,
-    TaskRegistry,
-    TimeLimitExceeded,
-)
+from .tasks import SoftTimeLimitExceeded, TaskRegistry, TimeLimitExceeded
 
 __all__ = [
     "AsyncJobsError",

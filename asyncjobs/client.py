@@ -17,23 +17,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import breakers as breaker_rules
-from . import catalog as task_catalog
 from . import clock as clocks
-from . import (
-    execution,
-    ids,
+from . import ids
+from .config import Settings
+from .domain import breakers as breaker_rules
+from .domain import catalog as task_catalog
+from .domain import (
     integrity,
     lifecycle,
     observability,
     results,
     retention,
-    running,
     validation,
     waiting,
 )
-from . import schedules as schedule_rules
-from .config import Settings
+from .domain import schedules as schedule_rules
+from .domain.lifecycle import Token
+from .domain.paging import Page
 from .errors import (
     Conflict,
     InvalidInput,
@@ -42,12 +42,12 @@ from .errors import (
     StoreError,
     WaitTimedOut,
 )
-from .lifecycle import Token
-from .paging import Page
 from .records import Event, Job, JobStatus, Notification, Result, WorkerInfo
+from .services import running
 from .store import DEFAULT_STORE, Store, Transaction, open_store
-from .store.fileio import write_private_file
+from .store.jsonfile.fileio import write_private_file
 from .tasks import TaskRegistry, load_app
+from .worker import execution
 
 log = logging.getLogger(__name__)
 
@@ -530,7 +530,7 @@ class Client:
 
         Each look reads that one job; looks are 10 ms apart at first, then
         twice as far apart each time, up to ``poll`` seconds (see
-        ``waiting.py``). Raises WaitTimedOut (a TimeoutError) after
+        ``domain/waiting.py``). Raises WaitTimedOut (a TimeoutError) after
         ``timeout`` seconds (None: no limit), and NotFound at once for a
         missing id and another org's job alike.
         """
@@ -1067,7 +1067,7 @@ class Client:
         return worker
 
     def catalog(self) -> list[dict[str, Any]]:
-        """The task catalog: each task a worker published, by name (``catalog.py``)."""
+        """The task catalog: each task a worker published, by name (``domain/catalog.py``)."""
         with self._store.read() as tx:
             found = sorted(tx.scan(task_catalog.KIND), key=lambda r: r["name"])
         return copy.deepcopy(found)  # the store's own dicts must not be changed

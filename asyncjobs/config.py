@@ -1,7 +1,7 @@
 """The settings of asyncjobs: every ``ASYNCJOBS_*`` variable, read in this one place.
 
 ``Settings.from_env()`` reads the environment once and checks every value
-against its range in ``validation.py``; a bad one raises ``InvalidInput``
+against its range in ``domain/validation.py``; a bad one raises ``InvalidInput``
 naming the variable, so that a command stops with exit 2 before it writes
 anything, never in the middle of a commit. The edges build one: ``Client``
 (``settings=``, by default ``Settings.from_env()`` when the Client is made),
@@ -44,7 +44,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import validation
+from .domain import validation
 from .errors import InvalidInput
 
 DEFAULT_RESULT_INLINE_BYTES = 64 << 10

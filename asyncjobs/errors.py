@@ -15,7 +15,7 @@
 
 Each class says once how it reaches a user, and the edges read only these
 attributes: the CLI prints ``error: <message>`` on stderr and exits with
-``exit_code`` (``cli._Group``); the HTTP API answers ``http_status`` with
+``exit_code`` (``_Group`` in cli/common.py); the HTTP API answers ``http_status`` with
 ``{"error": {"code": code, "message": message}}`` (``wsgi.App``). No HTTP
 route raises the last three; they answer 500 like any error the API does not
 expect. ``JobFailed`` is the CLI's alone: ``Client`` returns a failed job as

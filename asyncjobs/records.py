@@ -148,7 +148,7 @@ class Job(StoredRecord):
     finished_at: str | None = None
     # When a cancel of the running job was asked for; its worker stops it.
     cancel_requested_at: str | None = None
-    # Its place among its lane's runnable jobs (scheduling.py); None until it
+    # Its place among its lane's runnable jobs (domain/scheduling.py); None until it
     # becomes runnable (a job waiting for its run_after gets it when due).
     fair_tag: int | None = None
     # Not stored: whether submit found this job by its idempotency key.

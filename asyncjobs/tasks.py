@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import schedules, validation
-from .catalog import DEFAULT_PRIORITY, DEFAULT_QUEUE
 from .config import Settings
-from .cron import Cron
+from .domain import schedules, validation
+from .domain.catalog import DEFAULT_PRIORITY, DEFAULT_QUEUE
+from .domain.cron import Cron
 from .errors import InvalidInput
 
 if TYPE_CHECKING:

@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import percentile  # noqa: E402
 
-from asyncjobs import Client  # noqa: E402
-from asyncjobs.records import WorkerInfo  # noqa: E402
-from asyncjobs.store import JsonFileStore  # noqa: E402
+from asyncjobs import Client
+from asyncjobs.records import WorkerInfo
+from asyncjobs.store import JsonFileStore
 
 
 def worker() -> WorkerInfo:

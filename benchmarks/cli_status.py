@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import percentile  # noqa: E402
 
-from asyncjobs import Client  # noqa: E402
-from asyncjobs.clock import FixedClock  # noqa: E402
-from asyncjobs.store import JsonFileStore  # noqa: E402
+from asyncjobs import Client
+from asyncjobs.clock import FixedClock
+from asyncjobs.store import JsonFileStore
 
 
 def build(path: Path, size: int) -> str:

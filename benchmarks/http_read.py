@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import percentile  # noqa: E402
 
-from asyncjobs.store import JsonFileStore  # noqa: E402
+from asyncjobs.store import JsonFileStore
 
 
 def build(path: Path, jobs: int) -> list[tuple[str, str]]:

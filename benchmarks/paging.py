@@ -35,9 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from asyncjobs import Client  # noqa: E402
-from asyncjobs.records import Job  # noqa: E402
-from asyncjobs.store import JsonFileStore  # noqa: E402
+from asyncjobs import Client
+from asyncjobs.records import Job
+from asyncjobs.store import JsonFileStore
 
 ORG = "acme"
 

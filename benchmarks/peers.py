@@ -51,9 +51,9 @@ os.environ["ASYNCJOBS_FSYNC"] = "always"
 
 from _common import NOOP_APP, burst_worker, percentile  # noqa: E402
 
-from asyncjobs import Client  # noqa: E402
-from asyncjobs.records import WorkerInfo  # noqa: E402
-from asyncjobs.tasks import TaskRegistry  # noqa: E402
+from asyncjobs import Client
+from asyncjobs.records import WorkerInfo
+from asyncjobs.tasks import TaskRegistry
 
 PEERS = ("asyncjobs", "huey", "persist-queue", "litequeue")
 # -- asyncjobs --------------------------------------------------------------------

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import percentile  # noqa: E402
 
-from asyncjobs.store import JsonFileStore  # noqa: E402
+from asyncjobs.store import JsonFileStore
 
 
 def job_record(i: int) -> dict:

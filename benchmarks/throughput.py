@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import NOOP_APP, burst_worker, percentile  # noqa: E402
 
-from asyncjobs import Client  # noqa: E402
-from asyncjobs.clock import parse_iso  # noqa: E402
+from asyncjobs import Client
+from asyncjobs.clock import parse_iso
 
 
 def main() -> None:

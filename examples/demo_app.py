@@ -14,7 +14,9 @@ def build_report(job, month: str) -> dict:
 @tasks.task(name="invoices.send", max_retries=2, retry_backoff="fixed", retry_delay=0)
 def send_invoices(job, batch: int) -> dict:
     if job.attempt == 1:
-        raise TimeoutError("the mail server did not answer")  # retried once, then it works
+        raise TimeoutError(
+            "the mail server did not answer"
+        )  # retried once, then it works
     return {"batch": batch, "sent": 12}
 
 

@@ -7,8 +7,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from asyncjobs.cli import cli  # noqa: E402
-from asyncjobs.cli.reference import render  # noqa: E402
+from asyncjobs.cli import cli
+from asyncjobs.cli.reference import render
 
 with open(os.path.join(ROOT, "docs", "cli.md"), "w") as f:
     f.write(render(cli))

@@ -39,7 +39,7 @@ except ImportError as exc:
     )
     sys.exit(1)
 
-from asyncjobs.cli import cli  # noqa: E402
+from asyncjobs.cli import cli
 
 
 def main(argv: list[str]) -> None:

@@ -18,7 +18,7 @@ import random
 import types
 from dataclasses import dataclass, field
 
-from asyncjobs.store.fileio import FileIO
+from asyncjobs.store.jsonfile.fileio import FileIO
 
 SECTOR = 512
 _inode_numbers = itertools.count(1)

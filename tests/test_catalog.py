@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from asyncjobs import Client, InvalidInput, TaskRegistry, execution
+from asyncjobs import Client, InvalidInput, TaskRegistry
 from asyncjobs import clock as clocks
-from asyncjobs.catalog import FIELDS
+from asyncjobs.domain.catalog import FIELDS
+from asyncjobs.worker import execution
 
 from . import test_worker
 from .conftest import data_files, sha256_of

@@ -7,9 +7,11 @@ import dataclasses
 
 import pytest
 
-from asyncjobs import Client, lifecycle, running
+from asyncjobs import Client
 from asyncjobs.clock import FixedClock
+from asyncjobs.domain import lifecycle
 from asyncjobs.records import WorkerInfo
+from asyncjobs.services import running
 from asyncjobs.tasks import TaskRegistry
 
 tasks = TaskRegistry()

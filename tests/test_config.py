@@ -14,7 +14,7 @@ from asyncjobs import Client, InvalidInput, config
 from asyncjobs.cli import cli as cli_group
 from asyncjobs.cli.reference import walk
 from asyncjobs.config import Settings
-from asyncjobs.wsgi import create_app
+from asyncjobs.http.app import create_app
 
 from .conftest import store_files
 
@@ -264,8 +264,8 @@ def test_only_the_edges_build_settings_rules_and_engines_take_plain_values():
     assert importers == {
         "__init__.py",
         "client.py",
-        "cli/__init__.py",
-        "wsgi.py",
+        "cli/common.py",
+        "http/app.py",
         "tasks.py",
     }
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asyncjobs import InvalidInput, TaskRegistry
-from asyncjobs.cron import MONTH_NAMES, WEEKDAY_NAMES, Cron
+from asyncjobs.domain.cron import MONTH_NAMES, WEEKDAY_NAMES, Cron
 
 
 def at(text: str) -> datetime:

@@ -10,8 +10,9 @@ import re
 import pytest
 
 import asyncjobs
-from asyncjobs import Client, errors, wsgi
-from asyncjobs.wsgi import App
+from asyncjobs import Client, errors
+from asyncjobs.http import app as wsgi
+from asyncjobs.http.app import App
 
 from .test_http import call
 

@@ -289,7 +289,7 @@ def test_a_store_an_older_version_wrote_checks_claims_and_cleans_up(
     store_path, clock, cli
 ):
     """Turn rows (``orgs``), a ``claims_total`` counter and queued jobs without tags."""
-    from asyncjobs import lifecycle
+    from asyncjobs.domain import lifecycle
     from asyncjobs.store import JsonFileStore
 
     with JsonFileStore(store_path) as store:

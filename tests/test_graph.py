@@ -9,9 +9,9 @@ import urllib.request
 
 import pytest
 
-from asyncjobs import observability
 from asyncjobs.clock import parse_iso
 from asyncjobs.config import Settings
+from asyncjobs.domain import observability
 from asyncjobs.errors import InvalidInput
 
 from .injection import ENV, asyncjobs_cmd

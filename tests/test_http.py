@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asyncjobs import Client, TaskRegistry
-from asyncjobs.wsgi import App
+from asyncjobs.http.app import App
 
 from .conftest import data_files, sha256_of
 

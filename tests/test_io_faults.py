@@ -24,7 +24,7 @@ import pytest
 from asyncjobs import Client
 from asyncjobs.errors import StoreError
 from asyncjobs.store import JsonFileStore
-from asyncjobs.store.fileio import FileIO
+from asyncjobs.store.jsonfile.fileio import FileIO
 
 from .conftest import end_journal_with
 from .injection import ENV, asyncjobs_cmd, under_strace

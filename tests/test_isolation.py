@@ -16,8 +16,8 @@ import time
 
 import pytest
 
+from asyncjobs.http.app import App
 from asyncjobs.tasks import TaskRegistry
-from asyncjobs.wsgi import App
 
 from .test_http import call, without_volatile
 

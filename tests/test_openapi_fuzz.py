@@ -19,7 +19,7 @@ import schemathesis
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from asyncjobs import Client
-from asyncjobs.wsgi import App
+from asyncjobs.http.app import App
 
 from .conftest import data_files, sha256_of
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from asyncjobs import InvalidInput, JobFailed, NotFound, WaitTimedOut, waiting
+from asyncjobs import InvalidInput, JobFailed, NotFound, WaitTimedOut
+from asyncjobs.domain import waiting
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = Path(__file__).parent / "apps"

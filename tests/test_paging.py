@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 
 from asyncjobs import Client, InvalidInput, TaskRegistry
 from asyncjobs.clock import FixedClock, to_iso
+from asyncjobs.http.app import App
 from asyncjobs.records import JobStatus
 from asyncjobs.store import JsonFileStore
-from asyncjobs.wsgi import App
 
 from .test_http import call
 

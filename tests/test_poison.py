@@ -20,8 +20,8 @@ import pytest
 
 from asyncjobs import Client, InvalidInput
 from asyncjobs.clock import FixedClock
+from asyncjobs.domain.validation import MAX_JSON_DEPTH
 from asyncjobs.records import WorkerInfo
-from asyncjobs.validation import MAX_JSON_DEPTH
 
 from .conftest import data_files, sha256_of
 from .injection import ENV, asyncjobs_cmd, helper_process

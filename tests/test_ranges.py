@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from asyncjobs import Client, InvalidInput, TaskRegistry
-from asyncjobs.worker import Worker
+from asyncjobs.worker.loop import Worker
 
 from .conftest import sha256_of, store_files
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from asyncjobs import InvalidInput, TaskRegistry, lifecycle
+from asyncjobs import InvalidInput, TaskRegistry
 from asyncjobs import clock as clocks
+from asyncjobs.domain import lifecycle
 
 from . import test_worker
 

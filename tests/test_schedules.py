@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncjobs import TaskRegistry, schedules
-from asyncjobs.cron import Cron
+from asyncjobs import TaskRegistry
+from asyncjobs.domain import schedules
+from asyncjobs.domain.cron import Cron
 from asyncjobs.records import WorkerInfo
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True)

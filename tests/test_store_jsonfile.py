@@ -19,8 +19,8 @@ import pytest
 from asyncjobs import Client
 from asyncjobs.errors import InvalidInput, StoreCorrupt, StoreError, StoreLocked
 from asyncjobs.store import JsonFileStore
-from asyncjobs.store.fileio import FileIO
-from asyncjobs.store.jsonformat import encode_line
+from asyncjobs.store.jsonfile.fileio import FileIO
+from asyncjobs.store.jsonfile.format import encode_line
 
 from .conftest import (
     data_files,
@@ -682,7 +682,7 @@ def test_store_files_are_private_whatever_the_umask(store_path, umask):
 
 
 def test_a_very_large_transaction_commits_as_a_new_snapshot(store_path, monkeypatch):
-    from asyncjobs.store import jsonfile
+    from asyncjobs.store.jsonfile import engine as jsonfile
 
     monkeypatch.setattr(jsonfile, "LARGE_COMMIT_BYTES", 2000)
     with JsonFileStore(store_path) as store, JsonFileStore(store_path) as other:

@@ -248,7 +248,7 @@ def test_serve_json_logs_carry_the_request_id_of_each_answer(store_path, tmp_pat
         assert proc.wait(timeout=10) == 0
     docs = json_lines(err.read_text())
     assert docs[0]["message"] == f"serving on {base}"
-    access = [d for d in docs if d["logger"] == "asyncjobs.httpserver"]
+    access = [d for d in docs if d["logger"] == "asyncjobs.http"]
     assert [(d["request_id"], d["message"].split('"')[1]) for d in access] == [
         ("deploy-check.1", "GET /health HTTP/1.1"),
         (assigned, "GET /analyze/jobs/job_00000000000000000000 HTTP/1.1"),

@@ -8,9 +8,10 @@ import time
 
 import click
 
-from .. import logs, validation
+from .. import logs
 from ..client import Client
-from . import (
+from ..domain import validation
+from .common import (
     Number,
     app_option,
     cli,
@@ -204,9 +205,9 @@ def serve(
     log_format: str,
 ) -> None:
     """Serve the HTTP API with a threaded stdlib server."""
-    from ..httpserver import Limits
-    from ..httpserver import serve as run_server
-    from ..wsgi import App
+    from ..http.app import App
+    from ..http.server import Limits
+    from ..http.server import serve as run_server
 
     logs.configure(log_level, log_format)
     client = open_client(click.get_current_context(), app=app)
@@ -294,8 +295,8 @@ def info(client: Client, watch: float | None, as_json: bool) -> None:
 def telemetry(client: Client) -> None:
     """Print the /telemetry document (no requests: this is not a server)."""
     from ..errors import AsyncJobsError
-    from ..wsgi import RequestStats
-    from ..wsgi import telemetry as telemetry_doc
+    from ..http.app import RequestStats
+    from ..http.app import telemetry as telemetry_doc
 
     try:
         summary, error = client.stats(), None
@@ -317,7 +318,7 @@ def telemetry(client: Client) -> None:
 def health(client: Client) -> None:
     """Print the /health document; exit 5 when the store is not readable."""
     from ..errors import AsyncJobsError
-    from ..wsgi import health as health_doc
+    from ..http.app import health as health_doc
 
     try:
         doc = health_doc(client.stats(), None, settings=client.settings)

@@ -7,12 +7,13 @@ from typing import IO, Any
 import click
 
 from .. import clock as clocks
-from .. import logs, validation
+from .. import logs
 from .. import tasks as task_module
 from ..client import Client
+from ..domain import validation
 from ..errors import InvalidInput, JobFailed, PayloadTooLarge
 from ..records import Job, JobStatus
-from . import (
+from .common import (
     Number,
     Progress,
     app_option,

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import click
 
-from .. import validation
-from . import Number
+from ..domain import validation
+from .common import Number
 
 
 def walk(

@@ -9,11 +9,11 @@ from typing import Any
 import click
 import orjson
 
-from .. import retention, validation
 from ..client import Client
+from ..domain import retention, validation
 from ..errors import AsyncJobsError, InvalidInput, ReportNotWritten, StoreError
-from ..store.fileio import private_file_target, write_private_file
-from . import Number, Progress, cli, pass_client
+from ..store.jsonfile.fileio import private_file_target, write_private_file
+from .common import Number, Progress, cli, pass_client
 
 PROGRESS_THRESHOLD = 10_000
 

@@ -7,7 +7,7 @@ import json
 import click
 
 from ..client import Client
-from . import cli, emit, json_option, pass_client
+from .common import cli, emit, json_option, pass_client
 
 
 @cli.group()

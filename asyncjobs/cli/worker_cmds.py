@@ -6,11 +6,12 @@ from typing import Any
 
 import click
 
-from .. import logs, validation
+from .. import logs
 from .. import tasks as task_module
 from ..client import Client
+from ..domain import validation
 from ..errors import InvalidInput
-from . import (
+from .common import (
     Number,
     app_option,
     cli,
@@ -113,7 +114,7 @@ def worker(
     log_format: str,
 ) -> None:
     """Claim and run jobs until stopped."""
-    from ..worker import Worker
+    from ..worker.loop import Worker
 
     logs.configure(log_level, log_format)
     registry = task_module.load_app(app)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from ..errors import InvalidInput
-from .base import INDEXES, KINDS, Record, Store, Transaction, Verification
-from .jsonfile import JsonFileStore
+from .jsonfile.engine import JsonFileStore
+from .ports import INDEXES, KINDS, Record, Store, Transaction, Verification
 
 DEFAULT_STORE = os.path.join("runtime", "async_jobs", "store.v1.json")
 

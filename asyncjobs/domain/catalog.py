@@ -30,8 +30,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from . import clock
-from .errors import InvalidInput, StoreCorrupt
+from .. import clock
+from ..errors import InvalidInput, StoreCorrupt
 
 KIND = "tasks"
 DEFAULT_QUEUE = "default"

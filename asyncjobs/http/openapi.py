@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__, paging, validation
+from .. import __version__
+from ..domain import paging, validation
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _CURSOR = {

@@ -14,7 +14,7 @@ import stat
 import tempfile
 from collections import deque
 
-from ..errors import StoreError, UntrustedLink
+from ...errors import StoreError, UntrustedLink
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)

@@ -44,15 +44,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import clock as clocks
-from . import execution, ids, logs, running
-from .client import Client, discard_outcome
-from .errors import InvalidInput, StoreCorrupt, StoreError
-from .lifecycle import Token
-from .records import Job, JobStatus, WorkerInfo
-from .tasks import ChildProcessDied, TaskRegistry, TimeLimitExceeded
+from .. import clock as clocks
+from .. import ids, logs
+from ..client import Client, discard_outcome
+from ..domain.lifecycle import Token
+from ..errors import InvalidInput, StoreCorrupt, StoreError
+from ..records import Job, JobStatus, WorkerInfo
+from ..services import running
+from ..tasks import ChildProcessDied, TaskRegistry, TimeLimitExceeded
+from . import execution
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("asyncjobs.worker")  # the name docs/workers.md shows
 STORE_RETRY_SECONDS = 0.5
 
 
@@ -152,7 +154,7 @@ class Worker:
         grace: float = 30.0,
         poll_interval: float = 1.0,
     ) -> None:
-        from . import validation
+        from ..domain import validation
 
         validation.count(concurrency, "concurrency", validation.CONCURRENCY)
         validation.seconds(lease_seconds, "lease_seconds", validation.LEASE_SECONDS)

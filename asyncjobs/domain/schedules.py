@@ -26,12 +26,13 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import clock, validation
+from .. import clock
+from ..errors import InvalidInput
+from . import validation
 from .cron import Cron
-from .errors import InvalidInput
 
 if TYPE_CHECKING:
-    from .tasks import TaskRegistry
+    from ..tasks import TaskRegistry
 
 KEY_PREFIX = "periodic:"
 # a slot as clock.to_iso writes it: task "a" must not read "periodic:a:b:<slot>"

@@ -29,7 +29,7 @@ import weakref
 
 import filelock
 
-from ..errors import StoreError, StoreLocked
+from ...errors import StoreError, StoreLocked
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)

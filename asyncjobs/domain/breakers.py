@@ -20,9 +20,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import clock, lifecycle
-from .records import Event, EventType, Job
-from .tasks import BreakerConfig
+from .. import clock
+from ..records import Event, EventType, Job
+from ..tasks import BreakerConfig
+from . import lifecycle
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
@@ -99,7 +100,7 @@ def _event(
 ) -> Event:
     if job is not None:
         return lifecycle.new_event(job, kind, now, breaker=breaker.name, **data)
-    from . import ids
+    from .. import ids
 
     return Event(
         event_id=ids.new_id("evt", now),

@@ -23,10 +23,10 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from . import validation
-from .errors import InvalidInput
-from .records import Job
-from .tasks import InvalidPayload, SoftTimeLimitExceeded, Task, UnknownTask
+from ..domain import validation
+from ..errors import InvalidInput
+from ..records import Job
+from ..tasks import InvalidPayload, SoftTimeLimitExceeded, Task, UnknownTask
 
 MAX_MESSAGE = 2000
 MAX_TRACEBACK = 8000

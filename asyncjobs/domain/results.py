@@ -16,9 +16,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from . import ids, validation
-from .errors import InvalidInput
-from .records import Result
+from .. import ids
+from ..errors import InvalidInput
+from ..records import Result
+from . import validation
 
 VIEWS = ("latest", "pinned")
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 
-from . import clock
-from .errors import InvalidInput, PayloadTooLarge
+from .. import clock
+from ..errors import InvalidInput, PayloadTooLarge
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import clock
 from . import breakers as breaker_rules
-from . import clock, lifecycle, metrics
+from . import lifecycle, metrics
 
 TERMINAL = ("completed", "failed", "canceled")
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
-from .errors import StoreCorrupt
-from .records import Event, Job, Notification, Result, StoredRecord, WorkerInfo
-from .store import Record
+from ..errors import StoreCorrupt
+from ..records import Event, Job, Notification, Result, StoredRecord, WorkerInfo
+from ..store import Record
 
 _CLASSES: dict[str, type[StoredRecord]] = {
     cls.KIND: cls for cls in (Job, Result, Event, Notification, WorkerInfo)

@@ -13,15 +13,16 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import breakers, clock, ids, lifecycle, metrics, schedules, scheduling
-from .lifecycle import Token
-from .records import Job, JobStatus, Result, WorkerInfo
-from .tasks import Task, TaskRegistry
+from .. import clock, ids
+from ..domain import breakers, lifecycle, metrics, schedules, scheduling
+from ..domain.lifecycle import Token
+from ..records import Job, JobStatus, Result, WorkerInfo
+from ..tasks import Task, TaskRegistry
 
 if TYPE_CHECKING:
-    from .client import _Records
+    from ..client import _Records
 
-Outcome = dict[str, Any]  # see execution.py
+Outcome = dict[str, Any]  # see worker/execution.py
 
 
 def _jitter_fraction() -> float:
@@ -343,7 +344,7 @@ def claim(
     now: datetime,
     only_job: str | None = None,
 ) -> list[tuple[Job, Token]]:
-    """Claim up to ``limit`` runnable jobs, the first in claim order (scheduling.py).
+    """Claim up to ``limit`` runnable jobs, the first in claim order (domain/scheduling.py).
 
     Jobs that came due are tagged first (``stage``). Jobs of tasks a breaker
     holds back are passed over; a claim writes the jobs it takes and their

@@ -34,8 +34,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, datetime, timedelta
 
-from . import clock
-from .errors import InvalidInput
+from .. import clock
+from ..errors import InvalidInput
 
 MACROS = {
     "@hourly": "0 * * * *",

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 T = TypeVar("T")
 

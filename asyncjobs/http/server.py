@@ -38,9 +38,9 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("asyncjobs.http")
 
 # Beyond one per connection: the listening socket, stdio, the store's files,
 # refusals being written.

@@ -23,9 +23,9 @@ from typing import Any
 
 import orjson
 
-from ..errors import InvalidInput, StoreCorrupt
-from ..validation import check_integers
-from .base import KINDS, Record
+from ...domain.validation import check_integers
+from ...errors import InvalidInput, StoreCorrupt
+from ..ports import KINDS, Record
 
 SCHEMA = "store.v1"
 # No line this version writes is longer: a larger transaction commits as a

@@ -45,11 +45,12 @@ from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
 
-from .. import clock, paging, scheduling
-from ..errors import StoreCorrupt, StoreError
-from .base import INDEXES, KINDS, PageOf, Record, Store, Transaction, Verification
+from ... import clock
+from ...domain import paging, scheduling
+from ...errors import StoreCorrupt, StoreError
+from ..ports import INDEXES, KINDS, PageOf, Record, Store, Transaction, Verification
 from .fileio import FileIO, trusted_realpath
-from .jsonformat import (
+from .format import (
     MAX_LINE_BYTES,
     SCHEMA,
     Journal,

@@ -24,10 +24,10 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import clock, ids
-from .errors import Conflict
-from .records import Event, EventType, Job, JobStatus, Notification
-from .tasks import LeaseExpired
+from .. import clock, ids
+from ..errors import Conflict
+from ..records import Event, EventType, Job, JobStatus, Notification
+from ..tasks import LeaseExpired
 
 
 def new_event(job: Job, event_type: EventType, now: datetime, **data: Any) -> Event:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import clock
+from .. import clock
 
 SCHEMA = "asyncjobs.retention.v1"
 PRUNED_CUTOFF = (

@@ -20,7 +20,7 @@ an indexed column.
 Lists are read a bounded page at a time: ``page_jobs``, ``page_notifications``,
 ``page_inbox`` and ``page_events`` each return ``(records, next_cursor)`` in a
 fixed order of keys (each docstring names it), resuming after the key an
-opaque cursor holds (``paging.py`` makes and reads cursors for every backend).
+opaque cursor holds (``domain/paging.py`` makes and reads cursors for every backend).
 A page reads the records it returns, and those its filters pass over, never
 the whole list: a SQL backend answers each with ``WHERE (key) < (cursor's
 key) ORDER BY key DESC LIMIT limit + 1`` on an index of (org or job, key),
@@ -48,8 +48,8 @@ KINDS = (
     # The fair turns of old versions (one record per org, rewritten at every
     # claim): no longer written nor read, kept so that older stores open.
     "orgs",
-    "tasks",  # the task catalog (catalog.py), one record per task name
-    # Fair tags (scheduling.py): one record per (queue, priority, org) that
+    "tasks",  # the task catalog (domain/catalog.py), one record per task name
+    # Fair tags (domain/scheduling.py): one record per (queue, priority, org) that
     # has had a job become runnable, written only when that happens.
     "lanes",
 )
@@ -148,7 +148,7 @@ class Transaction(ABC):
                 record[field_name] = record.get(field_name, 0) + amount
         self.put("counters", counter, record)
 
-    # -- the claim order (see scheduling.py) ------------------------------
+    # -- the claim order (see domain/scheduling.py) ------------------------------
     #
     # "Queued and tagged" means status ``queued`` with a ``fair_tag``: a
     # runnable job. Each answer sees this transaction's own changes. A SQL
