@@ -979,9 +979,7 @@ class Client:
         """
         moment = self._clock() if now is None else clocks.utc(now, field="now")
         with self._store.read() as tx:
-            entries = (
-                schedule_rules.described(app) if app is not None else _task_catalog(tx)
-            )
+            entries = app.describe() if app is not None else _task_catalog(tx)
             last_slots = {}
             for entry in entries:
                 found = schedule_rules.periodic_of(entry)

@@ -101,3 +101,34 @@ class WaitTimedOut(AsyncJobsError, TimeoutError):
     """Timed out waiting."""
 
     exit_code, http_status, code = 8, 500, "wait_timed_out"
+
+
+# -- what a task's attempt can end with --------------------------------------
+#
+# Not AsyncJobsError: these are raised inside a task, or name the way an
+# attempt ended (their class names are the error types stored on the job).
+# The rules name them, so they live here; asyncjobs.tasks exports them.
+
+
+class SoftTimeLimitExceeded(Exception):
+    """The task ran past its soft time limit; clean up and return or raise."""
+
+
+class TimeLimitExceeded(Exception):
+    """The task ran past its hard time limit and its process was killed."""
+
+
+class ChildProcessDied(Exception):
+    """The process running the task died (a crash, os._exit, an OOM kill)."""
+
+
+class UnknownTask(Exception):
+    """No task of that name is declared in the worker's app."""
+
+
+class InvalidPayload(Exception):
+    """The payload does not fit the task's parameters (a missing or unexpected one)."""
+
+
+class LeaseExpired(Exception):
+    """The job's lease ran out more often than its retries allow."""

@@ -15,6 +15,8 @@ from typing import Any, ClassVar, TypeVar
 
 from .errors import StoreCorrupt
 
+Record = dict[str, Any]  # a record as the store keeps it: the JSON of to_dict()
+
 
 class JobStatus(str, Enum):
     QUEUED = "queued"

@@ -36,9 +36,33 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .domain import schedules, validation
+from .domain.breakers import BreakerConfig
 from .domain.catalog import DEFAULT_PRIORITY, DEFAULT_QUEUE
 from .domain.cron import Cron
-from .errors import InvalidInput
+from .errors import (
+    ChildProcessDied,
+    InvalidInput,
+    InvalidPayload,
+    LeaseExpired,
+    SoftTimeLimitExceeded,
+    TimeLimitExceeded,
+    UnknownTask,
+)
+
+# Exported here too: task code catches SoftTimeLimitExceeded from asyncjobs.tasks.
+__all__ = [
+    "BreakerConfig",
+    "ChildProcessDied",
+    "InvalidPayload",
+    "LeaseExpired",
+    "Periodic",
+    "SoftTimeLimitExceeded",
+    "Task",
+    "TaskRegistry",
+    "TimeLimitExceeded",
+    "UnknownTask",
+    "load_app",
+]
 
 if TYPE_CHECKING:
     from .client import Client
@@ -49,39 +73,6 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_BACKOFF = "exponential"
 DEFAULT_RETRY_DELAY = 1.0
 DEFAULT_RETRY_MAX_DELAY = 3600.0
-
-
-class SoftTimeLimitExceeded(Exception):
-    """The task ran past its soft time limit; clean up and return or raise."""
-
-
-class TimeLimitExceeded(Exception):
-    """The task ran past its hard time limit and its process was killed."""
-
-
-class ChildProcessDied(Exception):
-    """The process running the task died (a crash, os._exit, an OOM kill)."""
-
-
-class UnknownTask(Exception):
-    """No task of that name is declared in the worker's app."""
-
-
-class InvalidPayload(Exception):
-    """The payload does not fit the task's parameters (a missing or unexpected one)."""
-
-
-class LeaseExpired(Exception):
-    """The job's lease ran out more often than its retries allow."""
-
-
-@dataclass(frozen=True)
-class BreakerConfig:
-    """A circuit breaker shared by the tasks that name it."""
-
-    name: str
-    fail_max: int = 5  # consecutive failures that open it
-    reset_timeout: float = 60.0  # seconds open before one trial job goes through
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,18 @@ from typing import Any
 
 from .. import clock
 from ..records import Event, EventType, Job
-from ..tasks import BreakerConfig
 from . import lifecycle
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    """A circuit breaker shared by the tasks that name it."""
+
+    name: str
+    fail_max: int = 5  # consecutive failures that open it
+    reset_timeout: float = 60.0  # seconds open before one trial job goes through
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from ..errors import StoreCorrupt
-from ..records import Event, Job, Notification, Result, StoredRecord, WorkerInfo
-from ..store import Record
+from ..records import Event, Job, Notification, Record, Result, StoredRecord, WorkerInfo
 
 _CLASSES: dict[str, type[StoredRecord]] = {
     cls.KIND: cls for cls in (Job, Result, Event, Notification, WorkerInfo)

@@ -25,9 +25,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import clock, ids
-from ..errors import Conflict
+from ..errors import Conflict, LeaseExpired
 from ..records import Event, EventType, Job, JobStatus, Notification
-from ..tasks import LeaseExpired
 
 
 def new_event(job: Job, event_type: EventType, now: datetime, **data: Any) -> Event:

@@ -14,8 +14,8 @@ key of a task tells its last slot enqueued.
      "periodic": {"every": 3600 | null, "cron": "0 2 * * *" | null,
                   "org": "system", "payload": {}}}
 
-and ``described()`` makes those entries from an app's declarations, so an app
-and the catalog give the same rows.
+as ``TaskRegistry.describe()`` (tasks.py) also describes an app's tasks, so
+an app and the catalog give the same rows.
 """
 
 from __future__ import annotations
@@ -24,15 +24,12 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import clock
 from ..errors import InvalidInput
 from . import validation
 from .cron import Cron
-
-if TYPE_CHECKING:
-    from ..tasks import TaskRegistry
 
 KEY_PREFIX = "periodic:"
 # a slot as clock.to_iso writes it: task "a" must not read "periodic:a:b:<slot>"
@@ -88,25 +85,6 @@ def last_slot(name: str, keys: Iterable[str | None]) -> str | None:
         if k and k.startswith(prefix) and _SLOT.fullmatch(k[len(prefix) :])
     ]
     return max(slots) if slots else None
-
-
-def described(registry: TaskRegistry) -> list[dict[str, Any]]:
-    """The app's periodic tasks as task-catalog entries."""
-    return [
-        {
-            "name": name,
-            "queue": periodic.task.queue,
-            # tasks may not have a priority of their own
-            "priority": getattr(periodic.task, "priority", DEFAULT_PRIORITY),
-            "periodic": {
-                "every": periodic.every,
-                "cron": periodic.cron.text if periodic.cron is not None else None,
-                "org": periodic.org,
-                "payload": periodic.payload,
-            },
-        }
-        for name, periodic in registry.periodics.items()
-    ]
 
 
 def periodic_of(entry: Any) -> tuple[str, Mapping[str, Any]] | None:

@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-Record = dict[str, Any]
+from ..records import Record
 
 KINDS = (
     "jobs",
