@@ -42,6 +42,21 @@ KINDS = (
 )
 
 
+@dataclass(frozen=True)
+class Policy:
+    """The TTLs of one cleanup, in seconds (None: that kind is kept)."""
+
+    results_ttl_seconds: float
+    events_ttl_seconds: float
+    notifications_ttl_seconds: float | None = None
+    jobs_ttl_seconds: float | None = None
+    workers_ttl_seconds: float = DEFAULT_WORKERS_TTL_SECONDS
+
+    def ttls(self) -> dict[str, float | None]:
+        """The TTLs by name, as ``plan`` and ``report`` take them."""
+        return dict(vars(self))
+
+
 @dataclass
 class Plan:
     """What a cleanup deletes, and what it found."""

@@ -1,26 +1,29 @@
-"""The transactions of running jobs: claim, finish, heartbeat, release, periodic runs.
+"""Running jobs: claim, finish, rescue, heartbeat, release, periodic runs.
 
-``Client`` exposes these to workers (and to inline runs); each is one store
-transaction that hands records to the rule modules (``lifecycle``,
-``scheduling``, ``breakers``) and saves what they return.
+``Client`` exposes these to workers (and to inline runs). Each function works
+inside one engine transaction (``store/ports.py``): it reads through the
+engine's operations what the rules (``lifecycle``, ``breakers``) need, and
+saves what they decide. The engine picks the jobs (``claimable``,
+``expired_leases``); the rules decide what becomes of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from .. import clock, ids
-from ..domain import breakers, lifecycle, metrics, schedules, scheduling
+from ..domain import breakers, catalog, lifecycle, metrics, schedules, validation
 from ..domain.lifecycle import Token
+from ..errors import Conflict, NotFound
 from ..records import Job, JobStatus, Result, WorkerInfo
+from ..store import Transaction
 from ..tasks import Task, TaskRegistry
-
-if TYPE_CHECKING:
-    from ..client import _Records
+from ..worker import execution
+from . import artifacts
 
 Outcome = dict[str, Any]  # see worker/execution.py
 
@@ -29,94 +32,27 @@ def _jitter_fraction() -> float:
     return ids.random_fraction()
 
 
-class FairTags:
-    """Gives jobs their fair tags as they become runnable, in one transaction.
-
-    Reads what ``scheduling.fair_tag`` needs from the engine (each lane's
-    virtual time once, each org's ``lanes`` record) and writes the org's new
-    next tag. A lane's virtual time does not move with the jobs tagged here
-    (each takes a tag at or after it), so it is read once per transaction.
-    """
-
-    def __init__(self, tx: Any, now: datetime) -> None:
-        self._tx = tx
-        self._stamp = clock.to_iso(now)
-        self._held_back = breakers.held_back(tx.scan("breakers"), now)
-        self._virtual: dict[tuple[str, int], int] = {}
-
-    def stamp(self, job: Job) -> Job:
-        """The job with its fair tag if it is runnable now; otherwise as it is.
-
-        Runnable: queued, untagged, and its ``run_after`` has come (a job
-        still waiting for it gets its tag when the claim stages it).
-        """
-        if (
-            job.status is not JobStatus.QUEUED
-            or job.fair_tag is not None
-            or job.run_after > self._stamp
-        ):
-            return job
-        tx, lane = self._tx, (job.queue, job.priority)
-        virtual = self._virtual.get(lane)
-        if virtual is None:
-            virtual = self._virtual[lane] = scheduling.virtual_time(
-                tx.lane_head(job.queue, job.priority, self._held_back),
-                tx.lane_next_tag(job.queue, job.priority),
-            )
-        key = scheduling.lane_key(job.queue, job.priority, job.org_id)
-        record = tx.get("lanes", key) or {}
-        tag, next_tag = scheduling.fair_tag(virtual, record.get("next_tag", 0))
-        tx.put(
-            "lanes",
-            key,
-            {
-                "queue": job.queue,
-                "priority": job.priority,
-                "org_id": job.org_id,
-                "next_tag": next_tag,
-            },
-        )
-        return dataclasses.replace(job, fair_tag=tag)
-
-
-def stage(records: _Records, queues: Sequence[str], now: datetime) -> int:
-    """Tag the queued jobs of ``queues`` whose run_after has come; returns how many.
-
-    A delayed job or a retry waiting out its backoff joins the claim order
-    only now, behind the jobs already waiting at this virtual time: tagged
-    when it was queued, it would jump ahead of every org's backlog when it
-    came due, or a delayed flood would. Jobs of an older version's store,
-    queued without a tag, are tagged here too, in the order they came due.
-    """
-    due = records.tx.due_untagged(queues, clock.to_iso(now))
-    for record in due:
-        records.save(records.runnable(Job.from_dict(record), now))
-    return len(due)
-
-
 def finish(
-    records: _Records,
+    tx: Transaction,
     token: Token,
     outcome: Outcome,
     registry: TaskRegistry | None,
     now: datetime,
 ) -> Job | None:
     """Apply one attempt's outcome; a superseded token is refused and recorded."""
-    tx = records.tx
-    record = tx.get("jobs", token.job_id)
-    if record is None:
+    job = tx.job(token.job_id)
+    if job is None:
         return None
-    job = Job.from_dict(record)
     if not lifecycle.holds(job, token):
-        records.save(lifecycle.refuse_stale(job, token, what="outcome", now=now))
-        records.bump("stale_outcomes_refused_total")
+        tx.save(lifecycle.refuse_stale(job, token, what="outcome", now=now))
+        _bump(tx, "stale_outcomes_refused_total")
         return None
     task = registry.get(job.task) if registry is not None else None
     config = registry.breaker_of(job.task) if registry is not None else None
     breaker = None
     if config is not None and registry is not None:
         breaker = _breaker(tx, registry, config.name)
-    _observe_duration(records, job, now)
+    _observe_duration(tx, job, now)
     if job.cancel_requested_at is not None:
         # The request was committed first: it wins over what the attempt reports.
         discarded = None
@@ -125,7 +61,7 @@ def finish(
         job, added = lifecycle.cancel_running(
             job, via="worker", discarded=discarded, now=now
         )
-        _canceled(records, job, added, breaker, now)
+        _canceled(tx, job, added, breaker, now)
         return job
     if outcome.get("ok"):
         stored = outcome.get("value_file") or {}
@@ -143,11 +79,11 @@ def finish(
             value_sha256=stored.get("sha256"),
         )
         job, added = lifecycle.complete(job, result_id=result.result_id, now=now)
-        records.save(result, job, *added)
-        records.bump("jobs_completed_total")
+        tx.save(result, job, *added)
+        _bump(tx, "jobs_completed_total")
         if breaker is not None:
             breaker, event = breakers.on_success(breaker, job, now)
-            records.save(breaker, event)
+            tx.save(breaker, event)
     else:
         error = outcome.get("error") or {"type": "Error", "message": "unknown error"}
         policy = retry_policy(task)
@@ -160,11 +96,10 @@ def finish(
             jitter=jitter,
             now=now,
         )
-        job = records.runnable(job, now)
-        records.save(job, *added)
-        records.bump("attempts_failed_total")
+        tx.save(job, *added)
+        _bump(tx, "attempts_failed_total")
         if job.status is JobStatus.FAILED:
-            records.bump("jobs_failed_total")
+            _bump(tx, "jobs_failed_total")
         if breaker is not None and config is not None:
             # A payload that does not fit says nothing of the dependency.
             if outcome.get("caller_error"):
@@ -176,7 +111,7 @@ def finish(
                 )
             else:
                 breaker, event = breakers.on_failure(breaker, config, job, now)
-            records.save(breaker, event)
+            tx.save(breaker, event)
     return job
 
 
@@ -197,45 +132,50 @@ def retry_policy(task: Task | None) -> lifecycle.RetryPolicy:
 
 
 def _canceled(
-    records: _Records,
+    tx: Transaction,
     job: Job,
     added: Sequence[Any],
     breaker: breakers.Breaker | None,
     now: datetime,
 ) -> None:
     """Save a job that ended canceled while running: no failure, no breaker count."""
-    records.save(job, *added)
-    records.bump("jobs_canceled_total")
+    tx.save(job, *added)
+    _bump(tx, "jobs_canceled_total")
     if breaker is not None:
-        records.save(
+        tx.save(
             *breakers.on_inconclusive(
                 breaker, job, now, reason="the trial job was canceled"
             )
         )
 
 
-def _observe_duration(records: _Records, job: Job, now: datetime) -> None:
+def _observe_duration(tx: Transaction, job: Job, now: datetime) -> None:
     """Count the attempt's duration in the stored histogram (never lowered)."""
     if job.started_at is None:
         return
     seconds = max(0.0, (now - clock.parse_iso(job.started_at)).total_seconds())
-    records.tx.increment(
+    tx.increment(
         metrics.DURATION,
         metrics.observation(seconds),
         initial=metrics.empty_histogram(),
     )
 
 
-def _breaker(tx: Any, registry: TaskRegistry, name: str) -> breakers.Breaker:
+def _bump(tx: Transaction, counter: str) -> None:
+    """Add one to a cumulative counter (never lowered, even by retention)."""
+    tx.increment(counter, {"value": 1})
+
+
+def _breaker(tx: Transaction, registry: TaskRegistry, name: str) -> breakers.Breaker:
     """A breaker's record, naming the tasks behind it (for servers without the app)."""
     behind = sorted(t.name for t in registry.tasks.values() if t.breaker == name)
     return dataclasses.replace(
-        breakers.Breaker.from_dict(tx.get("breakers", name), name), tasks=behind
+        breakers.Breaker.from_dict(tx.breaker(name), name), tasks=behind
     )
 
 
 def _breaker_of(
-    tx: Any, registry: TaskRegistry | None, task: str
+    tx: Transaction, registry: TaskRegistry | None, task: str
 ) -> breakers.Breaker | None:
     """The breaker a task names, or None."""
     config = registry.breaker_of(task) if registry is not None else None
@@ -281,29 +221,39 @@ class LeaseWatch:
 
 
 def expire_leases(
-    records: _Records,
+    tx: Transaction,
     registry: TaskRegistry | None,
     now: datetime,
     *,
     watch: LeaseWatch | None = None,
     lease_seconds: float = 0.0,
+    limit: int = 100,
 ) -> list[Job]:
-    """Requeue (or fail) every running job whose lease ran out.
+    """Requeue (or fail) up to ``limit`` running jobs whose lease ran out.
 
-    With a ``watch``, a lease runs out only when the wall clock says so and
-    the watch has also seen it unrenewed for its holder's lease period
-    (``lease_seconds`` when the holder is not registered).
+    The engine finds them (``expired_leases``: only those, never every
+    running job). With a ``watch``, a lease runs out only when the wall clock
+    says so and the watch has also seen it unrenewed for its holder's lease
+    period (``lease_seconds`` when the holder is not registered). The watch
+    must see each lease from its last renewal on, so it is shown every
+    running job (one per busy worker slot): it serves engines whose
+    processes each read their own wall clock, as the JSON file's do.
     """
-    tx = records.tx
     expired = []
-    running = [Job.from_dict(r) for r in tx.find("jobs_by_status", "running")]
-    unrenewed = watch.unrenewed_seconds(running) if watch is not None else None
+    unrenewed = None
+    if watch is None:
+        over = tx.expired_leases(limit)
+    else:
+        running = tx.running_jobs()
+        unrenewed = watch.unrenewed_seconds(running)
+        over = sorted(
+            (job for job in running if lifecycle.lease_expired(job, now)),
+            key=lambda job: (job.lease_expires_at or "", job.job_id),
+        )[:limit]
     waiting = 0
-    for job in running:
-        if not lifecycle.lease_expired(job, now):
-            continue
+    for job in over:
         if unrenewed is not None:
-            holder = tx.get("workers", job.worker_id or "") or {}
+            holder = tx.worker(job.worker_id or "") or {}
             if unrenewed[job.job_id] < holder.get("lease_seconds", lease_seconds):
                 waiting += 1
                 continue
@@ -311,22 +261,21 @@ def expire_leases(
         job, added = lifecycle.expire_lease(job, now=now)
         if watch is not None:
             watch.rescued.append((job, *lost))
-        records.bump("leases_expired_total")
+        _bump(tx, "leases_expired_total")
         config = registry.breaker_of(job.task) if registry is not None else None
         breaker = None
         if config is not None and registry is not None:
             breaker = _breaker(tx, registry, config.name)
         if job.status is JobStatus.CANCELED:
-            _canceled(records, job, added, breaker, now)
+            _canceled(tx, job, added, breaker, now)
             expired.append(job)
             continue
-        job = records.runnable(job, now)
-        records.save(job, *added)
+        tx.save(job, *added)
         if job.status is JobStatus.FAILED:
-            records.bump("jobs_failed_total")
+            _bump(tx, "jobs_failed_total")
         if breaker is not None and config is not None:
             breaker, event = breakers.on_failure(breaker, config, job, now)
-            records.save(breaker, event)
+            tx.save(breaker, event)
         expired.append(job)
     if watch is not None:
         watch.waiting = waiting
@@ -334,7 +283,7 @@ def expire_leases(
 
 
 def claim(
-    records: _Records,
+    tx: Transaction,
     *,
     worker_id: str,
     queues: Sequence[str],
@@ -346,11 +295,10 @@ def claim(
 ) -> list[tuple[Job, Token]]:
     """Claim up to ``limit`` runnable jobs, the first in claim order (domain/scheduling.py).
 
-    Jobs that came due are tagged first (``stage``). Jobs of tasks a breaker
+    The engine picks them (``claimable``). Jobs of tasks a breaker
     holds back are passed over; a claim writes the jobs it takes and their
     events (and a breaker whose trial it starts), nothing shared.
     """
-    tx = records.tx
     blocked: set[str] = set()
     trial_open: dict[str, breakers.Breaker] = {}
     if registry is not None:
@@ -361,21 +309,13 @@ def claim(
                 blocked |= tasks
             elif breakers.trial_due(breaker, now):
                 trial_open[name] = breaker
-    candidates: Iterable[dict[str, Any]]
-    if only_job is not None:
-        record = tx.get("jobs", only_job)
-        found = record is not None and record["status"] == "queued"
-        candidates = [record] if found else []
-    else:
-        stage(records, queues, now)
-        candidates = tx.claim_order(queues, blocked)
     claimed: list[tuple[Job, Token]] = []
     if limit <= 0:
         return claimed
-    for record in candidates:
-        if only_job is None and record["task"] in blocked:
+    candidates = tx.claimable(queues, exclude_tasks=blocked, only_job=only_job)
+    for job in candidates:
+        if only_job is None and job.task in blocked:
             continue  # a trial claimed above holds back the rest of its breaker
-        job = Job.from_dict(record)
         task = registry.get(job.task) if registry is not None else None
         max_retries = task.max_retries if task is not None else 0
         job, event = lifecycle.claim(
@@ -385,10 +325,10 @@ def claim(
             max_retries=max_retries,
             now=now,
         )
-        records.save(job, event)
+        tx.save(job, event)
         if task is not None and task.breaker in trial_open:
             breaker, event = breakers.on_claim(trial_open.pop(task.breaker), job, now)
-            records.save(breaker, event)
+            tx.save(breaker, event)
             blocked |= {
                 t.name for t in registry.tasks.values() if t.breaker == task.breaker
             }
@@ -406,7 +346,7 @@ class Beat(NamedTuple):
 
 
 def heartbeat(
-    records: _Records,
+    tx: Transaction,
     worker: WorkerInfo,
     tokens: Collection[Token],
     now: datetime,
@@ -417,25 +357,19 @@ def heartbeat(
     (``lifecycle.stop_requested``); a lease with a request is still renewed,
     so it holds until the worker reports the canceled attempt.
     """
-    tx = records.tx
     lost, stop = [], []
     for token in tokens:
-        record = tx.get("jobs", token.job_id)
-        job = Job.from_dict(record) if record is not None else None
+        job = tx.job(token.job_id)
         if job is not None and lifecycle.stop_requested(job, token):
             stop.append(token)
         if job is not None and lifecycle.holds(job, token):
-            records.save(
-                lifecycle.renew(job, lease_seconds=worker.lease_seconds, now=now)
-            )
+            tx.save(lifecycle.renew(job, lease_seconds=worker.lease_seconds, now=now))
         else:
             lost.append(token)
             if job is not None:
-                records.save(
-                    lifecycle.refuse_stale(job, token, what="heartbeat", now=now)
-                )
-    old = tx.get("workers", worker.worker_id) or {}
-    records.save(
+                tx.save(lifecycle.refuse_stale(job, token, what="heartbeat", now=now))
+    old = tx.worker(worker.worker_id) or {}
+    tx.save(
         dataclasses.replace(
             worker,
             last_seen_at=clock.to_iso(now),
@@ -447,7 +381,7 @@ def heartbeat(
 
 
 def release(
-    records: _Records,
+    tx: Transaction,
     tokens: Collection[Token],
     now: datetime,
     registry: TaskRegistry | None = None,
@@ -458,23 +392,21 @@ def release(
     """
     released = 0
     for token in tokens:
-        record = records.tx.get("jobs", token.job_id)
-        if record is None:
+        job = tx.job(token.job_id)
+        if job is None:
             continue
-        job = Job.from_dict(record)
         if lifecycle.holds(job, token):
             job, added = lifecycle.release(job, now=now)
-            breaker = _breaker_of(records.tx, registry, job.task)
+            breaker = _breaker_of(tx, registry, job.task)
             if job.status is JobStatus.CANCELED:
-                _canceled(records, job, added, breaker, now)
+                _canceled(tx, job, added, breaker, now)
             else:
-                job = records.runnable(job, now)
-                records.save(job, *added)
+                tx.save(job, *added)
                 if breaker is not None:
                     # A released trial proves nothing: without this the
                     # breaker stays half-open on a job no longer running and
                     # holds back every job behind it, that one included.
-                    records.save(
+                    tx.save(
                         *breakers.on_inconclusive(
                             breaker,
                             job,
@@ -503,3 +435,186 @@ def due_periodic(registry: TaskRegistry, now: datetime) -> list[dict[str, Any]]:
             }
         )
     return specs
+
+
+class Runner:
+    """The worker protocol over one store: each call one engine transaction.
+
+    ``Client`` hands these on to workers (``worker/loop.py``) and to inline
+    runs. ``submit_many`` is the job service's, for periodic runs.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        clock: Callable[[], datetime] | None,
+        submit_many: Callable[..., list[Job]],
+        *,
+        artifacts_folder: str,
+        inline_bytes: int,
+    ) -> None:
+        self.store = store
+        self.inline_bytes = inline_bytes
+        self.clock = clock
+        self.artifacts_folder = artifacts_folder
+        self.submit_many = submit_many
+
+    def _now(self) -> datetime:
+        return (self.clock or clock.now)()
+
+    def prepare_outcome(self, token: Token, outcome: Outcome) -> Outcome:
+        return artifacts.prepare_outcome(
+            token,
+            outcome,
+            folder=self.artifacts_folder,
+            inline_bytes=self.inline_bytes,
+            clock=self._now,
+        )
+
+    def exchange(
+        self,
+        worker: WorkerInfo,
+        outcomes: Sequence[tuple[Token, Outcome]],
+        *,
+        want: int,
+        registry: TaskRegistry | None,
+        expire: bool = True,
+        watch: LeaseWatch | None = None,
+    ) -> tuple[list[Job], list[tuple[Job, Token]]]:
+        outcomes = [
+            (token, self.prepare_outcome(token, outcome)) for token, outcome in outcomes
+        ]
+        refused: list[Outcome] = []
+        with self.store.transaction(clock=self.clock) as tx:
+            now = tx.now
+            finished = []
+            for token, outcome in outcomes:
+                job = finish(tx, token, outcome, registry, now)
+                if job is None or job.status is JobStatus.CANCELED:
+                    refused.append(outcome)  # its value is kept nowhere
+                if job is not None:
+                    finished.append(job)
+            if finished:
+                tx.update_worker(worker.worker_id, {}, processed=len(finished))
+            if expire:
+                expire_leases(
+                    tx,
+                    registry,
+                    now,
+                    watch=watch,
+                    lease_seconds=worker.lease_seconds,
+                )
+            claimed = (
+                claim(
+                    tx,
+                    worker_id=worker.worker_id,
+                    queues=worker.queues,
+                    limit=want,
+                    lease_seconds=worker.lease_seconds,
+                    registry=registry,
+                    now=now,
+                )
+                if want > 0
+                else []
+            )
+        for outcome in refused:  # a stale or canceled attempt's value has no record
+            artifacts.discard_outcome(outcome)
+        return finished, claimed
+
+    def heartbeat(self, worker: WorkerInfo, tokens: Collection[Token]) -> Beat:
+        with self.store.transaction(clock=self.clock) as tx:
+            return heartbeat(tx, worker, tokens, tx.now)
+
+    def release(
+        self,
+        tokens: Collection[Token],
+        worker: WorkerInfo | None,
+        registry: TaskRegistry | None,
+    ) -> int:
+        with self.store.transaction(clock=self.clock) as tx:
+            released = release(tx, tokens, tx.now, registry)
+            if worker is not None:
+                tx.update_worker(
+                    worker.worker_id,
+                    {
+                        "state": "stopped",
+                        "running": [],
+                        "last_seen_at": clock.to_iso(tx.now),
+                    },
+                    default=worker.to_dict(),
+                )
+        return released
+
+    def enqueue_periodic(self, registry: TaskRegistry) -> list[Job]:
+        specs = due_periodic(registry, self._now())
+        return self.submit_many(specs, tasks=registry) if specs else []
+
+    def register_worker(
+        self, worker: WorkerInfo, tasks: TaskRegistry | None
+    ) -> WorkerInfo:
+        with self.store.transaction(clock=self.clock) as tx:
+            tx.save(worker)
+            if tasks is not None:
+                tx.publish_catalog(
+                    catalog.published(
+                        tasks.describe(), now=tx.now, worker_id=worker.worker_id
+                    )
+                )
+        return worker
+
+    def run_job(
+        self,
+        job_id: str,
+        *,
+        org: str,
+        tasks: TaskRegistry,
+        until_done: bool,
+        get_job: Callable[..., Job],
+    ) -> Job:
+        worker = self._inline_worker()
+        while True:
+            with self.store.transaction(clock=self.clock) as tx:
+                job = tx.job(job_id) if isinstance(job_id, str) else None
+                if job is None or job.org_id != org:
+                    raise NotFound(f"job {validation.shown_id(job_id)} not found")
+                if job.status is not JobStatus.QUEUED:
+                    raise Conflict(
+                        f"job {job.job_id} is {job.status.value}; only a queued job can run"
+                    )
+                claimed = claim(
+                    tx,
+                    worker_id=worker.worker_id,
+                    queues=[job.queue],
+                    limit=1,
+                    lease_seconds=worker.lease_seconds,
+                    registry=tasks,
+                    now=tx.now,
+                    only_job=job.job_id,
+                )
+            ((job, token),) = claimed
+            spec = execution.spec_of(job)
+            outcome = execution.run(tasks.get(job.task), spec)
+            finished, _ = self.exchange(
+                worker, [(token, outcome)], want=0, registry=tasks, expire=False
+            )
+            job = finished[0] if finished else get_job(job_id, org=org)
+            if not until_done or job.status is not JobStatus.QUEUED:
+                return job
+
+    def _inline_worker(self) -> WorkerInfo:
+        import os
+        import socket
+
+        now = clock.to_iso(self._now())
+        return WorkerInfo(
+            worker_id=ids.new_id("wrk", self._now()),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=[],
+            concurrency=1,
+            started_at=now,
+            last_seen_at=now,
+            heartbeat_seconds=10.0,
+            lease_seconds=300.0,
+            state="inline",
+        )

@@ -6,7 +6,8 @@ import os
 
 from ..errors import InvalidInput
 from .jsonfile.engine import JsonFileStore
-from .ports import INDEXES, KINDS, Record, Store, Transaction, Verification
+from .kv import INDEXES
+from .ports import KINDS, Record, Store, Transaction, Verification
 
 DEFAULT_STORE = os.path.join("runtime", "async_jobs", "store.v1.json")
 

@@ -1,41 +1,49 @@
-"""The backend interface: records in transactions, and no rules.
+"""The engine interface: named, bounded, atomic operations, and no rules.
 
-A store holds records of a few kinds, each a JSON object under a string key.
-``Client`` is its one caller: it reads records, hands them to the rule
-modules, and saves what they return, all inside one transaction.
+A store (an engine) holds the records of ``records.py`` and answers
+operations on them. Services (``services/``) are its only callers: they read
+what a rule of ``domain/`` needs through an operation, call the rule, and
+hand its decision back to the engine. The engine decides nothing about
+retries, notifications or breakers; it owns selection (which jobs a claim
+takes, in the claim order of ``domain/scheduling.py``), persistence, and the
+atomicity each operation promises.
 
-A backend implements:
+A ``Store`` gives transactions:
 
-- ``transaction()``: a context manager giving a ``Transaction``; leaving the
-  block normally commits every change at once, an exception rolls all back.
-- ``read()``: the same view for reading only, with nothing to commit.
-- ``verify()``: what is wrong with the stored data at its own level (files,
-  checksums, schema), as one line per problem.
-- ``compact()``, ``export()``, ``close()``.
+- ``transaction(clock=None)``: a context manager giving a ``Transaction``;
+  leaving the block normally commits every change at once, an exception
+  rolls all back. Several operations in one transaction commit together (a
+  worker's exchange finishes, rescues and claims in one).
+- ``read(clock=None)``: the same operations for reading only.
+- ``initialize()``, ``verify(strict)``, ``export()``, ``compact()``,
+  ``close()``: setup, the engine's own integrity (files, checksums, schema),
+  the whole state as one JSON document, and upkeep.
 
-A ``Transaction`` reads its own writes. ``find(index, value)`` answers from a
-secondary index named in ``INDEXES``, so a SQL backend can serve each one from
-an indexed column.
+``Transaction.now`` is the moment of the transaction, supplied by the engine
+(its clock, read once the transaction holds what it needs); a ``clock``
+passed in overrides it, as tests do. Leases and due times are reckoned from it.
 
-Lists are read a bounded page at a time: ``page_jobs``, ``page_notifications``,
-``page_inbox`` and ``page_events`` each return ``(records, next_cursor)`` in a
-fixed order of keys (each docstring names it), resuming after the key an
-opaque cursor holds (``domain/paging.py`` makes and reads cursors for every backend).
-A page reads the records it returns, and those its filters pass over, never
-the whole list: a SQL backend answers each with ``WHERE (key) < (cursor's
-key) ORDER BY key DESC LIMIT limit + 1`` on an index of (org or job, key),
-``>`` and ``ASC`` for events.
+Every operation is bounded: a keyed read, a page, a claim of ``limit`` jobs,
+or the rescue of ``limit`` expired leases. The store-wide ones (``summary``,
+``purge``, ``problems``, ``export``) are meant for operators and cron.
+
+A key-value engine gets every operation from ``store/kv.py`` by supplying
+record reads, writes and a few ordered walks; ``docs/architecture.md`` says
+how to add an engine.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from ..records import Record
+from ..clock import Clock
+from ..domain import retention
+from ..records import Event, Job, Record, Result, StoredRecord
 
 KINDS = (
     "jobs",
@@ -54,74 +62,101 @@ KINDS = (
     "lanes",
 )
 
-
-def _field(name: str) -> Callable[[Record], Any]:
-    return lambda record: record.get(name)
-
-
-# name -> (kind, the value a record is found by; None leaves it out)
-INDEXES: dict[str, tuple[str, Callable[[Record], Any]]] = {
-    "jobs_by_org": ("jobs", _field("org_id")),
-    "jobs_by_status": ("jobs", _field("status")),
-    "jobs_by_idempotency": (
-        "jobs",
-        lambda r: (
-            (r["org_id"], r["idempotency_key"]) if r.get("idempotency_key") else None
-        ),
-    ),
-    # the jobs beat workers enqueued for a periodic task, by (org, task)
-    "jobs_by_periodic": (
-        "jobs",
-        lambda r: (
-            (r["org_id"], r["task"])
-            if (r.get("idempotency_key") or "").startswith("periodic:")
-            else None
-        ),
-    ),
-    "events_by_job": ("events", _field("job_id")),
-    "results_by_job": ("results", _field("job_id")),
-    "notifications_by_job": ("notifications", _field("job_id")),
-    "notifications_by_org": ("notifications", _field("org_id")),
-    "notifications_by_dedupe": ("notifications", _field("dedupe_key")),
-}
-
-
 # A page of records, and the cursor of the next page (None after the last).
 PageOf = tuple[list[Record], str | None]
 
 
 class Transaction(ABC):
-    """Reads and writes of one transaction; it sees its own writes."""
+    """The operations of one transaction; it sees its own writes."""
+
+    @property
+    @abstractmethod
+    def now(self) -> datetime:
+        """The moment of this transaction (see the module docstring)."""
+
+    @property
+    @abstractmethod
+    def generation(self) -> int:
+        """The number of the last committed transaction this one builds on."""
+
+    # -- keyed reads ---------------------------------------------------------
 
     @abstractmethod
-    def get(self, kind: str, key: str) -> Record | None:
-        """The record, or None."""
+    def job(self, job_id: str) -> Job | None:
+        """The job, or None (the caller checks its org)."""
 
     @abstractmethod
-    def put(self, kind: str, key: str, record: Record) -> None:
-        """Insert or replace a record (the dict is not copied: do not mutate it)."""
+    def result(self, result_id: str) -> Result | None:
+        """The result version, or None (the caller checks its org)."""
 
     @abstractmethod
-    def delete(self, kind: str, key: str) -> None:
-        """Remove a record; removing a missing one does nothing."""
-
-    def delete_many(self, kind: str, keys: Iterable[str]) -> None:
-        """Remove many records of one kind (a cleanup removes hundreds of thousands)."""
-        for key in keys:
-            self.delete(kind, key)
+    def result_versions(self, job_id: str) -> list[Result]:
+        """Every stored result version of a job, in no particular order."""
 
     @abstractmethod
-    def scan(self, kind: str) -> Iterator[Record]:
-        """Every record of a kind, in no particular order."""
+    def worker(self, worker_id: str) -> Record | None:
+        """A worker's record, or None."""
 
     @abstractmethod
-    def find(self, index: str, value: Any) -> list[Record]:
-        """The records whose index value equals ``value``, in no particular order."""
+    def workers(self) -> list[Record]:
+        """Every worker record (cleanup prunes those long gone)."""
 
     @abstractmethod
-    def count(self, kind: str) -> int:
-        """How many records of a kind there are."""
+    def running_jobs(self) -> list[Job]:
+        """Every running job: one per busy worker slot."""
 
+    @abstractmethod
+    def breaker(self, name: str) -> Record | None:
+        """A breaker's record; None for one never written (closed)."""
+
+    @abstractmethod
+    def breakers(self) -> list[Record]:
+        """Every breaker record written (one per breaker that ever changed)."""
+
+    @abstractmethod
+    def catalog(self) -> list[Record]:
+        """The task catalog workers publish, sorted by task name."""
+
+    @abstractmethod
+    def catalog_entry(self, task: str) -> Record | None:
+        """One task's catalog record, or None."""
+
+    @abstractmethod
+    def catalog_size(self) -> int:
+        """How many tasks the catalog holds (0: submissions do not consult it)."""
+
+    @abstractmethod
+    def periodic_keys(self, org: str, task: str) -> list[str]:
+        """The idempotency keys of the org's periodic jobs of ``task`` still stored."""
+
+    # -- writes --------------------------------------------------------------
+
+    @abstractmethod
+    def submit(self, new: Sequence[tuple[Job, Event]]) -> list[Job]:
+        """Insert each job with its event, or get the job its key already names.
+
+        Atomic insert-or-get by (org, idempotency key): of two submitters of
+        the same key, whatever their timing, one inserts and both get that
+        job; the one that did not insert gets it with ``deduplicated=True``
+        and its event is not written. A job runnable now gets its fair tag
+        (as ``save``). Counts ``jobs_submitted_total``. Returns the jobs in
+        the order given.
+        """
+
+    @abstractmethod
+    def save(self, *records: StoredRecord | None) -> None:
+        """Write records that rules returned (None ones are passed over).
+
+        - a job replaces the stored one; one that is queued, untagged and due
+          gets its fair tag here (``domain/scheduling.py``), so every
+          transition that makes a job runnable joins the claim order;
+        - an event gets the next ``seq`` of its job (1 for the first);
+        - a notification is written only if none with its ``dedupe_key`` is
+          stored: one notification per terminal transition;
+        - results, breakers and workers replace the stored ones.
+        """
+
+    @abstractmethod
     def increment(
         self,
         counter: str,
@@ -131,64 +166,79 @@ class Transaction(ABC):
     ) -> None:
         """Add ``amounts`` to the fields of a cumulative counter record.
 
-        An operation, not a read-modify-write left to the caller: a backend
+        An operation, not a read-modify-write left to the caller: an engine
         where many writers commit at once may keep a counter as shards it
         sums when read, so that no row is rewritten by every transaction.
         A number adds to a number; a list adds element by element (a
         histogram's buckets). A counter not there yet starts from
         ``initial`` (or from zeros).
         """
-        record = dict(self.get("counters", counter) or initial or {})
-        record["name"] = counter
-        for field_name, amount in amounts.items():
-            if isinstance(amount, list):
-                known = list(record.get(field_name) or [0] * len(amount))
-                record[field_name] = [a + b for a, b in zip(known, amount)]
-            else:
-                record[field_name] = record.get(field_name, 0) + amount
-        self.put("counters", counter, record)
 
-    # -- the claim order (see domain/scheduling.py) ------------------------------
+    @abstractmethod
+    def update_worker(
+        self,
+        worker_id: str,
+        fields: Mapping[str, Any],
+        *,
+        processed: int = 0,
+        default: Record | None = None,
+    ) -> None:
+        """Change fields of a worker's record and add to its ``processed_count``.
+
+        A worker with no record gets ``default`` changed so; without a
+        default, nothing is written for it.
+        """
+
+    @abstractmethod
+    def publish_catalog(self, entries: Sequence[Record]) -> None:
+        """Replace the catalog records of these tasks; other tasks' stay."""
+
+    @abstractmethod
+    def mark_read(
+        self, org: str, notification_ids: Sequence[str] | None, at: str
+    ) -> int:
+        """Mark the org's notifications read at ``at``; returns how many changed.
+
+        ``None`` marks every unread one of the org. Named ids must each be
+        the org's: NotFound for the first that is not, before anything changes.
+        """
+
+    # -- running jobs --------------------------------------------------------
+
+    @abstractmethod
+    def claimable(
+        self,
+        queues: Collection[str],
+        *,
+        exclude_tasks: Collection[str] = (),
+        only_job: str | None = None,
+    ) -> Iterator[Job]:
+        """Runnable jobs of ``queues`` in claim order, lazily.
+
+        Jobs that came due (their ``run_after`` has come) get their fair tag
+        first. Jobs of ``exclude_tasks`` are passed over. With ``only_job``,
+        that job alone, if it is queued. The caller claims as many as it
+        takes (``lifecycle.claim``) and saves them; a server-backed engine
+        locks what it hands out (``FOR UPDATE SKIP LOCKED``), so two
+        claimers never take the same job.
+        """
+
+    @abstractmethod
+    def expired_leases(self, limit: int) -> list[Job]:
+        """Up to ``limit`` running jobs whose lease ended before ``now``, oldest first.
+
+        Reads only those jobs, not every running one.
+        """
+
+    # -- pages ---------------------------------------------------------------
     #
-    # "Queued and tagged" means status ``queued`` with a ``fair_tag``: a
-    # runnable job. Each answer sees this transaction's own changes. A SQL
-    # backend serves them from partial indexes on queued jobs:
-    # ``(queue, priority DESC, fair_tag, run_after, created_at, job_id)`` and
-    # ``(queue, run_after) WHERE fair_tag IS NULL``, and ``lanes`` by
-    # ``(queue, priority, next_tag)``; a claim reads the order with
-    # ``LIMIT n FOR UPDATE SKIP LOCKED``.
-
-    @abstractmethod
-    def claim_order(
-        self, queues: Collection[str], exclude_tasks: Collection[str] = ()
-    ) -> Iterator[Record]:
-        """Queued, tagged jobs of ``queues`` in claim order (``scheduling.claim_key``).
-
-        Jobs of a task in ``exclude_tasks`` are left out. Lazy: a claim reads
-        only as far as it takes, so its cost does not grow with the queue or
-        with the number of orgs in it.
-        """
-
-    @abstractmethod
-    def lane_head(
-        self, queue: str, priority: int, exclude_tasks: Collection[str] = ()
-    ) -> int | None:
-        """The fair tag of the first job of the lane (queue, priority) in claim order.
-
-        Tasks in ``exclude_tasks`` are passed over; None when no job is left.
-        """
-
-    @abstractmethod
-    def lane_next_tag(self, queue: str, priority: int) -> int:
-        """The highest ``next_tag`` of the lane's ``lanes`` records; 0 for none."""
-
-    @abstractmethod
-    def due_untagged(self, queues: Collection[str], now: str) -> list[Record]:
-        """Queued jobs of ``queues`` without a fair tag whose ``run_after`` <= ``now``.
-
-        In (run_after, created_at, job_id) order: the jobs that waited for
-        their time and have come due, for the claim to tag.
-        """
+    # Lists are read a bounded page at a time: each returns ``(records,
+    # next_cursor)`` in a fixed order of keys, resuming after the key an
+    # opaque cursor holds (``domain/paging.py`` makes and reads cursors for
+    # every engine). A page reads the records it returns and those its
+    # filters pass over, never the whole list: a SQL engine answers each with
+    # ``WHERE (key) < (cursor's key) ORDER BY key DESC LIMIT limit + 1`` on an
+    # index of (org or job, key); ``>`` and ``ASC`` for events.
 
     @abstractmethod
     def page_jobs(
@@ -247,10 +297,40 @@ class Transaction(ABC):
         0; only records of ``org``. As ``page_jobs`` for the cursors.
         """
 
-    @property
+    # -- store-wide: operators and cron --------------------------------------
+
     @abstractmethod
-    def generation(self) -> int:
-        """The number of the last committed transaction this one builds on."""
+    def summary(self, *, stale_seconds: float) -> dict[str, Any]:
+        """What operators watch at ``now`` (``observability.summarize``'s figures).
+
+        Counts by status and queue, the oldest runnable age, running jobs,
+        failures, workers, breakers, counters and the store's generation.
+        """
+
+    @abstractmethod
+    def purge(
+        self,
+        policy: retention.Policy,
+        *,
+        dry_run: bool,
+        progress: Callable[[int], None] | None = None,
+    ) -> retention.Plan:
+        """Retention at ``now``: delete what ``policy`` finds expired, in this transaction.
+
+        Only records of terminal jobs; a job goes with everything of it;
+        pruning notifications raises the store's pruned-notification cutoff.
+        A dry run deletes nothing and returns the same plan. Result files are
+        not touched: the caller deletes ``plan.files`` once this commits.
+        ``progress`` is told how many records were read, as they are.
+        """
+
+    @abstractmethod
+    def problems(self) -> tuple[list[str], list[str]]:
+        """What is wrong with the records (references, shapes): (problems, notes).
+
+        One line per problem; notes do not fail a check. An engine's own
+        level (files, checksums, schema) is ``Store.verify``'s.
+        """
 
 
 @dataclass
@@ -264,15 +344,19 @@ class Verification:
 
 
 class Store(ABC):
-    """A backend: see the module docstring."""
+    """An engine: see the module docstring."""
 
     url: str
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[Transaction]: ...
+    def transaction(
+        self, *, clock: Clock | None = None
+    ) -> AbstractContextManager[Transaction]: ...
 
     @abstractmethod
-    def read(self) -> AbstractContextManager[Transaction]: ...
+    def read(
+        self, *, clock: Clock | None = None
+    ) -> AbstractContextManager[Transaction]: ...
 
     @abstractmethod
     def initialize(self) -> bool:

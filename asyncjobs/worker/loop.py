@@ -46,11 +46,12 @@ from typing import Any
 
 from .. import clock as clocks
 from .. import ids, logs
-from ..client import Client, discard_outcome
+from ..client import Client
 from ..domain.lifecycle import Token
 from ..errors import InvalidInput, StoreCorrupt, StoreError
 from ..records import Job, JobStatus, WorkerInfo
 from ..services import running
+from ..services.artifacts import discard_outcome
 from ..tasks import ChildProcessDied, TaskRegistry, TimeLimitExceeded
 from . import execution
 
@@ -199,7 +200,7 @@ class Worker:
         self.stop_requested = 0  # 1: graceful, 2: at once
         self.store_retry_at = 0.0  # after a store error, wait until then
         self.stop_deadline: float | None = None
-        now = client._clock()
+        now = client.now()
         stamp = clocks.to_iso(now)
         self.info = WorkerInfo(
             worker_id=ids.new_id("wrk", now),

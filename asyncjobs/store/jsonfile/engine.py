@@ -46,9 +46,11 @@ from operator import itemgetter
 from typing import Any
 
 from ... import clock
+from ...clock import Clock
 from ...domain import paging, scheduling
 from ...errors import StoreCorrupt, StoreError
-from ..ports import INDEXES, KINDS, PageOf, Record, Store, Transaction, Verification
+from ..kv import INDEXES, KeyValueTransaction
+from ..ports import KINDS, PageOf, Record, Store, Transaction, Verification
 from .fileio import FileIO, trusted_realpath
 from .format import (
     MAX_LINE_BYTES,
@@ -477,7 +479,7 @@ class JsonFileStore(Store):
         )
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self, *, clock: Clock | None = None) -> Iterator[Transaction]:
         self._check_folder()
         with self._lock:
             if not self._temps_swept:
@@ -487,20 +489,20 @@ class JsonFileStore(Store):
                     self.io.remove_stale_temps(self.folder, os.path.basename(self.path))
                 self._temps_swept = True
             self._catch_up()
-            tx = _JsonTransaction(self, writable=True)
+            tx = _JsonTransaction(self, writable=True, clock=clock)
             yield tx
             if tx.changes:
                 self._commit(tx.changes)
 
     @contextmanager
-    def read(self) -> Iterator[Transaction]:
+    def read(self, *, clock: Clock | None = None) -> Iterator[Transaction]:
         if not self._exists():
             # Reading creates nothing, and a store never made is not an
             # empty one: a mistyped path must not answer "no jobs".
             raise self._missing()
         with self._lock:
             self._catch_up()
-            yield _JsonTransaction(self, writable=False)
+            yield _JsonTransaction(self, writable=False, clock=clock)
 
     def _commit(self, changes: dict[str, dict[str, Any]]) -> None:
         puts: dict[str, dict[str, Record]] = {}
@@ -885,6 +887,15 @@ def _queued(record: Record) -> bool:
     )
 
 
+def _leased(record: Record) -> bool:
+    """A running job with a lease end and an id the lease index sorts by."""
+    return (
+        record.get("status") == "running"
+        and isinstance(record.get("lease_expires_at"), str)
+        and isinstance(record.get("job_id"), str)
+    )
+
+
 def _entry(record: Record) -> _Entry:
     return (*scheduling.claim_key(record), record["task"])
 
@@ -925,7 +936,8 @@ class _Runnable:
     def __init__(self, jobs: Iterable[Record]) -> None:
         order: dict[str, list[_Entry]] = {}
         waiting: dict[str, list[_Waiting]] = {}
-        for record in jobs:
+        jobs_seen = list(jobs)
+        for record in jobs_seen:
             if not _queued(record):
                 continue
             if record.get("fair_tag") is None:
@@ -935,6 +947,12 @@ class _Runnable:
         for entries in (*order.values(), *waiting.values()):
             entries.sort()
         self.order, self.waiting = order, waiting
+        # running jobs by the end of their lease: (lease_expires_at, job_id)
+        self.leases = sorted(
+            (record["lease_expires_at"], record["job_id"])
+            for record in jobs_seen
+            if _leased(record)
+        )
         self.lane_next: dict[tuple[str, int], int] | None = None
 
     def lane_next_tag(self, queue: str, priority: int, lanes: Iterable[Record]) -> int:
@@ -955,6 +973,8 @@ class _Runnable:
         if kind == "jobs":
             if old is not None:
                 self._drop(old)
+            if _leased(new):
+                bisect.insort(self.leases, (new["lease_expires_at"], new["job_id"]))
             if _queued(new):
                 if new.get("fair_tag") is None:
                     bisect.insort(
@@ -979,6 +999,8 @@ class _Runnable:
             self.lane_next = None
 
     def _drop(self, old: Record) -> None:
+        if _leased(old):
+            _remove(self.leases, (old["lease_expires_at"], old["job_id"]))
         if not _queued(old):
             return
         if old.get("fair_tag") is None:
@@ -1061,8 +1083,11 @@ def _holds(
     )
 
 
-class _JsonTransaction(Transaction):
-    def __init__(self, store: JsonFileStore, *, writable: bool) -> None:
+class _JsonTransaction(KeyValueTransaction):
+    def __init__(
+        self, store: JsonFileStore, *, writable: bool, clock: Clock | None
+    ) -> None:
+        super().__init__(clock)
         self._store = store
         self._writable = writable
         # kind -> key -> the new record, or _DELETED
@@ -1120,6 +1145,29 @@ class _JsonTransaction(Transaction):
             if record is not None:
                 found.append(record)
         return found
+
+    def find_committed(self, index: str, value: Any) -> list[Record]:
+        kind, value_of = INDEXES[index]
+        found = []
+        for key in self._store._lookup(index, value):
+            record = self.get(kind, key)
+            if record is not None and value_of(record) == value:
+                found.append(record)
+        return found
+
+    def lease_order(self) -> Iterator[Record]:
+        index = self._store._runnable_index()
+        changed = self.changes.get("jobs", _NO_CHANGES)
+        pending = sorted(
+            (record["lease_expires_at"], key)
+            for key, record in changed.items()
+            if record is not _DELETED and _leased(record)
+        )
+        committed = (entry for entry in index.leases if entry[1] not in changed)
+        for _, key in heapq.merge(pending, committed):
+            record = self.get("jobs", key)
+            assert record is not None
+            yield record
 
     def _pending_jobs(self) -> Iterator[Record]:
         """Jobs changed here that are queued (not in the index until the commit)."""

@@ -1,0 +1,324 @@
+"""What every engine promises (store/ports.py), checked through its operations only."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+
+from asyncjobs import clock as clocks
+from asyncjobs.domain import lifecycle, retention
+from asyncjobs.errors import InvalidInput, NotFound
+from asyncjobs.records import Job, JobStatus
+from asyncjobs.services import running
+from asyncjobs.store import Store
+
+T0 = clocks.parse_iso("2026-11-01T12:00:00Z")
+
+
+def at(seconds: float) -> clocks.FixedClock:
+    return clocks.FixedClock(T0 + timedelta(seconds=seconds))
+
+
+def new(
+    org: str = "acme",
+    *,
+    task: str = "t",
+    queue: str = "default",
+    priority: int = 5,
+    key: str | None = None,
+    now: datetime = T0,
+    delay: float = 0,
+) -> tuple[Job, object]:
+    return lifecycle.submit(
+        task=task,
+        org=org,
+        payload={},
+        queue=queue,
+        priority=priority,
+        run_after=now + timedelta(seconds=delay),
+        idempotency_key=key,
+        max_retries=3,
+        now=now,
+    )
+
+
+def submit(store: Store, *specs: dict, seconds: float = 0) -> list[Job]:
+    clock = at(seconds)
+    with store.transaction(clock=clock) as tx:
+        return tx.submit([new(now=clock(), **spec) for spec in specs])
+
+
+def claim(
+    store: Store, n: int, *, seconds: float = 0, lease: float = 60, queues=("default",)
+):
+    with store.transaction(clock=at(seconds)) as tx:
+        return running.claim(
+            tx,
+            worker_id="wrk_1",
+            queues=list(queues),
+            limit=n,
+            lease_seconds=lease,
+            registry=None,
+            now=tx.now,
+        )
+
+
+# -- now ---------------------------------------------------------------------
+
+
+def test_the_moment_of_a_transaction_is_the_engines_unless_a_clock_overrides_it(
+    backend,
+):
+    before = clocks.now()
+    with backend.read() as tx:
+        moment = tx.now
+    assert before <= moment <= clocks.now()
+    with backend.read(clock=at(5)) as tx:
+        assert tx.now == T0 + timedelta(seconds=5)
+
+
+# -- submit ------------------------------------------------------------------
+
+
+def test_submit_inserts_jobs_in_order_and_a_known_key_gets_the_first_job(backend):
+    first, second = submit(backend, {"key": "k1"}, {})
+    again = submit(backend, {"key": "k1"}, {"org": "other", "key": "k1"})
+    assert again[0].job_id == first.job_id and again[0].deduplicated
+    assert (
+        again[1].job_id != first.job_id and not again[1].deduplicated
+    )  # keys are per org
+    with backend.read() as tx:
+        assert tx.job(second.job_id).status is JobStatus.QUEUED
+        page, _ = tx.page_events(first.job_id, org="acme", limit=10)
+    assert [e["seq"] for e in page] == [1]  # the deduplicated submit wrote no event
+
+
+def test_the_same_key_twice_in_one_submit_makes_one_job(backend):
+    a, b = submit(backend, {"key": "k"}, {"key": "k"})
+    assert a.job_id == b.job_id and b.deduplicated and not a.deduplicated
+
+
+def test_concurrent_submitters_of_one_key_make_one_job(
+    opener: Callable[[], Store], backend
+):
+    stores = [opener() for _ in range(6)]
+    barrier = threading.Barrier(len(stores))
+    got: list[Job] = []
+
+    def submitter(store: Store) -> None:
+        barrier.wait()
+        got.extend(submit(store, {"key": "race"}))
+
+    threads = [threading.Thread(target=submitter, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for store in stores:
+        store.close()
+    assert len({job.job_id for job in got}) == 1
+    assert sorted(job.deduplicated for job in got) == [False] + [True] * 5
+    with backend.read() as tx:
+        jobs, _ = tx.page_jobs("acme", limit=10)
+    assert len(jobs) == 1
+
+
+# -- claim order -------------------------------------------------------------
+
+
+def test_claims_take_higher_priority_first_then_orgs_in_turn(backend):
+    submit(backend, *[{"org": "flood"} for _ in range(50)])
+    submit(backend, {"org": "small"}, {"org": "small"}, seconds=1)
+    submit(backend, {"org": "urgent", "priority": 9}, seconds=2)
+    taken = [job.org_id for job, _ in claim(backend, 6, seconds=3)]
+    assert taken[0] == "urgent"
+    # the later org is not behind the whole flood: orgs alternate
+    assert taken[1:5].count("small") == 2
+
+
+def test_a_flood_from_one_org_delays_another_orgs_single_job_by_a_handful_of_claims(
+    backend,
+):
+    with backend.transaction(clock=at(0)) as tx:
+        tx.submit([new("flood", now=T0) for _ in range(10_000)])
+    submit(backend, {"org": "single"}, seconds=1)
+    position = None
+    for n in range(1, 20):
+        ((job, _),) = claim(backend, 1, seconds=2)
+        if job.org_id == "single":
+            position = n
+            break
+    assert position is not None and position <= 3
+
+
+def test_a_delayed_job_is_not_claimed_before_its_time_and_is_after_it(backend):
+    (late,) = submit(backend, {"delay": 30})
+    assert claim(backend, 1, seconds=10) == []
+    ((job, token),) = claim(backend, 1, seconds=31)
+    assert job.job_id == late.job_id and token.attempt == 1
+
+
+def test_two_claimers_never_take_the_same_job(opener: Callable[[], Store], backend):
+    submit(backend, *[{} for _ in range(40)])
+    stores = [opener() for _ in range(4)]
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def claimer(store: Store) -> None:
+        while True:
+            got = claim(store, 3)
+            if not got:
+                return
+            with lock:
+                taken.extend(job.job_id for job, _ in got)
+
+    threads = [threading.Thread(target=claimer, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for store in stores:
+        store.close()
+    assert len(taken) == 40 and len(set(taken)) == 40
+
+
+# -- fencing, leases ---------------------------------------------------------
+
+
+def test_an_outcome_under_a_superseded_token_is_refused_and_recorded(backend):
+    submit(backend, {})
+    ((job, token),) = claim(backend, 1, lease=10)
+    with backend.transaction(clock=at(20)) as tx:
+        assert [j.job_id for j in tx.expired_leases(10)] == [job.job_id]
+        running.expire_leases(tx, None, tx.now)
+    ((_, second),) = claim(backend, 1, seconds=21, lease=10)
+    assert second.attempt == 2
+    with backend.transaction(clock=at(22)) as tx:
+        assert running.finish(tx, token, {"ok": True, "value": 1}, None, tx.now) is None
+    with backend.read() as tx:
+        assert tx.job(job.job_id).status is JobStatus.RUNNING
+        events, _ = tx.page_events(job.job_id, org="acme", limit=20)
+    assert "async.job.stale_outcome_refused" in [e["event_type"] for e in events]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+def test_expired_leases_are_those_ended_before_now_oldest_first_and_bounded(backend):
+    submit(backend, *[{} for _ in range(5)])
+    claimed = [claim(backend, 1, seconds=n, lease=10)[0][0] for n in range(5)]
+    with backend.read(clock=at(12.5)) as tx:
+        over = tx.expired_leases(limit=10)
+    assert [j.job_id for j in over] == [j.job_id for j in claimed[:3]]
+    with backend.read(clock=at(100)) as tx:
+        assert [j.job_id for j in tx.expired_leases(limit=2)] == [
+            j.job_id for j in claimed[:2]
+        ]
+
+
+def test_a_terminal_transition_makes_one_notification(backend):
+    (job,) = submit(backend, {})
+    ((job, token),) = claim(backend, 1)
+    with backend.transaction(clock=at(1)) as tx:
+        done = running.finish(tx, token, {"ok": True, "value": 7}, None, tx.now)
+        _, added = lifecycle.complete(done, result_id="res_x", now=tx.now)
+        tx.save(*added)  # the same transition again
+    with backend.read() as tx:
+        notes, _ = tx.page_notifications(
+            job.job_id, org="acme", channel="in_app", limit=10
+        )
+        result = tx.result(done.result_id)
+    assert len(notes) == 1
+    assert result.value == 7 and result.org_id == "acme"
+
+
+# -- pages -------------------------------------------------------------------
+
+
+def test_a_walk_of_pages_is_newest_first_and_stable_under_concurrent_submits(backend):
+    jobs = []
+    for n in range(25):
+        jobs += submit(backend, {}, seconds=n)
+    seen = []
+    cursor = None
+    while True:
+        with backend.read() as tx:
+            page, cursor = tx.page_jobs("acme", limit=7, cursor=cursor)
+        seen += [r["job_id"] for r in page]
+        submit(
+            backend, {}, seconds=100 + len(seen)
+        )  # newer ones never show up mid-walk
+        if cursor is None:
+            break
+    assert seen == [j.job_id for j in reversed(jobs)]
+
+
+def test_a_cursor_is_bound_to_its_org_and_filters(backend):
+    submit(backend, *[{} for _ in range(3)])
+    with backend.read() as tx:
+        _, cursor = tx.page_jobs("acme", limit=1)
+        with pytest.raises(InvalidInput):
+            tx.page_jobs("other", limit=1, cursor=cursor)
+        with pytest.raises(InvalidInput):
+            tx.page_jobs("acme", statuses=["queued"], limit=1, cursor=cursor)
+
+
+def test_mark_read_refuses_another_orgs_notification_before_changing_any(backend):
+    for org in ("acme", "other"):
+        submit(backend, {"org": org})
+    with backend.transaction(clock=at(1)) as tx:
+        for job in [
+            tx.job(r["job_id"])
+            for org in ("acme", "other")
+            for r in tx.page_jobs(org, limit=5)[0]
+        ]:
+            tx.save(*lifecycle.cancel(job, now=tx.now)[1])
+    with backend.read() as tx:
+        mine = tx.page_inbox("acme", unread=True, limit=5)[0][0]["notification_id"]
+        theirs = tx.page_inbox("other", unread=True, limit=5)[0][0]["notification_id"]
+    with pytest.raises(NotFound):
+        with backend.transaction() as tx:
+            tx.mark_read("acme", [mine, theirs], "2026-11-01T12:00:02.000000Z")
+    with backend.transaction() as tx:
+        assert tx.page_inbox("acme", unread=True, limit=5)[0]  # still unread
+        assert tx.mark_read("acme", None, "2026-11-01T12:00:02.000000Z") == 1
+
+
+# -- store-wide --------------------------------------------------------------
+
+
+def test_summary_counts_jobs_by_status(backend):
+    submit(backend, *[{} for _ in range(4)])
+    claim(backend, 1)
+    with backend.read(clock=at(1)) as tx:
+        summary = tx.summary(stale_seconds=300)
+    assert summary["by_status_queue"] == {
+        ("queued", "default"): 3,
+        ("running", "default"): 1,
+    }
+    assert summary["running"] == 1 and summary["runnable"] == 3
+    assert summary["counters"]["jobs_submitted_total"] == 4
+
+
+def test_purge_deletes_only_expired_records_of_terminal_jobs_and_a_dry_run_nothing(
+    backend,
+):
+    submit(backend, {}, {})
+    ((job, token),) = claim(backend, 1)
+    with backend.transaction(clock=at(1)) as tx:
+        running.finish(tx, token, {"ok": True, "value": 1}, None, tx.now)
+    policy = retention.Policy(
+        results_ttl_seconds=0, events_ttl_seconds=0, jobs_ttl_seconds=0
+    )
+    with backend.read(clock=at(3600)) as tx:
+        dry = tx.purge(policy, dry_run=True)
+    assert dry.deleted["jobs"] == {job.job_id}
+    with backend.transaction(clock=at(3600)) as tx:
+        plan = tx.purge(policy, dry_run=False)
+    assert plan.deleted == dry.deleted
+    with backend.read() as tx:
+        assert tx.job(job.job_id) is None
+        left, _ = tx.page_jobs("acme", limit=10)
+        assert [r["status"] for r in left] == ["queued"]
+        assert tx.problems() == ([], [])
