@@ -13,6 +13,8 @@ from asyncjobs.records import WorkerInfo
 from asyncjobs.services import running
 from asyncjobs.tasks import TaskRegistry
 
+from ..conftest import exported
+
 tasks = TaskRegistry()
 
 
@@ -201,9 +203,8 @@ def test_an_outcome_under_an_expired_lease_is_refused_and_recorded(client, clock
     assert (
         types.count("async.job.stale_outcome_refused") == 2
     )  # the outcome and the heartbeat
-    with client.store.read() as tx:
-        assert len(tx.find("results_by_job", job.job_id)) == 1
-        assert len(tx.find("notifications_by_job", job.job_id)) == 1
+    assert len(exported(client, "results", job_id=job.job_id)) == 1
+    assert len(exported(client, "notifications", job_id=job.job_id)) == 1
 
 
 def test_a_live_lease_is_never_rescued(client, clock):
@@ -257,6 +258,5 @@ def test_the_same_terminal_transition_twice_makes_one_notification(client):
     ((_, token),) = client.exchange(worker, [], want=1, registry=tasks)[1]
     ok = {"job_id": job.job_id, "ok": True, "value": 1}
     client.exchange(worker, [(token, ok), (token, ok)], want=0, registry=tasks)
-    with client.store.read() as tx:
-        assert len(tx.find("notifications_by_job", job.job_id)) == 1
-        assert len(tx.find("results_by_job", job.job_id)) == 1
+    assert len(exported(client, "notifications", job_id=job.job_id)) == 1
+    assert len(exported(client, "results", job_id=job.job_id)) == 1

@@ -49,7 +49,7 @@ def test_the_wsgi_application_takes_its_store_and_app_from_the_settings(store_pa
         )
     )
     try:
-        assert app.client.store.path == str(store_path.resolve())
+        assert app.client.store_file(store_path) == "snapshot"
         assert app.client.settings.fsync is False and app.client.app is None
     finally:
         app.client.close()

@@ -87,8 +87,7 @@ def test_a_large_value_lives_in_a_private_file_and_reads_back_checked(
     path = artifacts / "results" / "acme" / f"{result_id}.json"
     assert path.stat().st_mode & 0o777 == 0o600
     assert json.loads(path.read_text()) == {"rows": list(range(100))}
-    with client.store.read() as tx:
-        record = tx.get("results", result_id)
+    record = client.export()["results"][result_id]
     assert record["value"] is None and record["value_file"] == str(path)
     assert (
         record["value_bytes"] == path.stat().st_size
@@ -195,7 +194,7 @@ def test_counters_do_not_go_down_when_records_are_deleted(client):
     done = [run(client) for _ in range(3)]
     run(client, task="broken")
     before = client.stats()["counters"]
-    with client.store.transaction() as tx:
+    with client.store.transaction() as tx:  # gone by any means, not only a cleanup
         for job_id in done:
             tx.delete("jobs", job_id)
     after = client.stats()

@@ -182,6 +182,7 @@ def test_foreign_and_missing_answers_are_byte_identical_for_the_same_id(
 ):
     for path in (f"/analyze/jobs/{done}", f"/analyze/jobs/{done}/notifications"):
         foreign = call(app, "GET", path, org="globex")
+        # No public call takes a record away and puts it back: done by hand.
         with client.store.transaction() as tx:
             saved = tx.get("jobs", done)
             tx.delete("jobs", done)

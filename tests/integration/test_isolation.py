@@ -45,6 +45,7 @@ def answers_without(client, ids: tuple[str, str], ask):
     """``ask()`` with globex's job and result, then with both removed."""
     job_id, result_id = ids
     foreign = ask()
+    # No public call takes records away and puts them back: done by hand.
     with client.store.transaction() as tx:
         saved = {
             kind: {key: tx.get(kind, key) for key in keys}

@@ -252,12 +252,12 @@ class Lifecycle(RuleBasedStateMachine):
         # The worker keeps beating while time passes, as a real one would.
         assert self.client.heartbeat(self.worker, list(self.tokens.values())).lost == []
         terminal = {j for j, m in self.jobs.items() if m["status"] in TERMINAL}
-        with self.client.store.read() as tx:
-            owner = {
-                r[key]: r["job_id"]
-                for kind, key in (("results", "result_id"), ("events", "event_id"))
-                for r in tx.scan(kind)
-            }
+        state = self.client.export()
+        owner = {
+            r[key]: r["job_id"]
+            for kind, key in (("results", "result_id"), ("events", "event_id"))
+            for r in state[kind].values()
+        }
         before = sha256_of(*data_files(self.path))
         report = self.client.cleanup(
             results_ttl_seconds=ttl, events_ttl_seconds=ttl, dry_run=dry_run
@@ -287,22 +287,20 @@ class Lifecycle(RuleBasedStateMachine):
     def jobs_match_the_model(self) -> None:
         if not hasattr(self, "client"):
             return
-        with self.client.store.read() as tx:
-            results = Counter(r["job_id"] for r in tx.scan("results"))
-            notes = Counter(n["job_id"] for n in tx.scan("notifications"))
-            counters = {
-                name: (tx.get("counters", name) or {}).get("value", 0)
-                for name in ("jobs_canceled_total", "attempts_failed_total")
-            }
-            for job_id, model in self.jobs.items():
-                job = tx.get("jobs", job_id)
-                seen = (job["status"], job["attempts"], job["run"])
-                assert seen == (model["status"], model["attempts"], model["run"])
-                assert (job.get("cancel_requested_at") is not None) == model[
-                    "requested"
-                ]
-                assert results[job_id] == model["results"], job_id
-                assert notes[job_id] == model["notes"], job_id
+        state = self.client.export()  # one view of the whole state
+        results = Counter(r["job_id"] for r in state["results"].values())
+        notes = Counter(n["job_id"] for n in state["notifications"].values())
+        counters = {
+            name: (state["counters"].get(name) or {}).get("value", 0)
+            for name in ("jobs_canceled_total", "attempts_failed_total")
+        }
+        for job_id, model in self.jobs.items():
+            job = state["jobs"][job_id]
+            seen = (job["status"], job["attempts"], job["run"])
+            assert seen == (model["status"], model["attempts"], model["run"])
+            assert (job.get("cancel_requested_at") is not None) == model["requested"]
+            assert results[job_id] == model["results"], job_id
+            assert notes[job_id] == model["notes"], job_id
         assert counters["jobs_canceled_total"] == self.canceled_total
         assert counters["attempts_failed_total"] == self.failed_attempts
 
@@ -314,8 +312,9 @@ class Lifecycle(RuleBasedStateMachine):
         """
         if not hasattr(self, "client"):
             return
-        with self.client.store.read() as tx:
-            events = sorted(tx.scan("events"), key=lambda e: e.get("seq", 0))
+        events = sorted(
+            self.client.export()["events"].values(), key=lambda e: e.get("seq", 0)
+        )
         after: dict[tuple[str, int], list[str]] = {}
         for event in events:
             key = (event["job_id"], event["run"])

@@ -28,6 +28,7 @@ from asyncjobs.http.app import App
 from asyncjobs.records import JobStatus
 from asyncjobs.store import JsonFileStore
 
+from ..conftest import exported
 from .test_http import call
 
 SETTINGS = settings(
@@ -62,6 +63,7 @@ def fresh_client(clock: FixedClock) -> Iterator[Client]:
 
 
 def set_status(client: Client, job_id: str, status: str) -> None:
+    """Any status at once, without running the job there (no public call does)."""
     with client.store.transaction() as tx:
         tx.put("jobs", job_id, {**tx.get("jobs", job_id), "status": status})
 
@@ -72,13 +74,12 @@ def key(job) -> tuple[str, str]:
 
 def newest_first(client: Client, org: str, status=None, queue=None) -> list[str]:
     """What a walk must show: every matching job, sorted, read without paging."""
-    with client.store.read() as tx:
-        found = [
-            r
-            for r in tx.find("jobs_by_org", org)
-            if (status is None or r["status"] in status)
-            and (queue is None or r["queue"] == queue)
-        ]
+    found = [
+        r
+        for r in exported(client, "jobs", org_id=org)
+        if (status is None or r["status"] in status)
+        and (queue is None or r["queue"] == queue)
+    ]
     found.sort(key=lambda r: (r["created_at"], r["job_id"]), reverse=True)
     return [r["job_id"] for r in found]
 

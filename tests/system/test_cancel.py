@@ -21,6 +21,7 @@ from asyncjobs import Client
 from asyncjobs.records import JobStatus
 from asyncjobs.tasks import TaskRegistry
 
+from ..conftest import exported
 from ..injection import APPS, ROOT, wait_for, worker_process
 from ..integration.test_claiming import make_worker
 from .test_worker import events_of, runs, starts
@@ -268,8 +269,7 @@ def test_a_cancel_committed_first_wins_over_the_tasks_own_outcome(
     )
     canceled = client.get_job(job.job_id, org="acme")
     assert canceled.result_id is None and canceled.attempts == 1
-    with client.store.read() as tx:
-        assert tx.find("results_by_job", job.job_id) == []
+    assert exported(client, "results", job_id=job.job_id) == []
     assert not [p for p in artifacts.rglob("*") if p.is_file()]  # its file deleted
     assert notifications_of(client, job.job_id) == ["async.job.canceled"]
     assert starts(runs_file)[job.job_id] == 1  # retries were left, none ran

@@ -108,12 +108,11 @@ def chaos_run(tmp_path: Path, *, jobs: int, load: bool) -> dict:
             go.touch()
 
         def unfinished() -> int:
-            with client._store.read() as tx:
-                return sum(
-                    1
-                    for j in tx.scan("jobs")
-                    if j["status"] not in ("completed", "failed")
-                )
+            return sum(
+                1
+                for j in client.export()["jobs"].values()
+                if j["status"] not in ("completed", "failed")
+            )
 
         workers = [start_worker(store, env) for _ in range(3)]
         kills = pauses = lock_holds = 0
@@ -173,22 +172,20 @@ def chaos_run(tmp_path: Path, *, jobs: int, load: bool) -> dict:
         elapsed = time.monotonic() - started
 
         assert client.check(strict=True).ok
-        with client._store.read() as tx:
-            generation = tx.generation
-            jobs_by_id = {j["job_id"]: j for j in tx.scan("jobs")}
-            results = defaultdict(list)
-            for r in tx.scan("results"):
-                results[r["job_id"]].append(r)
-            notifications = Counter(n["job_id"] for n in tx.scan("notifications"))
-            events = defaultdict(Counter)
-            first_start: dict[str, str] = {}
-            for e in tx.scan("events"):
-                events[e["job_id"]][e["event_type"]] += 1
-                if e["event_type"] == "async.job.started":
-                    at = first_start.get(e["job_id"])
-                    first_start[e["job_id"]] = min(
-                        at or e["created_at"], e["created_at"]
-                    )
+        state = client.export()  # one view of the whole state
+        generation = state["generation"]
+        jobs_by_id = {j["job_id"]: j for j in state["jobs"].values()}
+        results = defaultdict(list)
+        for r in state["results"].values():
+            results[r["job_id"]].append(r)
+        notifications = Counter(n["job_id"] for n in state["notifications"].values())
+        events = defaultdict(Counter)
+        first_start: dict[str, str] = {}
+        for e in state["events"].values():
+            events[e["job_id"]][e["event_type"]] += 1
+            if e["event_type"] == "async.job.started":
+                at = first_start.get(e["job_id"])
+                first_start[e["job_id"]] = min(at or e["created_at"], e["created_at"])
 
     runs = [line.split() for line in history.read_text().splitlines()]
     starts = Counter(job_id for job_id, _, _, what, _ in runs if what == "start")
@@ -296,10 +293,9 @@ def test_workers_whose_clocks_disagree_take_no_live_lease(tmp_path):
         deadline = time.monotonic() + 120
         try:
             while True:
-                with client.store.read() as tx:
-                    jobs = list(tx.scan("jobs"))
-                    if all(j["status"] == "completed" for j in jobs):
-                        break
+                jobs = client.export()["jobs"].values()
+                if all(j["status"] == "completed" for j in jobs):
+                    break
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
         finally:
@@ -307,9 +303,9 @@ def test_workers_whose_clocks_disagree_take_no_live_lease(tmp_path):
                 os.killpg(proc.pid, signal.SIGTERM)
             for proc in workers:
                 proc.wait(timeout=30)
-        with client.store.read() as tx:
-            kinds = Counter(e["event_type"] for e in tx.scan("events"))
-            ran = Counter(j["worker_id"] for j in tx.scan("jobs"))
+        state = client.export()
+        kinds = Counter(e["event_type"] for e in state["events"].values())
+        ran = Counter(j["worker_id"] for j in state["jobs"].values())
     assert len(ran) == 3, ran  # each of the three took its share
     runs = [line.split() for line in history.read_text().splitlines()]
     starts = Counter(job_id for job_id, _, _, what, _ in runs if what == "start")

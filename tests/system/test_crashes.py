@@ -171,8 +171,8 @@ def test_a_cleanup_killed_at_any_syscall_deletes_all_or_nothing(tmp_path, monkey
     def check(store: Path, proc: subprocess.CompletedProcess) -> None:
         assert_sound(store)
         with Client(store) as client:
-            with client._store.read() as tx:
-                counts = [tx.count(k) for k in ("results", "events", "notifications")]
+            state = client.export()
+        counts = [len(state[k]) for k in ("results", "events", "notifications")]
         assert counts in ([6, 18, 6], [0, 0, 0])
         artifact = store.parent / "audit" / "cleanup.json"
         if artifact.exists():  # never partial
@@ -194,9 +194,9 @@ def test_a_completion_killed_at_any_syscall_is_whole_or_absent(tmp_path):
         assert_sound(store)
         with Client(store) as client:
             job = client.get_job(job_ids[0], org="acme")
-            with client._store.read() as tx:
-                results = list(tx.scan("results"))
-                notes = list(tx.scan("notifications"))
+            state = client.export()
+        results = list(state["results"].values())
+        notes = list(state["notifications"].values())
         if job.status == "completed":
             assert len(results) == 1 and len(notes) == 1
         else:
@@ -233,8 +233,7 @@ def test_two_hundred_kills_at_random_moments_lose_no_acknowledged_commit(tmp_pat
         offset += 1000
     with Client(store) as client:
         assert client.check(strict=True).ok
-        with client._store.read() as tx:
-            found = {job["payload"]["n"] for job in tx.scan("jobs")}
+        found = {job["payload"]["n"] for job in client.export()["jobs"].values()}
     assert acknowledged <= found and len(acknowledged) > 0
 
 
@@ -263,17 +262,18 @@ def test_a_hundred_cleanups_killed_at_random_moments_delete_all_or_nothing(
     applied = Counter()
     for n in range(1, 101):
         store = fresh(n)
-        with Client(store) as client, client._store.read() as tx:
-            files = [r["value_file"] for r in tx.scan("results")]
+        with Client(store) as client:
+            files = [r["value_file"] for r in client.export()["results"].values()]
         assert len(files) == 6 and all(Path(f).exists() for f in files)
         proc = subprocess.Popen(command(store), env=ENV, stdout=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.6, 1.15) * whole)  # mostly in the cleanup itself
         proc.kill()
         proc.wait()
         assert_sound(store)
-        with Client(store) as client, client._store.read() as tx:
-            left = [r["value_file"] for r in tx.scan("results")]
-            counts = [tx.count(k) for k in ("results", "events")]
+        with Client(store) as client:
+            state = client.export()
+        left = [r["value_file"] for r in state["results"].values()]
+        counts = [len(state[k]) for k in ("results", "events")]
         assert counts in ([6, 18], [0, 0])  # one transaction: all or nothing
         assert all(Path(f).exists() for f in left)  # no record without its file
         artifact = store.parent / "audit" / "cleanup.json"

@@ -65,8 +65,8 @@ def test_writers_workers_folds_audits_and_readers_together_lose_nothing(tmp_path
         with Client(store) as client:
             deadline = time.monotonic() + 120
             while True:
-                with client.store.read() as tx:
-                    done = sum(1 for j in tx.scan("jobs") if j["status"] == "completed")
+                jobs = client.export()["jobs"].values()
+                done = sum(1 for j in jobs if j["status"] == "completed")
                 if done == len(submitted) or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
@@ -87,10 +87,10 @@ def test_writers_workers_folds_audits_and_readers_together_lose_nothing(tmp_path
     assert len(submitted) == len(set(submitted)) == 1200
     with Client(store) as client:
         assert client.check(strict=True).ok
-        with client.store.read() as tx:
-            jobs = {j["job_id"]: j for j in tx.scan("jobs")}
-            notes = Counter(n["job_id"] for n in tx.scan("notifications"))
-            results = Counter(r["job_id"] for r in tx.scan("results"))
+        state = client.export()
+    jobs = {j["job_id"]: j for j in state["jobs"].values()}
+    notes = Counter(n["job_id"] for n in state["notifications"].values())
+    results = Counter(r["job_id"] for r in state["results"].values())
     assert set(jobs) == set(submitted)
     assert {j["status"] for j in jobs.values()} == {"completed"}
     assert set(notes.values()) == {1} and set(results.values()) == {1}

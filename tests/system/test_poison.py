@@ -203,8 +203,7 @@ def test_a_large_result_keeps_one_file_while_its_commit_is_retried(
         assert done.status == "completed"
         result = client.get_result(done.result_id, org="acme")
         assert result["value"] == "x" * 1000
-        with client.store.read() as tx:
-            kept = tx.get("results", done.result_id)["value_file"]
+        kept = client.export()["results"][done.result_id]["value_file"]
     assert result_files(artifacts) == [Path(kept)]
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from asyncjobs import Client, clock
 
+from ..conftest import exported
 from ..injection import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,9 +113,8 @@ def test_a_worker_runs_jobs_and_stores_their_results(client, burst, store_path):
         "async.job.started",
         "async.job.completed",
     ]
-    with client.store.read() as tx:
-        result = tx.get("results", done.result_id)
-        notes = tx.find("notifications_by_job", job.job_id)
+    result = client.export()["results"][done.result_id]
+    notes = exported(client, "notifications", job_id=job.job_id)
     assert result["value"] == {"echo": {"month": "2026-10"}, "attempt": 1}
     assert [n["event_type"] for n in notes] == ["async.job.completed"]
     assert client.check().ok
@@ -235,9 +235,8 @@ def test_a_job_whose_worker_was_killed_is_finished_by_another_after_the_lease(
     assert done.status == "completed" and done.attempts == 2
     assert events_of(client, job.job_id).count("async.job.lease_expired") == 1
     assert starts(runs_file)[job.job_id] == 2
-    with client.store.read() as tx:
-        assert len(tx.find("results_by_job", job.job_id)) == 1
-        assert len(tx.find("notifications_by_job", job.job_id)) == 1
+    assert len(exported(client, "results", job_id=job.job_id)) == 1
+    assert len(exported(client, "notifications", job_id=job.job_id)) == 1
 
 
 def test_a_burst_worker_waits_to_rescue_a_dead_workers_job_then_finishes_it(
@@ -305,10 +304,7 @@ def test_two_workers_never_run_one_job_twice(client, store_path, env, runs_file)
     }
     pids = {r[2] for r in runs(runs_file)}
     assert len(pids) >= 2  # the work really was shared
-    with client.store.read() as tx:
-        assert not [
-            e for e in tx.scan("events") if e["event_type"] == "async.job.lease_expired"
-        ]
+    assert not exported(client, "events", event_type="async.job.lease_expired")
 
 
 def test_heartbeats_may_not_be_rarer_than_a_third_of_the_lease(burst):
@@ -397,12 +393,11 @@ def test_a_breaker_opens_holds_jobs_then_lets_one_trial_through_and_closes(
     trial = [r for r in ran if r[0] not in failed_first]
     assert trial[0][3] == "start" and trial[1][3] == "end"  # the trial ran alone
     assert trial[0][0] == trial[1][0]
-    with client.store.read() as tx:
-        kinds = [
-            e["event_type"]
-            for e in tx.scan("events")
-            if e["event_type"].startswith("async.breaker")
-        ]
+    kinds = [
+        e["event_type"]
+        for e in client.export()["events"].values()
+        if e["event_type"].startswith("async.breaker")
+    ]
     assert Counter(kinds) == {
         "async.breaker.opened": 1,
         "async.breaker.half_opened": 1,
@@ -540,8 +535,8 @@ def test_run_executes_one_queued_job_in_this_process(cli, client, monkeypatch):
     outcome = cli("run", job.job_id, "--org", "acme", "--app", APP)
     assert outcome.stdout == f"{job.job_id} completed\n", outcome.stderr
     result_id = client.get_job(job.job_id, org="acme").result_id
-    with client.store.read() as tx:
-        assert tx.get("results", result_id)["value"] == {"echo": {"n": 5}, "attempt": 1}
+    stored = client.export()["results"][result_id]
+    assert stored["value"] == {"echo": {"n": 5}, "attempt": 1}
     again = cli("run", job.job_id, "--org", "acme", "--app", APP)
     assert again.exit_code == 4 and "only a queued job can run" in again.stderr
     foreign = cli("run", job.job_id, "--org", "globex", "--app", APP)
