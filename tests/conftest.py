@@ -133,6 +133,19 @@ def end_journal_with(store_path: Path, tail: bytes) -> None:
     Path(f"{store_path}.journal").write_bytes(journal_lines(store_path) + tail)
 
 
+def exported(client: Client, kind: str, **fields: object) -> list[dict]:
+    """The ``kind`` records of ``client.export()`` whose ``fields`` are as given.
+
+    The whole state as the public API shows it, the same for every backend: what
+    behaviour tests read instead of the engine's transactions and indexes.
+    """
+    return [
+        record
+        for record in client.export()[kind].values()
+        if all(record.get(name) == value for name, value in fields.items())
+    ]
+
+
 def data_files(store_path: Path) -> list[Path]:
     """The files that hold records: snapshot and journal (the lock file holds none)."""
     return [store_path, Path(f"{store_path}.journal")]

@@ -59,7 +59,7 @@ class StoreLock:
         self._fd: int | None = None
         self._unlockable = False  # no lock file, and none can be made: read-only
         self._depth = 0
-        # Test-only switch for the sensitivity check of tests/test_concurrency.py
+        # Test-only switch for the sensitivity check of tests/system/test_concurrency.py
         # (ASYNCJOBS_TEST_DISABLE_LOCK): with it, concurrency tests must fail.
         # Never set it anywhere else.
         self._disabled = disabled
