@@ -60,16 +60,43 @@ def clock() -> FixedClock:
     return FixedClock("2026-11-01T12:00:00Z")
 
 
+ENGINES = ("jsonfile", "postgres")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``engines`` run once per engine; ``jsonfile`` ones on the JSON file alone."""
+    if "store_url" not in metafunc.fixturenames:
+        return
+    marks = {m.name for m in metafunc.definition.iter_markers()}
+    if "engines" in marks and "jsonfile" not in marks:
+        metafunc.parametrize("store_url", ENGINES, indirect=True)
+
+
 @pytest.fixture
-def client(store_path: Path, clock: FixedClock) -> Iterator[Client]:
+def store_url(request: pytest.FixtureRequest, store_path: Path) -> str:
+    """Where the test's store is: the JSON file at ``store_path``, or a PostgreSQL schema.
+
+    The ``client``, ``cli``, ``console`` and ``server`` fixtures use it, so a
+    module marked ``pytest.mark.engines`` runs its tests on every engine.
+    """
+    if getattr(request, "param", "jsonfile") == "postgres":
+        url = request.getfixturevalue("pg_url")
+        with Client(url) as made:
+            made.init_store()  # as `asyncjobs store init` makes it
+        return url
+    return str(store_path)
+
+
+@pytest.fixture
+def client(store_url: str, clock: FixedClock) -> Iterator[Client]:
     """A Client on a new store, made as `asyncjobs store init` makes it."""
-    with Client(store_path, clock=clock) as c:
+    with Client(store_url, clock=clock) as c:
         c.init_store()
         yield c
 
 
 @pytest.fixture
-def cli(store_path: Path):
+def cli(store_url: str):
     """Run an asyncjobs command in-process against the test store."""
     runner = CliRunner()
 
@@ -78,7 +105,7 @@ def cli(store_path: Path):
     ) -> Outcome:
         result = runner.invoke(
             cli_group,
-            ["--store", str(store_path), *args],
+            ["--store", store_url, *args],
             input=input,
             env=env,
             catch_exceptions=False,
@@ -89,7 +116,7 @@ def cli(store_path: Path):
 
 
 @pytest.fixture
-def console(store_path: Path):
+def console(store_url: str):
     """Run asyncjobs as a real process against the test store."""
 
     def run(
@@ -99,7 +126,7 @@ def console(store_path: Path):
         timeout: float = 60,
     ) -> Outcome:
         proc = subprocess.run(
-            [sys.executable, "-m", "asyncjobs", "--store", str(store_path), *args],
+            [sys.executable, "-m", "asyncjobs", "--store", store_url, *args],
             input=input,
             capture_output=True,
             text=True,
@@ -152,7 +179,7 @@ def data_files(store_path: Path) -> list[Path]:
 
 
 @pytest.fixture
-def server(store_path: Path) -> Iterator[str]:
+def server(store_url: str) -> Iterator[str]:
     """`asyncjobs serve` on a free loopback port; yields its base URL."""
     proc = subprocess.Popen(
         [
@@ -160,7 +187,7 @@ def server(store_path: Path) -> Iterator[str]:
             "-m",
             "asyncjobs",
             "--store",
-            str(store_path),
+            store_url,
             "serve",
             "--port",
             "0",
@@ -178,3 +205,49 @@ def server(store_path: Path) -> Iterator[str]:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
         proc.stderr.close()
+
+
+# -- PostgreSQL ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server for this run.
+
+    ``ASYNCJOBS_TEST_PG`` names one (``.ci/run`` starts it); otherwise a
+    throwaway server is started here (scripts/pgserver.py) and stopped at
+    the end. Without one, PostgreSQL tests skip, saying why, except under
+    ``CI=true``, where they must run: there they fail.
+    """
+    url = os.environ.get("ASYNCJOBS_TEST_PG")
+    if url:
+        yield url
+        return
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import pgserver
+    finally:
+        sys.path.pop(0)
+    try:
+        server = pgserver.start()
+    except RuntimeError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL tests must run under CI=true: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A store URL with a schema of its own, dropped after the test."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield f"{pg_server}?schema={name}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")

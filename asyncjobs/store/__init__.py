@@ -33,12 +33,16 @@ def open_store(
 ) -> Store:
     """A backend for a store URL: a plain path or ``file:PATH`` is the JSON file.
 
+    ``postgresql://…[?schema=NAME]`` is PostgreSQL (``store/postgres/``).
+
     ``fsync`` and ``lock_disabled`` are the settings ``ASYNCJOBS_FSYNC`` and
     ``ASYNCJOBS_TEST_DISABLE_LOCK`` (``config.Settings``), handed down as values.
     """
     text = os.fspath(url)
     if text.startswith(("postgresql://", "postgres://")):
-        raise InvalidInput("PostgreSQL stores are not supported by this version")
+        from .postgres.engine import PostgresStore  # only with the postgres extra
+
+        return PostgresStore(text, lock_timeout=lock_timeout)
     if text.startswith("file://"):
         text = text[len("file://") :]
     elif text.startswith("file:"):

@@ -21,13 +21,21 @@ def _jsonfile(tmp_path: Path) -> Callable[[], Store]:
     return lambda: open_store(str(path), fsync=False)
 
 
-ENGINES = {"jsonfile": _jsonfile}
+def _postgres(request: pytest.FixtureRequest) -> Callable[[], Store]:
+    url = request.getfixturevalue("pg_url")  # a schema of its own
+    return lambda: open_store(url)
+
+
+ENGINES = {
+    "jsonfile": lambda request: _jsonfile(request.getfixturevalue("tmp_path")),
+    "postgres": _postgres,
+}
 
 
 @pytest.fixture(params=sorted(ENGINES))
-def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+def opener(request: pytest.FixtureRequest) -> Callable[[], Store]:
     """Opens another handle on the same store (as another process would)."""
-    return ENGINES[request.param](tmp_path)
+    return ENGINES[request.param](request)
 
 
 @pytest.fixture

@@ -1,0 +1,739 @@
+"""The PostgreSQL engine: the operations of store/ports.py as SQL statements.
+
+A store is a schema of one database (``postgresql://…?schema=NAME``, default
+``asyncjobs``). Records are documents in tables of their kind
+(``schema.py``); what the engine selects and orders by are indexed
+generated columns. No lock is global: each transaction locks the rows it
+changes.
+
+- ``submit`` is an insert-or-get on the unique index of (org, idempotency
+  key): ``INSERT … ON CONFLICT DO NOTHING``, then the row that won.
+- ``claimable`` and ``expired_leases`` read the claim order and the lease
+  index with ``FOR UPDATE SKIP LOCKED``: two claimers never take one job, and
+  neither waits for the other.
+- In a writing transaction, a job is read ``FOR UPDATE``: what a rule
+  decides from it cannot be overwritten by another transaction meanwhile
+  (the JSON file gets the same from its lock). An event's number is then
+  the job's next, and a notification is inserted unless its dedupe key is
+  there (``ON CONFLICT DO NOTHING``).
+- Counters are shards, one row per process: no row every transaction
+  rewrites; a read sums them.
+- ``now`` is the database's clock (``clock_timestamp()``, read once per
+  transaction), so every host reckons leases and due times alike.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ... import clock as clocks
+from ...clock import Clock
+from ...domain import paging
+from ...errors import InvalidInput, StoreCorrupt, StoreError
+from ...records import Job, Notification, Record, StoredRecord
+from ..kv import KeyValueTransaction
+from ..ports import KINDS, PageOf, Store, Transaction, Verification
+from . import schema
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+except ImportError:  # pragma: no cover - the extra is missing
+    psycopg = None  # type: ignore[assignment]
+
+DEFAULT_SCHEMA = "asyncjobs"
+_SHARDS = 16
+_CHUNKS = (16, 64, 256, 1024)  # rows a claim reads at a time, growing
+_INDEX_WHERE = {
+    "jobs_by_org": ("jobs", "org_id = %s"),
+    "jobs_by_status": ("jobs", "status = %s"),
+    "events_by_job": ("events", "job_id = %s"),
+    "results_by_job": ("results", "job_id = %s"),
+    "notifications_by_job": ("notifications", "job_id = %s"),
+    "notifications_by_org": ("notifications", "org_id = %s"),
+    "notifications_by_dedupe": ("notifications", "dedupe_key = %s"),
+}
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """The libpq URL without ``schema=``, and the schema it names (default ``asyncjobs``)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    names = [v for k, v in query if k == "schema"]
+    name = names[-1] if names else DEFAULT_SCHEMA
+    if not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+        raise InvalidInput(
+            f"store: schema {name!r} is not a plain name (letters, digits, _)"
+        )
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), name
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _merge(shards: Iterable[Record]) -> Record | None:
+    """One counter from its shards: numbers add up, lists element by element."""
+    merged: Record | None = None
+    for doc in shards:
+        if merged is None:
+            merged = dict(doc)
+            continue
+        for name, value in doc.items():
+            known = merged.get(name)
+            if isinstance(value, bool) or name == "name":
+                merged.setdefault(name, value)
+            elif isinstance(value, (int, float)) and isinstance(known, (int, float)):
+                merged[name] = known + value
+            elif isinstance(value, list) and isinstance(known, list):
+                merged[name] = [a + b for a, b in zip(known, value)]
+            elif isinstance(value, str) and isinstance(known, str):
+                merged[name] = max(known, value)
+            elif known is None:
+                merged[name] = value
+    return merged
+
+
+class PostgresStore(Store):
+    """A store in a PostgreSQL schema: see the module docstring."""
+
+    def __init__(self, url: str, *, lock_timeout: float = 10.0) -> None:
+        if psycopg is None:
+            raise InvalidInput(
+                "store: a postgresql:// store needs the postgres extra: "
+                "pip install 'asyncjobs[postgres]'"
+            )
+        self.conninfo, self.schema = split_url(url)
+        self.url = _shown(url)  # what messages and reports name: no password
+        self.lock_timeout = lock_timeout
+        self._lock = threading.RLock()
+        self._conn: Any = None
+        self._ready = False
+        self._pid = os.getpid()
+
+    # -- connections ---------------------------------------------------------
+
+    def _connect(self) -> Any:
+        if (
+            self._conn is not None
+            and self._pid == os.getpid()
+            and not self._conn.closed
+        ):
+            return self._conn
+        self._pid = os.getpid()
+        timeout_ms = max(1, int(self.lock_timeout * 1000))
+        try:
+            self._conn = psycopg.connect(
+                self.conninfo,
+                autocommit=True,
+                connect_timeout=max(1, int(self.lock_timeout)),
+                options=(
+                    f"-c search_path={self.schema} -c lock_timeout={timeout_ms} "
+                    f"-c statement_timeout={max(timeout_ms, 60_000)} "
+                    "-c idle_in_transaction_session_timeout=600000"
+                ),
+            )
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to {_shown(self.url)}: {_reason(exc)}"
+            ) from None
+        return self._conn
+
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        """The connection, for one transaction at a time; database errors as StoreError."""
+        with self._lock:
+            conn = self._connect()
+            try:
+                yield conn
+            except psycopg.errors.LockNotAvailable as exc:
+                raise StoreError(
+                    f"{_shown(self.url)}: lock wait timed out: {_reason(exc)}"
+                ) from None
+            except psycopg.OperationalError as exc:
+                self._drop()
+                raise StoreError(f"{_shown(self.url)}: {_reason(exc)}") from None
+            except psycopg.Error as exc:
+                if conn.closed or conn.broken:
+                    self._drop()
+                raise StoreError(f"{_shown(self.url)}: {_reason(exc)}") from None
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def _version(self, conn: Any) -> int | None:
+        found = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (f"{self.schema}.schema_version",)
+        ).fetchone()[0]
+        if not found:
+            return None
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        return row[0] if row else None
+
+    def _check_ready(self, conn: Any) -> None:
+        if self._ready:
+            return
+        version = self._version(conn)
+        if version is None:
+            raise StoreError(
+                f"no store at {_shown(self.url)}: create it with "
+                f"'asyncjobs --store {_shown(self.url)} store init'"
+            )
+        if version > schema.VERSION:
+            raise StoreCorrupt(
+                f"{_shown(self.url)}: schema version {version} is newer than this "
+                f"asyncjobs knows ({schema.VERSION}); upgrade asyncjobs"
+            )
+        if version < schema.VERSION:
+            raise StoreError(
+                f"{_shown(self.url)}: schema version {version} is older than "
+                f"{schema.VERSION}: run 'asyncjobs --store {_shown(self.url)} store init'"
+            )
+        self._ready = True
+
+    # -- the port ------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, *, clock: Clock | None = None) -> Iterator[Transaction]:
+        with self._session() as conn:
+            self._check_ready(conn)
+            with conn.transaction():
+                yield _PgTransaction(conn, writable=True, clock=clock)
+
+    @contextmanager
+    def read(self, *, clock: Clock | None = None) -> Iterator[Transaction]:
+        with self._session() as conn:
+            self._check_ready(conn)
+            with conn.transaction():
+                conn.execute("SET TRANSACTION READ ONLY")
+                yield _PgTransaction(conn, writable=False, clock=clock)
+
+    def initialize(self) -> bool:
+        with self._session() as conn:
+            with conn.transaction():
+                # one initializer at a time, whatever the number of hosts
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,)
+                )
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        sql.Identifier(self.schema)
+                    )
+                )
+                version = self._version(conn) or 0
+                for number in sorted(schema.MIGRATIONS):
+                    if number <= version:
+                        continue
+                    for statement in schema.MIGRATIONS[number]:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_version (version) VALUES (%s)", (number,)
+                    )
+            self._ready = False
+            return version == 0
+
+    def verify(self, *, strict: bool = False) -> Verification:
+        out = Verification()
+        with self._session() as conn:
+            version = self._version(conn)
+            if version is None:
+                raise StoreError(
+                    f"no store at {_shown(self.url)}: create it with "
+                    f"'asyncjobs --store {_shown(self.url)} store init'"
+                )
+            if version != schema.VERSION:
+                out.problems.append(
+                    f"schema version {version}, this asyncjobs uses {schema.VERSION}"
+                )
+                return out
+            for kind in KINDS:
+                out.counts[kind] = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(kind))
+                ).fetchone()[0]
+        return out
+
+    def compact(self) -> dict[str, Any]:
+        with self._session() as conn:
+            self._check_ready(conn)
+            for kind in ("jobs", "events", "notifications", "results"):
+                conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(kind)))
+        return {
+            "store": _shown(self.url),
+            "compacted": False,
+            "note": "PostgreSQL keeps no journal: VACUUM ANALYZE of the job tables ran",
+        }
+
+    def export(self) -> dict[str, Any]:
+        """The whole state as the JSON store's document (``store.v1``)."""
+        with self.read() as tx:
+            assert isinstance(tx, _PgTransaction)
+            doc: dict[str, Any] = {"schema": "store.v1", "generation": 0}
+            for kind in KINDS:
+                doc[kind] = dict(tx.keyed(kind))
+            return doc
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class _PgTransaction(KeyValueTransaction):
+    def __init__(self, conn: Any, *, writable: bool, clock: Clock | None) -> None:
+        super().__init__(clock or self._database_clock)
+        self._conn = conn
+        self._writable = writable
+
+    def _database_clock(self) -> datetime:
+        moment = self._conn.execute("SELECT clock_timestamp()").fetchone()[0]
+        return moment.astimezone(timezone.utc)
+
+    @property
+    def generation(self) -> int:
+        return 0
+
+    def _rows(self, query: Any, params: Sequence[Any] = ()) -> list[Any]:
+        return self._conn.execute(query, params).fetchall()
+
+    def _check_writable(self) -> None:
+        if not self._writable:
+            raise StoreError("this is a read-only transaction")
+
+    @staticmethod
+    def _table(kind: str) -> tuple[Any, Any]:
+        if kind not in schema.KEYS:
+            raise ValueError(f"unknown record kind {kind!r}")
+        return sql.Identifier(kind), sql.Identifier(schema.KEYS[kind])
+
+    # -- key-value primitives ------------------------------------------------
+
+    def get(self, kind: str, key: str) -> Record | None:
+        if not isinstance(key, str):
+            return None
+        if kind == "counters":
+            return _merge(
+                r[0]
+                for r in self._rows(
+                    "SELECT doc FROM counters WHERE name = %s ORDER BY shard", (key,)
+                )
+            )
+        table, column = self._table(kind)
+        query = sql.SQL("SELECT doc FROM {} WHERE {} = %s").format(table, column)
+        if self._writable and kind == "jobs":
+            query = query + sql.SQL(" FOR UPDATE")
+        rows = self._rows(query, (key,))
+        return rows[0][0] if rows else None
+
+    def put(self, kind: str, key: str, record: Record) -> None:
+        self._check_writable()
+        if kind == "counters":
+            # a record written whole (the retention cutoff): one shard holds it
+            self._conn.execute("DELETE FROM counters WHERE name = %s", (key,))
+            self._conn.execute(
+                "INSERT INTO counters (name, shard, doc) VALUES (%s, 0, %s)",
+                (key, Jsonb(record)),
+            )
+            return
+        table, column = self._table(kind)
+        self._conn.execute(
+            sql.SQL(
+                "INSERT INTO {t} ({k}, doc) VALUES (%s, %s) "
+                "ON CONFLICT ({k}) DO UPDATE SET doc = EXCLUDED.doc"
+            ).format(t=table, k=column),
+            (key, Jsonb(record)),
+        )
+
+    def delete(self, kind: str, key: str) -> None:
+        self.delete_many(kind, [key])
+
+    def delete_many(self, kind: str, keys: Iterable[str]) -> None:
+        self._check_writable()
+        keys = list(keys)
+        if not keys:
+            return
+        if kind == "counters":
+            self._conn.execute("DELETE FROM counters WHERE name = ANY(%s)", (keys,))
+            return
+        table, column = self._table(kind)
+        for start in range(0, len(keys), 10_000):
+            self._conn.execute(
+                sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(table, column),
+                (keys[start : start + 10_000],),
+            )
+
+    def keyed(self, kind: str) -> Iterator[tuple[str, Record]]:
+        """Every record of a kind with its key (export)."""
+        if kind == "counters":
+            names = [
+                r[0]
+                for r in self._rows("SELECT DISTINCT name FROM counters ORDER BY name")
+            ]
+            for name in names:
+                merged = self.get("counters", name)
+                if merged is not None:
+                    yield name, merged
+            return
+        table, column = self._table(kind)
+        for key, doc in self._rows(
+            sql.SQL("SELECT {k}, doc FROM {t} ORDER BY {k}").format(t=table, k=column)
+        ):
+            yield key, doc
+
+    def scan(self, kind: str) -> Iterator[Record]:
+        for _, record in self.keyed(kind):
+            yield record
+
+    def find(self, index: str, value: Any) -> list[Record]:
+        if index == "jobs_by_idempotency":
+            org, key = value
+            where, params = "org_id = %s AND idempotency_key = %s", (org, key)
+            kind = "jobs"
+        elif index == "jobs_by_periodic":
+            org, task = value
+            where = "org_id = %s AND task = %s AND idempotency_key LIKE 'periodic:%%'"
+            params, kind = (org, task), "jobs"
+        else:
+            kind, where = _INDEX_WHERE[index]
+            params = (value,)
+        table, _ = self._table(kind)
+        return [
+            r[0]
+            for r in self._rows(
+                sql.SQL("SELECT doc FROM {} WHERE ").format(table) + sql.SQL(where),
+                params,
+            )
+        ]
+
+    def count(self, kind: str) -> int:
+        if kind == "counters":
+            return self._rows("SELECT count(DISTINCT name) FROM counters")[0][0]
+        table, _ = self._table(kind)
+        return self._rows(sql.SQL("SELECT count(*) FROM {}").format(table))[0][0]
+
+    # -- selection ------------------------------------------------------------
+
+    def claim_order(
+        self, queues: Collection[str], exclude_tasks: Collection[str] = ()
+    ) -> Iterator[Record]:
+        seen: list[str] = []
+        for size in (*_CHUNKS, *([_CHUNKS[-1]] * 1_000_000)):
+            rows = self._rows(
+                "SELECT doc FROM jobs WHERE status = 'queued' AND fair_tag IS NOT NULL "
+                "AND queue = ANY(%s) AND NOT (task = ANY(%s)) AND NOT (job_id = ANY(%s)) "
+                "ORDER BY priority DESC, fair_tag, run_after, created_at, job_id "
+                "LIMIT %s FOR UPDATE SKIP LOCKED",
+                (list(queues), list(exclude_tasks), seen, size),
+            )
+            for (doc,) in rows:
+                seen.append(doc["job_id"])
+                if doc["task"] in exclude_tasks:
+                    continue  # held back since this chunk was read
+                yield doc
+            if len(rows) < size:
+                return
+
+    def lane_head(
+        self, queue: str, priority: int, exclude_tasks: Collection[str] = ()
+    ) -> int | None:
+        return self._rows(
+            "SELECT min(fair_tag) FROM jobs WHERE status = 'queued' "
+            "AND fair_tag IS NOT NULL AND queue = %s AND priority = %s "
+            "AND NOT (task = ANY(%s))",
+            (queue, priority, list(exclude_tasks)),
+        )[0][0]
+
+    def lane_next_tag(self, queue: str, priority: int) -> int:
+        return self._rows(
+            "SELECT coalesce(max(next_tag), 0) FROM lanes WHERE queue = %s AND priority = %s",
+            (queue, priority),
+        )[0][0]
+
+    def due_untagged(self, queues: Collection[str], now: str) -> list[Record]:
+        lock = " FOR UPDATE SKIP LOCKED" if self._writable else ""
+        return [
+            r[0]
+            for r in self._rows(
+                "SELECT doc FROM jobs WHERE status = 'queued' AND fair_tag IS NULL "
+                "AND queue = ANY(%s) AND run_after <= %s "
+                "ORDER BY run_after, created_at, job_id LIMIT 1000" + lock,
+                (list(queues), now),
+            )
+        ]
+
+    def lease_order(self) -> Iterator[Record]:
+        for (doc,) in self._rows(
+            "SELECT doc FROM jobs WHERE status = 'running' AND lease_expires_at IS NOT NULL "
+            "ORDER BY lease_expires_at, job_id"
+        ):
+            yield doc
+
+    def expired_leases(self, limit: int) -> list[Job]:
+        if limit <= 0:
+            return []
+        lock = " FOR UPDATE SKIP LOCKED" if self._writable else ""
+        return [
+            Job.from_dict(r[0])
+            for r in self._rows(
+                "SELECT doc FROM jobs WHERE status = 'running' AND lease_expires_at < %s "
+                "ORDER BY lease_expires_at, job_id LIMIT %s" + lock,
+                (clocks.to_iso(self.now), limit),
+            )
+        ]
+
+    # -- writes with their own atomicity -------------------------------------
+
+    def submit(self, new: Sequence[tuple[Job, Any]]) -> list[Job]:
+        self._check_writable()
+        jobs = []
+        for job, event in new:
+            key = job.idempotency_key
+            if key is not None:
+                found = self._keyed_job(job.org_id, key)
+                if found is not None:
+                    jobs.append(_deduplicated(found))
+                    continue
+            job = self._stamped(job)
+            inserted = self._rows(
+                "INSERT INTO jobs (job_id, doc) VALUES (%s, %s) "
+                "ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
+                "DO NOTHING RETURNING job_id",
+                (job.job_id, Jsonb(job.to_dict())),
+            )
+            if not inserted:  # another submitter of the key committed first
+                found = self._keyed_job(job.org_id, key or "")
+                assert found is not None
+                jobs.append(_deduplicated(found))
+                continue
+            self._new_jobs.add(job.job_id)
+            self.save(event)
+            jobs.append(job)
+        added = sum(not job.deduplicated for job in jobs)
+        if added:
+            self.increment("jobs_submitted_total", {"value": added})
+        return jobs
+
+    def _keyed_job(self, org: str, key: str) -> Job | None:
+        rows = self._rows(
+            "SELECT doc FROM jobs WHERE org_id = %s AND idempotency_key = %s",
+            (org, key),
+        )
+        return Job.from_dict(rows[0][0]) if rows else None
+
+    def save(self, *records: StoredRecord | None) -> None:
+        for record in records:
+            if isinstance(record, Notification):
+                self._check_writable()
+                self._conn.execute(
+                    "INSERT INTO notifications (notification_id, doc) VALUES (%s, %s) "
+                    "ON CONFLICT DO NOTHING",
+                    (record.key, Jsonb(record.to_dict())),
+                )
+            else:
+                super().save(record)
+
+    def _next_seq(self, job_id: str) -> int:
+        seq = self._seqs.get(job_id)
+        if seq is None:
+            seq = 0
+            if job_id not in self._new_jobs:
+                seq = self._rows(
+                    "SELECT coalesce(max(seq), 0) FROM events WHERE job_id = %s",
+                    (job_id,),
+                )[0][0]
+        self._seqs[job_id] = seq + 1
+        return seq + 1
+
+    def increment(
+        self,
+        counter: str,
+        amounts: Any,
+        *,
+        initial: Any = None,
+    ) -> None:
+        self._check_writable()
+        shard = os.getpid() % _SHARDS
+        rows = self._rows(
+            "SELECT doc FROM counters WHERE name = %s AND shard = %s FOR UPDATE",
+            (counter, shard),
+        )
+        record = dict(rows[0][0]) if rows else dict(initial or {})
+        if not rows and initial:
+            # the initial record is counted once, in shard 0's first writer
+            if self._rows("SELECT 1 FROM counters WHERE name = %s LIMIT 1", (counter,)):
+                record = {
+                    k: (
+                        [0] * len(v)
+                        if isinstance(v, list)
+                        else 0
+                        if isinstance(v, (int, float))
+                        else v
+                    )
+                    for k, v in record.items()
+                }
+        record["name"] = counter
+        for field_name, amount in amounts.items():
+            if isinstance(amount, list):
+                known = list(record.get(field_name) or [0] * len(amount))
+                record[field_name] = [a + b for a, b in zip(known, amount)]
+            else:
+                record[field_name] = record.get(field_name, 0) + amount
+        self._conn.execute(
+            "INSERT INTO counters (name, shard, doc) VALUES (%s, %s, %s) "
+            "ON CONFLICT (name, shard) DO UPDATE SET doc = EXCLUDED.doc",
+            (counter, shard, Jsonb(record)),
+        )
+
+    def mark_read(
+        self, org: str, notification_ids: Sequence[str] | None, at: str
+    ) -> int:
+        if notification_ids is None:
+            self._check_writable()
+            return self._conn.execute(
+                "UPDATE notifications SET doc = jsonb_set(doc, '{read_at}', to_jsonb(%s::text)) "
+                "WHERE org_id = %s AND read_at IS NULL",
+                (at, org),
+            ).rowcount
+        return super().mark_read(org, notification_ids, at)
+
+    # -- pages ---------------------------------------------------------------
+
+    def _page(
+        self,
+        kind: str,
+        where: list[str],
+        params: list[Any],
+        order: tuple[str, ...],
+        scope: paging.Scope,
+        cursor: str | None,
+        limit: int,
+        *,
+        newest_first: bool = True,
+    ) -> PageOf:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        after = paging.decode(cursor, scope)  # InvalidInput before any read
+        if after is not None:
+            columns = ", ".join(order)
+            marks = ", ".join(["%s"] * len(order))
+            where = [*where, f"({columns}) {'<' if newest_first else '>'} ({marks})"]
+            params = [*params, *after]
+        direction = " DESC" if newest_first else ""
+        query = (
+            f"SELECT doc, {', '.join(order)} FROM {kind} WHERE {' AND '.join(where)} "
+            f"ORDER BY {', '.join(c + direction for c in order)} LIMIT %s"
+        )
+        rows = self._rows(query, [*params, limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = paging.encode(scope, tuple(rows[-1][1:])) if more else None
+        return [r[0] for r in rows], next_cursor
+
+    def page_jobs(
+        self,
+        org: str,
+        *,
+        statuses: Collection[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> PageOf:
+        wanted = None if statuses is None else sorted(frozenset(statuses))
+        scope = paging.scope("jobs", org=org, statuses=wanted, queue=queue, task=task)
+        where, params = ["org_id = %s"], [org]
+        if wanted is not None:
+            where.append("status = ANY(%s)")
+            params.append(wanted)
+        if queue is not None:
+            where.append("queue = %s")
+            params.append(queue)
+        if task is not None:
+            where.append("task = %s")
+            params.append(task)
+        return self._page(
+            "jobs",
+            where,
+            params,
+            ("coalesce(created_at, '')", "job_id"),
+            scope,
+            cursor,
+            limit,
+        )
+
+    def page_notifications(
+        self,
+        job_id: str,
+        *,
+        org: str,
+        channel: str,
+        limit: int,
+        cursor: str | None = None,
+    ) -> PageOf:
+        scope = paging.scope("notifications", org=org, job_id=job_id, channel=channel)
+        return self._page(
+            "notifications",
+            ["job_id = %s", "org_id = %s", "coalesce(channel, 'in_app') = %s"],
+            [job_id, org, channel],
+            ("coalesce(created_at, '')", "notification_id"),
+            scope,
+            cursor,
+            limit,
+        )
+
+    def page_inbox(
+        self, org: str, *, unread: bool, limit: int, cursor: str | None = None
+    ) -> PageOf:
+        scope = paging.scope("inbox", org=org, unread=unread)
+        where = ["org_id = %s"] + (["read_at IS NULL"] if unread else [])
+        return self._page(
+            "notifications",
+            where,
+            [org],
+            ("coalesce(created_at, '')", "notification_id"),
+            scope,
+            cursor,
+            limit,
+        )
+
+    def page_events(
+        self, job_id: str, *, org: str, limit: int, cursor: str | None = None
+    ) -> PageOf:
+        scope = paging.scope("events", org=org, job_id=job_id)
+        return self._page(
+            "events",
+            ["job_id = %s", "org_id = %s"],
+            [job_id, org],
+            ("coalesce(seq, 0)", "coalesce(created_at, '')", "event_id"),
+            scope,
+            cursor,
+            limit,
+            newest_first=False,
+        )
+
+
+def _deduplicated(job: Job) -> Job:
+    import dataclasses
+
+    return dataclasses.replace(job, deduplicated=True)
