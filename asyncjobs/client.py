@@ -550,6 +550,15 @@ class Client:
         """
         return self._maintenance.check(strict=strict)
 
+    def import_store(self, doc: Any, *, source: str = "import") -> dict[str, Any]:
+        """Write a state that ``export`` gave (from any engine) into this empty store.
+
+        One transaction. InvalidInput for a document that is not an export,
+        Conflict for a store that holds records; either way nothing is
+        written. Returns what was written and any reference problems found.
+        """
+        return self._maintenance.load(doc, source=source)
+
     def compact(self) -> dict[str, Any]:
         """Fold the journal so that the snapshot alone shows the current state."""
         return self._store.compact()

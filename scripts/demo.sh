@@ -3,20 +3,39 @@
 # Sets up .venv the first time (and again only when pyproject.toml changes).
 # Safe to run again: it adds to the same store. Every command is printed as
 # it can be pasted into a shell once the three exports below are made.
+#
+# scripts/demo.sh --postgres runs the same on PostgreSQL instead: it starts a
+# throwaway server (the distribution's postgresql package, on a free port of
+# 127.0.0.1), points ASYNCJOBS_STORE at it, and stops it at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
+postgres=
+case "${1:-}" in
+  --postgres) postgres=1 ;;
+  "") ;;
+  *) echo "usage: scripts/demo.sh [--postgres]" >&2; exit 2 ;;
+esac
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-if [ ! -f .venv/.demo-installed ] || [ pyproject.toml -nt .venv/.demo-installed ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
-  touch .venv/.demo-installed
+extras=${postgres:+[postgres]}
+if [ ! -f ".venv/.demo-installed$extras" ] || [ pyproject.toml -nt ".venv/.demo-installed$extras" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".$extras"
+  touch ".venv/.demo-installed$extras"
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 export PYTHONPATH="$PWD/examples${PYTHONPATH:+:$PYTHONPATH}"
 export ASYNCJOBS_APP=demo_app:tasks
 unset ASYNCJOBS_STORE ASYNCJOBS_ORG
+store_file=runtime/async_jobs/store.v1.json
+if [ -n "$postgres" ]; then
+  eval "$(.venv/bin/python scripts/pgserver.py start --durable)"
+  trap '.venv/bin/python scripts/pgserver.py stop "$ASYNCJOBS_TEST_PG_FOLDER"' EXIT
+  export ASYNCJOBS_STORE="$ASYNCJOBS_TEST_PG?schema=demo"
+  store_file=$ASYNCJOBS_STORE
+  printf '# A throwaway PostgreSQL server: ASYNCJOBS_STORE=%s\n' "$ASYNCJOBS_STORE"
+fi
 
 # A word as a shell reads it back: bare when it is plain, else in single quotes.
 quoted() {
@@ -92,8 +111,8 @@ step python3 -c 'import json; d = json.load(open("artifacts/async/retention-dry-
 
 say "The live cleanup from the cron script, then again: the second run deletes nothing."
 for run in first second; do
-  printf '\n$ scripts/run_async_retention_cleanup.py --store-file runtime/async_jobs/store.v1.json --results-ttl-seconds 3600 --events-ttl-seconds 3600 --now %s  # %s run\n' "$tomorrow" "$run"
-  scripts/run_async_retention_cleanup.py --store-file runtime/async_jobs/store.v1.json \
+  printf '\n$ scripts/run_async_retention_cleanup.py --store-file %s --results-ttl-seconds 3600 --events-ttl-seconds 3600 --now %s  # %s run\n' "$(quoted "$store_file")" "$tomorrow" "$run"
+  scripts/run_async_retention_cleanup.py --store-file "$store_file" \
     --results-ttl-seconds 3600 --events-ttl-seconds 3600 --now "$tomorrow" \
     | python3 -c 'import json,sys; d = json.load(sys.stdin); print("deleted", {k: d[k]["delete_count"] for k in ("results", "events", "notifications", "jobs")})'
 done

@@ -1,18 +1,20 @@
-"""``asyncjobs store ...``: create, check, compact and export a store."""
+"""``asyncjobs store ...``: create, check, compact, export and import a store."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from ..client import Client
+from ..errors import InvalidInput
 from .common import cli, emit, json_option, pass_client
 
 
 @cli.group()
 def store() -> None:
-    """Look after the store files."""
+    """Look after the store: create, check, compact, export, import."""
 
 
 @store.command("init")
@@ -56,12 +58,11 @@ def check(client: Client, strict: bool, as_json: bool) -> None:
 def compact(client: Client, as_json: bool) -> None:
     """Fold the journal into the snapshot, so that it alone shows the state."""
     info = client.compact()
-    emit(
-        info,
-        as_json,
-        text=f"compacted: generation {info['generation']}, "
-        f"{info['folded_transactions']} transaction(s) folded",
+    text = info.get("note") or (
+        f"compacted: generation {info['generation']}, "
+        f"{info['folded_transactions']} transaction(s) folded"
     )
+    emit(info, as_json, text=text)
 
 
 @store.command("export")
@@ -69,3 +70,28 @@ def compact(client: Client, as_json: bool) -> None:
 def export(client: Client) -> None:
     """Print the whole current state as one JSON document."""
     click.echo(json.dumps(client.export(), indent=1, allow_nan=False))
+
+
+@store.command("import")
+@click.argument("source", type=click.File("rb"))
+@json_option
+@pass_client
+def import_(client: Client, source: Any, as_json: bool) -> None:
+    """Load a 'store export' document (from either engine) into an empty store.
+
+    SOURCE is the file, or - for stdin. One transaction: a store that holds
+    records, or a document that is not an export, changes nothing.
+    """
+    name = getattr(source, "name", "import")
+    try:
+        doc = json.loads(source.read())
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInput(f"{name}: not JSON: {exc}") from None
+    info = client.import_store(doc, source=name)
+    emit(
+        info,
+        as_json,
+        text=f"imported: {info['records']} record(s) into {info['store']}",
+    )
+    for problem in info["problems"]:
+        click.echo("warning: " + problem, err=True)

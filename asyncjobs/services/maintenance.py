@@ -19,7 +19,7 @@ from ..domain import breakers as breaker_rules
 from ..domain import observability, retention, validation
 from ..domain import schedules as schedule_rules
 from ..errors import InvalidInput, NotFound
-from ..store import Store
+from ..store import KINDS, Store
 from ..tasks import TaskRegistry
 from . import artifacts
 
@@ -47,6 +47,29 @@ class CheckReport:
             "generation": self.generation,
             "counts": self.counts,
         }
+
+
+EXPORT_SCHEMA = "store.v1"
+
+
+def exported_records(doc: Any, *, source: str) -> dict[str, dict[str, Any]]:
+    """The records of an exported state (``store export``), or InvalidInput naming the flaw."""
+    if not isinstance(doc, dict) or doc.get("schema") != EXPORT_SCHEMA:
+        raise InvalidInput(
+            f"{source}: not an asyncjobs store export (schema {EXPORT_SCHEMA})"
+        )
+    unknown = sorted(set(doc) - {*KINDS, "schema", "generation", "saved_at"})
+    if unknown:
+        raise InvalidInput(f"{source}: unknown field(s) {', '.join(unknown)}")
+    records: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        found = doc.get(kind, {})
+        if not isinstance(found, dict) or not all(
+            isinstance(r, dict) for r in found.values()
+        ):
+            raise InvalidInput(f"{source}: {kind} must map keys to JSON objects")
+        records[kind] = found
+    return records
 
 
 class Maintenance:
@@ -166,6 +189,19 @@ class Maintenance:
                 "created": created,
                 "generation": tx.generation,
             }
+
+    def load(self, doc: Any, *, source: str) -> dict[str, Any]:
+        """Write an exported state into this empty store, checked first."""
+        records = exported_records(doc, source=source)
+        with self.store.transaction(clock=self.clock) as tx:
+            written = tx.load(records)
+            problems, _ = tx.problems()
+        return {
+            "store": self.store.url,
+            "records": written,
+            "counts": {kind: len(records.get(kind, {})) for kind in KINDS},
+            "problems": problems,
+        }
 
     def check(self, *, strict: bool = False) -> CheckReport:
         verification = self.store.verify(strict=strict)

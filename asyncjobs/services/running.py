@@ -228,6 +228,7 @@ def expire_leases(
     watch: LeaseWatch | None = None,
     lease_seconds: float = 0.0,
     limit: int = 100,
+    timed: bool = True,
 ) -> list[Job]:
     """Requeue (or fail) up to ``limit`` running jobs whose lease ran out.
 
@@ -237,11 +238,12 @@ def expire_leases(
     period (``lease_seconds`` when the holder is not registered). The watch
     must see each lease from its last renewal on, so it is shown every
     running job (one per busy worker slot): it serves engines whose
-    processes each read their own wall clock, as the JSON file's do.
+    processes each read their own wall clock, as the JSON file's do; with
+    ``timed`` False (an engine with one clock) it only records what is rescued.
     """
     expired = []
     unrenewed = None
-    if watch is None:
+    if watch is None or not timed:
         over = tx.expired_leases(limit)
     else:
         running = tx.running_jobs()
@@ -503,6 +505,8 @@ class Runner:
                     now,
                     watch=watch,
                     lease_seconds=worker.lease_seconds,
+                    # one clock for every host: a lease ends for all alike
+                    timed=not self.store.one_clock,
                 )
             claimed = (
                 claim(

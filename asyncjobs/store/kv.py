@@ -36,7 +36,7 @@ from .. import clock
 from ..domain import breakers as breaker_rules
 from ..domain import catalog as task_catalog
 from ..domain import integrity, observability, retention, scheduling, validation
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..records import (
     Event,
     Job,
@@ -46,7 +46,7 @@ from ..records import (
     Result,
     StoredRecord,
 )
-from .ports import Transaction
+from .ports import KINDS, Transaction
 
 
 def _field(name: str) -> Callable[[Record], Any]:
@@ -438,6 +438,19 @@ class KeyValueTransaction(Transaction):
                 {"name": retention.PRUNED_CUTOFF, "at": cutoff},
             )
         return plan
+
+    def load(self, records: Mapping[str, Mapping[str, Record]]) -> int:
+        held = [kind for kind in KINDS if self.count(kind)]
+        if held:
+            raise Conflict(
+                f"the store is not empty ({', '.join(held)}): import into a new store"
+            )
+        written = 0
+        for kind in KINDS:
+            for key, record in records.get(kind, {}).items():
+                self.put(kind, key, record)
+                written += 1
+        return written
 
     def problems(self) -> tuple[list[str], list[str]]:
         kinds = ("jobs", "results", "events", "notifications", "workers")

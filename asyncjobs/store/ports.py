@@ -325,6 +325,15 @@ class Transaction(ABC):
         """
 
     @abstractmethod
+    def load(self, records: Mapping[str, Mapping[str, Record]]) -> int:
+        """Write an exported state (kind -> key -> record) into this empty store.
+
+        Conflict, before anything is written, when the store holds any
+        record. Returns how many records were written. ``store import`` moves
+        a store between engines with it (``export`` on one, ``load`` on another).
+        """
+
+    @abstractmethod
     def problems(self) -> tuple[list[str], list[str]]:
         """What is wrong with the records (references, shapes): (problems, notes).
 
@@ -347,6 +356,11 @@ class Store(ABC):
     """An engine: see the module docstring."""
 
     url: str
+    # True when every process reckons ``now`` from one clock (a database's):
+    # a lease then ends for all alike, and a worker needs no ``LeaseWatch``
+    # of its own (services/running.py). False when each process reads its
+    # own wall clock, as the JSON file's do.
+    one_clock: bool = False
 
     @abstractmethod
     def transaction(

@@ -56,6 +56,7 @@ def test_a_group_without_its_subcommand_prints_its_usage(console):
         "check",
         "compact",
         "export",
+        "import",
         "init",
     ]
 

@@ -22,7 +22,11 @@ from asyncjobs.cli.reference import render, walk
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 RUNBOOK = DOCS / "async-v1.md"
-FOREIGN_FLAGS = {"--store-file", "--threads"}  # the cron script's, gunicorn's
+FOREIGN_FLAGS = {
+    "--store-file",
+    "--threads",
+    "--postgres",
+}  # the cron script's, gunicorn's, demo.sh's
 
 
 def blocks(path: Path) -> list[tuple[str, str]]:
