@@ -352,6 +352,28 @@ class Verification:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+class Listener(ABC):
+    """Wake-ups from an engine: readable when a transaction made jobs runnable."""
+
+    @abstractmethod
+    def fileno(self) -> int: ...
+
+    @abstractmethod
+    def drain(self) -> bool:
+        """Consume what arrived; True when jobs may be runnable now.
+
+        A listener that lost its connection answers True once (poll now)
+        and is then ``closed``.
+        """
+
+    @property
+    @abstractmethod
+    def closed(self) -> bool: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
 class Store(ABC):
     """An engine: see the module docstring."""
 
@@ -371,6 +393,15 @@ class Store(ABC):
     def read(
         self, *, clock: Clock | None = None
     ) -> AbstractContextManager[Transaction]: ...
+
+    def listener(self) -> Listener | None:
+        """A way to hear that jobs became runnable, or None (then workers poll).
+
+        An engine whose writers can signal a commit gives one: a worker
+        waits on its ``fileno()`` beside its other events and claims as soon
+        as ``drain()`` says a submission committed.
+        """
+        return None
 
     @abstractmethod
     def initialize(self) -> bool:

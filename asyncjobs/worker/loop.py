@@ -42,7 +42,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import clock as clocks
 from .. import ids, logs
@@ -55,8 +55,12 @@ from ..services.artifacts import discard_outcome
 from ..tasks import ChildProcessDied, TaskRegistry, TimeLimitExceeded
 from . import execution
 
+if TYPE_CHECKING:
+    from ..store.ports import Listener
+
 log = logging.getLogger("asyncjobs.worker")  # the name docs/workers.md shows
 STORE_RETRY_SECONDS = 0.5
+_WAKE_UPS = object()  # the selector's mark of the store's wake-ups
 
 
 @dataclass
@@ -191,6 +195,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.children: list[_Child] = []
         self.selector = selectors.DefaultSelector()
+        self.listener: Listener | None = None  # the store's wake-ups, if any
         self.outcomes: list[tuple[Token, dict[str, Any]]] = []
         self.run_seconds: dict[Token, float] = {}  # of outcomes not yet committed
         self.lost: set[Token] = set()
@@ -439,6 +444,8 @@ class Worker:
             signal.set_wakeup_fd(-1)
             for fd in self._wake_fds:
                 os.close(fd)
+            if self.listener is not None:
+                self.listener.close()
             self.selector.close()
         log.info(
             "worker %s stopped after %d job(s)",
@@ -450,9 +457,17 @@ class Worker:
     def _busy(self) -> list[_Child]:
         return [c for c in self.children if c.token is not None]
 
+    def _listen(self) -> None:
+        """Register the store's wake-ups, when its engine has them (store/ports.py)."""
+        listener = self.client.store.listener()
+        if listener is not None:
+            self.listener = listener
+            self.selector.register(listener.fileno(), selectors.EVENT_READ, _WAKE_UPS)
+
     def _loop(self, wake: int) -> None:
         mono = time.monotonic
         next_poll = 0.0
+        next_listen = 0.0
         next_heartbeat = mono() + self.heartbeat_seconds
         next_beat = 0.0
         if self.beat:
@@ -522,8 +537,18 @@ class Worker:
                 ]
             if self.outcomes:
                 deadlines.append(max(now, self.store_retry_at))
+            if want > 0 and self.listener is None and now >= next_listen:
+                self._listen()  # an engine with wake-ups: listen (again)
+                next_listen = now + max(self.poll_interval, 5.0)
             for key, _ in self.selector.select(max(0.0, min(deadlines) - mono())):
-                if key.data is None:
+                if key.data is _WAKE_UPS:
+                    assert self.listener is not None
+                    if self.listener.drain():
+                        next_poll = 0.0  # a submission committed: claim now
+                    if self.listener.closed:
+                        self.selector.unregister(key.fileobj)
+                        self.listener = None
+                elif key.data is None:
                     try:
                         os.read(wake, 512)
                     except BlockingIOError:

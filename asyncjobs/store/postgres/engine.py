@@ -38,7 +38,7 @@ from ...domain import paging
 from ...errors import Conflict, InvalidInput, StoreCorrupt, StoreError
 from ...records import Job, Notification, Record, StoredRecord
 from ..kv import KeyValueTransaction
-from ..ports import KINDS, PageOf, Store, Transaction, Verification
+from ..ports import KINDS, Listener, PageOf, Store, Transaction, Verification
 from . import schema
 
 try:
@@ -218,7 +218,9 @@ class PostgresStore(Store):
         with self._session() as conn:
             self._check_ready(conn)
             with conn.transaction():
-                yield _PgTransaction(conn, writable=True, clock=clock)
+                yield _PgTransaction(
+                    conn, writable=True, clock=clock, channel=self.channel
+                )
 
     @contextmanager
     def read(self, *, clock: Clock | None = None) -> Iterator[Transaction]:
@@ -226,7 +228,26 @@ class PostgresStore(Store):
             self._check_ready(conn)
             with conn.transaction():
                 conn.execute("SET TRANSACTION READ ONLY")
-                yield _PgTransaction(conn, writable=False, clock=clock)
+                yield _PgTransaction(
+                    conn, writable=False, clock=clock, channel=self.channel
+                )
+
+    @property
+    def channel(self) -> str:
+        """The NOTIFY channel of this store's wake-ups (one per schema)."""
+        return f"asyncjobs_{self.schema}"[:63]
+
+    def listener(self) -> Listener | None:
+        try:
+            conn = psycopg.connect(
+                self.conninfo,
+                autocommit=True,
+                connect_timeout=max(1, int(self.lock_timeout)),
+            )
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+        except psycopg.Error:
+            return None  # workers poll until the next try
+        return _PgListener(conn)
 
     def initialize(self) -> bool:
         with self._session() as conn:
@@ -297,16 +318,48 @@ class PostgresStore(Store):
             self._drop()
 
 
+class _PgListener(Listener):
+    """A connection of its own that LISTENs on the store's channel."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._fd = conn.fileno()
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def drain(self) -> bool:
+        try:
+            return bool(list(self._conn.notifies(timeout=0)))
+        except psycopg.Error:
+            self.close()
+            return True  # the connection is gone: poll now, as without one
+
+    @property
+    def closed(self) -> bool:
+        return self._conn.closed
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        except Exception:
+            pass
+
+
 def _reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
 
 class _PgTransaction(KeyValueTransaction):
-    def __init__(self, conn: Any, *, writable: bool, clock: Clock | None) -> None:
+    def __init__(
+        self, conn: Any, *, writable: bool, clock: Clock | None, channel: str
+    ) -> None:
         super().__init__(clock or self._database_clock)
         self._conn = conn
         self._writable = writable
+        self._channel = channel
+        self._woken = False
 
     def _database_clock(self) -> datetime:
         moment = self._conn.execute("SELECT clock_timestamp()").fetchone()[0]
@@ -535,6 +588,14 @@ class _PgTransaction(KeyValueTransaction):
         if added:
             self.increment("jobs_submitted_total", {"value": added})
         return jobs
+
+    def _stamped(self, job: Job) -> Job:
+        stamped = super()._stamped(job)
+        if stamped.fair_tag is not None and job.fair_tag is None and not self._woken:
+            # one NOTIFY per transaction that made a job runnable, sent at commit
+            self._conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+            self._woken = False
+        return stamped
 
     def _keyed_job(self, org: str, key: str) -> Job | None:
         rows = self._rows(
