@@ -1,20 +1,76 @@
-"""PostgreSQL as many hosts see it: real worker processes against one database."""
+"""PostgreSQL as many hosts see it: real worker processes against one database.
+
+Each worker process stands for a host: it has its own connection and its own
+clock, and shares nothing with the others but the database. The server
+restart uses a server of its own (scripts/pgserver.py); the rest share the
+run's server, a schema per test.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from asyncjobs import Client
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker_cmd(url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "asyncjobs", "--store", url, "worker"] + [
+        "--app",
+        "jobsapp:tasks",
+        "--log-level",
+        "warning",
+        *args,
+    ]
+
+
+@pytest.fixture
+def hosts(env: dict[str, str]) -> Iterator:
+    """Start worker processes, each in its own process group; all killed at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start(url: str, *args: str) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            worker_cmd(url, *args),
+            env=env,
+            text=True,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+
+
+def runs(runs_file: Path) -> list[tuple[str, int, str]]:
+    if not runs_file.exists():
+        return []
+    out = []
+    for line in runs_file.read_text().splitlines():
+        job_id, attempt, _pid, what, _at = line.split()
+        out.append((job_id, int(attempt), what))
+    return out
+
 
 def listening(url: str) -> bool:
-    base = url.split("?")[0]
-    with psycopg.connect(base, autocommit=True) as conn:
+    with psycopg.connect(url.split("?")[0], autocommit=True) as conn:
         return bool(
             conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %%'"
@@ -22,29 +78,238 @@ def listening(url: str) -> bool:
         )
 
 
-def test_an_idle_worker_starts_a_new_job_at_once_not_at_its_next_poll(pg_url, env):
+def wait_all(client: Client, ids: list[str], org: str, timeout: float = 120) -> None:
+    for job_id in ids:
+        client.wait(job_id, org=org, timeout=timeout)
+
+
+def test_an_idle_worker_starts_a_new_job_at_once_not_at_its_next_poll(pg_url, hosts):
     with Client(pg_url) as client:
         client.init_store()
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "asyncjobs", "--store", pg_url, "worker"]
-            + ["--app", "jobsapp:tasks", "--poll-seconds", "600"],
-            env=env,
-            stderr=subprocess.PIPE,
+        worker = hosts(pg_url, "--poll-seconds", "600")
+        deadline = time.monotonic() + 30
+        while not listening(pg_url):  # idle: it claimed nothing and listens
+            assert worker.poll() is None, worker.stderr.read()
+            assert time.monotonic() < deadline, "the worker never listened"
+            time.sleep(0.05)
+        job = client.submit("echo", org="acme", payload={"x": 1}, allow_unknown=True)
+        # It polls every 600 s: only the wake-up its submission sent runs it now.
+        done = client.wait(job.job_id, org="acme", timeout=30)
+        assert done.status.value == "completed"
+
+
+def test_workers_on_many_hosts_run_every_job_once(pg_url, hosts, runs_file):
+    with Client(pg_url) as client:
+        client.init_store()
+        jobs = client.submit_many(
+            [
+                {"task": "echo", "org": f"org{n % 7}", "payload": {"n": n}}
+                for n in range(300)
+            ],
+            allow_unknown=True,
+        )
+        workers = [hosts(pg_url, "--burst", "-c", "2") for _ in range(4)]
+        for worker in workers:
+            assert worker.wait(timeout=120) == 0, worker.stderr.read()
+        done = Counter(
+            j.status.value
+            for j in (client.get_job(j.job_id, org=j.org_id) for j in jobs)
+        )
+        assert done == {"completed": 300}
+    started = Counter(job_id for job_id, _, what in runs(runs_file) if what == "start")
+    assert set(started) == {j.job_id for j in jobs}
+    assert max(started.values()) == 1  # no job ran twice
+
+
+def test_a_killed_host_loses_no_job_and_only_its_jobs_run_again(
+    pg_url, hosts, runs_file
+):
+    with Client(pg_url) as client:
+        client.init_store()
+        jobs = client.submit_many(
+            [
+                {"task": "chaos", "org": "acme", "payload": {"ms": 300}}
+                for _ in range(24)
+            ],
+            allow_unknown=True,
+        )
+        doomed = hosts(
+            pg_url, "-c", "3", "--lease-seconds", "2", "--heartbeat-seconds", "0.5"
+        )
+        deadline = time.monotonic() + 60
+        while not any(what == "start" for _, _, what in runs(runs_file)):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.killpg(doomed.pid, signal.SIGKILL)  # mid-run: its jobs hold leases
+        survivor = hosts(pg_url, "--burst", "-c", "3", "--lease-seconds", "2")
+        assert survivor.wait(timeout=120) == 0, survivor.stderr.read()
+        finals = [client.get_job(j.job_id, org="acme") for j in jobs]
+    assert {j.status.value for j in finals} == {"completed"}
+    again = {
+        job_id
+        for job_id, attempt, what in runs(runs_file)
+        if what == "start" and attempt > 1
+    }
+    first = Counter(
+        job_id
+        for job_id, attempt, what in runs(runs_file)
+        if what == "start" and attempt == 1
+    )
+    assert max(first.values()) == 1
+    # only the jobs the killed host held ran again, each after its lease expired
+    for job_id in again:
+        events = [e.event_type for e in client_events(pg_url, job_id)]
+        assert "async.job.lease_expired" in events
+
+
+def client_events(url: str, job_id: str):
+    with Client(url) as client:
+        return client.events(job_id, org="acme")
+
+
+def test_connections_killed_mid_run_lose_nothing(pg_url, hosts, runs_file):
+    # the test's own connection is spared: only the workers' are killed
+    with Client(f"{pg_url}&application_name=keep") as client:
+        client.init_store()
+        jobs = client.submit_many(
+            [
+                {"task": "sleep", "org": "acme", "payload": {"seconds": 0.05}}
+                for _ in range(60)
+            ],
+            allow_unknown=True,
+        )
+        workers = [
+            hosts(pg_url, "-c", "2", "--heartbeat-seconds", "0.5") for _ in range(2)
+        ]
+        base = pg_url.split("?")[0]
+        killed = 0
+        deadline = time.monotonic() + 90
+        with psycopg.connect(base, autocommit=True) as admin:
+            while time.monotonic() < deadline:
+                states = Counter(
+                    client.get_job(j.job_id, org="acme").status.value for j in jobs
+                )
+                if states.get("completed", 0) == len(jobs):
+                    break
+                if killed < 5:
+                    killed += (
+                        admin.execute(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE pid <> pg_backend_pid() AND application_name <> 'keep' "
+                            "AND backend_type = 'client backend' AND datname = current_database() "
+                            "AND query NOT LIKE '%%pg_stat_activity%%'"
+                        ).fetchone()[0]
+                        and 1
+                    )
+                time.sleep(0.2)
+        assert killed, "no connection was killed"
+        for worker in workers:
+            assert worker.poll() is None, worker.stderr.read()  # they survived it
+        assert {client.get_job(j.job_id, org="acme").status.value for j in jobs} == {
+            "completed"
+        }
+    first = Counter(
+        job_id
+        for job_id, attempt, what in runs(runs_file)
+        if what == "start" and attempt == 1
+    )
+    assert max(first.values()) == 1
+
+
+def test_three_beat_schedulers_enqueue_one_job_per_slot(pg_url, hosts):
+    with Client(pg_url) as client:
+        client.init_store()
+        beats = [hosts(pg_url, "--beat", "-c", "1") for _ in range(3)]
+        deadline = time.monotonic() + 60
+        while True:
+            ticks = client.list_jobs(org="ops", task="tick", limit=1000)
+            if len({j.idempotency_key for j in ticks}) >= 4:
+                break
+            assert time.monotonic() < deadline, [b.poll() for b in beats]
+            time.sleep(0.2)
+        keys = [
+            j.idempotency_key
+            for j in client.list_jobs(org="ops", task="tick", limit=1000)
+        ]
+    assert len(keys) == len(set(keys))  # one job per slot, whatever the schedulers
+
+
+def test_eight_processes_racing_one_idempotency_key_make_one_job(pg_url, tmp_path, env):
+    with Client(pg_url) as client:
+        client.init_store()
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tests" / "helpers" / "barrier_submitter.py"),
+                pg_url,
+                str(go),
+                "acme",
+                "1",
+            ],
+            env={**env, "ASYNCJOBS_SUBMIT_KEY": "once"},
+            stdout=subprocess.PIPE,
             text=True,
         )
-        try:
-            deadline = time.monotonic() + 30
-            while not listening(pg_url):  # idle: it claimed nothing and listens
-                assert worker.poll() is None, worker.stderr.read()
-                assert time.monotonic() < deadline, "the worker never listened"
-                time.sleep(0.05)
-            job = client.submit(
-                "echo", org="acme", payload={"x": 1}, allow_unknown=True
+        for _ in range(8)
+    ]
+    time.sleep(0.5)  # let every process connect and wait at the barrier
+    go.touch()
+    answers = [p.communicate(timeout=60)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len({job_id for job_id, _ in answers}) == 1
+    assert sorted(dedup for _, dedup in answers) == ["False"] + ["True"] * 7
+
+
+@pytest.mark.slow
+def test_a_database_restart_mid_run_loses_nothing(tmp_path, env, hosts, runs_file):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import pgserver
+    finally:
+        sys.path.pop(0)
+    try:
+        server = pgserver.start()
+    except RuntimeError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL tests must run under CI=true: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    url = f"{server.url}?schema=restart"
+    try:
+        with Client(url) as client:
+            client.init_store()
+            first = client.submit_many(
+                [
+                    {"task": "sleep", "org": "acme", "payload": {"seconds": 0.05}}
+                    for _ in range(30)
+                ],
+                allow_unknown=True,
             )
-            # It polls every 600 s: only the wake-up its submission sent runs it now.
-            done = client.wait(job.job_id, org="acme", timeout=30)
-            assert done.status.value == "completed"
-        finally:
-            worker.terminate()
-            assert worker.wait(timeout=30) == 0
-            worker.stderr.close()
+            worker = hosts(url, "-c", "2", "--heartbeat-seconds", "0.5")
+            deadline = time.monotonic() + 60
+            while not runs(runs_file):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            server._run(
+                "pg_ctl", "-D", f"{server.folder}/data", "-m", "fast", "-w", "restart"
+            )
+        with Client(url) as client:  # a new connection after the restart
+            second = client.submit_many(
+                [
+                    {"task": "echo", "org": "acme", "payload": {"n": n}}
+                    for n in range(10)
+                ],
+                allow_unknown=True,
+            )
+            wait_all(client, [j.job_id for j in first + second], "acme", timeout=90)
+            statuses = {
+                client.get_job(j.job_id, org="acme").status.value
+                for j in first + second
+            }
+            assert statuses == {"completed"}
+            assert worker.poll() is None, (
+                worker.stderr.read()
+            )  # it rode out the restart
+    finally:
+        server.stop()
