@@ -178,6 +178,52 @@ def data_files(store_path: Path) -> list[Path]:
     return [store_path, Path(f"{store_path}.journal")]
 
 
+def on_postgres(store_url: str) -> bool:
+    return store_url.startswith(("postgresql://", "postgres://"))
+
+
+def state_of(store_url: str, files: list[Path]) -> tuple[dict, dict[str, str | None]]:
+    """What a refused command must leave as it was, on every engine.
+
+    The whole state as the public API shows it, and the sha256 of ``files``
+    (the JSON file's own files: on PostgreSQL there are none, so only the
+    state counts there).
+    """
+    with Client(store_url) as c:
+        doc = c.export()
+    return doc, sha256_of(*files)
+
+
+def make_unreadable(
+    store_url: str, store_path: Path, snapshot: str = '{"schema": "store.v9"}'
+) -> str:
+    """Make the store one this asyncjobs cannot read: commands refuse it (exit 5).
+
+    The JSON file gets ``snapshot`` (an unknown schema, or broken text) and an
+    empty journal; a PostgreSQL schema gets a newer schema version. Returns
+    words of the message the engine then gives.
+    """
+    if not on_postgres(store_url):
+        store_path.write_text(snapshot)
+        Path(f"{store_path}.journal").write_text("")
+        return "unknown schema" if snapshot.startswith('{"schema"') else "not valid"
+    import psycopg
+    from psycopg import sql
+
+    from asyncjobs.store.postgres import schema
+    from asyncjobs.store.postgres.engine import split_url
+
+    conninfo, name = split_url(store_url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(
+                sql.Identifier(name)
+            ),
+            (schema.VERSION + 1,),
+        )
+    return "newer than this asyncjobs knows"
+
+
 @pytest.fixture
 def server(store_url: str) -> Iterator[str]:
     """`asyncjobs serve` on a free loopback port; yields its base URL."""

@@ -15,6 +15,8 @@ from asyncjobs.tasks import TaskRegistry
 
 from ..conftest import exported
 
+pytestmark = pytest.mark.engines
+
 tasks = TaskRegistry()
 
 
@@ -221,7 +223,8 @@ def test_a_live_lease_is_never_rescued(client, clock):
     assert client.get_job(job.job_id, org="acme").attempts == 1
 
 
-def test_a_clock_an_hour_ahead_does_not_take_a_live_lease(client, clock, store_path):
+@pytest.mark.jsonfile  # on PostgreSQL every host reads the database's clock
+def test_a_clock_an_hour_ahead_does_not_take_a_live_lease(client, clock, store_url):
     """A worker's watch: its wall clock alone cannot end a lease another renews."""
     client.submit("t", org="acme")
     holder = make_worker(client, "holder", lease=10)
@@ -230,7 +233,7 @@ def test_a_clock_an_hour_ahead_does_not_take_a_live_lease(client, clock, store_p
     rescuer = make_worker(client, "rescuer", lease=2)  # a shorter lease of its own
     monotonic = [100.0]
     watch = running.LeaseWatch(lambda: monotonic[0])
-    ahead = Client(store_path, clock=FixedClock("2026-11-01T13:00:00Z"))
+    ahead = Client(store_url, clock=FixedClock("2026-11-01T13:00:00Z"))
 
     def rescue() -> list:
         return ahead.exchange(rescuer, [], want=1, registry=tasks, watch=watch)[1]

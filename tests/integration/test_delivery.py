@@ -9,6 +9,8 @@ import pytest
 
 from asyncjobs import Client, NotFound, StoreCorrupt, TaskRegistry
 
+pytestmark = pytest.mark.engines
+
 tasks = TaskRegistry()
 
 
@@ -28,8 +30,8 @@ def artifacts(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(store_path, clock, artifacts):
-    with Client(store_path, clock=clock, artifacts=artifacts) as c:
+def client(store_url, clock, artifacts):
+    with Client(store_url, clock=clock, artifacts=artifacts) as c:
         yield c
 
 
@@ -78,7 +80,7 @@ def test_another_orgs_result_is_missing(client):
 
 
 def test_a_large_value_lives_in_a_private_file_and_reads_back_checked(
-    artifacts, monkeypatch, store_path, request
+    artifacts, monkeypatch, request
 ):
     monkeypatch.setenv("ASYNCJOBS_RESULT_INLINE_BYTES", "200")
     client = request.getfixturevalue("client")  # a Client reads the setting when made
@@ -205,8 +207,8 @@ def test_counters_do_not_go_down_when_records_are_deleted(client):
     assert after["duration"]["count"] == 4
 
 
-def test_info_shows_queues_workers_and_failures(store_path, artifacts, cli):
-    client = Client(store_path, artifacts=artifacts)  # the wall clock, as the CLI's
+def test_info_shows_queues_workers_and_failures(store_url, artifacts, cli):
+    client = Client(store_url, artifacts=artifacts)  # the wall clock, as the CLI's
     client.submit("report", org="acme", queue="reports")
     run(client, task="broken")
     client.close()

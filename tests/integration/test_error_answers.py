@@ -11,6 +11,8 @@ from asyncjobs.http.app import App
 from ..unit.test_errors import JOB_ID, SEEN
 from .test_http import call
 
+pytestmark = pytest.mark.engines
+
 
 @pytest.mark.parametrize("name", sorted(SEEN))
 def test_each_error_a_route_raises_is_answered_with_the_status_of_its_class(

@@ -25,6 +25,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
@@ -34,6 +35,8 @@ from asyncjobs.clock import FixedClock, to_iso
 from asyncjobs.tasks import TaskRegistry
 
 from .test_claiming import make_worker
+
+pytestmark = pytest.mark.engines
 
 tasks = TaskRegistry()
 
@@ -285,6 +288,7 @@ def test_jobs_a_breaker_holds_back_do_not_hold_back_the_turns(client, clock):
     assert orgs == ["busy", "new"] * 3
 
 
+@pytest.mark.jsonfile  # older versions wrote JSON files only
 def test_a_store_an_older_version_wrote_checks_claims_and_cleans_up(
     store_path, clock, cli
 ):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +15,9 @@ from hypothesis import strategies as st
 from asyncjobs import Client, TaskRegistry
 from asyncjobs.http.app import App
 
-from ..conftest import data_files, sha256_of
+from ..conftest import ENGINES, data_files, make_unreadable, state_of
+
+pytestmark = pytest.mark.engines
 
 tasks = TaskRegistry()
 
@@ -72,6 +73,12 @@ def call(
     return Response(captured["status"], captured["headers"], data)
 
 
+def call_afresh(store_url: str, method: str, path: str, **options) -> Response:
+    """``call`` to an app on a Client of its own, as a server just started has."""
+    with Client(store_url) as fresh:
+        return call(App(fresh), method, path, **options)
+
+
 @pytest.fixture
 def app(client) -> App:
     return App(client)
@@ -96,16 +103,15 @@ def without_volatile(response: Response) -> tuple[int, dict, bytes]:
 
 
 def test_health_is_ok_on_a_readable_store_and_503_on_a_corrupt_one(
-    app, client, store_path
+    app, client, store_url, store_path
 ):
     client.submit("report", org="acme")
     ok = call(app, "GET", "/health")
     assert ok.status == 200 and ok.json["status"] == "ok"
-    store_path.write_text('{"schema": "store.v9"}')
-    Path(f"{store_path}.journal").write_text("")
-    broken = call(App(Client(store_path)), "GET", "/health")
+    words = make_unreadable(store_url, store_path)
+    broken = call_afresh(store_url, "GET", "/health")
     assert broken.status == 503 and broken.json["status"] == "unavailable"
-    assert "unknown schema" in broken.json["error"]["message"]
+    assert words in broken.json["error"]["message"]
 
 
 def test_a_job_is_served_to_its_org_and_missing_to_every_other(app, done):
@@ -149,24 +155,22 @@ def test_a_job_is_served_to_its_org_and_missing_to_every_other(app, done):
     ],
 )
 def test_tenant_headers_that_disagree_or_are_empty_are_refused_before_the_store(
-    app, client, store_path, done, headers, words
+    app, client, store_url, store_path, done, headers, words
 ):
     body = json.dumps({"task": "report"}).encode()
-    before = sha256_of(*data_files(store_path))
+    before = state_of(store_url, data_files(store_path))
     posted = call(app, "POST", "/analyze/jobs", headers=headers, body=body)
     assert posted.status == 400 and posted.json["error"] == {
         "code": "invalid_input",
         "message": posted.json["error"]["message"],
     }
     assert words in posted.json["error"]["message"]
-    assert sha256_of(*data_files(store_path)) == before
+    assert state_of(store_url, data_files(store_path)) == before
     read = call(app, "GET", f"/analyze/jobs/{done}", headers=headers)
     assert read.status == 400 and words in read.json["error"]["message"]
     # refused before the store is touched: an unreadable store changes nothing
-    store_path.write_text("{broken")
-    unread = call(
-        App(Client(store_path)), "GET", f"/analyze/jobs/{done}", headers=headers
-    )
+    make_unreadable(store_url, store_path, "{broken")
+    unread = call_afresh(store_url, "GET", f"/analyze/jobs/{done}", headers=headers)
     assert (unread.status, unread.json) == (400, read.json)
 
 
@@ -322,13 +326,13 @@ def test_posting_a_job_queues_it_for_the_header_org(app, client):
     ],
 )
 def test_bad_posts_are_refused_with_a_field_message_and_write_nothing(
-    app, client, store_path, body, status, words
+    app, client, store_url, store_path, body, status, words
 ):
     client.submit("report", org="acme")
-    before = sha256_of(*data_files(store_path))
+    before = state_of(store_url, data_files(store_path))
     answer = call(app, "POST", "/analyze/jobs", org="acme", body=body)
     assert answer.status == status and words in answer.json["error"]["message"]
-    assert sha256_of(*data_files(store_path)) == before
+    assert state_of(store_url, data_files(store_path)) == before
 
 
 def test_unknown_routes_404_and_wrong_methods_405(app):
@@ -341,7 +345,7 @@ def test_unknown_routes_404_and_wrong_methods_405(app):
 
 
 def test_telemetry_is_always_200_and_degraded_when_the_store_is_unreadable(
-    app, client, done, store_path
+    app, client, done, store_url, store_path
 ):
     call(app, "GET", f"/analyze/jobs/{done}", org="acme")
     call(app, "GET", "/nope")
@@ -377,9 +381,8 @@ def test_telemetry_is_always_200_and_degraded_when_the_store_is_unreadable(
     ):
         assert key in section
     assert section["queue_depth"] == 0 and section["last_materialize_ts"] is not None
-    store_path.write_text("{broken")
-    Path(f"{store_path}.journal").write_text("")
-    degraded = call(App(Client(store_path)), "GET", "/telemetry")
+    make_unreadable(store_url, store_path, "{broken")
+    degraded = call_afresh(store_url, "GET", "/telemetry")
     assert degraded.status == 200 and degraded.json["async"]["queue_depth"] == 0
     assert (
         degraded.json["error"]["code"] == "degraded"
@@ -410,20 +413,24 @@ def assert_contract_types(section: dict) -> None:
         assert not (kind is int and isinstance(section[key], bool)), key
 
 
-def test_the_async_block_has_the_contracts_types_readable_or_not(store_path, client):
+def test_the_async_block_has_the_contracts_types_readable_or_not(
+    store_url, store_path, client
+):
     empty = call(App(client), "GET", "/telemetry").json["async"]
     assert_contract_types(empty)
     assert empty["last_materialize_ts"] == "" and empty["oldest_queued_age_s"] == 0
     client.submit("report", org="acme")
     assert_contract_types(call(App(client), "GET", "/telemetry").json["async"])
-    store_path.write_text("{broken")
-    degraded = call(App(Client(store_path)), "GET", "/telemetry").json["async"]
+    make_unreadable(store_url, store_path, "{broken")
+    degraded = call_afresh(store_url, "GET", "/telemetry").json["async"]
     assert_contract_types(degraded)
     assert degraded["degraded"] is True and degraded["worker_seen"] is False
     assert degraded["materializer_stale"] is True and degraded["breakers"] == {}
 
 
-def test_health_carries_the_same_async_block_as_telemetry(store_path, client):
+def test_health_carries_the_same_async_block_as_telemetry(
+    store_url, store_path, client
+):
     client.submit("report", org="acme")
     app = App(client)
     health = call(app, "GET", "/health")
@@ -431,8 +438,8 @@ def test_health_carries_the_same_async_block_as_telemetry(store_path, client):
     assert health.status == 200 and health.json["status"] == "ok"
     assert health.json["async"] == telemetry.json["async"]
     assert health.json["async"]["queue_depth"] == 1
-    store_path.write_text("{broken")
-    down = call(App(Client(store_path)), "GET", "/health")
+    make_unreadable(store_url, store_path, "{broken")
+    down = call_afresh(store_url, "GET", "/health")
     assert down.status == 503 and down.json["status"] == "unavailable"
     assert down.json["error"]["code"] == "store_corrupt"
     assert down.json["async"]["degraded"] is True
@@ -536,9 +543,9 @@ PATHS = st.one_of(
     ),
 )
 def test_no_request_gets_a_server_error_and_refusals_write_nothing(
-    app, store_path, method, path, query, org, body
+    app, store_url, store_path, method, path, query, org, body
 ):
-    before = sha256_of(*data_files(store_path))
+    before = state_of(store_url, data_files(store_path))
     answer = call(app, method, f"{path}?{query}", org=org, body=body)
     assert answer.status < 500, answer.body
     assert answer.headers["Content-Type"]
@@ -547,17 +554,21 @@ def test_no_request_gets_a_server_error_and_refusals_write_nothing(
     elif answer.status >= 400:
         assert set(answer.json) == {"error"} and "Traceback" not in answer.body.decode()
     if answer.status >= 400:
-        assert sha256_of(*data_files(store_path)) == before
+        assert state_of(store_url, data_files(store_path)) == before
 
 
 # -- a store never made -------------------------------------------------------------
 
 
-def test_a_store_never_made_is_unhealthy_not_empty(tmp_path):
-    app = App(Client(tmp_path / "store.v1.json"))
-    health = call(app, "GET", "/health")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_store_never_made_is_unhealthy_not_empty(tmp_path, request, engine):
+    # pg_url names a schema no one made (store_url would make it)
+    url = request.getfixturevalue("pg_url") if engine == "postgres" else None
+    with Client(url or tmp_path / "store.v1.json") as fresh:
+        app = App(fresh)
+        health = call(app, "GET", "/health")
+        telemetry = call(app, "GET", "/telemetry")
     assert health.status == 503 and health.json["status"] == "unavailable"
     assert "no store at" in health.json["error"]["message"]
     assert "store init" in health.json["error"]["message"]
-    telemetry = call(app, "GET", "/telemetry")
     assert telemetry.status == 200 and telemetry.json["degraded"] is True

@@ -6,10 +6,13 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asyncjobs.domain import validation
+
+pytestmark = pytest.mark.engines
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 TEXT = st.text(

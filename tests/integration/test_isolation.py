@@ -21,6 +21,8 @@ from asyncjobs.tasks import TaskRegistry
 
 from .test_http import call, without_volatile
 
+pytestmark = pytest.mark.engines
+
 CANARY = "canary-7f3c9e2a"
 tasks = TaskRegistry()
 

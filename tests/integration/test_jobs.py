@@ -8,9 +8,11 @@ import json
 import pytest
 
 from asyncjobs import Conflict, InvalidInput, NotFound
-from asyncjobs.store import JsonFileStore
+from asyncjobs.store import open_store
 
-from ..conftest import data_files, exported, sha256_of
+from ..conftest import data_files, exported, on_postgres, state_of
+
+pytestmark = pytest.mark.engines
 
 # -- the Python API -------------------------------------------------------------
 
@@ -59,7 +61,7 @@ def test_an_idempotency_key_returns_the_first_job_within_an_org_only(client):
     assert len(client.list_jobs(org="acme")) == 1
 
 
-def test_submit_many_is_one_transaction_and_keeps_the_order(client):
+def test_submit_many_is_one_transaction_and_keeps_the_order(client, store_url):
     client.submit("t", org="acme")
     jobs = client.submit_many(
         [{"task": f"t{i}", "org": "acme", "payload": {"i": i}} for i in range(5)]
@@ -70,12 +72,13 @@ def test_submit_many_is_one_transaction_and_keeps_the_order(client):
     )
     assert [j.task for j in jobs] == ["t0", "t1", "t2", "t3", "t4", "t", "t"]
     assert jobs[-1].job_id == jobs[-2].job_id and jobs[-1].deduplicated
-    assert client.export()["generation"] == 2
+    if not on_postgres(store_url):  # PostgreSQL counts no commits
+        assert client.export()["generation"] == 2
 
 
-def test_submit_many_checks_every_item_before_writing(client, store_path):
+def test_submit_many_checks_every_item_before_writing(client, store_url, store_path):
     client.submit("t", org="acme")
-    before = sha256_of(*data_files(store_path))
+    before = state_of(store_url, data_files(store_path))
     with pytest.raises(InvalidInput, match=r"^item 3: priority"):
         client.submit_many(
             [
@@ -84,7 +87,7 @@ def test_submit_many_checks_every_item_before_writing(client, store_path):
                 {"task": "c", "org": "acme", "priority": 11},
             ]
         )
-    assert sha256_of(*data_files(store_path)) == before
+    assert state_of(store_url, data_files(store_path)) == before
 
 
 def test_jobs_are_listed_newest_first_and_filtered(client, clock):
@@ -175,15 +178,15 @@ def test_another_orgs_job_is_missing_to_every_operation(client):
     ],
 )
 def test_bad_input_is_refused_naming_the_field_and_writes_nothing(
-    client, store_path, kwargs, words
+    client, store_url, store_path, kwargs, words
 ):
     client.submit("t", org="acme")
-    before = sha256_of(*data_files(store_path))
+    before = state_of(store_url, data_files(store_path))
     args = {"task": "t", "org": "acme", **kwargs}
     with pytest.raises(InvalidInput) as error:
         client.submit(args.pop("task"), **args)
     assert words in str(error.value) and "\n" not in str(error.value)
-    assert sha256_of(*data_files(store_path)) == before
+    assert state_of(store_url, data_files(store_path)) == before
 
 
 def test_the_payload_limit_is_a_setting(monkeypatch, request):
@@ -288,17 +291,17 @@ def test_payload_from_a_file_or_stdin(cli, tmp_path):
     ],
 )
 def test_bad_submit_input_exits_2_with_one_line_and_writes_nothing(
-    cli, store_path, args, words
+    cli, store_url, store_path, args, words
 ):
     cli("submit", "t", "--org", "acme")
-    before = sha256_of(*data_files(store_path))
+    before = state_of(store_url, data_files(store_path))
     if "--org" not in args:
         args = ["--org", "acme", *args]
     outcome = cli("submit", "t", *args)
     assert outcome.exit_code == 2 and outcome.stdout == ""
     assert outcome.stderr.startswith("error: ") and outcome.stderr.count("\n") == 1
     assert words in outcome.stderr
-    assert sha256_of(*data_files(store_path)) == before
+    assert state_of(store_url, data_files(store_path)) == before
 
 
 def test_integers_are_kept_exactly_up_to_64_bits(cli, client):
@@ -310,6 +313,13 @@ def test_integers_are_kept_exactly_up_to_64_bits(cli, client):
         "submit", "t", "--org", "acme", "--payload", '{"n": 18446744073709551616}'
     )
     assert over.exit_code == 2 and "does not fit in 64 bits" in over.stderr
+
+
+def test_a_payload_reads_back_as_written_floats_and_key_order_too(client):
+    payload = {"z": 1e300, "a": 0.1, "m": 1.0, "b": [2.5e-300, -0.0]}
+    job = client.submit("t", org="acme", payload=payload)
+    again = client.get_job(job.job_id, org="acme").payload
+    assert json.dumps(again) == json.dumps(payload)  # the same types and order
 
 
 def test_a_payload_over_the_limit_is_refused(cli):
@@ -369,14 +379,14 @@ def test_submit_many_takes_a_large_file_in_one_go(cli, tmp_path):
     ],
 )
 def test_a_bad_line_stops_submit_many_before_anything_is_written(
-    cli, store_path, line, words
+    cli, store_url, store_path, line, words
 ):
     cli("submit", "t", "--org", "acme")
-    before = sha256_of(*data_files(store_path))
+    before = state_of(store_url, data_files(store_path))
     text = f'{{"task": "a"}}\n{{"task": "b"}}\n{line}\n{{"task": "d"}}\n'
     outcome = cli("submit-many", "-", "--org", "acme", input=text)
     assert outcome.exit_code == 2 and words in outcome.stderr, outcome.stderr
-    assert sha256_of(*data_files(store_path)) == before
+    assert state_of(store_url, data_files(store_path)) == before
 
 
 def test_jobs_lists_newest_first_with_filters(cli):
@@ -447,9 +457,9 @@ def test_the_store_stays_sound_through_job_commands(cli):
     assert doc["counts"]["events"] == 3 and doc["counts"]["notifications"] == 1
 
 
-def test_store_check_reports_an_event_of_a_missing_job(cli, store_path):
+def test_store_check_reports_an_event_of_a_missing_job(cli, store_url):
     cli("submit", "t", "--org", "acme")
-    with JsonFileStore(store_path) as store, store.transaction() as tx:
+    with open_store(store_url) as store, store.transaction() as tx:
         tx.put(
             "events",
             "evt_x",

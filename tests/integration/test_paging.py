@@ -31,6 +31,8 @@ from asyncjobs.store import JsonFileStore
 from ..conftest import exported
 from .test_http import call
 
+pytestmark = pytest.mark.engines
+
 SETTINGS = settings(
     max_examples=150,
     deadline=None,
@@ -337,13 +339,13 @@ def test_a_cleanup_between_pages_leaves_the_rest_in_order(client, clock):
 
 
 def test_another_process_submitting_between_pages_changes_nothing_seen(
-    client, clock, store_path
+    client, clock, store_url
 ):
     for _ in range(12):
         clock.advance(1)
         client.submit("report", org="acme", tasks=tasks)
     before = newest_first(client, "acme")
-    with Client(store_path, clock=clock) as other:
+    with Client(store_url, clock=clock) as other:
 
         def submit_elsewhere() -> None:
             clock.advance(1)

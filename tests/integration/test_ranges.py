@@ -13,7 +13,9 @@ import pytest
 from asyncjobs import Client, InvalidInput, TaskRegistry
 from asyncjobs.worker.loop import Worker
 
-from ..conftest import sha256_of, store_files
+from ..conftest import state_of, store_files
+
+pytestmark = pytest.mark.engines
 
 tasks = TaskRegistry()
 
@@ -41,11 +43,11 @@ def refused(outcome, words: str) -> bool:
 
 
 @pytest.fixture
-def stored(client, store_path):
-    """A store with a finished job in it; yields the sha256 of its files."""
+def stored(client, store_url, store_path):
+    """A store with a finished job in it; its state and the sha256 of its files."""
     client.submit("report", org="acme", sync=True, tasks=tasks)
     client.submit("report", org="acme")
-    return sha256_of(*store_files(store_path))
+    return state_of(store_url, store_files(store_path))
 
 
 BAD_OPTIONS = [
@@ -105,11 +107,11 @@ BAD_OPTIONS = [
 
 @pytest.mark.parametrize("args, words", BAD_OPTIONS)
 def test_an_option_outside_its_range_exits_2_naming_it_and_writes_nothing(
-    cli, stored, store_path, args, words
+    cli, stored, store_url, store_path, args, words
 ):
     outcome = cli(*args)
     assert refused(outcome, words), outcome
-    assert sha256_of(*store_files(store_path)) == stored
+    assert state_of(store_url, store_files(store_path)) == stored
 
 
 @pytest.mark.parametrize(
@@ -129,15 +131,15 @@ def test_an_option_outside_its_range_exits_2_naming_it_and_writes_nothing(
     ],
 )
 def test_a_number_in_the_environment_outside_its_range_exits_2_naming_it(
-    cli, stored, store_path, variable, value
+    cli, stored, store_url, store_path, variable, value
 ):
     outcome = cli("submit", "report", "--org", "acme", env={variable: value})
     assert refused(outcome, variable), outcome
-    assert sha256_of(*store_files(store_path)) == stored
+    assert state_of(store_url, store_files(store_path)) == stored
 
 
 def test_a_job_line_with_a_far_time_is_refused_by_its_line_number(
-    cli, stored, store_path
+    cli, stored, store_url, store_path
 ):
     lines = [{"task": "report"}, {"task": "report", "at": FAR_AHEAD}]
     outcome = cli(
@@ -148,7 +150,7 @@ def test_a_job_line_with_a_far_time_is_refused_by_its_line_number(
         input="\n".join(json.dumps(line) for line in lines),
     )
     assert refused(outcome, "line 2: at:"), outcome
-    assert sha256_of(*store_files(store_path)) == stored
+    assert state_of(store_url, store_files(store_path)) == stored
 
 
 # -- the Python API refuses the same values --------------------------------------
@@ -157,10 +159,12 @@ def test_a_job_line_with_a_far_time_is_refused_by_its_line_number(
 @pytest.mark.parametrize(
     "ttl", [10**30, 1e300, math.inf, math.nan, -1, True, "60", 100 * 366 * 86400]
 )
-def test_cleanup_refuses_a_ttl_outside_100_years(client, stored, store_path, ttl):
+def test_cleanup_refuses_a_ttl_outside_100_years(
+    client, stored, store_url, store_path, ttl
+):
     with pytest.raises(InvalidInput, match="^results_ttl_seconds: "):
         client.cleanup(results_ttl_seconds=ttl, events_ttl_seconds=1)
-    assert sha256_of(*store_files(store_path)) == stored
+    assert state_of(store_url, store_files(store_path)) == stored
 
 
 @pytest.mark.parametrize(
@@ -173,10 +177,12 @@ def test_cleanup_refuses_a_ttl_outside_100_years(client, stored, store_path, ttl
         datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
     ],
 )
-def test_cleanup_refuses_a_now_outside_1970_to_9000(client, stored, store_path, now):
+def test_cleanup_refuses_a_now_outside_1970_to_9000(
+    client, stored, store_url, store_path, now
+):
     with pytest.raises(InvalidInput, match="^now: "):
         client.cleanup(results_ttl_seconds=1, events_ttl_seconds=1, now=now)
-    assert sha256_of(*store_files(store_path)) == stored
+    assert state_of(store_url, store_files(store_path)) == stored
 
 
 @pytest.mark.parametrize(
@@ -195,11 +201,11 @@ def test_cleanup_refuses_a_now_outside_1970_to_9000(client, stored, store_path, 
     ],
 )
 def test_submit_refuses_far_times_and_huge_numbers(
-    client, stored, store_path, fields, words
+    client, stored, store_url, store_path, fields, words
 ):
     with pytest.raises(InvalidInput, match=f"^{words}"):
         client.submit("report", org="acme", **fields)
-    assert sha256_of(*store_files(store_path)) == stored
+    assert state_of(store_url, store_files(store_path)) == stored
 
 
 def test_a_time_ten_years_ahead_is_the_furthest_a_job_may_wait(client):
@@ -228,9 +234,9 @@ def test_a_worker_refuses_bad_numbers_before_it_registers(client, options, words
     assert client.workers() == []
 
 
-def test_a_client_refuses_an_endless_lock_wait(store_path):
+def test_a_client_refuses_an_endless_lock_wait(store_url):
     with pytest.raises(InvalidInput, match="^lock_timeout: "):
-        Client(store_path, lock_timeout=math.inf)
+        Client(store_url, lock_timeout=math.inf)
 
 
 @pytest.mark.parametrize(

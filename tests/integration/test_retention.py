@@ -12,7 +12,9 @@ from asyncjobs import Client, TaskRegistry
 from asyncjobs.clock import to_iso
 from asyncjobs.records import WorkerInfo
 
-from ..conftest import data_files, sha256_of, store_files
+from ..conftest import data_files, make_unreadable, sha256_of, state_of, store_files
+
+pytestmark = pytest.mark.engines
 
 tasks = TaskRegistry()
 
@@ -23,8 +25,8 @@ def report(size: int = 1) -> dict:
 
 
 @pytest.fixture
-def client(store_path, clock, tmp_path):
-    with Client(store_path, clock=clock, artifacts=tmp_path / "artifacts") as c:
+def client(store_url, clock, tmp_path):
+    with Client(store_url, clock=clock, artifacts=tmp_path / "artifacts") as c:
         yield c
 
 
@@ -118,12 +120,12 @@ def test_pruned_notifications_do_not_count_as_missing(client, clock):
 
 
 def test_a_dry_run_changes_nothing_and_is_byte_identical_twice(
-    client, clock, cli, store_path, tmp_path
+    client, clock, cli, store_url, store_path, tmp_path
 ):
     for _ in range(3):
         client.submit("report", org="acme", sync=True, tasks=tasks)
     client.compact()
-    before = sha256_of(*data_files(store_path))
+    before = state_of(store_url, data_files(store_path))
     args = [
         "cleanup",
         "--results-ttl-seconds",
@@ -140,12 +142,11 @@ def test_a_dry_run_changes_nothing_and_is_byte_identical_twice(
     assert (tmp_path / "a" / "dry.json").read_bytes() == (
         tmp_path / "b" / "dry.json"
     ).read_bytes()
-    assert sha256_of(*data_files(store_path)) == before
+    assert state_of(store_url, data_files(store_path)) == before
     doc = json.loads((tmp_path / "a" / "dry.json").read_text())
     assert doc["schema"] == "asyncjobs.retention.v1" and doc["dry_run"] is True
     assert (
-        doc["store_file"] == str(store_path)
-        and doc["now"] == "2030-01-01T00:00:00.000000Z"
+        doc["store_file"] == store_url and doc["now"] == "2030-01-01T00:00:00.000000Z"
     )
     for kind in ("results", "events", "notifications", "jobs"):
         assert set(doc[kind]) == {"delete_count", "kept_count", "deleted_ids"}
@@ -218,7 +219,7 @@ def test_outputs_through_a_planted_symlink_replace_the_link_not_the_victim(
 
 
 def test_the_metrics_file_reports_the_outcome_even_on_failure(
-    client, cli, tmp_path, store_path
+    client, cli, tmp_path, store_url, store_path
 ):
     client.submit("report", org="acme", sync=True, tasks=tasks)
     metrics = tmp_path / "textfile" / "retention.prom"
@@ -234,8 +235,7 @@ def test_the_metrics_file_reports_the_outcome_even_on_failure(
     assert 'async_retention_cleanup_exit_code{mode="live"} 0' in text
     assert 'async_retention_results_delete_count{mode="live"} 1' in text
     assert 'async_retention_events_delete_count{mode="live"} 3' in text
-    store_path.write_text('{"schema": "store.v9"}')
-    Path(f"{store_path}.journal").write_text("")
+    make_unreadable(store_url, store_path)
     failed = zero_ttl_cleanup(
         cli,
         "--metrics-file",
@@ -267,15 +267,16 @@ def test_the_metrics_file_reports_the_outcome_even_on_failure(
     ],
 )
 def test_bad_cleanup_flags_exit_2_and_change_nothing(
-    client, cli, store_path, args, words
+    client, cli, store_url, store_path, args, words
 ):
     client.submit("report", org="acme", sync=True, tasks=tasks)
-    before = sha256_of(*data_files(store_path))
+    before = state_of(store_url, data_files(store_path))
     outcome = cli("cleanup", *args)
     assert outcome.exit_code == 2 and words in outcome.stderr
-    assert sha256_of(*data_files(store_path)) == before
+    assert state_of(store_url, data_files(store_path)) == before
 
 
+@pytest.mark.jsonfile  # the JSON file's own files
 @pytest.mark.parametrize("option", ["--output-json", "--metrics-file"])
 @pytest.mark.parametrize(
     "target", ["snapshot", "journal", "lock", "temp file", "link to the journal"]
@@ -311,10 +312,10 @@ def test_an_artifact_path_that_is_a_store_file_is_refused_before_anything_is_del
 
 
 def test_the_report_and_the_metrics_may_not_share_a_file(
-    client, cli, store_path, tmp_path
+    client, cli, store_url, store_path, tmp_path
 ):
     client.submit("report", org="acme", sync=True, tasks=tasks)
-    before = sha256_of(*store_files(store_path))
+    before = state_of(store_url, store_files(store_path))
     same = tmp_path / "out" / "cleanup.txt"
     outcome = zero_ttl_cleanup(
         cli,
@@ -324,7 +325,8 @@ def test_the_report_and_the_metrics_may_not_share_a_file(
         str(tmp_path / "out" / "." / "cleanup.txt"),
     )
     assert outcome.exit_code == 2 and "--metrics-file: " in outcome.stderr
-    assert sha256_of(*store_files(store_path)) == before and not same.exists()
+    assert state_of(store_url, store_files(store_path)) == before
+    assert not same.exists()
 
 
 def unwritable(tmp_path: Path, how: str) -> Path:
@@ -339,11 +341,11 @@ def unwritable(tmp_path: Path, how: str) -> Path:
 @pytest.mark.parametrize("how", ["a folder", "under a file"])
 @pytest.mark.parametrize("option", ["--output-json", "--metrics-file"])
 def test_an_artifact_that_cannot_be_written_is_refused_before_anything_is_deleted(
-    client, cli, store_path, tmp_path, option, how
+    client, cli, store_url, store_path, tmp_path, option, how
 ):
     for _ in range(2):
         client.submit("report", org="acme", sync=True, tasks=tasks)
-    before = sha256_of(*store_files(store_path))
+    before = state_of(store_url, store_files(store_path))
     path = unwritable(tmp_path, how)
     outcome = zero_ttl_cleanup(
         cli,
@@ -355,7 +357,7 @@ def test_an_artifact_that_cannot_be_written_is_refused_before_anything_is_delete
     assert outcome.exit_code == 2 and outcome.stdout == "", outcome
     assert outcome.stderr.count("\n") == 1 and f"{option}: " in outcome.stderr
     assert str(path) in outcome.stderr
-    assert sha256_of(*store_files(store_path)) == before
+    assert state_of(store_url, store_files(store_path)) == before
     assert len(ids_of(client, "results")) == 2
 
 

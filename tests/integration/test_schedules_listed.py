@@ -4,10 +4,14 @@ tests/unit/test_schedules.py)."""
 
 from __future__ import annotations
 
+import pytest
+
 from asyncjobs import TaskRegistry
 from asyncjobs.records import WorkerInfo
 
 from ..unit.test_schedules import at
+
+pytestmark = pytest.mark.engines
 
 
 def app() -> TaskRegistry:

@@ -26,6 +26,8 @@ from ..injection import APPS, ROOT, wait_for, worker_process
 from ..integration.test_claiming import make_worker
 from .test_worker import events_of, runs, starts
 
+pytestmark = pytest.mark.engines
+
 DEADLINE = 30.0  # generous; every lease below that must not be the way out is longer
 
 
@@ -51,12 +53,12 @@ def env(runs_file: Path, artifacts: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def workers(store_path, env):
+def workers(store_url, env):
     """Start workers in their own process groups; every one is killed at the end."""
     started: list[subprocess.Popen] = []
 
     def start(*args: str) -> subprocess.Popen:
-        proc = worker_process(store_path, env, *args)
+        proc = worker_process(store_url, env, *args)
         started.append(proc)
         return proc
 

@@ -20,11 +20,13 @@ from asyncjobs import clock as clocks
 from asyncjobs.domain.catalog import FIELDS
 from asyncjobs.worker import execution
 
-from ..conftest import data_files, sha256_of
+from ..conftest import data_files, state_of
 from ..injection import asyncjobs_cmd
 from ..integration.test_claiming import make_worker
 from . import test_worker
 from .test_http_served import fetch
+
+pytestmark = pytest.mark.engines
 
 APPS = Path(__file__).parents[1] / "apps"
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +42,10 @@ def app_importable(monkeypatch):
 
 
 @contextmanager
-def serving(store_path: Path, *args: str) -> Iterator[str]:
+def serving(store_url: str, *args: str) -> Iterator[str]:
     """A real `asyncjobs serve` on a free loopback port; yields its base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "asyncjobs", "--store", str(store_path), "serve"]
+        [sys.executable, "-m", "asyncjobs", "--store", store_url, "serve"]
         + ["--port", "0", *args],
         stderr=subprocess.PIPE,
         text=True,
@@ -61,12 +63,12 @@ def serving(store_path: Path, *args: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def publish(client, store_path, env):
+def publish(client, store_url, env):
     """Run a burst worker of an app (it publishes its tasks); returns its id."""
 
     def start(app: str) -> str:
         subprocess.run(
-            asyncjobs_cmd(store_path, "worker", "--app", app, "--burst"),
+            asyncjobs_cmd(store_url, "worker", "--app", app, "--burst"),
             env=env,
             check=True,
             capture_output=True,
@@ -190,12 +192,14 @@ def test_with_no_app_and_an_empty_catalog_any_task_gets_the_defaults(client, cli
 
 
 def test_a_named_app_gives_the_tasks_queue_and_priority(
-    client, cli, app_importable, store_path
+    client, cli, app_importable, store_url
 ):
     from catalogapp import tasks as registry
 
-    by_registry = Client(store_path, app=registry).submit("routed", org="acme")
-    by_name = Client(store_path, app="catalogapp:tasks").submit("routed", org="acme")
+    with Client(store_url, app=registry) as declared:
+        by_registry = declared.submit("routed", org="acme")
+    with Client(store_url, app="catalogapp:tasks") as named:
+        by_name = named.submit("routed", org="acme")
     by_argument = client.submit("routed", org="acme", tasks=registry)
     explicit = client.submit(
         "routed", org="acme", tasks=registry, queue="urgent", priority=1
@@ -284,11 +288,11 @@ def test_a_bad_priority_or_layer_is_refused_at_declaration(options, words):
 
 
 def test_an_unknown_task_is_refused_once_a_worker_published_the_catalog(
-    client, burst, cli, server, store_path
+    client, burst, cli, server, store_url, store_path
 ):
     assert client.submit("typo.task", org="acme")  # an empty catalog takes anything
     burst()
-    before = sha256_of(*data_files(store_path))
+    before = state_of(store_url, data_files(store_path))
     with pytest.raises(InvalidInput, match="unknown task typo.task"):
         client.submit("typo.task", org="acme")
     refused = cli("submit", "typo.task", "--org", "acme")
@@ -305,7 +309,7 @@ def test_an_unknown_task_is_refused_once_a_worker_published_the_catalog(
     assert many.exit_code == 2 and "line 3: unknown task typo.task" in many.stderr
     assert status == 400 and answer["error"]["code"] == "invalid_input"
     assert "unknown task typo.task" in answer["error"]["message"]
-    assert sha256_of(*data_files(store_path)) == before  # nothing was written
+    assert state_of(store_url, data_files(store_path)) == before  # nothing was written
 
     anyway = [
         client.submit("typo.task", org="acme", allow_unknown=True).job_id,
@@ -345,8 +349,8 @@ def test_a_named_app_refuses_a_task_it_does_not_declare(client, cli, app_importa
     assert routing_of(client, anyway.stdout.strip()) == ("default", 5)
 
 
-def test_serve_with_an_app_routes_and_refuses_by_it(client, store_path):
-    with serving(store_path, "--app", "catalogapp:tasks") as base:
+def test_serve_with_an_app_routes_and_refuses_by_it(client, store_url):
+    with serving(store_url, "--app", "catalogapp:tasks") as base:
         status, created = post(base, {"task": "routed"})
         refused = post(base, {"task": "typo.task"})
         misfit = post(base, {"task": "routed", "payload": {"mnth": "2026-10"}})
@@ -435,9 +439,9 @@ def test_a_breaker_trial_with_a_misfit_payload_leaves_the_next_job_to_try(
 
 
 def test_submit_with_the_app_refuses_a_payload_that_does_not_fit(
-    client, cli, app_importable, store_path
+    client, cli, app_importable, store_url, store_path
 ):
-    before = sha256_of(*data_files(store_path))
+    before = state_of(store_url, data_files(store_path))
     outcomes = [
         cli(
             "submit",
@@ -462,9 +466,10 @@ def test_submit_with_the_app_refuses_a_payload_that_does_not_fit(
     ]
     for outcome, expected in zip(outcomes, words):
         assert outcome.exit_code == 2 and expected in outcome.stderr
-    with pytest.raises(InvalidInput, match="needs 'month'"):
-        Client(store_path, app="jobsapp:tasks").submit("dep.report", org="acme")
-    assert sha256_of(*data_files(store_path)) == before
+    with Client(store_url, app="jobsapp:tasks") as named:
+        with pytest.raises(InvalidInput, match="needs 'month'"):
+            named.submit("dep.report", org="acme")
+    assert state_of(store_url, data_files(store_path)) == before
     # Without the app nothing knows the parameters: the worker refuses it instead.
     assert client.submit("dep.report", org="acme").status == "queued"
 

@@ -8,11 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from asyncjobs.cli import cli as cli_group
 
 from ..conftest import Outcome
 from ..injection import asyncjobs_cmd as asyncjobs
 from ..injection import wait_for
+
+pytestmark = pytest.mark.engines
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).parents[1] / "apps"
@@ -101,10 +105,10 @@ def test_a_bad_name_in_a_queue_list_is_refused_naming_the_option(cli):
         assert "is not a valid name" in outcome.stderr
 
 
-def test_a_burst_worker_takes_jobs_of_a_comma_separated_queue_list(client, store_path):
+def test_a_burst_worker_takes_jobs_of_a_comma_separated_queue_list(client, store_url):
     jobs = {q: client.submit("echo", org="acme", queue=q) for q in ("a", "b", "c")}
     proc = subprocess.run(
-        asyncjobs(store_path, "worker", "-A", APP, "-b", "-l", "info", "-Q", "a,b"),
+        asyncjobs(store_url, "worker", "-A", APP, "-b", "-l", "info", "-Q", "a,b"),
         env={**os.environ, **ENV},
         capture_output=True,
         text=True,
@@ -116,9 +120,9 @@ def test_a_burst_worker_takes_jobs_of_a_comma_separated_queue_list(client, store
     assert status == {"a": "completed", "b": "completed", "c": "queued"}
 
 
-def test_a_worker_with_dash_capital_b_enqueues_periodic_tasks(client, store_path):
+def test_a_worker_with_dash_capital_b_enqueues_periodic_tasks(client, store_url):
     proc = subprocess.Popen(
-        asyncjobs(store_path, "worker", "-A", APP, "-B", "-l", "error")
+        asyncjobs(store_url, "worker", "-A", APP, "-B", "-l", "error")
         + ["--poll-seconds", "0.1"],
         env={**os.environ, **ENV},
         stderr=subprocess.DEVNULL,
@@ -145,9 +149,9 @@ def test_info_interval_is_watch_with_the_same_range(cli):
         assert "from 0.2 to 3600" in outcome.stderr
 
 
-def test_info_dash_i_refreshes_until_stopped(client, store_path):
+def test_info_dash_i_refreshes_until_stopped(client, store_url):
     proc = subprocess.Popen(
-        asyncjobs(store_path, "info", "-i", "0.2"),
+        asyncjobs(store_url, "info", "-i", "0.2"),
         env={**os.environ, **ENV},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -31,7 +31,8 @@ from .test_http_served import fetch
 ROOT = Path(__file__).resolve().parents[2]
 HELPERS = Path(__file__).parents[1] / "helpers"
 
-pytestmark = pytest.mark.slow
+# The tests taking store_url run on every engine; the others are the JSON file's.
+pytestmark = [pytest.mark.slow, pytest.mark.engines]
 
 
 def start(script: str, *args: str, env: dict[str, str] | None = None):
@@ -127,14 +128,14 @@ def test_eight_processes_submit_4000_jobs_with_none_lost_or_doubled(tmp_path):
 
 
 def test_a_server_taking_16_concurrent_posts_beside_two_workers_loses_nothing(
-    server, store_path, tmp_path
+    server, store_url, tmp_path
 ):
     """The threaded server and worker processes commit to one store."""
     env = {
         **os.environ,
         "PYTHONPATH": f"{Path(__file__).parents[1] / 'apps'}{os.pathsep}{ROOT}",
     }
-    workers = [worker_process(store_path, env) for _ in range(2)]
+    workers = [worker_process(store_url, env) for _ in range(2)]
     created: list[str] = []
 
     def post(n: int) -> None:
@@ -153,7 +154,7 @@ def test_a_server_taking_16_concurrent_posts_beside_two_workers_loses_nothing(
             thread.start()
         for thread in threads:
             thread.join()
-        with Client(store_path) as client:
+        with Client(store_url) as client:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 jobs = client.export()["jobs"].values()
@@ -166,7 +167,7 @@ def test_a_server_taking_16_concurrent_posts_beside_two_workers_loses_nothing(
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
     assert len(created) == len(set(created)) == 400
-    with Client(store_path) as client:
+    with Client(store_url) as client:
         assert client.check(strict=True).ok
         state = client.export()
         jobs = {j["job_id"]: j for j in state["jobs"].values()}
@@ -175,13 +176,18 @@ def test_a_server_taking_16_concurrent_posts_beside_two_workers_loses_nothing(
     assert {j["status"] for j in jobs.values()} == {"completed"}
 
 
-def test_eight_processes_racing_with_one_idempotency_key_make_one_job(tmp_path):
-    """Exactly one job; the seven others are told it was deduplicated."""
-    store, go = tmp_path / "store.v1.json", tmp_path / "go"
+def test_eight_processes_racing_with_one_idempotency_key_make_one_job(
+    store_url, tmp_path
+):
+    """Exactly one job; the seven others are told it was deduplicated.
+
+    The JSON file is not there yet: the first commit makes it.
+    """
+    go = tmp_path / "go"
     procs = [
         start(
             "barrier_submitter.py",
-            str(store),
+            store_url,
             str(go),
             "acme",
             "1",
@@ -197,7 +203,7 @@ def test_eight_processes_racing_with_one_idempotency_key_make_one_job(tmp_path):
         answers.append(tuple(out.split()))
     assert len({job_id for job_id, _ in answers}) == 1
     assert sorted(flag for _, flag in answers) == ["False"] + ["True"] * 7
-    with Client(store) as client:
+    with Client(store_url) as client:
         assert len(client.list_jobs(org="acme")) == 1
 
 

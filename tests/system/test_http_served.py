@@ -11,6 +11,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.engines
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

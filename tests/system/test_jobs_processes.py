@@ -14,6 +14,8 @@ from asyncjobs import Client
 
 from ..injection import asyncjobs_cmd, under_strace
 
+pytestmark = pytest.mark.engines
+
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
 def test_submit_many_is_all_or_nothing_when_the_disk_fails(tmp_path):

@@ -17,6 +17,8 @@ import pytest
 
 from asyncjobs import InvalidInput, JobFailed, NotFound, WaitTimedOut
 
+pytestmark = pytest.mark.engines
+
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).parents[1] / "apps"
 APP = "jobsapp:tasks"
@@ -31,13 +33,13 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def asyncjobs(store_path: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "asyncjobs", "--store", str(store_path), *args]
+def asyncjobs(store_url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "asyncjobs", "--store", store_url, *args]
 
 
-def start(store_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+def start(store_url: str, env: dict[str, str], *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        asyncjobs(store_path, *args),
+        asyncjobs(store_url, *args),
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -45,9 +47,9 @@ def start(store_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen
     )
 
 
-def burst_worker(store_path: Path, env: dict[str, str]) -> None:
+def burst_worker(store_url: str, env: dict[str, str]) -> None:
     proc = subprocess.run(
-        asyncjobs(store_path, "worker", "-A", APP, "--burst", "--log-level", "error"),
+        asyncjobs(store_url, "worker", "-A", APP, "--burst", "--log-level", "error"),
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -117,19 +119,19 @@ def test_run_exits_7_when_its_attempt_fails_even_with_a_retry_scheduled(
 
 
 def test_wait_exits_0_once_a_worker_in_another_process_completes_the_job(
-    client, store_path, env
+    client, store_url, env
 ):
     job = client.submit("echo", org="acme")
-    waiter = start(store_path, env, "wait", job.job_id, "--org", "acme")
-    burst_worker(store_path, env)
+    waiter = start(store_url, env, "wait", job.job_id, "--org", "acme")
+    burst_worker(store_url, env)
     out, err = waiter.communicate(timeout=60)
     assert (waiter.returncode, out, err) == (0, f"{job.job_id} completed\n", "")
 
 
-def test_wait_exits_7_with_the_job_on_stdout_when_it_failed(client, store_path, env):
+def test_wait_exits_7_with_the_job_on_stdout_when_it_failed(client, store_url, env):
     job = client.submit("fail", org="acme", payload={"message": "no"}, max_retries=0)
-    waiter = start(store_path, env, "wait", job.job_id, "--org", "acme", "--json")
-    burst_worker(store_path, env)
+    waiter = start(store_url, env, "wait", job.job_id, "--org", "acme", "--json")
+    burst_worker(store_url, env)
     out, err = waiter.communicate(timeout=60)
     assert waiter.returncode == 7
     assert json.loads(out)["status"] == "failed"
@@ -171,9 +173,10 @@ def test_wait_refuses_a_timeout_outside_its_range(cli, client):
         assert outcome.exit_code == 2 and "'--timeout'" in outcome.stderr
 
 
+@pytest.mark.jsonfile  # counts the JSON file's lock calls
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
 def test_wait_looks_at_the_store_a_few_times_a_second_not_in_a_busy_loop(
-    client, store_path, env, tmp_path
+    client, store_url, env, tmp_path
 ):
     """Each look is one read transaction, one flock and one unlock: count them."""
     job = client.submit("echo", org="acme")
@@ -182,7 +185,7 @@ def test_wait_looks_at_the_store_a_few_times_a_second_not_in_a_busy_loop(
         counts = tmp_path / "strace.txt"
         subprocess.run(
             ["strace", "-f", "-c", "-e", "trace=flock", "-o", str(counts)]
-            + asyncjobs(store_path, *args),
+            + asyncjobs(store_url, *args),
             env={**os.environ, **env},
             capture_output=True,
             timeout=60,

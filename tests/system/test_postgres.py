@@ -291,8 +291,16 @@ def test_a_database_restart_mid_run_loses_nothing(tmp_path, env, hosts, runs_fil
             while not runs(runs_file):
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
-            server._run(
-                "pg_ctl", "-D", f"{server.folder}/data", "-m", "fast", "-w", "restart"
+            server._run(  # its log file: the restarted server must not hold our pipes
+                "pg_ctl",
+                "-D",
+                f"{server.folder}/data",
+                "-l",
+                f"{server.folder}/server.log",
+                "-m",
+                "fast",
+                "-w",
+                "restart",
             )
         with Client(url) as client:  # a new connection after the restart
             second = client.submit_many(

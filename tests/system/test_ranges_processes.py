@@ -8,12 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import sha256_of, store_files
+from asyncjobs import Client
+
+from ..conftest import on_postgres, sha256_of, state_of, store_files
 from ..integration import test_ranges
 from ..integration.test_ranges import FAR_AHEAD, WORKER, refused
 
 APPS = Path(__file__).parents[1] / "apps"
 stored = test_ranges.stored  # the fixture: a store with a finished job in it
+
+pytestmark = pytest.mark.engines
 
 
 @pytest.mark.parametrize(
@@ -38,11 +42,11 @@ stored = test_ranges.stored  # the fixture: a store with a finished job in it
     ],
 )
 def test_real_processes_refuse_out_of_range_numbers_at_once(
-    console, stored, store_path, args, env, words
+    console, stored, store_url, store_path, args, env, words
 ):
     outcome = console(*args, env={"PYTHONPATH": str(APPS), **env}, timeout=30)
     assert refused(outcome, words), outcome
-    assert sha256_of(*store_files(store_path)) == stored
+    assert state_of(store_url, store_files(store_path)) == stored
 
 
 @pytest.mark.parametrize(
@@ -56,8 +60,12 @@ def test_real_processes_refuse_out_of_range_numbers_at_once(
     ],
 )
 def test_a_worker_with_bad_options_stops_before_it_touches_the_store(
-    console, store_path, args
+    console, store_url, store_path, args
 ):
     outcome = console(*WORKER, *args, env={"PYTHONPATH": str(APPS)}, timeout=30)
     assert outcome.exit_code == 2 and outcome.stderr.count("\n") == 1, outcome
     assert set(sha256_of(*store_files(store_path)).values()) == {None}
+    if on_postgres(store_url):  # made empty by the fixture: still empty
+        with Client(store_url) as made:
+            state = made.export()
+        assert not any(state[kind] for kind in ("workers", "tasks", "jobs"))

@@ -18,12 +18,14 @@ from ..injection import asyncjobs_cmd, under_strace
 from ..integration import test_retention
 from ..integration.test_retention import ids_of, tasks
 
+pytestmark = pytest.mark.engines
+
 ROOT = Path(__file__).resolve().parents[2]
 client = test_retention.client  # the fixture: a Client with its artifacts in tmp_path
 
 
 def test_the_cron_script_runs_from_the_checkout_with_the_runbook_flags(
-    client, store_path, tmp_path
+    client, store_url, tmp_path
 ):
     client.submit("report", org="acme", sync=True, tasks=tasks)
     artifact = tmp_path / "artifacts" / "async" / "retention-dry-run.json"
@@ -33,7 +35,7 @@ def test_the_cron_script_runs_from_the_checkout_with_the_runbook_flags(
         [
             *script,
             "--store-file",
-            str(store_path),
+            store_url,
             "--results-ttl-seconds",
             "0",
             "--events-ttl-seconds",
@@ -54,7 +56,7 @@ def test_the_cron_script_runs_from_the_checkout_with_the_runbook_flags(
         [
             *script,
             "--store-file",
-            str(store_path),
+            store_url,
             "--results-ttl-seconds",
             "0",
             "--events-ttl-seconds",
@@ -82,6 +84,7 @@ def test_the_cron_script_runs_from_the_checkout_with_the_runbook_flags(
     )
 
 
+@pytest.mark.jsonfile  # the JSON file's journal
 def test_the_cron_script_refuses_to_write_its_report_over_the_journal(
     client, store_path
 ):
@@ -112,7 +115,7 @@ def test_the_cron_script_refuses_to_write_its_report_over_the_journal(
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
 def test_a_report_that_fails_after_the_commit_goes_to_stdout_with_exit_6(
-    client, store_path, tmp_path
+    client, store_url, tmp_path
 ):
     for _ in range(2):
         client.submit("report", org="acme", sync=True, tasks=tasks)
@@ -120,7 +123,7 @@ def test_a_report_that_fails_after_the_commit_goes_to_stdout_with_exit_6(
     report = tmp_path / "reports" / "retention.json"
     metrics = tmp_path / "reports" / "retention.prom"
     command = asyncjobs_cmd(
-        store_path,
+        store_url,
         "cleanup",
         "--results-ttl-seconds",
         "0",

@@ -21,6 +21,8 @@ import pytest
 
 from asyncjobs import Client
 
+pytestmark = pytest.mark.engines
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -77,14 +79,15 @@ class Served:
 
 
 @pytest.fixture
-def serve(store_path: Path, tmp_path: Path) -> Iterator[Callable[..., Served]]:
+def serve(store_url: str, tmp_path: Path) -> Iterator[Callable[..., Served]]:
     """Start `asyncjobs serve --port 0 ARGS...`; each stops when the test ends.
 
     stderr goes to a file, not a pipe, so warnings can never fill a pipe and
     stall the server.
     """
     started: list[Served] = []
-    Client(store_path).init_store()  # a store to be healthy about
+    with Client(store_url) as made:  # a store to be healthy about
+        made.init_store()
 
     def start(*args: str, descriptors: int | None = None) -> Served:
         def limit() -> None:
@@ -93,7 +96,7 @@ def serve(store_path: Path, tmp_path: Path) -> Iterator[Callable[..., Served]]:
         err = tmp_path / f"serve-{len(started)}.err"
         with err.open("w") as sink:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "asyncjobs", "--store", str(store_path)]
+                [sys.executable, "-m", "asyncjobs", "--store", store_url]
                 + ["serve", "--port", "0", *args],
                 stdout=subprocess.DEVNULL,
                 stderr=sink,

@@ -18,18 +18,20 @@ from asyncjobs import Client, clock
 from ..conftest import exported
 from ..injection import wait_for
 
+pytestmark = pytest.mark.engines
+
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).parents[1] / "apps"
 APP = "jobsapp:tasks"
 
 
-def worker_cmd(store_path: Path, *args: str) -> list[str]:
+def worker_cmd(store_url: str, *args: str) -> list[str]:
     return [
         sys.executable,
         "-m",
         "asyncjobs",
         "--store",
-        str(store_path),
+        store_url,
         "worker",
         "--app",
         APP,
@@ -40,12 +42,12 @@ def worker_cmd(store_path: Path, *args: str) -> list[str]:
 
 
 @pytest.fixture
-def burst(store_path, env):
+def burst(store_url, env):
     """Run a burst worker to completion (it exits when nothing is runnable)."""
 
     def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            worker_cmd(store_path, "--burst", *args),
+            worker_cmd(store_url, "--burst", *args),
             env=env,
             capture_output=True,
             text=True,
@@ -58,13 +60,13 @@ def burst(store_path, env):
 
 
 @pytest.fixture
-def background(store_path, env):
+def background(store_url, env):
     """Start workers in their own process groups; every one is killed at the end."""
     started: list[subprocess.Popen] = []
 
     def start(*args: str) -> subprocess.Popen:
         proc = subprocess.Popen(
-            worker_cmd(store_path, *args),
+            worker_cmd(store_url, *args),
             env=env,
             text=True,
             stderr=subprocess.PIPE,
@@ -102,7 +104,7 @@ def events_of(client: Client, job_id: str, org: str = "acme") -> list[str]:
 # -- running and retrying ---------------------------------------------------------------
 
 
-def test_a_worker_runs_jobs_and_stores_their_results(client, burst, store_path):
+def test_a_worker_runs_jobs_and_stores_their_results(client, burst, store_url):
     job = client.submit("echo", org="acme", payload={"month": "2026-10"})
     proc = burst()
     assert proc.returncode == 0
@@ -281,7 +283,7 @@ def test_a_job_that_kills_its_worker_every_time_ends_failed_not_in_a_loop(
     assert starts(runs_file)[poison.job_id] == 2
 
 
-def test_two_workers_never_run_one_job_twice(client, store_path, env, runs_file):
+def test_two_workers_never_run_one_job_twice(client, store_url, env, runs_file):
     jobs = client.submit_many(
         [
             {"task": "echo", "org": f"org{i % 3}", "payload": {"i": i}}
@@ -290,7 +292,7 @@ def test_two_workers_never_run_one_job_twice(client, store_path, env, runs_file)
     )
     procs = [
         subprocess.Popen(
-            worker_cmd(store_path, "--burst", "-c", "2"),
+            worker_cmd(store_url, "--burst", "-c", "2"),
             env=env,
             stderr=subprocess.DEVNULL,
         )
@@ -447,11 +449,11 @@ def test_two_beat_workers_enqueue_each_slot_once(client, background):
 
 
 def test_schedules_show_the_slot_a_beat_worker_enqueued(
-    client, store_path, env, console
+    client, store_url, env, console
 ):
     # --max-jobs 1: the beat enqueues tick's slot, the worker runs it and exits
     proc = subprocess.run(
-        worker_cmd(store_path, "--beat", "--max-jobs", "1", "--poll-seconds", "0.1"),
+        worker_cmd(store_url, "--beat", "--max-jobs", "1", "--poll-seconds", "0.1"),
         env=env,
         capture_output=True,
         text=True,
@@ -488,7 +490,7 @@ def test_schedules_show_the_slot_a_beat_worker_enqueued(
 
 
 def test_fail_open_runs_the_job_inline_with_the_same_records(
-    cli, env, store_path, console
+    cli, env, store_url, console
 ):
     outcome = console(
         "submit",
@@ -561,14 +563,14 @@ def test_workers_lists_each_worker_with_its_state(client, burst, cli):
     assert "WORKER_ID" in cli("workers").stdout
 
 
-def test_a_bad_app_is_a_clear_usage_error(burst, store_path, env):
+def test_a_bad_app_is_a_clear_usage_error(burst, store_url, env):
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "asyncjobs",
             "--store",
-            str(store_path),
+            store_url,
             "worker",
             "--app",
             "no_such_module:tasks",
@@ -583,6 +585,7 @@ def test_a_bad_app_is_a_clear_usage_error(burst, store_path, env):
     assert proc.stderr.startswith("error: app: cannot import no_such_module")
 
 
+@pytest.mark.jsonfile  # the JSON file's lock file
 def test_a_worker_rides_out_a_store_locked_by_another_process(client, store_path, env):
     job = client.submit("echo", org="acme")
     holder = subprocess.Popen(

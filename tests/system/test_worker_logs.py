@@ -26,6 +26,8 @@ from asyncjobs import Client, logs
 from ..injection import asyncjobs_cmd as asyncjobs
 from ..injection import wait_for
 
+pytestmark = pytest.mark.engines
+
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).parents[1] / "apps"
 APP = "jobsapp:tasks"
@@ -33,12 +35,12 @@ ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
 @pytest.fixture
-def burst(store_path, env):
+def burst(store_url, env):
     """Run `asyncjobs worker -A jobsapp:tasks --burst ARGS` to its end."""
 
     def run(*args: str) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            asyncjobs(store_path, "worker", "-A", APP, "--burst", *args),
+            asyncjobs(store_url, "worker", "-A", APP, "--burst", *args),
             env=env,
             capture_output=True,
             text=True,
@@ -133,11 +135,11 @@ def test_the_traceback_of_a_failed_attempt_is_logged_at_debug(client, burst):
 
 
 def test_a_dead_workers_job_taken_back_is_a_warning_naming_the_worker_that_lost_it(
-    client, store_path, env, runs_file
+    client, store_url, env, runs_file
 ):
     job = client.submit("sleep", org="acme", payload={"seconds": 0.2}, max_retries=1)
     first = subprocess.Popen(
-        asyncjobs(store_path, "worker", "-A", APP, "--lease-seconds", "1")
+        asyncjobs(store_url, "worker", "-A", APP, "--lease-seconds", "1")
         + ["--poll-seconds", "0.05", "-l", "error"],
         env=env,
         stderr=subprocess.DEVNULL,
@@ -151,7 +153,7 @@ def test_a_dead_workers_job_taken_back_is_a_warning_naming_the_worker_that_lost_
     lost = client.get_job(job.job_id, org="acme")
     assert lost.status == "running"
     rescuer = subprocess.run(
-        asyncjobs(store_path, "worker", "-A", APP, "--lease-seconds", "1")
+        asyncjobs(store_url, "worker", "-A", APP, "--lease-seconds", "1")
         + ["--poll-seconds", "0.05", "--max-jobs", "1", "-l", "warning"],
         env=env,
         capture_output=True,
@@ -200,9 +202,9 @@ def test_worker_json_logs_are_one_object_a_line_with_job_and_worker_ids(client, 
     assert said["message"].endswith("saying hello")
 
 
-def test_a_fatal_error_under_json_logs_is_a_json_line_too(store_path, env):
+def test_a_fatal_error_under_json_logs_is_a_json_line_too(store_url, env):
     proc = subprocess.run(
-        asyncjobs(store_path, "worker", "-A", "no_such_module:tasks", "--burst")
+        asyncjobs(store_url, "worker", "-A", "no_such_module:tasks", "--burst")
         + ["--log-format", "json"],
         env=env,
         capture_output=True,
@@ -215,12 +217,13 @@ def test_a_fatal_error_under_json_logs_is_a_json_line_too(store_path, env):
     assert doc["message"].startswith("app: cannot import no_such_module")
 
 
-def test_serve_json_logs_carry_the_request_id_of_each_answer(store_path, tmp_path):
-    Client(store_path).init_store()
+def test_serve_json_logs_carry_the_request_id_of_each_answer(store_url, tmp_path):
+    with Client(store_url) as made:
+        made.init_store()
     err = tmp_path / "serve.err"
     with err.open("w") as sink:
         proc = subprocess.Popen(
-            asyncjobs(store_path, "serve", "--port", "0", "-l", "info")
+            asyncjobs(store_url, "serve", "--port", "0", "-l", "info")
             + ["--log-format", "json"],
             stderr=sink,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -256,12 +259,13 @@ def test_serve_json_logs_carry_the_request_id_of_each_answer(store_path, tmp_pat
     assert [d["message"].split('" ')[1].split()[0] for d in access] == ["200", "404"]
 
 
-def test_serve_logs_nothing_per_request_by_default(store_path, tmp_path):
-    Client(store_path).init_store()
+def test_serve_logs_nothing_per_request_by_default(store_url, tmp_path):
+    with Client(store_url) as made:
+        made.init_store()
     err = tmp_path / "serve.err"
     with err.open("w") as sink:
         proc = subprocess.Popen(
-            asyncjobs(store_path, "serve", "--port", "0"),
+            asyncjobs(store_url, "serve", "--port", "0"),
             stderr=sink,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )

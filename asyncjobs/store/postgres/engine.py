@@ -44,7 +44,7 @@ from . import schema
 try:
     import psycopg
     from psycopg import sql
-    from psycopg.types.json import Jsonb
+    from psycopg.types.json import Json
 except ImportError:  # pragma: no cover - the extra is missing
     psycopg = None  # type: ignore[assignment]
 
@@ -218,9 +218,11 @@ class PostgresStore(Store):
         with self._session() as conn:
             self._check_ready(conn)
             with conn.transaction():
-                yield _PgTransaction(
+                tx = _PgTransaction(
                     conn, writable=True, clock=clock, channel=self.channel
                 )
+                yield tx
+                tx.flush()
 
     @contextmanager
     def read(self, *, clock: Clock | None = None) -> Iterator[Transaction]:
@@ -360,6 +362,23 @@ class _PgTransaction(KeyValueTransaction):
         self._writable = writable
         self._channel = channel
         self._woken = False
+        # Fair-tag records written, held until a read of the lanes table or
+        # the commit: a large submit would otherwise rewrite one org's row
+        # once per job, and each rewrite of a row in one transaction costs
+        # more than the last (its dead versions pile up).
+        self._lanes: dict[str, Record] = {}
+
+    def flush(self) -> None:
+        """Write the fair-tag records held back (see ``__init__``)."""
+        if not self._lanes:
+            return
+        pending, self._lanes = self._lanes, {}
+        with self._conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO lanes (key, doc) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET doc = EXCLUDED.doc",
+                [(key, Json(record)) for key, record in pending.items()],
+            )
 
     def _database_clock(self) -> datetime:
         moment = self._conn.execute("SELECT clock_timestamp()").fetchone()[0]
@@ -387,6 +406,8 @@ class _PgTransaction(KeyValueTransaction):
     def get(self, kind: str, key: str) -> Record | None:
         if not isinstance(key, str):
             return None
+        if kind == "lanes" and key in self._lanes:
+            return self._lanes[key]
         if kind == "counters":
             return _merge(
                 r[0]
@@ -403,12 +424,15 @@ class _PgTransaction(KeyValueTransaction):
 
     def put(self, kind: str, key: str, record: Record) -> None:
         self._check_writable()
+        if kind == "lanes":
+            self._lanes[key] = record
+            return
         if kind == "counters":
             # a record written whole (the retention cutoff): one shard holds it
             self._conn.execute("DELETE FROM counters WHERE name = %s", (key,))
             self._conn.execute(
                 "INSERT INTO counters (name, shard, doc) VALUES (%s, 0, %s)",
-                (key, Jsonb(record)),
+                (key, Json(record)),
             )
             return
         table, column = self._table(kind)
@@ -417,7 +441,7 @@ class _PgTransaction(KeyValueTransaction):
                 "INSERT INTO {t} ({k}, doc) VALUES (%s, %s) "
                 "ON CONFLICT ({k}) DO UPDATE SET doc = EXCLUDED.doc"
             ).format(t=table, k=column),
-            (key, Jsonb(record)),
+            (key, Json(record)),
         )
 
     def delete(self, kind: str, key: str) -> None:
@@ -428,6 +452,8 @@ class _PgTransaction(KeyValueTransaction):
         keys = list(keys)
         if not keys:
             return
+        if kind == "lanes":
+            self.flush()
         if kind == "counters":
             self._conn.execute("DELETE FROM counters WHERE name = ANY(%s)", (keys,))
             return
@@ -440,6 +466,8 @@ class _PgTransaction(KeyValueTransaction):
 
     def keyed(self, kind: str) -> Iterator[tuple[str, Record]]:
         """Every record of a kind with its key (export)."""
+        if kind == "lanes":
+            self.flush()
         if kind == "counters":
             names = [
                 r[0]
@@ -482,6 +510,8 @@ class _PgTransaction(KeyValueTransaction):
         ]
 
     def count(self, kind: str) -> int:
+        if kind == "lanes":
+            self.flush()
         if kind == "counters":
             return self._rows("SELECT count(DISTINCT name) FROM counters")[0][0]
         table, _ = self._table(kind)
@@ -520,6 +550,7 @@ class _PgTransaction(KeyValueTransaction):
         )[0][0]
 
     def lane_next_tag(self, queue: str, priority: int) -> int:
+        self.flush()
         return self._rows(
             "SELECT coalesce(max(next_tag), 0) FROM lanes WHERE queue = %s AND priority = %s",
             (queue, priority),
@@ -574,7 +605,7 @@ class _PgTransaction(KeyValueTransaction):
                 "INSERT INTO jobs (job_id, doc) VALUES (%s, %s) "
                 "ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
                 "DO NOTHING RETURNING job_id",
-                (job.job_id, Jsonb(job.to_dict())),
+                (job.job_id, Json(job.to_dict())),
             )
             if not inserted:  # another submitter of the key committed first
                 found = self._keyed_job(job.org_id, key or "")
@@ -611,7 +642,7 @@ class _PgTransaction(KeyValueTransaction):
                 self._conn.execute(
                     "INSERT INTO notifications (notification_id, doc) VALUES (%s, %s) "
                     "ON CONFLICT DO NOTHING",
-                    (record.key, Jsonb(record.to_dict())),
+                    (record.key, Json(record.to_dict())),
                 )
             else:
                 super().save(record)
@@ -665,7 +696,7 @@ class _PgTransaction(KeyValueTransaction):
         self._conn.execute(
             "INSERT INTO counters (name, shard, doc) VALUES (%s, %s, %s) "
             "ON CONFLICT (name, shard) DO UPDATE SET doc = EXCLUDED.doc",
-            (counter, shard, Jsonb(record)),
+            (counter, shard, Json(record)),
         )
 
     def load(self, records: Any) -> int:
@@ -689,7 +720,7 @@ class _PgTransaction(KeyValueTransaction):
                     query = sql.SQL("INSERT INTO {} ({}, doc) VALUES (%s, %s)").format(
                         table, column
                     )
-                cursor.executemany(query, [(key, Jsonb(doc)) for key, doc in rows])
+                cursor.executemany(query, [(key, Json(doc)) for key, doc in rows])
                 written += len(rows)
         return written
 
@@ -698,11 +729,17 @@ class _PgTransaction(KeyValueTransaction):
     ) -> int:
         if notification_ids is None:
             self._check_writable()
-            return self._conn.execute(
-                "UPDATE notifications SET doc = jsonb_set(doc, '{read_at}', to_jsonb(%s::text)) "
-                "WHERE org_id = %s AND read_at IS NULL",
-                (at, org),
-            ).rowcount
+            unread = self._rows(
+                "SELECT notification_id, doc FROM notifications "
+                "WHERE org_id = %s AND read_at IS NULL FOR UPDATE",
+                (org,),
+            )
+            with self._conn.cursor() as cursor:
+                cursor.executemany(
+                    "UPDATE notifications SET doc = %s WHERE notification_id = %s",
+                    [(Json({**doc, "read_at": at}), key) for key, doc in unread],
+                )
+            return len(unread)
         return super().mark_read(org, notification_ids, at)
 
     # -- pages ---------------------------------------------------------------

@@ -1,8 +1,11 @@
 """The schema of the PostgreSQL engine, as forward-only migrations.
 
-Each record kind is a table of ``(key, doc jsonb)``: the document is the
+Each record kind is a table of ``(key, doc json)``: the document is the
 record exactly as the JSON store keeps it (``records.py``), so an export is
-the same JSON document on both engines. The fields the engine selects and
+the same JSON document on both engines. ``json``, not ``jsonb``: ``jsonb``
+would sort a record's keys (a worker's or catalog record would print in
+another order than on the JSON file) and turn a float such as ``1e300``
+into an integer. The fields the engine selects and
 orders by are generated columns with indexes, compared byte for byte
 (``COLLATE "C"``), as Python compares the same strings.
 
@@ -35,14 +38,14 @@ def _text(field: str) -> str:
 def _int(field: str, sql_type: str = "bigint") -> str:
     return (
         f"{field} {sql_type} GENERATED ALWAYS AS "
-        f"(CASE WHEN jsonb_typeof(doc->'{field}') = 'number' "
+        f"(CASE WHEN json_typeof(doc->'{field}') = 'number' "
         f"THEN (doc->>'{field}')::numeric::{sql_type} END) STORED"
     )
 
 
 def _table(kind: str, *columns: str) -> str:
     body = ",\n  ".join(
-        [f'{KEYS[kind]} text COLLATE "C" PRIMARY KEY', "doc jsonb NOT NULL", *columns]
+        [f'{KEYS[kind]} text COLLATE "C" PRIMARY KEY', "doc json NOT NULL", *columns]
     )
     return f"CREATE TABLE {kind} (\n  {body}\n)"
 
@@ -110,7 +113,7 @@ MIGRATIONS: dict[int, list[str]] = {
         _table("orgs"),
         # counters as shards: each process adds to its own row, reads sum them
         'CREATE TABLE counters (name text COLLATE "C" NOT NULL, shard int NOT NULL, '
-        "doc jsonb NOT NULL, PRIMARY KEY (name, shard))",
+        "doc json NOT NULL, PRIMARY KEY (name, shard))",
         "ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, fillfactor = 80)",
     ],
 }
