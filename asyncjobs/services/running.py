@@ -469,7 +469,8 @@ class Runner:
             token,
             outcome,
             folder=self.artifacts_folder,
-            inline_bytes=self.inline_bytes,
+            # an engine serving many hosts keeps every value in its records
+            inline_bytes=self.inline_bytes if self.store.result_files else 2**62,
             clock=self._now,
         )
 

@@ -383,6 +383,11 @@ class Store(ABC):
     # of its own (services/running.py). False when each process reads its
     # own wall clock, as the JSON file's do.
     one_clock: bool = False
+    # True when a result value too large to keep inline goes to a file beside
+    # the store (services/artifacts.py): fine for one machine's store; an
+    # engine that serves many hosts keeps every value in its records, since
+    # another host cannot read this one's files.
+    result_files: bool = True
 
     @abstractmethod
     def transaction(

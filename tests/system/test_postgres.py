@@ -321,3 +321,23 @@ def test_a_database_restart_mid_run_loses_nothing(tmp_path, env, hosts, runs_fil
             )  # it rode out the restart
     finally:
         server.stop()
+
+
+def test_a_large_result_is_kept_in_the_database_for_every_host(pg_url, tmp_path):
+    from asyncjobs import TaskRegistry
+
+    app = TaskRegistry()
+
+    @app.task(name="big")
+    def big(size: int) -> str:
+        return "x" * size
+
+    here, there = tmp_path / "host-a", tmp_path / "host-b"
+    with Client(pg_url, artifacts=here, app=app) as client:
+        client.init_store()
+        job = client.submit("big", org="acme", payload={"size": 300_000}, sync=True)
+        assert job.status.value == "completed"
+    with Client(pg_url, artifacts=there) as elsewhere:  # another host, other disks
+        doc = elsewhere.get_result(job.result_id, org="acme")
+    assert doc["value"] == "x" * 300_000
+    assert not here.exists() or not any(here.rglob("*"))  # no file on host a

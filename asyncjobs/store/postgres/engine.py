@@ -111,6 +111,7 @@ class PostgresStore(Store):
     """A store in a PostgreSQL schema: see the module docstring."""
 
     one_clock = True  # now is the database's, on every host
+    result_files = False  # values live in the database, readable from any host
 
     def __init__(self, url: str, *, lock_timeout: float = 10.0) -> None:
         if psycopg is None:
