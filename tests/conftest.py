@@ -256,6 +256,21 @@ def server(store_url: str) -> Iterator[str]:
 # -- PostgreSQL ----------------------------------------------------------------
 
 
+def throwaway_pg():
+    """A new PostgreSQL server (scripts/pgserver.py), or skip saying why; under CI=true, fail."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import pgserver
+    finally:
+        sys.path.pop(0)
+    try:
+        return pgserver.start()
+    except RuntimeError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL tests must run under CI=true: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """The URL of a PostgreSQL server for this run.
@@ -269,17 +284,7 @@ def pg_server() -> Iterator[str]:
     if url:
         yield url
         return
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import pgserver
-    finally:
-        sys.path.pop(0)
-    try:
-        server = pgserver.start()
-    except RuntimeError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL tests must run under CI=true: {exc}")
-        pytest.skip(f"no PostgreSQL server: {exc}")
+    server = throwaway_pg()
     try:
         yield server.url
     finally:

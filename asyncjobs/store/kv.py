@@ -439,12 +439,16 @@ class KeyValueTransaction(Transaction):
             )
         return plan
 
-    def load(self, records: Mapping[str, Mapping[str, Record]]) -> int:
+    def refuse_unless_empty(self) -> None:
+        """Conflict when the store holds any record (``load`` writes only into an empty one)."""
         held = [kind for kind in KINDS if self.count(kind)]
         if held:
             raise Conflict(
                 f"the store is not empty ({', '.join(held)}): import into a new store"
             )
+
+    def load(self, records: Mapping[str, Mapping[str, Record]]) -> int:
+        self.refuse_unless_empty()
         written = 0
         for kind in KINDS:
             for key, record in records.get(kind, {}).items():

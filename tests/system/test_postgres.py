@@ -22,6 +22,8 @@ import pytest
 
 from asyncjobs import Client
 
+from ..conftest import throwaway_pg
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -264,17 +266,7 @@ def test_eight_processes_racing_one_idempotency_key_make_one_job(pg_url, tmp_pat
 
 @pytest.mark.slow
 def test_a_database_restart_mid_run_loses_nothing(tmp_path, env, hosts, runs_file):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import pgserver
-    finally:
-        sys.path.pop(0)
-    try:
-        server = pgserver.start()
-    except RuntimeError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL tests must run under CI=true: {exc}")
-        pytest.skip(f"no PostgreSQL server: {exc}")
+    server = throwaway_pg()  # a server of its own: this test restarts it
     url = f"{server.url}?schema=restart"
     try:
         with Client(url) as client:

@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ... import clock as clocks
 from ...clock import Clock
 from ...domain import paging
-from ...errors import Conflict, InvalidInput, StoreCorrupt, StoreError
+from ...errors import InvalidInput, StoreCorrupt, StoreError
 from ...records import Job, Notification, Record, StoredRecord
 from ..kv import KeyValueTransaction
 from ..ports import KINDS, Listener, PageOf, Store, Transaction, Verification
@@ -701,11 +701,7 @@ class _PgTransaction(KeyValueTransaction):
         )
 
     def load(self, records: Any) -> int:
-        held = [kind for kind in KINDS if self.count(kind)]
-        if held:
-            raise Conflict(
-                f"the store is not empty ({', '.join(held)}): import into a new store"
-            )
+        self.refuse_unless_empty()
         written = 0
         with self._conn.cursor() as cursor:
             for kind in KINDS:
