@@ -85,7 +85,10 @@ class Client:
             clock,
             self.submit_many,
             artifacts_folder=self.artifacts,
-            inline_bytes=settings.result_inline_bytes,
+            # an engine serving many hosts keeps every value in its records
+            inline_bytes=(
+                settings.result_inline_bytes if self._store.result_files else None
+            ),
         )
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -222,6 +223,30 @@ def make_unreadable(
             (schema.VERSION + 1,),
         )
     return "newer than this asyncjobs knows"
+
+
+@pytest.fixture
+def spawn(env: dict[str, str]) -> Iterator:
+    """Start processes in their own process groups (stderr piped); all killed at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start(command: list[str]) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            text=True,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
 
 
 @pytest.fixture

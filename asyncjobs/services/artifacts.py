@@ -42,9 +42,17 @@ def _failed(
 
 
 def prepare_outcome(
-    token: Token, outcome: Outcome, *, folder: str, inline_bytes: int, clock: Clock
+    token: Token,
+    outcome: Outcome,
+    *,
+    folder: str,
+    inline_bytes: int | None,
+    clock: Clock,
 ) -> Outcome:
     """An outcome ready to commit: a value over ``inline_bytes`` written to its file.
+
+    ``inline_bytes`` None keeps every value in the record (an engine whose
+    ``result_files`` is False: other hosts cannot read this one's files).
 
     Done once per outcome: an outcome already prepared comes back as it is,
     so a commit tried again reuses its file. A value the store cannot hold,
@@ -58,7 +66,7 @@ def prepare_outcome(
         data = json.dumps(outcome.get("value"), allow_nan=False).encode()
     except (TypeError, ValueError, RecursionError, InvalidInput) as exc:
         return _failed(outcome, type(exc).__name__, str(exc), retryable=False)
-    if len(data) <= inline_bytes:
+    if inline_bytes is None or len(data) <= inline_bytes:
         return outcome
     result_id = ids.new_id("res", clock())
     path = results.value_path(folder, token.org_id, result_id)

@@ -453,7 +453,7 @@ class Runner:
         submit_many: Callable[..., list[Job]],
         *,
         artifacts_folder: str,
-        inline_bytes: int,
+        inline_bytes: int | None,
     ) -> None:
         self.store = store
         self.inline_bytes = inline_bytes
@@ -469,8 +469,7 @@ class Runner:
             token,
             outcome,
             folder=self.artifacts_folder,
-            # an engine serving many hosts keeps every value in its records
-            inline_bytes=self.inline_bytes if self.store.result_files else 2**62,
+            inline_bytes=self.inline_bytes,
             clock=self._now,
         )
 

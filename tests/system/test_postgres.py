@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -23,42 +22,15 @@ import pytest
 from asyncjobs import Client
 
 from ..conftest import throwaway_pg
+from .test_worker import worker_cmd
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def worker_cmd(url: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "asyncjobs", "--store", url, "worker"] + [
-        "--app",
-        "jobsapp:tasks",
-        "--log-level",
-        "warning",
-        *args,
-    ]
-
-
 @pytest.fixture
-def hosts(env: dict[str, str]) -> Iterator:
-    """Start worker processes, each in its own process group; all killed at the end."""
-    started: list[subprocess.Popen] = []
-
-    def start(url: str, *args: str) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            worker_cmd(url, *args),
-            env=env,
-            text=True,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stderr.close()
+def hosts(spawn):
+    """Start worker processes, each a host of its own; all killed at the end."""
+    return lambda url, *args: spawn(worker_cmd(url, *args))
 
 
 def runs(runs_file: Path) -> list[tuple[str, int, str]]:

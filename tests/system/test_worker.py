@@ -60,27 +60,9 @@ def burst(store_url, env):
 
 
 @pytest.fixture
-def background(store_url, env):
+def background(store_url, spawn):
     """Start workers in their own process groups; every one is killed at the end."""
-    started: list[subprocess.Popen] = []
-
-    def start(*args: str) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            worker_cmd(store_url, *args),
-            env=env,
-            text=True,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stderr.close()
+    return lambda *args: spawn(worker_cmd(store_url, *args))
 
 
 def runs(runs_file: Path) -> list[tuple[str, int, int, str, float]]:
