@@ -59,7 +59,8 @@ if TYPE_CHECKING:
     from ..store.ports import Listener
 
 log = logging.getLogger("asyncjobs.worker")  # the name docs/workers.md shows
-STORE_RETRY_SECONDS = 0.5
+STORE_RETRY_SECONDS = 0.5  # the first wait after a store error; doubles to
+STORE_RETRY_MAX_SECONDS = 4.0  # at most this, until the store answers again
 _WAKE_UPS = object()  # the selector's mark of the store's wake-ups
 
 
@@ -204,6 +205,8 @@ class Worker:
         self.processed_count = 0
         self.stop_requested = 0  # 1: graceful, 2: at once
         self.store_retry_at = 0.0  # after a store error, wait until then
+        self.store_failures = 0  # store calls failed in a row
+        self.store_down_since = 0.0
         self.stop_deadline: float | None = None
         now = client.now()
         stamp = clocks.to_iso(now)
@@ -413,7 +416,7 @@ class Worker:
         ):
             if self.stop_requested:
                 return 0
-            time.sleep(STORE_RETRY_SECONDS)
+            time.sleep(max(0.0, self.store_retry_at - time.monotonic()))
         log.info(
             "worker %s on queues %s, concurrency %d",
             self.info.worker_id,
@@ -562,20 +565,46 @@ class Worker:
 
         Retrying is safe: if a commit whose outcome was unknown did land,
         the outcomes sent again are refused as stale, never applied twice.
-        A corrupt store stops the worker.
+        The wait between tries doubles from STORE_RETRY_SECONDS to
+        STORE_RETRY_MAX_SECONDS; an outage is logged as a warning when it
+        starts and when it ends, each try between at debug level. A corrupt
+        store stops the worker.
         """
         try:
-            return call(*args, **kwargs)
+            answer = call(*args, **kwargs)
         except StoreCorrupt:
             raise
         except StoreError as exc:
-            log.warning(
-                "store unavailable, retrying in %g s: %s",
-                STORE_RETRY_SECONDS,
-                exc.message,
+            now = time.monotonic()
+            self.store_failures += 1
+            delay = min(
+                STORE_RETRY_SECONDS * 2 ** (self.store_failures - 1),
+                STORE_RETRY_MAX_SECONDS,
             )
-            self.store_retry_at = time.monotonic() + STORE_RETRY_SECONDS
+            if self.store_failures == 1:  # once per outage, not once per try
+                self.store_down_since = now
+                log.warning(
+                    "store unavailable, retrying (every %g s at most): %s",
+                    STORE_RETRY_MAX_SECONDS,
+                    exc.message,
+                )
+            else:
+                log.debug(
+                    "store still unavailable (try %d), next in %g s: %s",
+                    self.store_failures,
+                    delay,
+                    exc.message,
+                )
+            self.store_retry_at = now + delay
             return None
+        if self.store_failures:
+            log.warning(
+                "store available again after %.1f s (%d failed tries)",
+                time.monotonic() - self.store_down_since,
+                self.store_failures,
+            )
+            self.store_failures = 0
+        return answer
 
     def _exchange(self, want: int) -> list[tuple[Job, Token]] | None:
         """Commit the outcomes and claim up to ``want``; None when the store is unavailable."""
