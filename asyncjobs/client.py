@@ -37,7 +37,9 @@ class Client:
     ``settings`` are the ``ASYNCJOBS_*`` settings (``config.Settings``);
     without them the Client reads the environment once, when it is made.
     ``artifacts`` given here wins over the setting; a ``Store`` given ready
-    made keeps its own fsync and lock. ``clock`` overrides the engine's
+    made keeps its own fsync and lock. ``connections``: how many a
+    PostgreSQL store keeps for this Client's threads (``serve`` keeps
+    ``ASYNCJOBS_STORE_CONNECTIONS``). ``clock`` overrides the engine's
     moment of each transaction (tests and replays).
     """
 
@@ -50,6 +52,7 @@ class Client:
         artifacts: str | os.PathLike[str] | None = None,
         app: TaskRegistry | str | None = None,
         settings: Settings | None = None,
+        connections: int = 1,
     ) -> None:
         validation.seconds(
             lock_timeout, "lock_timeout", validation.LOCK_TIMEOUT_SECONDS
@@ -65,6 +68,7 @@ class Client:
                 lock_timeout=lock_timeout,
                 fsync=self._settings.fsync,
                 lock_disabled=self._settings.test_disable_lock,
+                connections=connections,
             )
         )
         self._clock: clocks.Clock = clock or clocks.now
@@ -519,7 +523,10 @@ class Client:
         now: datetime | str | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
-        """Delete expired records of terminal jobs in one transaction; returns the report.
+        """Delete expired records of terminal jobs; returns the report.
+
+        One transaction on the JSON file; on PostgreSQL, short transactions
+        of bounded size, each deleting only what still qualifies.
 
         A dry run changes nothing, not one byte of the store files. Result
         files go after their records are committed, never before.

@@ -27,6 +27,8 @@ Who reads which variable:
     ASYNCJOBS_LAYER_STALE_MS     Settings                          layer_stale_ms
     ASYNCJOBS_LAYERS             Settings                          layers
     ASYNCJOBS_DEBUG              Settings                          debug
+    ASYNCJOBS_STORE_CONNECTIONS  Settings, for serve and           store_connections
+                                 asyncjobs.wsgi:application
     ASYNCJOBS_TEST_DISABLE_LOCK  Settings (tests only)             test_disable_lock
 
 The CLI's options read their variables through click (``envvar=``), which
@@ -50,6 +52,7 @@ from .errors import InvalidInput
 DEFAULT_RESULT_INLINE_BYTES = 64 << 10
 DEFAULT_STALE_SECONDS = 600.0
 DEFAULT_LAYER_STALE_MS = 300_000
+DEFAULT_STORE_CONNECTIONS = 8
 _OFF = ("0", "false", "no", "off")
 
 
@@ -68,6 +71,9 @@ class Settings:
     layer_stale_ms: int = DEFAULT_LAYER_STALE_MS
     layers: tuple[str, ...] | None = None  # None: the declared layers, by name
     debug: bool = False  # an unexpected error in the CLI shows its traceback
+    # Connections an HTTP server process keeps to a PostgreSQL store, shared by
+    # its request threads (a worker or a command uses one).
+    store_connections: int = DEFAULT_STORE_CONNECTIONS
     # Test-only: no store lock, so that the concurrency tests can show that
     # they fail without it. Never set it anywhere else.
     test_disable_lock: bool = False
@@ -78,6 +84,7 @@ class Settings:
             ("max_payload_bytes", validation.MAX_PAYLOAD_BYTES, "bytes"),
             ("result_inline_bytes", validation.RESULT_INLINE_BYTES, "bytes"),
             ("layer_stale_ms", validation.LAYER_STALE_MS, "milliseconds"),
+            ("store_connections", validation.STORE_CONNECTIONS, "connections"),
         ):
             whole = validation.count(getattr(self, field), field, bounds, unit=unit)
             object.__setattr__(self, field, whole)  # 3.0 is kept as 3
@@ -124,6 +131,13 @@ class Settings:
             ),
             layers=_layers(environ.get("ASYNCJOBS_LAYERS")),
             debug=environ.get("ASYNCJOBS_DEBUG") == "1",
+            store_connections=validation.whole_setting(
+                "ASYNCJOBS_STORE_CONNECTIONS",
+                environ.get("ASYNCJOBS_STORE_CONNECTIONS"),
+                DEFAULT_STORE_CONNECTIONS,
+                validation.STORE_CONNECTIONS,
+                unit="connections",
+            ),
             test_disable_lock=environ.get("ASYNCJOBS_TEST_DISABLE_LOCK") == "1",
         )
 

@@ -240,10 +240,13 @@ def settings_of(ctx: click.Context) -> Settings:
     return root.obj["settings"]
 
 
-def open_client(ctx: click.Context, *, app: str | None = None) -> Client:
+def open_client(
+    ctx: click.Context, *, app: str | None = None, connections: int = 1
+) -> Client:
     """A Client on the store named by the global options, closed with the command.
 
-    ``app`` (``MODULE:ATTR``) is the TaskRegistry its submissions consult.
+    ``app`` (``MODULE:ATTR``) is the TaskRegistry its submissions consult;
+    ``connections``, how many a database store keeps for its threads.
     """
     options = ctx.find_root().obj
     client = Client(
@@ -251,6 +254,7 @@ def open_client(ctx: click.Context, *, app: str | None = None) -> Client:
         lock_timeout=options["lock_timeout"],
         app=app,
         settings=settings_of(ctx),
+        connections=connections,
     )
     ctx.call_on_close(client.close)
     return client

@@ -21,6 +21,7 @@ from .common import (
     open_client,
     org_option,
     pass_client,
+    settings_of,
 )
 from .jobs_cmds import _table, cursor_option, emit_page
 
@@ -210,7 +211,9 @@ def serve(
     from ..http.server import serve as run_server
 
     logs.configure(log_level, log_format)
-    client = open_client(click.get_current_context(), app=app)
+    ctx = click.get_current_context()
+    # the request threads share a pool of connections to a PostgreSQL store
+    client = open_client(ctx, app=app, connections=settings_of(ctx).store_connections)
 
     def ready(bound_host: str, bound_port: int) -> None:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host  # IPv6

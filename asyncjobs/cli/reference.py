@@ -144,9 +144,10 @@ def ranges(root: click.Group, prog: str = "asyncjobs") -> list[str]:
         ("ASYNCJOBS_MAX_PAYLOAD_BYTES", validation.MAX_PAYLOAD_BYTES, "bytes"),
         ("ASYNCJOBS_RESULT_INLINE_BYTES", validation.RESULT_INLINE_BYTES, "bytes"),
         ("ASYNCJOBS_STALE_SECONDS", validation.STALE_SECONDS, "seconds"),
+        ("ASYNCJOBS_STORE_CONNECTIONS", validation.STORE_CONNECTIONS, "connections"),
     ):
         lo, hi = (validation.shown_bound(b) for b in bounds)
-        whole = "whole, " if unit == "bytes" else ""
+        whole = "whole, " if unit in ("bytes", "connections") else ""
         lines.append(f"| `{variable}` | every command | {whole}{lo} to {hi} {unit} |")
     lines += [
         "",

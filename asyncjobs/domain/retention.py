@@ -75,7 +75,7 @@ class Plan:
     workers_total: int = 0
 
 
-def _expired(stamp: Any, cutoff: str, cutoff_time: datetime) -> bool | None:
+def is_expired(stamp: Any, cutoff: str, cutoff_time: datetime) -> bool | None:
     """True/False when the record is/isn't older than the cutoff; None without a readable time.
 
     Times this version writes (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) compare as
@@ -112,7 +112,7 @@ def plan(
     cutoff, cutoff_time = cutoff_of(now, workers_ttl_seconds)
     for worker in records.get("workers", ()):
         out.workers_total += 1
-        expired = _expired(worker.get("last_seen_at"), cutoff, cutoff_time)
+        expired = is_expired(worker.get("last_seen_at"), cutoff, cutoff_time)
         if expired is None:
             out.skipped_missing_timestamp += 1
         elif expired:
@@ -126,7 +126,7 @@ def plan(
         for job in jobs:
             if job["job_id"] not in terminal:
                 continue
-            expired = _expired(job.get("finished_at"), cutoff, cutoff_time)
+            expired = is_expired(job.get("finished_at"), cutoff, cutoff_time)
             if expired is None:
                 out.skipped_missing_timestamp += 1
             elif expired:
@@ -163,7 +163,7 @@ def plan(
                 ):
                     expired = stamp < cutoff  # the form this version writes
                 else:
-                    expired = _expired(stamp, cutoff, cutoff_time)
+                    expired = is_expired(stamp, cutoff, cutoff_time)
             if expired is None:
                 skipped += 1
             elif expired:

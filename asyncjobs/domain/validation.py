@@ -60,6 +60,7 @@ MAX_PAYLOAD_BYTES = (1, 16 << 20)
 RESULT_INLINE_BYTES = (0, 16 << 20)
 STALE_SECONDS = (1, 30 * 86400)
 LAYER_STALE_MS = (1, 30 * 86400 * 1000)
+STORE_CONNECTIONS = (1, 1000)  # a server process's connections to a database store
 # A cleanup's --now: ages are judged from it, and TTLs of up to 100 years
 # are taken off it.
 CLEANUP_NOW = (

@@ -507,6 +507,8 @@ def create_app(
             store or settings.store or DEFAULT_STORE,
             app=app or settings.app,
             settings=settings,
+            # its request threads share a pool (a PostgreSQL store)
+            connections=settings.store_connections,
         )
     )
 

@@ -161,16 +161,11 @@ class Maintenance:
         if now is not None:
             moment = validation.moment(now, "now", validation.CLEANUP_NOW)
             clock = clocks.FixedClock(moment)
-        opened = (
-            self.store.read(clock=clock)
-            if dry_run
-            else self.store.transaction(clock=clock)
+        # The moment is read with the state: the report's "now" is that of the
+        # state it acted on, so no job it saw finished after it.
+        moment, plan = self.store.purge(
+            policy, dry_run=dry_run, clock=clock, progress=progress
         )
-        with opened as tx:
-            # The moment is read under the lock: the report's "now" is that of
-            # the state it acted on, so no job it saw finished after it.
-            moment = tx.now
-            plan = tx.purge(policy, dry_run=dry_run, progress=progress)
         if not dry_run:
             artifacts.delete_files(plan.files)  # only now that their records are gone
         return retention.report(

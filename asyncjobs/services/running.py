@@ -314,7 +314,9 @@ def claim(
     claimed: list[tuple[Job, Token]] = []
     if limit <= 0:
         return claimed
-    candidates = tx.claimable(queues, exclude_tasks=blocked, only_job=only_job)
+    candidates = tx.claimable(
+        queues, exclude_tasks=blocked, only_job=only_job, want=limit
+    )
     for job in candidates:
         if only_job is None and job.task in blocked:
             continue  # a trial claimed above holds back the rest of its breaker
@@ -490,6 +492,7 @@ class Runner:
         with self.store.transaction(clock=self.clock) as tx:
             now = tx.now
             finished = []
+            tx.prefetch_jobs([token.job_id for token, _ in outcomes])
             for token, outcome in outcomes:
                 job = finish(tx, token, outcome, registry, now)
                 if job is None or job.status is JobStatus.CANCELED:

@@ -30,6 +30,7 @@ def open_store(
     lock_timeout: float = 10.0,
     fsync: bool = True,
     lock_disabled: bool = False,
+    connections: int = 1,
 ) -> Store:
     """A backend for a store URL: a plain path or ``file:PATH`` is the JSON file.
 
@@ -37,12 +38,14 @@ def open_store(
 
     ``fsync`` and ``lock_disabled`` are the settings ``ASYNCJOBS_FSYNC`` and
     ``ASYNCJOBS_TEST_DISABLE_LOCK`` (``config.Settings``), handed down as values.
+    ``connections`` is how many connections a database store may keep for
+    the threads of one process (a pool); a file store has no use for it.
     """
     text = os.fspath(url)
     if text.startswith(("postgresql://", "postgres://")):
         from .postgres.engine import PostgresStore  # only with the postgres extra
 
-        return PostgresStore(text, lock_timeout=lock_timeout)
+        return PostgresStore(text, lock_timeout=lock_timeout, connections=connections)
     if text.startswith("file://"):
         text = text[len("file://") :]
     elif text.startswith("file:"):

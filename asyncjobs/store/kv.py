@@ -145,11 +145,16 @@ class KeyValueTransaction(Transaction):
 
     @abstractmethod
     def claim_order(
-        self, queues: Collection[str], exclude_tasks: Collection[str] = ()
+        self,
+        queues: Collection[str],
+        exclude_tasks: Collection[str] = (),
+        *,
+        want: int = 1,
     ) -> Iterator[Record]:
         """Queued jobs with a fair tag, of ``queues``, in ``scheduling.claim_key`` order.
 
-        Jobs of a task in ``exclude_tasks`` are left out. Lazy.
+        Jobs of a task in ``exclude_tasks`` are left out. Lazy; ``want`` is
+        how many the caller expects to take.
         """
 
     @abstractmethod
@@ -365,6 +370,7 @@ class KeyValueTransaction(Transaction):
         *,
         exclude_tasks: Collection[str] = (),
         only_job: str | None = None,
+        want: int = 1,
     ) -> Iterator[Job]:
         if only_job is not None:
             record = self.get("jobs", only_job)
@@ -378,7 +384,7 @@ class KeyValueTransaction(Transaction):
         # tag, are tagged here too, in the order they came due.
         for record in self.due_untagged(queues, clock.to_iso(self.now)):
             self.save(Job.from_dict(record))
-        for record in self.claim_order(queues, exclude_tasks):
+        for record in self.claim_order(queues, exclude_tasks, want=want):
             yield Job.from_dict(record)
 
     def expired_leases(self, limit: int) -> list[Job]:

@@ -85,6 +85,13 @@ class Transaction(ABC):
     def job(self, job_id: str) -> Job | None:
         """The job, or None (the caller checks its org)."""
 
+    def prefetch_jobs(self, job_ids: Collection[str]) -> None:
+        """Say that these jobs are read next: a server-backed engine reads them in one go.
+
+        The keyed reads that follow (``job``) answer from what was read. An
+        engine that reads from memory does nothing.
+        """
+
     @abstractmethod
     def result(self, result_id: str) -> Result | None:
         """The result version, or None (the caller checks its org)."""
@@ -212,8 +219,12 @@ class Transaction(ABC):
         *,
         exclude_tasks: Collection[str] = (),
         only_job: str | None = None,
+        want: int = 1,
     ) -> Iterator[Job]:
         """Runnable jobs of ``queues`` in claim order, lazily.
+
+        ``want`` is how many the caller means to take: a server-backed
+        engine reads (and locks) that many first, and more only when asked.
 
         Jobs that came due (their ``run_after`` has come) get their fair tag
         first. Jobs of ``exclude_tasks`` are passed over. With ``only_job``,
@@ -407,6 +418,25 @@ class Store(ABC):
         as ``drain()`` says a submission committed.
         """
         return None
+
+    def purge(
+        self,
+        policy: retention.Policy,
+        *,
+        dry_run: bool,
+        clock: Clock | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[datetime, retention.Plan]:
+        """Retention (``Transaction.purge``), and the moment it reckoned from.
+
+        Here one transaction, read-only for a dry run, so the report's
+        ``now`` is that of the state it acted on. An engine that serves many
+        hosts deletes in short transactions of bounded size instead, each
+        deleting only what still qualifies, and reports what they deleted.
+        """
+        opened = self.read(clock=clock) if dry_run else self.transaction(clock=clock)
+        with opened as tx:
+            return tx.now, tx.purge(policy, dry_run=dry_run, progress=progress)
 
     @abstractmethod
     def initialize(self) -> bool:

@@ -283,6 +283,12 @@ def test_a_database_restart_mid_run_loses_nothing(tmp_path, env, hosts, runs_fil
             assert worker.poll() is None, (
                 worker.stderr.read()
             )  # it rode out the restart
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+        log = worker.stderr.read()
+        # one outage, said once when it began and once when it ended
+        assert log.count("store unavailable") == 1, log
+        assert log.count("store available again") == 1, log
     finally:
         server.stop()
 
@@ -305,3 +311,112 @@ def test_a_large_result_is_kept_in_the_database_for_every_host(pg_url, tmp_path)
         doc = elsewhere.get_result(job.result_id, org="acme")
     assert doc["value"] == "x" * 300_000
     assert not here.exists() or not any(here.rglob("*"))  # no file on host a
+
+
+def test_a_request_waiting_on_a_lock_does_not_hold_up_the_others(pg_url, spawn):
+    """serve's request threads share a pool of connections, not one."""
+    import json
+    import re
+    import threading
+    import urllib.request
+
+    base, schema = pg_url.split("?schema=")
+    with Client(pg_url) as client:
+        client.init_store()
+        job = client.submit("t", org="acme", allow_unknown=True)
+    proc = spawn(
+        [sys.executable, "-m", "asyncjobs", "--store", pg_url]
+        + ["--lock-timeout", "60", "serve", "--port", "0"]
+    )
+    line = proc.stderr.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    assert match, line
+    url = f"http://127.0.0.1:{match.group(1)}"
+
+    def call(path: str, body: dict | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            url + path,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"X-Org-Id": "acme", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+
+    submitted: list[tuple[int, dict]] = []
+    with (
+        psycopg.connect(base, autocommit=True) as admin,
+        psycopg.connect(base, autocommit=True) as watch,  # sees beyond admin's snapshot
+    ):
+        with admin.transaction():
+            # a submission writes its fair tag to this table: it waits here
+            admin.execute(f"LOCK TABLE {schema}.lanes IN EXCLUSIVE MODE")
+            waiting = threading.Thread(
+                target=lambda: submitted.append(
+                    call("/analyze/jobs", {"task": "t", "allow_unknown": True})
+                )
+            )
+            waiting.start()
+            deadline = time.monotonic() + 30
+            while not watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE '%%lanes%%'"
+            ).fetchone()[0]:
+                assert time.monotonic() < deadline, "the submission never waited"
+                time.sleep(0.01)
+            status, doc = call(f"/analyze/jobs/{job.job_id}")
+            assert status == 200 and doc["job_id"] == job.job_id
+            assert not submitted  # still waiting on the lock, while the read answered
+        waiting.join(timeout=30)
+    assert submitted and submitted[0][0] in (200, 201, 202)
+
+
+def test_a_cleanup_of_more_than_one_batch_deletes_what_its_dry_run_reported(pg_url):
+    """Retention on PostgreSQL deletes in short transactions of 1,000 jobs."""
+    from asyncjobs.clock import FixedClock
+    from asyncjobs.records import WorkerInfo
+    from asyncjobs.tasks import TaskRegistry
+
+    tasks = TaskRegistry()
+
+    @tasks.task(name="t")
+    def t() -> None:
+        return None
+
+    clock = FixedClock("2026-01-01T00:00:00Z")
+    with Client(pg_url, clock=clock) as client:
+        client.init_store()
+        jobs = client.submit_many([{"task": "t", "org": "acme"}] * 1_200, tasks=tasks)
+        worker = WorkerInfo(
+            worker_id="w",
+            host="h",
+            pid=1,
+            queues=["default"],
+            concurrency=1,
+            started_at="2026-01-01T00:00:00Z",
+            last_seen_at="2026-01-01T00:00:00Z",
+            heartbeat_seconds=10,
+            lease_seconds=60,
+        )
+        client.register_worker(worker, tasks)
+        claimed = client.exchange(worker, [], want=1_200, registry=tasks)[1]
+        client.exchange(
+            worker,
+            [(token, {"ok": True, "value": 1}) for _, token in claimed],
+            want=0,
+            registry=tasks,
+        )
+        clock.advance(30 * 86400)
+        keep = client.submit("t", org="acme", tasks=tasks)
+        args = dict(results_ttl_seconds=86400, events_ttl_seconds=86400)
+        dry = client.cleanup(dry_run=True, jobs_ttl_seconds=86400, **args)
+        live = client.cleanup(dry_run=False, jobs_ttl_seconds=86400, **args)
+        again = client.cleanup(dry_run=False, jobs_ttl_seconds=86400, **args)
+        left = client.export()
+    assert dry["jobs"]["deleted_ids"] == sorted(j.job_id for j in jobs)
+    for kind in ("jobs", "results", "events", "notifications"):
+        assert live[kind]["deleted_ids"] == dry[kind]["deleted_ids"], kind
+        assert again[kind]["delete_count"] == 0
+    assert dry["dry_run"] and not live["dry_run"]
+    assert list(left["jobs"]) == [keep.job_id]
+    assert {e["job_id"] for e in left["events"].values()} == {keep.job_id}
+    assert not left["results"] and not left["notifications"]

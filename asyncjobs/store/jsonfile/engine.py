@@ -1187,7 +1187,11 @@ class _JsonTransaction(KeyValueTransaction):
             yield entry
 
     def claim_order(
-        self, queues: Collection[str], exclude_tasks: Collection[str] = ()
+        self,
+        queues: Collection[str],
+        exclude_tasks: Collection[str] = (),
+        *,
+        want: int = 1,
     ) -> Iterator[Record]:
         index = self._store._runnable_index()
         wanted = set(queues)

@@ -24,9 +24,10 @@ changes.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -34,7 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ... import clock as clocks
 from ...clock import Clock
-from ...domain import paging
+from ...domain import paging, retention
 from ...errors import InvalidInput, StoreCorrupt, StoreError
 from ...records import Job, Notification, Record, StoredRecord
 from ..kv import KeyValueTransaction
@@ -47,10 +48,27 @@ try:
     from psycopg.types.json import Json
 except ImportError:  # pragma: no cover - the extra is missing
     psycopg = None  # type: ignore[assignment]
+try:
+    import psycopg_pool
+except ImportError:  # pragma: no cover - the extra is missing
+    psycopg_pool = None  # type: ignore[assignment]
 
 DEFAULT_SCHEMA = "asyncjobs"
 _SHARDS = 16
 _CHUNKS = (16, 64, 256, 1024)  # rows a claim reads at a time, growing
+_PURGE_BATCH = 5_000  # records deleted per transaction by a cleanup
+_PURGE_JOB_BATCH = 1_000  # jobs, each with its results, events, notifications
+_TERMINAL = "('completed', 'failed', 'canceled')"
+
+
+def _canonical(column: str) -> str:
+    """SQL: the column holds a time in the form this version writes (retention.py)."""
+    return (
+        f"coalesce(length({column}) = 27 AND substr({column}, 20, 1) = '.' "
+        f"AND right({column}, 1) = 'Z', false)"
+    )
+
+
 _INDEX_WHERE = {
     "jobs_by_org": ("jobs", "org_id = %s"),
     "jobs_by_status": ("jobs", "status = %s"),
@@ -113,7 +131,9 @@ class PostgresStore(Store):
     one_clock = True  # now is the database's, on every host
     result_files = False  # values live in the database, readable from any host
 
-    def __init__(self, url: str, *, lock_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, lock_timeout: float = 10.0, connections: int = 1
+    ) -> None:
         if psycopg is None:
             raise InvalidInput(
                 "store: a postgresql:// store needs the postgres extra: "
@@ -126,8 +146,25 @@ class PostgresStore(Store):
         self._conn: Any = None
         self._ready = False
         self._pid = os.getpid()
+        # With more than one, the threads of this process (serve's requests)
+        # share a pool; with one, they take turns on one connection.
+        self.connections = connections if psycopg_pool is not None else 1
+        self._pool: Any = None
 
     # -- connections ---------------------------------------------------------
+
+    def _options(self) -> dict[str, Any]:
+        timeout_ms = max(1, int(self.lock_timeout * 1000))
+        return {
+            "autocommit": True,
+            "connect_timeout": max(1, int(self.lock_timeout)),
+            # nothing waits forever: a lock, a statement, an abandoned transaction
+            "options": (
+                f"-c search_path={self.schema} -c lock_timeout={timeout_ms} "
+                f"-c statement_timeout={max(timeout_ms, 60_000)} "
+                "-c idle_in_transaction_session_timeout=600000"
+            ),
+        }
 
     def _connect(self) -> Any:
         if (
@@ -137,18 +174,8 @@ class PostgresStore(Store):
         ):
             return self._conn
         self._pid = os.getpid()
-        timeout_ms = max(1, int(self.lock_timeout * 1000))
         try:
-            self._conn = psycopg.connect(
-                self.conninfo,
-                autocommit=True,
-                connect_timeout=max(1, int(self.lock_timeout)),
-                options=(
-                    f"-c search_path={self.schema} -c lock_timeout={timeout_ms} "
-                    f"-c statement_timeout={max(timeout_ms, 60_000)} "
-                    "-c idle_in_transaction_session_timeout=600000"
-                ),
-            )
+            self._conn = psycopg.connect(self.conninfo, **self._options())
         except psycopg.Error as exc:
             raise StoreError(
                 f"cannot connect to {_shown(self.url)}: {_reason(exc)}"
@@ -156,10 +183,40 @@ class PostgresStore(Store):
         return self._conn
 
     @contextmanager
-    def _session(self) -> Iterator[Any]:
-        """The connection, for one transaction at a time; database errors as StoreError."""
+    def _borrowed(self) -> Iterator[Any]:
+        """A connection of the pool for one transaction (``connections`` > 1)."""
         with self._lock:
-            conn = self._connect()
+            if self._pool is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._pool = psycopg_pool.ConnectionPool(
+                    self.conninfo,
+                    min_size=1,
+                    max_size=self.connections,
+                    kwargs=self._options(),
+                    open=False,
+                    name=f"asyncjobs-{self.schema}",
+                )
+                self._pool.open(wait=False)
+            pool = self._pool
+        try:
+            with pool.connection(timeout=self.lock_timeout) as conn:
+                yield conn
+        except psycopg_pool.PoolTimeout:
+            raise StoreError(
+                f"{_shown(self.url)}: no connection free or made within "
+                f"{self.lock_timeout:g} s"
+            ) from None
+
+    @contextmanager
+    def _held(self) -> Iterator[Any]:
+        """The process's one connection, for one transaction at a time."""
+        with self._lock:
+            yield self._connect()
+
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        """A connection for one transaction; database errors as StoreError."""
+        with self._borrowed() if self.connections > 1 else self._held() as conn:
             try:
                 yield conn
             except psycopg.errors.LockNotAvailable as exc:
@@ -175,6 +232,8 @@ class PostgresStore(Store):
                 raise StoreError(f"{_shown(self.url)}: {_reason(exc)}") from None
 
     def _drop(self) -> None:
+        if self.connections > 1:
+            return  # the pool throws a broken connection away itself
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -218,7 +277,9 @@ class PostgresStore(Store):
     def transaction(self, *, clock: Clock | None = None) -> Iterator[Transaction]:
         with self._session() as conn:
             self._check_ready(conn)
-            with conn.transaction():
+            # Pipelined: a write is sent without waiting for its answer; the
+            # connection waits only where a read needs one, and at commit.
+            with conn.transaction(), conn.pipeline():
                 tx = _PgTransaction(
                     conn, writable=True, clock=clock, channel=self.channel
                 )
@@ -230,7 +291,10 @@ class PostgresStore(Store):
         with self._session() as conn:
             self._check_ready(conn)
             with conn.transaction():
-                conn.execute("SET TRANSACTION READ ONLY")
+                # one snapshot for every statement (pages, exports, cleanup plans)
+                conn.execute(
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                )
                 yield _PgTransaction(
                     conn, writable=False, clock=clock, channel=self.channel
                 )
@@ -307,6 +371,61 @@ class PostgresStore(Store):
             "note": "PostgreSQL keeps no journal: VACUUM ANALYZE of the job tables ran",
         }
 
+    def purge(
+        self,
+        policy: retention.Policy,
+        *,
+        dry_run: bool,
+        clock: Clock | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[datetime, retention.Plan]:
+        """Retention in short transactions: the plan from one snapshot, then batched deletes.
+
+        Each batch deletes only records whose job is still terminal (a job
+        retried meanwhile keeps everything), and a job goes in the same
+        statement as every record of it. The report counts what the
+        deletes returned.
+        """
+        with self.read(clock=clock) as tx:
+            assert isinstance(tx, _PgTransaction)
+            moment = tx.now
+            plan = tx.purge(policy, dry_run=True, progress=progress)
+        if dry_run:
+            return moment, plan
+        if plan.notifications_cutoff is not None:
+            with self.transaction(clock=clock) as tx:
+                assert isinstance(tx, _PgTransaction)
+                tx.raise_pruned_cutoff(plan.notifications_cutoff)
+        planned, plan.deleted = plan.deleted, {k: set() for k, _ in retention.KINDS}
+        files = []
+        for kind, key in retention.KINDS[:3]:
+            ids = sorted(planned[kind])
+            for start in range(0, len(ids), _PURGE_BATCH):
+                with self.transaction(clock=clock) as tx:
+                    assert isinstance(tx, _PgTransaction)
+                    for found_kind, found, file in tx.delete_of_terminal(
+                        kind, key, ids[start : start + _PURGE_BATCH]
+                    ):
+                        plan.deleted[found_kind].add(found)
+                        files += [file] if file else []
+        jobs = sorted(planned["jobs"])
+        if jobs and policy.jobs_ttl_seconds is not None:
+            cutoff = retention.cutoff_of(moment, policy.jobs_ttl_seconds)[0]
+        for start in range(0, len(jobs), _PURGE_JOB_BATCH):
+            with self.transaction(clock=clock) as tx:
+                assert isinstance(tx, _PgTransaction)
+                for found_kind, found, file in tx.delete_jobs(
+                    jobs[start : start + _PURGE_JOB_BATCH], cutoff
+                ):
+                    plan.deleted[found_kind].add(found)
+                    files += [file] if file else []
+        if plan.workers_deleted:
+            with self.transaction(clock=clock) as tx:
+                assert isinstance(tx, _PgTransaction)
+                tx.delete_many("workers", plan.workers_deleted)
+        plan.files = sorted(files)
+        return moment, plan
+
     def export(self) -> dict[str, Any]:
         """The whole state as the JSON store's document (``store.v1``)."""
         with self.read() as tx:
@@ -319,6 +438,9 @@ class PostgresStore(Store):
     def close(self) -> None:
         with self._lock:
             self._drop()
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.close()
 
 
 class _PgListener(Listener):
@@ -368,9 +490,16 @@ class _PgTransaction(KeyValueTransaction):
         # once per job, and each rewrite of a row in one transaction costs
         # more than the last (its dead versions pile up).
         self._lanes: dict[str, Record] = {}
+        # Counter increments, summed until a read of a counter or the
+        # commit: one read of this process's shards per transaction.
+        self._increments: dict[str, tuple[dict[str, Any], Any]] = {}
+        # Jobs this writing transaction has read (each locked FOR UPDATE, so
+        # no other transaction changes them until the commit) or written.
+        self._docs: dict[str, Record] = {}
 
     def flush(self) -> None:
-        """Write the fair-tag records held back (see ``__init__``)."""
+        """Write what is held back (see ``__init__``)."""
+        self._flush_increments()
         if not self._lanes:
             return
         pending, self._lanes = self._lanes, {}
@@ -380,6 +509,157 @@ class _PgTransaction(KeyValueTransaction):
                 "ON CONFLICT (key) DO UPDATE SET doc = EXCLUDED.doc",
                 [(key, Json(record)) for key, record in pending.items()],
             )
+
+    # -- retention ------------------------------------------------------------
+
+    def purge(
+        self,
+        policy: retention.Policy,
+        *,
+        dry_run: bool,
+        progress: Callable[[int], None] | None = None,
+    ) -> retention.Plan:
+        """The retention plan of ``retention.plan``, found by queries on the indexes.
+
+        Times in the form this version writes compare in SQL; any other
+        (rare) is read and judged by the rule. Without ``dry_run``, the
+        plan is deleted in this one transaction (``PostgresStore.purge``
+        deletes in batches instead).
+        """
+        now = self.now
+        ttls = policy.ttls()
+        workers = [r[0] for r in self._rows("SELECT doc FROM workers")]
+        # workers are few: the rule itself judges each; it also sets the cutoff
+        plan = retention.plan({"workers": workers}, now=now, **ttls)
+        for kind, _ in retention.KINDS:
+            table, _ = self._table(kind)
+            plan.totals[kind] = self._rows(
+                sql.SQL("SELECT count(*) FROM {}").format(table)
+            )[0][0]
+        plan.terminal_job_count = self._rows(
+            f"SELECT count(*) FROM jobs WHERE status IN {_TERMINAL}"
+        )[0][0]
+        params: dict[str, Any] = {"odd": []}
+        gone = "false"
+        jobs_ttl = ttls["jobs_ttl_seconds"]
+        if jobs_ttl is not None:
+            cutoff, moment = retention.cutoff_of(now, jobs_ttl)
+            params["jcut"] = cutoff
+            terminal = f"status IN {_TERMINAL}"
+            rows = self._rows(
+                f"SELECT job_id FROM jobs WHERE {terminal} "
+                f"AND {_canonical('finished_at')} AND finished_at < %(jcut)s",
+                params,
+            )
+            plan.deleted["jobs"].update(r[0] for r in rows)
+            for job_id, stamp in self._rows(
+                f"SELECT job_id, doc->'finished_at' FROM jobs WHERE {terminal} "
+                f"AND NOT {_canonical('finished_at')}"
+            ):
+                expired = retention.is_expired(stamp, cutoff, moment)
+                if expired is None:
+                    plan.skipped_missing_timestamp += 1
+                elif expired:
+                    params["odd"].append(job_id)
+                    plan.deleted["jobs"].add(job_id)
+            gone = (
+                f"({_canonical('j.finished_at')} AND j.finished_at < %(jcut)s "
+                "OR j.job_id = ANY(%(odd)s))"
+            )
+        if progress is not None:
+            progress(plan.totals["jobs"])
+        for kind, key in retention.KINDS[:3]:
+            ttl = ttls[f"{kind}_ttl_seconds"]
+            of_terminal = (
+                f"FROM {kind} x JOIN jobs j ON j.job_id = x.job_id "
+                f"WHERE j.status IN {_TERMINAL}"
+            )
+            file = "x.doc->>'value_file'" if kind == "results" else "NULL"
+            old = "false"
+            if ttl is not None:
+                cutoff, moment = retention.cutoff_of(now, ttl)
+                params["cut"] = cutoff
+                old = f"({_canonical('x.created_at')} AND x.created_at < %(cut)s)"
+            for found, value_file in self._rows(
+                f"SELECT x.{key}, {file} {of_terminal} AND ({gone} OR {old})", params
+            ):
+                plan.deleted[kind].add(found)
+                if value_file:
+                    plan.files.append(value_file)
+            if ttl is not None:
+                for found, stamp, value_file in self._rows(
+                    f"SELECT x.{key}, x.doc->'created_at', {file} {of_terminal} "
+                    f"AND NOT {gone} AND NOT {_canonical('x.created_at')}",
+                    params,
+                ):
+                    expired = retention.is_expired(stamp, cutoff, moment)
+                    if expired is None:
+                        plan.skipped_missing_timestamp += 1
+                    elif expired:
+                        plan.deleted[kind].add(found)
+                        if value_file:
+                            plan.files.append(value_file)
+            if progress is not None:
+                progress(plan.totals[kind])
+        plan.files.sort()
+        if not dry_run:
+            if plan.notifications_cutoff is not None:
+                self.raise_pruned_cutoff(plan.notifications_cutoff)
+            for kind, _ in retention.KINDS:
+                self.delete_many(kind, plan.deleted[kind])
+            self.delete_many("workers", plan.workers_deleted)
+        return plan
+
+    def raise_pruned_cutoff(self, cutoff: str) -> None:
+        """Notifications of jobs finished before ``cutoff`` may be gone (retention.py)."""
+        old = self.get("counters", retention.PRUNED_CUTOFF) or {}
+        self.put(
+            "counters",
+            retention.PRUNED_CUTOFF,
+            {"name": retention.PRUNED_CUTOFF, "at": max(cutoff, old.get("at") or "")},
+        )
+
+    def delete_of_terminal(
+        self, kind: str, key: str, ids: Sequence[str]
+    ) -> list[tuple[str, str, str | None]]:
+        """Delete those records of ``kind`` whose job is still terminal: (kind, id, file)."""
+        file = "doc->>'value_file'" if kind == "results" else "NULL"
+        return [
+            (kind, found, value_file)
+            for found, value_file in self._rows(
+                f"DELETE FROM {kind} WHERE {key} = ANY(%s) AND job_id IN "
+                f"(SELECT job_id FROM jobs WHERE status IN {_TERMINAL}) "
+                f"RETURNING {key}, {file}",
+                (list(ids),),
+            )
+        ]
+
+    def delete_jobs(
+        self, job_ids: Sequence[str], cutoff: str
+    ) -> list[tuple[str, str, str | None]]:
+        """Delete those jobs still terminal, each with every record of it, in one statement.
+
+        A job that finished again since (at or after ``cutoff``) is kept.
+        """
+        return [
+            (kind, found, value_file)
+            for kind, found, value_file in self._rows(
+                "WITH gone AS (DELETE FROM jobs WHERE job_id = ANY(%s) "
+                f"AND status IN {_TERMINAL} AND NOT ({_canonical('finished_at')} "
+                "AND finished_at >= %s) RETURNING job_id), "
+                "r AS (DELETE FROM results WHERE job_id IN (SELECT job_id FROM gone) "
+                "RETURNING result_id, doc->>'value_file' AS file), "
+                "e AS (DELETE FROM events WHERE job_id IN (SELECT job_id FROM gone) "
+                "RETURNING event_id), "
+                "n AS (DELETE FROM notifications WHERE job_id IN "
+                "(SELECT job_id FROM gone) RETURNING notification_id) "
+                "SELECT 'jobs', job_id, NULL FROM gone "
+                "UNION ALL SELECT 'results', result_id, file FROM r "
+                "UNION ALL SELECT 'events', event_id, NULL FROM e "
+                "UNION ALL SELECT 'notifications', notification_id, NULL FROM n",
+                (list(job_ids), cutoff),
+            )
+        ]
 
     def _database_clock(self) -> datetime:
         moment = self._conn.execute("SELECT clock_timestamp()").fetchone()[0]
@@ -409,7 +689,12 @@ class _PgTransaction(KeyValueTransaction):
             return None
         if kind == "lanes" and key in self._lanes:
             return self._lanes[key]
+        if kind == "jobs" and self._writable:
+            if key not in self._docs:
+                self._read_jobs("job_id = %s", (key,))
+            return self._docs.get(key)
         if kind == "counters":
+            self._flush_increments()
             return _merge(
                 r[0]
                 for r in self._rows(
@@ -418,18 +703,49 @@ class _PgTransaction(KeyValueTransaction):
             )
         table, column = self._table(kind)
         query = sql.SQL("SELECT doc FROM {} WHERE {} = %s").format(table, column)
-        if self._writable and kind == "jobs":
-            query = query + sql.SQL(" FOR UPDATE")
         rows = self._rows(query, (key,))
         return rows[0][0] if rows else None
+
+    def _read_jobs(
+        self, where: str, params: Sequence[Any], tail: str = ""
+    ) -> list[Record]:
+        """Jobs of a writing transaction, locked ``FOR UPDATE`` (``tail`` may add ``SKIP LOCKED``).
+
+        Each comes with the number of its last event, so that saving its next
+        event reads nothing more.
+        """
+        rows = self._rows(
+            "SELECT doc, (SELECT max(e.seq) FROM events e WHERE e.job_id = jobs.job_id) "
+            f"FROM jobs WHERE {where} {tail or 'FOR UPDATE'}",
+            params,
+        )
+        docs = []
+        for doc, seq in rows:
+            job_id = doc["job_id"]
+            self._docs[job_id] = doc
+            if job_id not in self._new_jobs:
+                self._seqs.setdefault(job_id, seq or 0)
+            docs.append(doc)
+        return docs
+
+    def prefetch_jobs(self, job_ids: Collection[str]) -> None:
+        if not self._writable:
+            return
+        wanted = sorted({i for i in job_ids if isinstance(i, str)} - set(self._docs))
+        if wanted:
+            # in one order, so two transactions never wait on each other's rows
+            self._read_jobs("job_id = ANY(%s) ORDER BY job_id", (wanted,))
 
     def put(self, kind: str, key: str, record: Record) -> None:
         self._check_writable()
         if kind == "lanes":
             self._lanes[key] = record
             return
+        if kind == "jobs":
+            self._docs[key] = record
         if kind == "counters":
             # a record written whole (the retention cutoff): one shard holds it
+            self._flush_increments()
             self._conn.execute("DELETE FROM counters WHERE name = %s", (key,))
             self._conn.execute(
                 "INSERT INTO counters (name, shard, doc) VALUES (%s, 0, %s)",
@@ -455,7 +771,11 @@ class _PgTransaction(KeyValueTransaction):
             return
         if kind == "lanes":
             self.flush()
+        if kind == "jobs":
+            for key in keys:
+                self._docs.pop(key, None)
         if kind == "counters":
+            self._flush_increments()
             self._conn.execute("DELETE FROM counters WHERE name = ANY(%s)", (keys,))
             return
         table, column = self._table(kind)
@@ -467,7 +787,7 @@ class _PgTransaction(KeyValueTransaction):
 
     def keyed(self, kind: str) -> Iterator[tuple[str, Record]]:
         """Every record of a kind with its key (export)."""
-        if kind == "lanes":
+        if kind in ("lanes", "counters"):
             self.flush()
         if kind == "counters":
             names = [
@@ -511,7 +831,7 @@ class _PgTransaction(KeyValueTransaction):
         ]
 
     def count(self, kind: str) -> int:
-        if kind == "lanes":
+        if kind in ("lanes", "counters"):
             self.flush()
         if kind == "counters":
             return self._rows("SELECT count(DISTINCT name) FROM counters")[0][0]
@@ -521,18 +841,31 @@ class _PgTransaction(KeyValueTransaction):
     # -- selection ------------------------------------------------------------
 
     def claim_order(
-        self, queues: Collection[str], exclude_tasks: Collection[str] = ()
+        self,
+        queues: Collection[str],
+        exclude_tasks: Collection[str] = (),
+        *,
+        want: int = 1,
     ) -> Iterator[Record]:
         seen: list[str] = []
-        for size in (*_CHUNKS, *([_CHUNKS[-1]] * 1_000_000)):
-            rows = self._rows(
-                "SELECT doc FROM jobs WHERE status = 'queued' AND fair_tag IS NOT NULL "
-                "AND queue = ANY(%s) AND NOT (task = ANY(%s)) AND NOT (job_id = ANY(%s)) "
-                "ORDER BY priority DESC, fair_tag, run_after, created_at, job_id "
-                "LIMIT %s FOR UPDATE SKIP LOCKED",
-                (list(queues), list(exclude_tasks), seen, size),
-            )
-            for (doc,) in rows:
+        # the first read takes (and locks) what the caller wants; more only
+        # when it passes some over
+        sizes = itertools.chain([max(1, want)], _CHUNKS, itertools.repeat(_CHUNKS[-1]))
+        where = (
+            "status = 'queued' AND fair_tag IS NOT NULL "
+            "AND queue = ANY(%s) AND NOT (task = ANY(%s)) AND NOT (job_id = ANY(%s)) "
+            "ORDER BY priority DESC, fair_tag, run_after, created_at, job_id LIMIT %s"
+        )
+        for size in sizes:
+            params = (list(queues), list(exclude_tasks), seen, size)
+            if self._writable:
+                rows = self._read_jobs(where, params, "FOR UPDATE SKIP LOCKED")
+            else:
+                rows = [
+                    r[0]
+                    for r in self._rows(f"SELECT doc FROM jobs WHERE {where}", params)
+                ]
+            for doc in rows:
                 seen.append(doc["job_id"])
                 if doc["task"] in exclude_tasks:
                     continue  # held back since this chunk was read
@@ -558,14 +891,17 @@ class _PgTransaction(KeyValueTransaction):
         )[0][0]
 
     def due_untagged(self, queues: Collection[str], now: str) -> list[Record]:
-        lock = " FOR UPDATE SKIP LOCKED" if self._writable else ""
+        where = (
+            "status = 'queued' AND fair_tag IS NULL "
+            "AND queue = ANY(%s) AND run_after <= %s "
+            "ORDER BY run_after, created_at, job_id LIMIT 1000"
+        )
+        if self._writable:
+            return self._read_jobs(where, (list(queues), now), "FOR UPDATE SKIP LOCKED")
         return [
             r[0]
             for r in self._rows(
-                "SELECT doc FROM jobs WHERE status = 'queued' AND fair_tag IS NULL "
-                "AND queue = ANY(%s) AND run_after <= %s "
-                "ORDER BY run_after, created_at, job_id LIMIT 1000" + lock,
-                (list(queues), now),
+                f"SELECT doc FROM jobs WHERE {where}", (list(queues), now)
             )
         ]
 
@@ -579,15 +915,18 @@ class _PgTransaction(KeyValueTransaction):
     def expired_leases(self, limit: int) -> list[Job]:
         if limit <= 0:
             return []
-        lock = " FOR UPDATE SKIP LOCKED" if self._writable else ""
-        return [
-            Job.from_dict(r[0])
-            for r in self._rows(
-                "SELECT doc FROM jobs WHERE status = 'running' AND lease_expires_at < %s "
-                "ORDER BY lease_expires_at, job_id LIMIT %s" + lock,
-                (clocks.to_iso(self.now), limit),
-            )
-        ]
+        where = (
+            "status = 'running' AND lease_expires_at < %s "
+            "ORDER BY lease_expires_at, job_id LIMIT %s"
+        )
+        params = (clocks.to_iso(self.now), limit)
+        if self._writable:
+            docs = self._read_jobs(where, params, "FOR UPDATE SKIP LOCKED")
+        else:
+            docs = [
+                r[0] for r in self._rows(f"SELECT doc FROM jobs WHERE {where}", params)
+            ]
+        return [Job.from_dict(doc) for doc in docs]
 
     # -- writes with their own atomicity -------------------------------------
 
@@ -614,6 +953,7 @@ class _PgTransaction(KeyValueTransaction):
                 jobs.append(_deduplicated(found))
                 continue
             self._new_jobs.add(job.job_id)
+            self._docs[job.job_id] = job.to_dict()
             self.save(event)
             jobs.append(job)
         added = sum(not job.deduplicated for job in jobs)
@@ -626,7 +966,7 @@ class _PgTransaction(KeyValueTransaction):
         if stamped.fair_tag is not None and job.fair_tag is None and not self._woken:
             # one NOTIFY per transaction that made a job runnable, sent at commit
             self._conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
-            self._woken = False
+            self._woken = True
         return stamped
 
     def _keyed_job(self, org: str, key: str) -> Job | None:
@@ -668,37 +1008,47 @@ class _PgTransaction(KeyValueTransaction):
         initial: Any = None,
     ) -> None:
         self._check_writable()
+        held, _ = self._increments.get(counter, ({}, None))
+        self._increments[counter] = (_added(held, amounts), initial)
+
+    def _flush_increments(self) -> None:
+        """Add the held increments to this process's shard of each counter."""
+        if not self._increments:
+            return
+        pending, self._increments = self._increments, {}
         shard = os.getpid() % _SHARDS
-        rows = self._rows(
-            "SELECT doc FROM counters WHERE name = %s AND shard = %s FOR UPDATE",
-            (counter, shard),
+        names = sorted(pending)
+        shards = dict(
+            self._rows(
+                "SELECT name, doc FROM counters WHERE name = ANY(%s) AND shard = %s "
+                "ORDER BY name FOR UPDATE",
+                (names, shard),
+            )
         )
-        record = dict(rows[0][0]) if rows else dict(initial or {})
-        if not rows and initial:
-            # the initial record is counted once, in shard 0's first writer
-            if self._rows("SELECT 1 FROM counters WHERE name = %s LIMIT 1", (counter,)):
-                record = {
-                    k: (
-                        [0] * len(v)
-                        if isinstance(v, list)
-                        else 0
-                        if isinstance(v, (int, float))
-                        else v
-                    )
-                    for k, v in record.items()
-                }
-        record["name"] = counter
-        for field_name, amount in amounts.items():
-            if isinstance(amount, list):
-                known = list(record.get(field_name) or [0] * len(amount))
-                record[field_name] = [a + b for a, b in zip(known, amount)]
-            else:
-                record[field_name] = record.get(field_name, 0) + amount
-        self._conn.execute(
-            "INSERT INTO counters (name, shard, doc) VALUES (%s, %s, %s) "
-            "ON CONFLICT (name, shard) DO UPDATE SET doc = EXCLUDED.doc",
-            (counter, shard, Json(record)),
-        )
+        fresh = [n for n in names if n not in shards and pending[n][1]]
+        counted = set()
+        if fresh:
+            counted = {
+                r[0]
+                for r in self._rows(
+                    "SELECT DISTINCT name FROM counters WHERE name = ANY(%s)", (fresh,)
+                )
+            }
+        rows = []
+        for name in names:
+            amounts, initial = pending[name]
+            record = dict(shards.get(name) or initial or {})
+            if name not in shards and name in counted:
+                # the initial record is counted once, in the first shard written
+                record = {k: _zero(v) for k, v in record.items()}
+            record["name"] = name
+            rows.append((name, shard, Json(_added(record, amounts))))
+        with self._conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO counters (name, shard, doc) VALUES (%s, %s, %s) "
+                "ON CONFLICT (name, shard) DO UPDATE SET doc = EXCLUDED.doc",
+                rows,
+            )
 
     def load(self, records: Any) -> int:
         self.refuse_unless_empty()
@@ -853,6 +1203,26 @@ class _PgTransaction(KeyValueTransaction):
             limit,
             newest_first=False,
         )
+
+
+def _added(record: Record, amounts: Record) -> dict[str, Any]:
+    """``record`` with ``amounts`` added: numbers, and lists element by element."""
+    out = dict(record)
+    for name, amount in amounts.items():
+        if isinstance(amount, list):
+            known = list(out.get(name) or [0] * len(amount))
+            out[name] = [a + b for a, b in zip(known, amount)]
+        else:
+            out[name] = out.get(name, 0) + amount
+    return out
+
+
+def _zero(value: Any) -> Any:
+    if isinstance(value, list):
+        return [0] * len(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return 0
+    return value
 
 
 def _deduplicated(job: Job) -> Job:
