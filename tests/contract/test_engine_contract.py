@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from asyncjobs import clock as clocks
-from asyncjobs.domain import lifecycle, retention
+from asyncjobs.domain import lifecycle, retention, scheduling
 from asyncjobs.errors import InvalidInput, NotFound
 from asyncjobs.records import Job, JobStatus
 from asyncjobs.services import running
@@ -137,6 +137,20 @@ def test_claims_take_higher_priority_first_then_orgs_in_turn(backend):
     assert taken[0] == "urgent"
     # the later org is not behind the whole flood: orgs alternate
     assert taken[1:5].count("small") == 2
+
+
+def test_a_worker_on_several_queues_claims_in_one_order_across_them(backend):
+    submit(backend, *[{"queue": "bulk"} for _ in range(20)])
+    submit(backend, {"queue": "mail", "priority": 9}, seconds=1)
+    submit(backend, {"queue": "other", "priority": 9}, seconds=1)
+    submit(backend, *[{"queue": "mail", "org": f"o{n}"} for n in range(3)], seconds=2)
+    queued = [j for j in backend.export()["jobs"].values() if j["queue"] != "other"]
+    taken = claim(backend, 25, seconds=3, queues=("bulk", "mail"))
+    assert [job.queue for job, _ in taken[:1]] == ["mail"]  # priority first
+    assert len(taken) == 24  # every job of both queues, none of the third
+    # one claim order, whichever queue a job is in (domain/scheduling.py)
+    in_order = sorted(queued, key=scheduling.claim_key)
+    assert [job.job_id for job, _ in taken] == [j["job_id"] for j in in_order]
 
 
 def test_a_flood_from_one_org_delays_another_orgs_single_job_by_a_handful_of_claims(

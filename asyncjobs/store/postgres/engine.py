@@ -707,16 +707,16 @@ class _PgTransaction(KeyValueTransaction):
         return rows[0][0] if rows else None
 
     def _read_jobs(
-        self, where: str, params: Sequence[Any], tail: str = ""
+        self, where: str, params: Sequence[Any], lock: str = "FOR UPDATE"
     ) -> list[Record]:
-        """Jobs of a writing transaction, locked ``FOR UPDATE`` (``tail`` may add ``SKIP LOCKED``).
+        """Jobs of a writing transaction, locked as ``lock`` says (a claim skips locked ones).
 
         Each comes with the number of its last event, so that saving its next
         event reads nothing more.
         """
         rows = self._rows(
             "SELECT doc, (SELECT max(e.seq) FROM events e WHERE e.job_id = jobs.job_id) "
-            f"FROM jobs WHERE {where} {tail or 'FOR UPDATE'}",
+            f"FROM jobs WHERE {where} {lock}",
             params,
         )
         docs = []
@@ -851,15 +851,30 @@ class _PgTransaction(KeyValueTransaction):
         # the first read takes (and locks) what the caller wants; more only
         # when it passes some over
         sizes = itertools.chain([max(1, want)], _CHUNKS, itertools.repeat(_CHUNKS[-1]))
-        where = (
+        order = "ORDER BY priority DESC, fair_tag, run_after, created_at, job_id"
+        runnable = (
             "status = 'queued' AND fair_tag IS NOT NULL "
-            "AND queue = ANY(%s) AND NOT (task = ANY(%s)) AND NOT (job_id = ANY(%s)) "
-            "ORDER BY priority DESC, fair_tag, run_after, created_at, job_id LIMIT %s"
+            "AND NOT (task = ANY(%s)) AND NOT (job_id = ANY(%s))"
         )
+        lock = " FOR UPDATE SKIP LOCKED" if self._writable else ""
+        names = sorted(set(queues))
         for size in sizes:
-            params = (list(queues), list(exclude_tasks), seen, size)
+            if len(names) == 1:
+                # one queue: the index of the claim order, read in order
+                where = f"queue = %s AND {runnable} {order} LIMIT %s{lock}"
+                params: tuple[Any, ...] = (names[0], list(exclude_tasks), seen, size)
+            else:
+                # several: the head of each queue in order (a list of queues
+                # would make the index unordered), then merged
+                where = (
+                    "job_id IN (SELECT c.job_id FROM unnest(%s::text[]) q(name) "
+                    "CROSS JOIN LATERAL (SELECT job_id FROM jobs WHERE "
+                    f"queue = q.name AND {runnable} {order} LIMIT %s{lock}) c) "
+                    f"{order} LIMIT %s"
+                )
+                params = (names, list(exclude_tasks), seen, size, size)
             if self._writable:
-                rows = self._read_jobs(where, params, "FOR UPDATE SKIP LOCKED")
+                rows = self._read_jobs(where, params, lock="")
             else:
                 rows = [
                     r[0]
@@ -921,7 +936,7 @@ class _PgTransaction(KeyValueTransaction):
         )
         params = (clocks.to_iso(self.now), limit)
         if self._writable:
-            docs = self._read_jobs(where, params, "FOR UPDATE SKIP LOCKED")
+            docs = self._read_jobs(where, params, lock="FOR UPDATE SKIP LOCKED")
         else:
             docs = [
                 r[0] for r in self._rows(f"SELECT doc FROM jobs WHERE {where}", params)
