@@ -1,7 +1,8 @@
 """What operators watch, as plain functions of records and ``now``.
 
-``summarize`` reads every job once and gives the figures behind
-``asyncjobs info``, ``/telemetry`` and ``/metrics``; ``telemetry_doc`` and
+``summarize`` gives the figures behind ``asyncjobs info``, ``/telemetry``
+and ``/metrics`` from ``JobFigures`` (one pass over the jobs, or an
+engine's ``GROUP BY``) and the other records; ``telemetry_doc`` and
 ``metrics_text`` shape them. Nothing here carries an org id out: figures are
 per queue, status, task and breaker.
 """
@@ -9,6 +10,7 @@ per queue, status, task and breaker.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,26 +72,9 @@ def missing_notifications(
     return missing
 
 
-def summarize(
-    *,
-    jobs: Iterable[Mapping[str, Any]],
-    notifications: Iterable[Mapping[str, Any]],
-    breakers: list[Mapping[str, Any]],
-    workers: list[Mapping[str, Any]],
-    counters: Mapping[str, Mapping[str, Any]],
-    now: datetime,
-    pruned_before: str | None = None,
-    catalog: Iterable[Mapping[str, Any]] = (),
-    stale_seconds: float,
-) -> dict[str, Any]:
-    """The figures of one pass over the records.
-
-    ``materializer_stale``: runnable jobs wait and no job finished within
-    ``stale_seconds`` (``Settings.stale_seconds``).
-    """
-    stamp = clock.to_iso(now)
-    hour_ago = clock.to_iso(now - timedelta(hours=1))
-    open_tasks = {
+def open_tasks(breakers: Iterable[Mapping[str, Any]], now: datetime) -> set[str]:
+    """The tasks an open breaker holds back at ``now``."""
+    return {
         task
         for b in breakers
         if breaker_rules.blocks(
@@ -97,51 +82,125 @@ def summarize(
         )
         for task in b.get("tasks", [])
     }
-    by_status_queue: dict[tuple[str, str], int] = {}
-    queues: dict[str, dict[str, Any]] = {}
-    running = failed_1h = runnable = blocked = 0
+
+
+@dataclass
+class JobFigures:
+    """What ``summarize`` needs from the jobs: counts and extremes, no job itself.
+
+    An engine fills it in one pass over the jobs (``job_figures``), or with
+    ``GROUP BY`` queries that give the same numbers (``add_group``).
+    """
+
+    now: datetime
+    open_tasks: set[str]
+    by_status_queue: dict[tuple[str, str], int] = field(default_factory=dict)
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    running: int = 0
+    runnable: int = 0
+    blocked: int = 0
+    failed_1h: int = 0
     last_finished: str | None = None
-    terminal_jobs = []
-    completed_by_task: dict[str, str] = {}  # the latest finish of a completed job
-    held: dict[str, list[str]] = {}  # running job ids by worker
-    for job in jobs:
-        status, queue = job["status"], job["queue"]
-        by_status_queue[(status, queue)] = by_status_queue.get((status, queue), 0) + 1
-        q = queues.setdefault(
+    completed_by_task: dict[str, str] = field(default_factory=dict)  # latest finish
+    held: dict[str, list[str]] = field(default_factory=dict)  # running ids by worker
+
+    @property
+    def stamp(self) -> str:
+        return clock.to_iso(self.now)
+
+    @property
+    def hour_ago(self) -> str:
+        return clock.to_iso(self.now - timedelta(hours=1))
+
+    def add_group(
+        self,
+        status: str,
+        queue: str,
+        task: str,
+        *,
+        count: int,
+        oldest_queued_at: str | None = None,
+        due: int = 0,
+        last_finished: str | None = None,
+        finished_1h: int = 0,
+    ) -> None:
+        """Count ``count`` jobs of one (status, queue, task).
+
+        For queued ones: the oldest ``updated_at`` and how many are due
+        (``run_after`` at or before now); for terminal ones: the latest
+        ``finished_at`` and how many finished within the last hour.
+        """
+        key = (status, queue)
+        self.by_status_queue[key] = self.by_status_queue.get(key, 0) + count
+        q = self.queues.setdefault(
             queue, {"depth": 0, "oldest_queued_at": None, "running": 0}
         )
         if status == "queued":
-            q["depth"] += 1
-            if (
+            q["depth"] += count
+            if oldest_queued_at is not None and (
                 q["oldest_queued_at"] is None
-                or job["updated_at"] < q["oldest_queued_at"]
+                or oldest_queued_at < q["oldest_queued_at"]
             ):
-                q["oldest_queued_at"] = job["updated_at"]
-            if job["run_after"] <= stamp:
-                runnable += 1
-                if job["task"] in open_tasks:
-                    blocked += 1
+                q["oldest_queued_at"] = oldest_queued_at
+            self.runnable += due
+            if task in self.open_tasks:
+                self.blocked += due
         elif status == "running":
-            running += 1
-            q["running"] += 1
-            if job.get("worker_id"):
-                held.setdefault(job["worker_id"], []).append(job["job_id"])
-        if status in TERMINAL:
-            terminal_jobs.append(job)
-            finished = job.get("finished_at")
-            if finished and (last_finished is None or finished > last_finished):
-                last_finished = finished
-            if status == "failed" and finished and finished >= hour_ago:
-                failed_1h += 1
-            if status == "completed" and finished:
-                task = job["task"]
-                if finished > completed_by_task.get(task, ""):
-                    completed_by_task[task] = finished
-    keys = {
-        n.get("dedupe_key")
-        for n in notifications
-        if n.get("channel", "in_app") == "in_app"
-    }
+            self.running += count
+            q["running"] += count
+        if status in TERMINAL and last_finished:
+            if self.last_finished is None or last_finished > self.last_finished:
+                self.last_finished = last_finished
+            if status == "completed" and last_finished > self.completed_by_task.get(
+                task, ""
+            ):
+                self.completed_by_task[task] = last_finished
+        if status == "failed":
+            self.failed_1h += finished_1h
+
+
+def job_figures(
+    jobs: Iterable[Mapping[str, Any]], *, now: datetime, open_tasks: set[str]
+) -> JobFigures:
+    """The figures of one pass over the jobs."""
+    figures = JobFigures(now=now, open_tasks=open_tasks)
+    stamp, hour_ago = figures.stamp, figures.hour_ago
+    for job in jobs:
+        status = job["status"]
+        finished = job.get("finished_at") if status in TERMINAL else None
+        figures.add_group(
+            status,
+            job["queue"],
+            job["task"],
+            count=1,
+            oldest_queued_at=job["updated_at"] if status == "queued" else None,
+            due=int(status == "queued" and job["run_after"] <= stamp),
+            last_finished=finished,
+            finished_1h=int(bool(finished) and finished >= hour_ago),
+        )
+        if status == "running" and job.get("worker_id"):
+            figures.held.setdefault(job["worker_id"], []).append(job["job_id"])
+    return figures
+
+
+def summarize(
+    *,
+    figures: JobFigures,
+    missing: list[str],
+    breakers: list[Mapping[str, Any]],
+    workers: list[Mapping[str, Any]],
+    counters: Mapping[str, Mapping[str, Any]],
+    catalog: Iterable[Mapping[str, Any]] = (),
+    stale_seconds: float,
+) -> dict[str, Any]:
+    """The figures behind ``info``, ``/telemetry`` and ``/metrics``.
+
+    ``missing`` is ``missing_notifications``' answer. ``materializer_stale``:
+    runnable jobs wait and no job finished within ``stale_seconds``
+    (``Settings.stale_seconds``).
+    """
+    now = figures.now
+    queues = figures.queues
     for q in queues.values():
         oldest = q["oldest_queued_at"]
         q["oldest_age_s"] = (
@@ -152,26 +211,25 @@ def summarize(
     oldest_all = [
         q["oldest_age_s"] for q in queues.values() if q["oldest_age_s"] is not None
     ]
-    seen = [worker_view(w, now, held.get(w["worker_id"], [])) for w in workers]
-    stale = runnable > 0 and (
+    seen = [worker_view(w, now, figures.held.get(w["worker_id"], [])) for w in workers]
+    last_finished = figures.last_finished
+    stale = figures.runnable > 0 and (
         last_finished is None
         or (now - clock.parse_iso(last_finished)).total_seconds() > stale_seconds
     )
     return {
-        "now": stamp,
-        "by_status_queue": by_status_queue,
+        "now": figures.stamp,
+        "by_status_queue": figures.by_status_queue,
         "queues": dict(sorted(queues.items())),
         "queue_depth": sum(q["depth"] for q in queues.values()),
-        "running": running,
-        "runnable": runnable,
-        "blocked": blocked,
-        "failed_1h": failed_1h,
+        "running": figures.running,
+        "runnable": figures.runnable,
+        "blocked": figures.blocked,
+        "failed_1h": figures.failed_1h,
         "oldest_queued_age_s": max(oldest_all) if oldest_all else None,
         "last_finished_at": last_finished,
         "materializer_stale": stale,
-        "terminal_without_notification": missing_notifications(
-            terminal_jobs, keys, pruned_before
-        ),
+        "terminal_without_notification": missing,
         "breakers": sorted((dict(b) for b in breakers), key=lambda b: b["name"]),
         "workers": seen,
         "workers_seen": sum(not w["gone"] for w in seen),
@@ -179,7 +237,7 @@ def summarize(
             name: r.get("value", 0) for name, r in counters.items() if "value" in r
         },
         "duration": counters.get(metrics.DURATION) or metrics.empty_histogram(),
-        "layers": _layer_updates(catalog, completed_by_task),
+        "layers": _layer_updates(catalog, figures.completed_by_task),
     }
 
 

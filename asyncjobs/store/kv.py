@@ -404,14 +404,22 @@ class KeyValueTransaction(Transaction):
 
     def summary(self, *, stale_seconds: float) -> dict[str, Any]:
         pruned = (self.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")
+        now = self.now
+        breakers = list(self.scan("breakers"))
+        jobs = list(self.scan("jobs"))
+        keys = {
+            n.get("dedupe_key")
+            for n in self.scan("notifications")
+            if n.get("channel", "in_app") == "in_app"
+        }
         summary = observability.summarize(
-            jobs=self.scan("jobs"),
-            notifications=self.scan("notifications"),
-            breakers=list(self.scan("breakers")),
+            figures=observability.job_figures(
+                jobs, now=now, open_tasks=observability.open_tasks(breakers, now)
+            ),
+            missing=observability.missing_notifications(jobs, keys, pruned),
+            breakers=breakers,
             workers=list(self.scan("workers")),
             counters={r["name"]: r for r in self.scan("counters")},
-            now=self.now,
-            pruned_before=pruned,
             catalog=list(self.scan(task_catalog.KIND)),
             stale_seconds=stale_seconds,
         )

@@ -35,7 +35,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ... import clock as clocks
 from ...clock import Clock
-from ...domain import paging, retention
+from ...domain import catalog as task_catalog
+from ...domain import lifecycle, observability, paging, retention
 from ...errors import InvalidInput, StoreCorrupt, StoreError
 from ...records import Job, Notification, Record, StoredRecord
 from ..kv import KeyValueTransaction
@@ -509,6 +510,87 @@ class _PgTransaction(KeyValueTransaction):
                 "ON CONFLICT (key) DO UPDATE SET doc = EXCLUDED.doc",
                 [(key, Json(record)) for key, record in pending.items()],
             )
+
+    # -- figures --------------------------------------------------------------
+
+    def summary(self, *, stale_seconds: float) -> dict[str, Any]:
+        """``observability.summarize``'s figures from ``GROUP BY`` queries and an anti-join."""
+        now = self.now
+        breakers = list(self.scan("breakers"))
+        figures = observability.JobFigures(
+            now=now, open_tasks=observability.open_tasks(breakers, now)
+        )
+        terminal = "status IN ('completed', 'failed', 'canceled')"
+        for status, queue, task, count, oldest, due, last, recent in self._rows(
+            "SELECT status, queue, task, count(*), "
+            "min(doc->>'updated_at') FILTER (WHERE status = 'queued'), "
+            "count(*) FILTER (WHERE status = 'queued' AND run_after <= %(stamp)s), "
+            f"max(finished_at) FILTER (WHERE {terminal}), "
+            f"count(*) FILTER (WHERE {terminal} AND finished_at >= %(hour)s) "
+            "FROM jobs GROUP BY status, queue, task ORDER BY status, queue, task",
+            {"stamp": figures.stamp, "hour": figures.hour_ago},
+        ):
+            figures.add_group(
+                status,
+                queue,
+                task,
+                count=count,
+                oldest_queued_at=oldest,
+                due=due,
+                last_finished=last,
+                finished_1h=recent,
+            )
+        for worker_id, job_id in self._rows(
+            "SELECT doc->>'worker_id', job_id FROM jobs WHERE status = 'running' "
+            "ORDER BY job_id"
+        ):
+            if worker_id:
+                figures.held.setdefault(worker_id, []).append(job_id)
+        pruned = (self.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")
+        summary = observability.summarize(
+            figures=figures,
+            missing=self._missing_notifications(pruned),
+            breakers=breakers,
+            workers=list(self.scan("workers")),
+            counters=dict(self.keyed("counters")),
+            catalog=list(self.scan(task_catalog.KIND)),
+            stale_seconds=stale_seconds,
+        )
+        summary["generation"] = self.generation
+        return summary
+
+    def _missing_notifications(self, pruned_before: str | None) -> list[str]:
+        """``observability.missing_notifications`` as an anti-join on the dedupe key."""
+        # the key of lifecycle.dedupe_key_of, built in SQL from its own pattern
+        pattern = lifecycle.dedupe_key_of("\x00job", "\x00event", "\x00run")  # type: ignore[arg-type]
+        parts = []
+        for piece in pattern.split("\x00"):
+            for name, column in (
+                ("job", "j.job_id"),
+                ("event", "e.event"),
+                ("run", "coalesce(j.doc->>'run', '1')"),
+            ):
+                if piece.startswith(name):
+                    parts.append(column)
+                    piece = piece[len(name) :]
+                    break
+            if piece:
+                parts.append(sql.Literal(piece).as_string(self._conn))
+        events = ", ".join(
+            f"({sql.Literal(s).as_string(self._conn)}, {sql.Literal(e).as_string(self._conn)})"
+            for s, e in sorted(lifecycle.TERMINAL_EVENT_OF.items())
+        )
+        return [
+            r[0]
+            for r in self._rows(
+                f"SELECT j.job_id FROM jobs j JOIN (VALUES {events}) e(status, event) "
+                "ON e.status = j.status WHERE coalesce(j.finished_at, '') >= %s "
+                "AND NOT EXISTS (SELECT 1 FROM notifications n WHERE "
+                f"n.dedupe_key = concat({', '.join(parts)}) "
+                "AND coalesce(n.channel, 'in_app') = 'in_app') ORDER BY j.job_id",
+                (pruned_before or "",),
+            )
+        ]
 
     # -- retention ------------------------------------------------------------
 
