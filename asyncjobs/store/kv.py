@@ -157,6 +157,16 @@ class KeyValueTransaction(Transaction):
         how many the caller expects to take.
         """
 
+    def lane_state(
+        self, queue: str, priority: int, exclude_tasks: Collection[str], key: str
+    ) -> tuple[int | None, int, Record | None]:
+        """``lane_head``, ``lane_next_tag`` and the ``lanes`` record ``key``, read together."""
+        return (
+            self.lane_head(queue, priority, exclude_tasks),
+            self.lane_next_tag(queue, priority),
+            self.get("lanes", key),
+        )
+
     @abstractmethod
     def lane_head(
         self, queue: str, priority: int, exclude_tasks: Collection[str] = ()
@@ -527,14 +537,16 @@ class _FairTags:
         ):
             return job
         tx, lane = self._tx, (job.queue, job.priority)
+        key = scheduling.lane_key(job.queue, job.priority, job.org_id)
         virtual = self._virtual.get(lane)
         if virtual is None:
-            virtual = self._virtual[lane] = scheduling.virtual_time(
-                tx.lane_head(job.queue, job.priority, self._held_back),
-                tx.lane_next_tag(job.queue, job.priority),
+            head, next_tag, record = tx.lane_state(
+                job.queue, job.priority, self._held_back, key
             )
-        key = scheduling.lane_key(job.queue, job.priority, job.org_id)
-        record = tx.get("lanes", key) or {}
+            virtual = self._virtual[lane] = scheduling.virtual_time(head, next_tag)
+        else:
+            record = tx.get("lanes", key)
+        record = record or {}
         tag, next_tag = scheduling.fair_tag(virtual, record.get("next_tag", 0))
         tx.put(
             "lanes",

@@ -57,6 +57,15 @@ except ImportError:  # pragma: no cover - the extra is missing
 DEFAULT_SCHEMA = "asyncjobs"
 _SHARDS = 16
 _CHUNKS = (16, 64, 256, 1024)  # rows a claim reads at a time, growing
+# the first fair tag of a lane's runnable jobs: the claim-order index, read in order
+_LANE_HEAD = (
+    "SELECT fair_tag FROM jobs WHERE status = 'queued' AND fair_tag IS NOT NULL "
+    "AND queue = %s AND priority = %s AND NOT (task = ANY(%s)) "
+    "ORDER BY priority DESC, fair_tag LIMIT 1"
+)
+_LANE_NEXT_TAG = (
+    "SELECT coalesce(max(next_tag), 0) FROM lanes WHERE queue = %s AND priority = %s"
+)
 _PURGE_BATCH = 5_000  # records deleted per transaction by a cleanup
 _PURGE_JOB_BATCH = 1_000  # jobs, each with its results, events, notifications
 _TERMINAL = "('completed', 'failed', 'canceled')"
@@ -483,6 +492,14 @@ class _PgTransaction(KeyValueTransaction):
     ) -> None:
         super().__init__(clock or self._database_clock)
         self._conn = conn
+        self._tasks: dict[str, Record] | None = None
+        # the moment, asked for at once and read where the first answer is
+        # awaited anyway: no round trip of its own
+        self._moment = (
+            conn.execute("SELECT clock_timestamp()") if writable and not clock else None
+        )
+        # worker records to update at the commit: (fields, processed, default)
+        self._worker_updates: dict[str, tuple[dict[str, Any], int, Any]] = {}
         self._writable = writable
         self._channel = channel
         self._woken = False
@@ -744,8 +761,8 @@ class _PgTransaction(KeyValueTransaction):
         ]
 
     def _database_clock(self) -> datetime:
-        moment = self._conn.execute("SELECT clock_timestamp()").fetchone()[0]
-        return moment.astimezone(timezone.utc)
+        asked = self._moment or self._conn.execute("SELECT clock_timestamp()")
+        return asked.fetchone()[0].astimezone(timezone.utc)
 
     @property
     def generation(self) -> int:
@@ -775,8 +792,9 @@ class _PgTransaction(KeyValueTransaction):
             if key not in self._docs:
                 self._read_jobs("job_id = %s", (key,))
             return self._docs.get(key)
-        if kind == "counters":
+        if kind in ("counters", "workers"):
             self._flush_increments()
+        if kind == "counters":
             return _merge(
                 r[0]
                 for r in self._rows(
@@ -825,6 +843,8 @@ class _PgTransaction(KeyValueTransaction):
             return
         if kind == "jobs":
             self._docs[key] = record
+        if kind == "workers":
+            self._flush_increments()  # a held update must not land on top of this
         if kind == "counters":
             # a record written whole (the retention cutoff): one shard holds it
             self._flush_increments()
@@ -856,8 +876,9 @@ class _PgTransaction(KeyValueTransaction):
         if kind == "jobs":
             for key in keys:
                 self._docs.pop(key, None)
-        if kind == "counters":
+        if kind in ("counters", "workers"):
             self._flush_increments()
+        if kind == "counters":
             self._conn.execute("DELETE FROM counters WHERE name = ANY(%s)", (keys,))
             return
         table, column = self._table(kind)
@@ -869,7 +890,7 @@ class _PgTransaction(KeyValueTransaction):
 
     def keyed(self, kind: str) -> Iterator[tuple[str, Record]]:
         """Every record of a kind with its key (export)."""
-        if kind in ("lanes", "counters"):
+        if kind in ("lanes", "counters", "workers"):
             self.flush()
         if kind == "counters":
             names = [
@@ -913,12 +934,32 @@ class _PgTransaction(KeyValueTransaction):
         ]
 
     def count(self, kind: str) -> int:
-        if kind in ("lanes", "counters"):
+        if kind in ("lanes", "counters", "workers"):
             self.flush()
         if kind == "counters":
             return self._rows("SELECT count(DISTINCT name) FROM counters")[0][0]
         table, _ = self._table(kind)
         return self._rows(sql.SQL("SELECT count(*) FROM {}").format(table))[0][0]
+
+    # -- the task catalog: a few records, read whole once per transaction ------
+
+    def _catalog(self) -> dict[str, Record]:
+        if self._tasks is None:
+            self._tasks = dict(self._rows("SELECT name, doc FROM tasks ORDER BY name"))
+        return self._tasks
+
+    def catalog(self) -> list[Record]:
+        return list(self._catalog().values())
+
+    def catalog_entry(self, task: str) -> Record | None:
+        return self._catalog().get(task) if isinstance(task, str) else None
+
+    def catalog_size(self) -> int:
+        return len(self._catalog())
+
+    def publish_catalog(self, entries: Sequence[Record]) -> None:
+        self._tasks = None
+        super().publish_catalog(entries)
 
     # -- selection ------------------------------------------------------------
 
@@ -974,18 +1015,29 @@ class _PgTransaction(KeyValueTransaction):
         self, queue: str, priority: int, exclude_tasks: Collection[str] = ()
     ) -> int | None:
         return self._rows(
-            "SELECT min(fair_tag) FROM jobs WHERE status = 'queued' "
-            "AND fair_tag IS NOT NULL AND queue = %s AND priority = %s "
-            "AND NOT (task = ANY(%s))",
-            (queue, priority, list(exclude_tasks)),
+            f"SELECT ({_LANE_HEAD})", (queue, priority, list(exclude_tasks))
         )[0][0]
+
+    def lane_state(
+        self, queue: str, priority: int, exclude_tasks: Collection[str], key: str
+    ) -> tuple[int | None, int, Record | None]:
+        if key in self._lanes:
+            return (
+                self.lane_head(queue, priority, exclude_tasks),
+                self.lane_next_tag(queue, priority),
+                self._lanes[key],
+            )
+        self.flush()
+        head, next_tag, record = self._rows(
+            f"SELECT ({_LANE_HEAD}), ({_LANE_NEXT_TAG}), "
+            "(SELECT doc FROM lanes WHERE key = %s)",
+            (queue, priority, list(exclude_tasks), queue, priority, key),
+        )[0]
+        return head, next_tag, record
 
     def lane_next_tag(self, queue: str, priority: int) -> int:
         self.flush()
-        return self._rows(
-            "SELECT coalesce(max(next_tag), 0) FROM lanes WHERE queue = %s AND priority = %s",
-            (queue, priority),
-        )[0][0]
+        return self._rows(f"SELECT ({_LANE_NEXT_TAG})", (queue, priority))[0][0]
 
     def due_untagged(self, queues: Collection[str], now: str) -> list[Record]:
         where = (
@@ -1038,12 +1090,16 @@ class _PgTransaction(KeyValueTransaction):
                     jobs.append(_deduplicated(found))
                     continue
             job = self._stamped(job)
-            inserted = self._rows(
+            insert = (
                 "INSERT INTO jobs (job_id, doc) VALUES (%s, %s) "
                 "ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
-                "DO NOTHING RETURNING job_id",
-                (job.job_id, Json(job.to_dict())),
+                "DO NOTHING RETURNING job_id"
             )
+            params = (job.job_id, Json(job.to_dict()))
+            if key is None:  # nothing to conflict with: not waited for
+                inserted: list[Any] = [self._conn.execute(insert, params)]
+            else:
+                inserted = self._rows(insert, params)
             if not inserted:  # another submitter of the key committed first
                 found = self._keyed_job(job.org_id, key or "")
                 assert found is not None
@@ -1108,44 +1164,115 @@ class _PgTransaction(KeyValueTransaction):
         held, _ = self._increments.get(counter, ({}, None))
         self._increments[counter] = (_added(held, amounts), initial)
 
+    def update_worker(
+        self,
+        worker_id: str,
+        fields: Any,
+        *,
+        processed: int = 0,
+        default: Record | None = None,
+    ) -> None:
+        # held to the commit, where its read shares a round trip with the counters'
+        self._check_writable()
+        held, count, known = self._worker_updates.get(worker_id, ({}, 0, None))
+        self._worker_updates[worker_id] = (
+            {**held, **fields},
+            count + processed,
+            default if default is not None else known,
+        )
+
     def _flush_increments(self) -> None:
-        """Add the held increments to this process's shard of each counter."""
-        if not self._increments:
-            return
+        """Write the held counter increments and worker updates.
+
+        A plain count (``{"value": n}``) is added by the database in the
+        upsert itself; a record of several fields (a histogram) and a worker
+        record are read first, all in one round trip.
+        """
         pending, self._increments = self._increments, {}
+        workers, self._worker_updates = self._worker_updates, {}
+        if not pending and not workers:
+            return
         shard = os.getpid() % _SHARDS
-        names = sorted(pending)
-        shards = dict(
-            self._rows(
+        plain = sorted(
+            n
+            for n, (amounts, initial) in pending.items()
+            if initial is None
+            and set(amounts) == {"value"}
+            and isinstance(amounts["value"], int)
+        )
+        whole = sorted(set(pending) - set(plain))
+        asked_shards = asked_known = asked_workers = None
+        if whole:
+            asked_shards = self._conn.execute(
                 "SELECT name, doc FROM counters WHERE name = ANY(%s) AND shard = %s "
                 "ORDER BY name FOR UPDATE",
-                (names, shard),
+                (whole, shard),
             )
-        )
-        fresh = [n for n in names if n not in shards and pending[n][1]]
-        counted = set()
-        if fresh:
-            counted = {
-                r[0]
-                for r in self._rows(
-                    "SELECT DISTINCT name FROM counters WHERE name = ANY(%s)", (fresh,)
-                )
-            }
-        rows = []
-        for name in names:
-            amounts, initial = pending[name]
-            record = dict(shards.get(name) or initial or {})
-            if name not in shards and name in counted:
-                # the initial record is counted once, in the first shard written
-                record = {k: _zero(v) for k, v in record.items()}
-            record["name"] = name
-            rows.append((name, shard, Json(_added(record, amounts))))
+            asked_known = self._conn.execute(
+                "SELECT DISTINCT name FROM counters WHERE name = ANY(%s)", (whole,)
+            )
+        if workers:
+            asked_workers = self._conn.execute(
+                "SELECT worker_id, doc FROM workers WHERE worker_id = ANY(%s) "
+                "ORDER BY worker_id FOR UPDATE",
+                (sorted(workers),),
+            )
         with self._conn.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO counters (name, shard, doc) VALUES (%s, %s, %s) "
-                "ON CONFLICT (name, shard) DO UPDATE SET doc = EXCLUDED.doc",
-                rows,
-            )
+            if plain:
+                cursor.executemany(
+                    "INSERT INTO counters (name, shard, doc) "
+                    "VALUES (%s, %s, json_build_object('name', %s::text, 'value', %s::bigint)) "
+                    "ON CONFLICT (name, shard) DO UPDATE SET doc = json_build_object("
+                    "'name', EXCLUDED.name, 'value', "
+                    "coalesce((counters.doc->>'value')::bigint, 0) + %s::bigint)",
+                    [
+                        (
+                            name,
+                            shard,
+                            name,
+                            pending[name][0]["value"],
+                            pending[name][0]["value"],
+                        )
+                        for name in plain
+                    ],
+                )
+            rows = []
+            if asked_shards is not None and asked_known is not None:
+                shards = dict(asked_shards.fetchall())
+                counted = {r[0] for r in asked_known.fetchall()}
+                for name in whole:
+                    amounts, initial = pending[name]
+                    record = dict(shards.get(name) or initial or {})
+                    if name not in shards and name in counted:
+                        # the initial record is counted once, in the first shard written
+                        record = {k: _zero(v) for k, v in record.items()}
+                    record["name"] = name
+                    rows.append((name, shard, Json(_added(record, amounts))))
+            if rows:
+                cursor.executemany(
+                    "INSERT INTO counters (name, shard, doc) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (name, shard) DO UPDATE SET doc = EXCLUDED.doc",
+                    rows,
+                )
+            if asked_workers is not None:
+                known = dict(asked_workers.fetchall())
+                updated = []
+                for worker_id, (fields, processed, default) in sorted(workers.items()):
+                    old = known.get(worker_id) or default
+                    if old is None:
+                        continue
+                    record = {**old, **fields}
+                    if processed:
+                        record["processed_count"] = (
+                            old.get("processed_count", 0) + processed
+                        )
+                    updated.append((worker_id, Json(record)))
+                if updated:
+                    cursor.executemany(
+                        "INSERT INTO workers (worker_id, doc) VALUES (%s, %s) "
+                        "ON CONFLICT (worker_id) DO UPDATE SET doc = EXCLUDED.doc",
+                        updated,
+                    )
 
     def load(self, records: Any) -> int:
         self.refuse_unless_empty()
