@@ -677,7 +677,12 @@ def main() -> None:
         help="worker counts, comma-separated (default: 2,8)",
     )
     parser.add_argument("--runs", type=int, default=1, help="medians over this many")
-    parser.add_argument("--only", choices=PEERS, action="append")
+    parser.add_argument(
+        "--only",
+        choices=(*PEERS, "none"),
+        action="append",
+        help="peers to run beside asyncjobs (repeat; 'none': asyncjobs alone)",
+    )
     parser.add_argument("--dir", default=str(ROOT / "runtime"))
     parser.add_argument(
         "--output",

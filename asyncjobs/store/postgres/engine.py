@@ -66,6 +66,14 @@ _LANE_HEAD = (
 _LANE_NEXT_TAG = (
     "SELECT coalesce(max(next_tag), 0) FROM lanes WHERE queue = %s AND priority = %s"
 )
+# Statements by kind; the names are schema.KEYS' own, never input.
+_GET = {k: f"SELECT doc FROM {k} WHERE {c} = %s" for k, c in schema.KEYS.items()}
+_SCAN = {k: f"SELECT {c}, doc FROM {k} ORDER BY {c}" for k, c in schema.KEYS.items()}
+_UPSERT = {
+    k: f"INSERT INTO {k} ({c}, doc) VALUES (%s, %s) "
+    f"ON CONFLICT ({c}) DO UPDATE SET doc = EXCLUDED.doc"
+    for k, c in schema.KEYS.items()
+}
 _PURGE_BATCH = 5_000  # records deleted per transaction by a cleanup
 _PURGE_JOB_BATCH = 1_000  # jobs, each with its results, events, notifications
 _TERMINAL = "('completed', 'failed', 'canceled')"
@@ -493,6 +501,7 @@ class _PgTransaction(KeyValueTransaction):
         super().__init__(clock or self._database_clock)
         self._conn = conn
         self._tasks: dict[str, Record] | None = None
+        self._breakers: Any = None  # the breakers, asked ahead (_catalog)
         # the moment, asked for at once and read where the first answer is
         # awaited anyway: no round trip of its own
         self._moment = (
@@ -801,9 +810,8 @@ class _PgTransaction(KeyValueTransaction):
                     "SELECT doc FROM counters WHERE name = %s ORDER BY shard", (key,)
                 )
             )
-        table, column = self._table(kind)
-        query = sql.SQL("SELECT doc FROM {} WHERE {} = %s").format(table, column)
-        rows = self._rows(query, (key,))
+        self._table(kind)
+        rows = self._rows(_GET[kind], (key,))
         return rows[0][0] if rows else None
 
     def _read_jobs(
@@ -854,14 +862,10 @@ class _PgTransaction(KeyValueTransaction):
                 (key, Json(record)),
             )
             return
-        table, column = self._table(kind)
-        self._conn.execute(
-            sql.SQL(
-                "INSERT INTO {t} ({k}, doc) VALUES (%s, %s) "
-                "ON CONFLICT ({k}) DO UPDATE SET doc = EXCLUDED.doc"
-            ).format(t=table, k=column),
-            (key, Json(record)),
-        )
+        if kind == "breakers":
+            self._breakers = None
+        self._table(kind)  # a known kind: its statement is one of _UPSERT's
+        self._conn.execute(_UPSERT[kind], (key, Json(record)))
 
     def delete(self, kind: str, key: str) -> None:
         self.delete_many(kind, [key])
@@ -876,6 +880,8 @@ class _PgTransaction(KeyValueTransaction):
         if kind == "jobs":
             for key in keys:
                 self._docs.pop(key, None)
+        if kind == "breakers":
+            self._breakers = None
         if kind in ("counters", "workers"):
             self._flush_increments()
         if kind == "counters":
@@ -902,11 +908,11 @@ class _PgTransaction(KeyValueTransaction):
                 if merged is not None:
                     yield name, merged
             return
-        table, column = self._table(kind)
-        for key, doc in self._rows(
-            sql.SQL("SELECT {k}, doc FROM {t} ORDER BY {k}").format(t=table, k=column)
-        ):
-            yield key, doc
+        if kind == "breakers" and self._breakers is not None:
+            yield from self._breakers.fetchall()  # asked with the catalog
+            return
+        self._table(kind)
+        yield from self._rows(_SCAN[kind])
 
     def scan(self, kind: str) -> Iterator[Record]:
         for _, record in self.keyed(kind):
@@ -945,7 +951,10 @@ class _PgTransaction(KeyValueTransaction):
 
     def _catalog(self) -> dict[str, Record]:
         if self._tasks is None:
-            self._tasks = dict(self._rows("SELECT name, doc FROM tasks ORDER BY name"))
+            if self._writable and self._breakers is None:
+                # what a submit reads next (held-back tasks), in the same round trip
+                self._breakers = self._conn.execute(_SCAN["breakers"])
+            self._tasks = dict(self._rows(_SCAN["tasks"]))
         return self._tasks
 
     def catalog(self) -> list[Record]:
