@@ -8,12 +8,18 @@ run's server, a schema per test.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -50,6 +56,33 @@ def listening(url: str) -> bool:
                 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %%'"
             ).fetchone()[0]
         )
+
+
+def serve_on(spawn, url: str) -> Callable[..., tuple[int, dict]]:
+    """Start `asyncjobs serve` on the store; returns a caller of its API as org acme."""
+    proc = spawn(
+        [sys.executable, "-m", "asyncjobs", "--store", url]
+        + ["--lock-timeout", "60", "serve", "--port", "0"]
+    )
+    line = proc.stderr.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    assert match, line
+    base = f"http://127.0.0.1:{match.group(1)}"
+
+    def call(path: str, body: dict | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            base + path,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"X-Org-Id": "acme", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, json.loads(exc.read())
+
+    return call
 
 
 def wait_all(client: Client, ids: list[str], org: str, timeout: float = 120) -> None:
@@ -237,7 +270,9 @@ def test_eight_processes_racing_one_idempotency_key_make_one_job(pg_url, tmp_pat
 
 
 @pytest.mark.slow
-def test_a_database_restart_mid_run_loses_nothing(tmp_path, env, hosts, runs_file):
+def test_a_database_restart_mid_run_loses_nothing(
+    tmp_path, env, hosts, runs_file, spawn
+):
     server = throwaway_pg()  # a server of its own: this test restarts it
     url = f"{server.url}?schema=restart"
     try:
@@ -251,6 +286,8 @@ def test_a_database_restart_mid_run_loses_nothing(tmp_path, env, hosts, runs_fil
                 allow_unknown=True,
             )
             worker = hosts(url, "-c", "2", "--heartbeat-seconds", "0.5")
+            call = serve_on(spawn, url)
+            assert call(f"/analyze/jobs/{first[0].job_id}")[0] == 200
             deadline = time.monotonic() + 60
             while not runs(runs_file):
                 assert time.monotonic() < deadline
@@ -266,6 +303,8 @@ def test_a_database_restart_mid_run_loses_nothing(tmp_path, env, hosts, runs_fil
                 "-w",
                 "restart",
             )
+        # the server's pooled connections died with the restart: none is handed out
+        assert call(f"/analyze/jobs/{first[0].job_id}")[0] == 200
         with Client(url) as client:  # a new connection after the restart
             second = client.submit_many(
                 [
@@ -315,33 +354,11 @@ def test_a_large_result_is_kept_in_the_database_for_every_host(pg_url, tmp_path)
 
 def test_a_request_waiting_on_a_lock_does_not_hold_up_the_others(pg_url, spawn):
     """serve's request threads share a pool of connections, not one."""
-    import json
-    import re
-    import threading
-    import urllib.request
-
     base, schema = pg_url.split("?schema=")
     with Client(pg_url) as client:
         client.init_store()
         job = client.submit("t", org="acme", allow_unknown=True)
-    proc = spawn(
-        [sys.executable, "-m", "asyncjobs", "--store", pg_url]
-        + ["--lock-timeout", "60", "serve", "--port", "0"]
-    )
-    line = proc.stderr.readline()
-    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-    assert match, line
-    url = f"http://127.0.0.1:{match.group(1)}"
-
-    def call(path: str, body: dict | None = None) -> tuple[int, dict]:
-        request = urllib.request.Request(
-            url + path,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"X-Org-Id": "acme", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, json.loads(answer.read())
-
+    call = serve_on(spawn, pg_url)
     submitted: list[tuple[int, dict]] = []
     with (
         psycopg.connect(base, autocommit=True) as admin,

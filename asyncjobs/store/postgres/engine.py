@@ -74,8 +74,7 @@ _UPSERT = {
     f"ON CONFLICT ({c}) DO UPDATE SET doc = EXCLUDED.doc"
     for k, c in schema.KEYS.items()
 }
-_PURGE_BATCH = 5_000  # records deleted per transaction by a cleanup
-_PURGE_JOB_BATCH = 1_000  # jobs, each with its results, events, notifications
+_PURGE_JOB_BATCH = 1_000  # terminal jobs a cleanup judges per transaction
 _TERMINAL = "('completed', 'failed', 'canceled')"
 
 
@@ -211,6 +210,8 @@ class PostgresStore(Store):
                     min_size=1,
                     max_size=self.connections,
                     kwargs=self._options(),
+                    # a connection the server dropped (a restart) is not handed out
+                    check=psycopg_pool.ConnectionPool.check_connection,
                     open=False,
                     name=f"asyncjobs-{self.schema}",
                 )
@@ -397,51 +398,41 @@ class PostgresStore(Store):
         clock: Clock | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> tuple[datetime, retention.Plan]:
-        """Retention in short transactions: the plan from one snapshot, then batched deletes.
+        """Retention in short transactions: 1,000 terminal jobs at a time.
 
-        Each batch deletes only records whose job is still terminal (a job
-        retried meanwhile keeps everything), and a job goes in the same
-        statement as every record of it. The report counts what the
-        deletes returned.
+        The totals come first, from one short read. Then each batch of
+        terminal jobs, in job id order, is judged and (unless ``dry_run``)
+        deleted in one transaction of its own: records first, each only if
+        its job is still terminal (a job retried meanwhile keeps
+        everything), then the jobs, each in one statement with every record
+        of it. The report counts what the deletes returned; nothing waits
+        for a whole-store snapshot.
         """
         with self.read(clock=clock) as tx:
             assert isinstance(tx, _PgTransaction)
             moment = tx.now
-            plan = tx.purge(policy, dry_run=True, progress=progress)
-        if dry_run:
-            return moment, plan
-        if plan.notifications_cutoff is not None:
+            plan = tx.purge_totals(policy, moment)
+        if not dry_run and plan.notifications_cutoff is not None:
             with self.transaction(clock=clock) as tx:
                 assert isinstance(tx, _PgTransaction)
                 tx.raise_pruned_cutoff(plan.notifications_cutoff)
-        planned, plan.deleted = plan.deleted, {k: set() for k, _ in retention.KINDS}
-        files = []
-        for kind, key in retention.KINDS[:3]:
-            ids = sorted(planned[kind])
-            for start in range(0, len(ids), _PURGE_BATCH):
-                with self.transaction(clock=clock) as tx:
-                    assert isinstance(tx, _PgTransaction)
-                    for found_kind, found, file in tx.delete_of_terminal(
-                        kind, key, ids[start : start + _PURGE_BATCH]
-                    ):
-                        plan.deleted[found_kind].add(found)
-                        files += [file] if file else []
-        jobs = sorted(planned["jobs"])
-        if jobs and policy.jobs_ttl_seconds is not None:
-            cutoff = retention.cutoff_of(moment, policy.jobs_ttl_seconds)[0]
-        for start in range(0, len(jobs), _PURGE_JOB_BATCH):
-            with self.transaction(clock=clock) as tx:
+        after = ""
+        while True:
+            batch = self.read(clock=clock) if dry_run else self.transaction(clock=clock)
+            with batch as tx:
                 assert isinstance(tx, _PgTransaction)
-                for found_kind, found, file in tx.delete_jobs(
-                    jobs[start : start + _PURGE_JOB_BATCH], cutoff
-                ):
-                    plan.deleted[found_kind].add(found)
-                    files += [file] if file else []
-        if plan.workers_deleted:
+                after, read = tx.purge_batch(
+                    plan, policy, moment, after=after, delete=not dry_run
+                )
+            if progress is not None and read:
+                progress(read)
+            if not read:
+                break
+        if not dry_run and plan.workers_deleted:
             with self.transaction(clock=clock) as tx:
                 assert isinstance(tx, _PgTransaction)
                 tx.delete_many("workers", plan.workers_deleted)
-        plan.files = sorted(files)
+        plan.files.sort()
         return moment, plan
 
     def export(self) -> dict[str, Any]:
@@ -627,18 +618,34 @@ class _PgTransaction(KeyValueTransaction):
         dry_run: bool,
         progress: Callable[[int], None] | None = None,
     ) -> retention.Plan:
-        """The retention plan of ``retention.plan``, found by queries on the indexes.
+        """``retention.plan``'s answer, found by queries, all in this one transaction.
 
-        Times in the form this version writes compare in SQL; any other
-        (rare) is read and judged by the rule. Without ``dry_run``, the
-        plan is deleted in this one transaction (``PostgresStore.purge``
-        deletes in batches instead).
+        ``PostgresStore.purge`` runs the same batches, each in a transaction
+        of its own.
         """
         now = self.now
-        ttls = policy.ttls()
+        plan = self.purge_totals(policy, now)
+        if not dry_run and plan.notifications_cutoff is not None:
+            self.raise_pruned_cutoff(plan.notifications_cutoff)
+        after = ""
+        while True:
+            after, read = self.purge_batch(
+                plan, policy, now, after=after, delete=not dry_run
+            )
+            if progress is not None and read:
+                progress(read)
+            if not read:
+                break
+        if not dry_run:
+            self.delete_many("workers", plan.workers_deleted)
+        plan.files.sort()
+        return plan
+
+    def purge_totals(self, policy: retention.Policy, now: datetime) -> retention.Plan:
+        """A plan with the counts of every kind and the workers judged, nothing else yet."""
         workers = [r[0] for r in self._rows("SELECT doc FROM workers")]
         # workers are few: the rule itself judges each; it also sets the cutoff
-        plan = retention.plan({"workers": workers}, now=now, **ttls)
+        plan = retention.plan({"workers": workers}, now=now, **policy.ttls())
         for kind, _ in retention.KINDS:
             table, _ = self._table(kind)
             plan.totals[kind] = self._rows(
@@ -647,76 +654,102 @@ class _PgTransaction(KeyValueTransaction):
         plan.terminal_job_count = self._rows(
             f"SELECT count(*) FROM jobs WHERE status IN {_TERMINAL}"
         )[0][0]
-        params: dict[str, Any] = {"odd": []}
-        gone = "false"
+        return plan
+
+    def purge_batch(
+        self,
+        plan: retention.Plan,
+        policy: retention.Policy,
+        now: datetime,
+        *,
+        after: str,
+        delete: bool,
+    ) -> tuple[str, int]:
+        """Judge the next terminal jobs after job id ``after`` and their records, into ``plan``.
+
+        Times in the form this version writes compare in SQL; any other
+        (rare) is read and judged by the rule (``retention.is_expired``).
+        With ``delete``, what expired is deleted here and ``plan`` counts
+        what the deletes returned. Returns the last job id read and how
+        many were read (0: none left).
+        """
+        ttls = policy.ttls()
+        # the next terminal jobs, with the finish of those in a rare form of time
+        rows = self._rows(
+            f"SELECT job_id, {_canonical('finished_at')}, finished_at, "
+            f"CASE WHEN {_canonical('finished_at')} THEN NULL "
+            "ELSE doc->'finished_at' END "
+            f"FROM jobs WHERE job_id > %s AND status IN {_TERMINAL} "
+            "ORDER BY job_id LIMIT %s",
+            (after, _PURGE_JOB_BATCH),
+        )
+        if not rows:
+            return after, 0
+        ids = [r[0] for r in rows]
+        found: dict[str, set[str]] = {kind: set() for kind, _ in retention.KINDS}
+        files: list[str] = []
         jobs_ttl = ttls["jobs_ttl_seconds"]
         if jobs_ttl is not None:
             cutoff, moment = retention.cutoff_of(now, jobs_ttl)
-            params["jcut"] = cutoff
-            terminal = f"status IN {_TERMINAL}"
-            rows = self._rows(
-                f"SELECT job_id FROM jobs WHERE {terminal} "
-                f"AND {_canonical('finished_at')} AND finished_at < %(jcut)s",
-                params,
-            )
-            plan.deleted["jobs"].update(r[0] for r in rows)
-            for job_id, stamp in self._rows(
-                f"SELECT job_id, doc->'finished_at' FROM jobs WHERE {terminal} "
-                f"AND NOT {_canonical('finished_at')}"
-            ):
-                expired = retention.is_expired(stamp, cutoff, moment)
+            for job_id, plain, finished, stamp in rows:
+                if plain:
+                    expired: bool | None = finished < cutoff
+                else:
+                    expired = retention.is_expired(stamp, cutoff, moment)
                 if expired is None:
                     plan.skipped_missing_timestamp += 1
                 elif expired:
-                    params["odd"].append(job_id)
-                    plan.deleted["jobs"].add(job_id)
-            gone = (
-                f"({_canonical('j.finished_at')} AND j.finished_at < %(jcut)s "
-                "OR j.job_id = ANY(%(odd)s))"
-            )
-        if progress is not None:
-            progress(plan.totals["jobs"])
+                    found["jobs"].add(job_id)
+        gone = sorted(found["jobs"])
         for kind, key in retention.KINDS[:3]:
             ttl = ttls[f"{kind}_ttl_seconds"]
-            of_terminal = (
-                f"FROM {kind} x JOIN jobs j ON j.job_id = x.job_id "
-                f"WHERE j.status IN {_TERMINAL}"
-            )
-            file = "x.doc->>'value_file'" if kind == "results" else "NULL"
-            old = "false"
+            file = "doc->>'value_file'" if kind == "results" else "NULL"
+            params: dict[str, Any] = {"ids": ids, "gone": gone, "cut": ""}
+            odd = "false"
+            cutoff, moment = "", now
             if ttl is not None:
                 cutoff, moment = retention.cutoff_of(now, ttl)
                 params["cut"] = cutoff
-                old = f"({_canonical('x.created_at')} AND x.created_at < %(cut)s)"
-            for found, value_file in self._rows(
-                f"SELECT x.{key}, {file} {of_terminal} AND ({gone} OR {old})", params
+                odd = f"NOT {_canonical('created_at')}"
+            # those that go, and those whose time is in a rare form (the rule
+            # judges); IN (SELECT …) is hashed, where = ANY would compare each
+            # record with every gone job
+            for record_id, value_file, judged, stamp in self._rows(
+                f"SELECT {key}, {file}, job_id IN (SELECT unnest(%(gone)s::text[])) OR "
+                f"({_canonical('created_at')} AND created_at < %(cut)s AND %(cut)s <> ''), "
+                f"CASE WHEN {_canonical('created_at')} THEN NULL ELSE doc->'created_at' END "
+                f"FROM {kind} WHERE job_id = ANY(%(ids)s) "
+                "AND (job_id IN (SELECT unnest(%(gone)s::text[])) "
+                f"OR ({_canonical('created_at')} AND created_at < %(cut)s) OR {odd})",
+                params,
             ):
-                plan.deleted[kind].add(found)
-                if value_file:
-                    plan.files.append(value_file)
-            if ttl is not None:
-                for found, stamp, value_file in self._rows(
-                    f"SELECT x.{key}, x.doc->'created_at', {file} {of_terminal} "
-                    f"AND NOT {gone} AND NOT {_canonical('x.created_at')}",
-                    params,
-                ):
+                if judged:
+                    expired = True
+                else:
                     expired = retention.is_expired(stamp, cutoff, moment)
                     if expired is None:
                         plan.skipped_missing_timestamp += 1
-                    elif expired:
-                        plan.deleted[kind].add(found)
-                        if value_file:
-                            plan.files.append(value_file)
-            if progress is not None:
-                progress(plan.totals[kind])
-        plan.files.sort()
-        if not dry_run:
-            if plan.notifications_cutoff is not None:
-                self.raise_pruned_cutoff(plan.notifications_cutoff)
-            for kind, _ in retention.KINDS:
-                self.delete_many(kind, plan.deleted[kind])
-            self.delete_many("workers", plan.workers_deleted)
-        return plan
+                if expired:
+                    found[kind].add(record_id)
+                    files += [value_file] if value_file else []
+        if not delete:
+            for kind, records in found.items():
+                plan.deleted[kind] |= records
+            plan.files += files
+            return ids[-1], len(ids)
+        for kind, key in retention.KINDS[:3]:
+            if found[kind]:
+                for gone_kind, record_id, value_file in self.delete_of_terminal(
+                    kind, key, sorted(found[kind])
+                ):
+                    plan.deleted[gone_kind].add(record_id)
+                    plan.files += [value_file] if value_file else []
+        if gone and jobs_ttl is not None:
+            cutoff = retention.cutoff_of(now, jobs_ttl)[0]
+            for gone_kind, record_id, value_file in self.delete_jobs(gone, cutoff):
+                plan.deleted[gone_kind].add(record_id)
+                plan.files += [value_file] if value_file else []
+        return ids[-1], len(ids)
 
     def raise_pruned_cutoff(self, cutoff: str) -> None:
         """Notifications of jobs finished before ``cutoff`` may be gone (retention.py)."""
@@ -735,8 +768,9 @@ class _PgTransaction(KeyValueTransaction):
         return [
             (kind, found, value_file)
             for found, value_file in self._rows(
-                f"DELETE FROM {kind} WHERE {key} = ANY(%s) AND job_id IN "
-                f"(SELECT job_id FROM jobs WHERE status IN {_TERMINAL}) "
+                f"DELETE FROM {kind} x WHERE {key} = ANY(%s) AND EXISTS "
+                "(SELECT 1 FROM jobs j WHERE j.job_id = x.job_id "
+                f"AND j.status IN {_TERMINAL}) "
                 f"RETURNING {key}, {file}",
                 (list(ids),),
             )
