@@ -28,7 +28,7 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -412,27 +412,11 @@ class PostgresStore(Store):
             assert isinstance(tx, _PgTransaction)
             moment = tx.now
             plan = tx.purge_totals(policy, moment)
-        if not dry_run and plan.notifications_cutoff is not None:
-            with self.transaction(clock=clock) as tx:
-                assert isinstance(tx, _PgTransaction)
-                tx.raise_pruned_cutoff(plan.notifications_cutoff)
-        after = ""
-        while True:
-            batch = self.read(clock=clock) if dry_run else self.transaction(clock=clock)
-            with batch as tx:
-                assert isinstance(tx, _PgTransaction)
-                after, read = tx.purge_batch(
-                    plan, policy, moment, after=after, delete=not dry_run
-                )
-            if progress is not None and read:
-                progress(read)
-            if not read:
-                break
-        if not dry_run and plan.workers_deleted:
-            with self.transaction(clock=clock) as tx:
-                assert isinstance(tx, _PgTransaction)
-                tx.delete_many("workers", plan.workers_deleted)
-        plan.files.sort()
+        opener = self.read if dry_run else self.transaction
+        batches = lambda: opener(clock=clock)  # noqa: E731 - one transaction a batch
+        _purge_batches(
+            batches, plan, policy, moment, dry_run=dry_run, progress=progress
+        )
         return moment, plan
 
     def export(self) -> dict[str, Any]:
@@ -623,22 +607,9 @@ class _PgTransaction(KeyValueTransaction):
         ``PostgresStore.purge`` runs the same batches, each in a transaction
         of its own.
         """
-        now = self.now
-        plan = self.purge_totals(policy, now)
-        if not dry_run and plan.notifications_cutoff is not None:
-            self.raise_pruned_cutoff(plan.notifications_cutoff)
-        after = ""
-        while True:
-            after, read = self.purge_batch(
-                plan, policy, now, after=after, delete=not dry_run
-            )
-            if progress is not None and read:
-                progress(read)
-            if not read:
-                break
-        if not dry_run:
-            self.delete_many("workers", plan.workers_deleted)
-        plan.files.sort()
+        plan = self.purge_totals(policy, self.now)
+        this = lambda: nullcontext(self)  # noqa: E731 - every batch in this transaction
+        _purge_batches(this, plan, policy, self.now, dry_run=dry_run, progress=progress)
         return plan
 
     def purge_totals(self, policy: retention.Policy, now: datetime) -> retention.Plan:
@@ -1470,6 +1441,33 @@ class _PgTransaction(KeyValueTransaction):
             limit,
             newest_first=False,
         )
+
+
+def _purge_batches(
+    batches: Callable[[], AbstractContextManager[Any]],
+    plan: retention.Plan,
+    policy: retention.Policy,
+    now: datetime,
+    *,
+    dry_run: bool,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Run a cleanup's batches (``_PgTransaction.purge_batch``), each in ``batches()``."""
+    if not dry_run and plan.notifications_cutoff is not None:
+        with batches() as tx:
+            tx.raise_pruned_cutoff(plan.notifications_cutoff)
+    after, read = "", -1
+    while read:
+        with batches() as tx:
+            after, read = tx.purge_batch(
+                plan, policy, now, after=after, delete=not dry_run
+            )
+        if progress is not None and read:
+            progress(read)
+    if not dry_run and plan.workers_deleted:
+        with batches() as tx:
+            tx.delete_many("workers", plan.workers_deleted)
+    plan.files.sort()
 
 
 def _added(record: Record, amounts: Record) -> dict[str, Any]:
