@@ -24,6 +24,7 @@ changes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -412,8 +413,9 @@ class PostgresStore(Store):
             assert isinstance(tx, _PgTransaction)
             moment = tx.now
             plan = tx.purge_totals(policy, moment)
+        # each batch a transaction of its own
         opener = self.read if dry_run else self.transaction
-        batches = lambda: opener(clock=clock)  # noqa: E731 - one transaction a batch
+        batches = functools.partial(opener, clock=clock)
         _purge_batches(
             batches, plan, policy, moment, dry_run=dry_run, progress=progress
         )
@@ -608,8 +610,8 @@ class _PgTransaction(KeyValueTransaction):
         of its own.
         """
         plan = self.purge_totals(policy, self.now)
-        this = lambda: nullcontext(self)  # noqa: E731 - every batch in this transaction
-        _purge_batches(this, plan, policy, self.now, dry_run=dry_run, progress=progress)
+        here = functools.partial(nullcontext, self)  # every batch in this transaction
+        _purge_batches(here, plan, policy, self.now, dry_run=dry_run, progress=progress)
         return plan
 
     def purge_totals(self, policy: retention.Policy, now: datetime) -> retention.Plan:
