@@ -357,6 +357,130 @@ class LiteQueue:
 SYSTEMS = (AsyncJobs, Huey, PersistQueue, LiteQueue)
 
 
+# -- the users' setup: my jobs, their worker --------------------------------------
+
+COUNTER_TASK = """
+def _count(path):
+    # the task's only side effect: one byte appended to a counter file
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, b"x")
+    finally:
+        os.close(fd)
+"""
+USERS_HUEY = (
+    "import os\nfrom huey import SqliteHuey\n"
+    + COUNTER_TASK
+    + """
+huey = SqliteHuey("users", filename={filename!r}, fsync=True)
+
+
+@huey.task()
+def count(n):
+    _count({counter!r})
+"""
+)
+USERS_ASYNCJOBS = (
+    "import os\nimport asyncjobs.tasks\n"
+    + COUNTER_TASK
+    + """
+tasks = asyncjobs.tasks.TaskRegistry()
+
+
+@tasks.task(name="count")
+def count(**payload):
+    _count({counter!r})
+"""
+)
+
+
+def _load(folder: Path, name: str):
+    import importlib
+
+    sys.path.insert(0, str(folder))
+    try:
+        sys.modules.pop(name, None)
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(folder))
+
+
+def users_setup(base: Path, jobs: int) -> dict[str, dict[str, float]]:
+    """N jobs submitted one call each, then drained by the system's own worker, 2 processes.
+
+    huey: ``huey_consumer -k process -w 2``; asyncjobs: ``worker --burst -c 2``.
+    Each job appends a byte to a counter file; the drain ends when it holds
+    N bytes (worker start-up included for both).
+    """
+    out: dict[str, dict[str, float]] = {}
+    for name in ("huey", "asyncjobs"):
+        folder = Path(tempfile.mkdtemp(prefix=f"users-{name}-", dir=base))
+        counter = folder / "counter"
+        module_name = f"users{name}"
+        app = USERS_HUEY if name == "huey" else USERS_ASYNCJOBS
+        (folder / f"{module_name}.py").write_text(
+            app.format(filename=str(folder / "huey.db"), counter=str(counter))
+        )
+        module = _load(folder, module_name)
+        env = {**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{ROOT}"}
+        client = None
+        started = time.perf_counter()
+        if name == "huey":
+            for n in range(jobs):
+                module.count(n)
+        else:
+            client = Client(folder / "store.v1.json")
+            for n in range(jobs):
+                client.submit(
+                    "count", org="bench", payload={"n": n}, tasks=module.tasks
+                )
+        submitted = time.perf_counter()
+        if name == "huey":
+            command = [sys.executable, "-m", "huey.bin.huey_consumer"]
+            command += [f"{module_name}.huey", "-k", "process", "-w", "2", "--quiet"]
+        else:
+            command = burst_worker(folder / "store.v1.json", 2)
+            command[command.index("benchapp:tasks")] = f"{module_name}:tasks"
+        worker = subprocess.Popen(command, cwd=folder, env=env)
+        try:
+            while not counter.exists() or counter.stat().st_size < jobs:
+                if worker.poll() is not None and name == "huey":
+                    raise SystemExit("the huey consumer stopped")
+                time.sleep(0.002)
+            drained = time.perf_counter()
+        finally:
+            if name == "huey":
+                worker.terminate()
+            worker.wait()
+            if client is not None:
+                client.close()
+        assert counter.stat().st_size == jobs, f"{name} ran a job twice"
+        out[name] = {
+            "submit_jobs_per_s": jobs / (submitted - started),
+            "drain_jobs_per_s": jobs / (drained - submitted),
+            "end_to_end_jobs_per_s": jobs / (drained - started),
+        }
+    return out
+
+
+def users_table(results: dict[str, dict[str, float]], jobs: int) -> str:
+    lines = [
+        f"| {jobs:,} jobs, submitted one call each, then drained by 2 worker "
+        "processes | asyncjobs | huey |",
+        "| --- | --- | --- |",
+    ]
+    for key, label in (
+        ("submit_jobs_per_s", "submit (jobs/s)"),
+        ("drain_jobs_per_s", "drain, worker start included (jobs/s)"),
+        ("end_to_end_jobs_per_s", "end to end (jobs/s)"),
+    ):
+        ours, theirs = results["asyncjobs"][key], results["huey"][key]
+        lines.append(
+            f"| {label} | {ours:,.0f} | {theirs:,.0f} ({ours / theirs:.2f}×) |"
+        )
+    return "\n".join(lines)
+
+
 # -- the run ------------------------------------------------------------------------
 
 
@@ -447,6 +571,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--e2e-jobs", type=int, default=5_000)
     parser.add_argument("--retained", type=int, default=100_000)
+    parser.add_argument(
+        "--users-jobs",
+        type=int,
+        default=5_000,
+        help="jobs of the users' setup (0: leave it out)",
+    )
     parser.add_argument("--only", choices=PEERS, action="append")
     parser.add_argument("--dir", default=str(ROOT / "runtime"))
     parser.add_argument(
@@ -465,11 +595,18 @@ def main() -> None:
                 continue
             print(f"measuring {system.name} ...", file=sys.stderr, flush=True)
             results[system.name] = measure(system, base, args)
+        users = {}
+        if args.users_jobs:
+            print("measuring the users' setup ...", file=sys.stderr, flush=True)
+            users = users_setup(base, args.users_jobs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     text = table(results, args)
     print(text)
     print()
+    if users:
+        print(users_table(users, args.users_jobs))
+        print()
     print(
         "ratios are asyncjobs/peer (above 1: asyncjobs ahead); "
         "for latency, peer/asyncjobs"
@@ -486,6 +623,7 @@ def main() -> None:
         "durability": {s.name: s.durability for s in SYSTEMS},
         "results": results,
         "table": text,
+        "users_setup": users,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(doc, indent=2) + "\n")
