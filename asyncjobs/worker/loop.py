@@ -577,10 +577,8 @@ class Worker:
         except StoreError as exc:
             now = time.monotonic()
             self.store_failures += 1
-            delay = min(
-                STORE_RETRY_SECONDS * 2 ** (self.store_failures - 1),
-                STORE_RETRY_MAX_SECONDS,
-            )
+            doublings = min(self.store_failures - 1, 16)  # an outage may last days
+            delay = min(STORE_RETRY_SECONDS * 2**doublings, STORE_RETRY_MAX_SECONDS)
             if self.store_failures == 1:  # once per outage, not once per try
                 self.store_down_since = now
                 log.warning(
