@@ -437,3 +437,62 @@ def test_a_cleanup_of_more_than_one_batch_deletes_what_its_dry_run_reported(pg_u
     assert list(left["jobs"]) == [keep.job_id]
     assert {e["job_id"] for e in left["events"].values()} == {keep.job_id}
     assert not left["results"] and not left["notifications"]
+
+
+def wait_for_a_lock_wait(base: str, what: str) -> None:
+    with psycopg.connect(base, autocommit=True) as watch:
+        deadline = time.monotonic() + 30
+        while not watch.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline, f"{what} never waited"
+            time.sleep(0.01)
+
+
+def test_a_write_that_waited_for_a_jobs_lock_numbers_its_event_after_the_holders(
+    pg_url,
+):
+    """A cancel waiting on a claim's lock must see the claim's event when it gets the row."""
+    from asyncjobs.services import running
+    from asyncjobs.store import open_store
+
+    base = pg_url.split("?")[0]
+    with Client(pg_url) as client:
+        client.init_store()
+        job = client.submit("t", org="acme", allow_unknown=True)
+    held, release = threading.Event(), threading.Event()
+
+    def claim_and_hold() -> None:
+        with open_store(pg_url) as store, store.transaction() as tx:
+            running.claim(
+                tx,
+                worker_id="wrk_holder",
+                queues=["default", "other"],  # the claim across several queues
+                limit=1,
+                lease_seconds=60,
+                registry=None,
+                now=tx.now,
+            )
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=claim_and_hold)
+    holder.start()
+    assert held.wait(30)
+    canceled: list = []
+
+    def cancel() -> None:
+        with Client(pg_url) as other:
+            canceled.append(other.cancel(job.job_id, org="acme").cancel_requested_at)
+
+    canceler = threading.Thread(target=cancel)
+    canceler.start()
+    wait_for_a_lock_wait(base, "the cancel")
+    release.set()
+    holder.join(30)
+    canceler.join(30)
+    assert canceled and canceled[0] is not None  # it saw the job running
+    with Client(pg_url) as client:
+        events = client.events(job.job_id, org="acme")
+    assert [e.seq for e in events] == list(range(1, len(events) + 1)), events
+    assert len(events) == 3  # queued, started, cancel requested

@@ -571,7 +571,13 @@ class _PgTransaction(KeyValueTransaction):
             for name, column in (
                 ("job", "j.job_id"),
                 ("event", "e.event"),
-                ("run", "coalesce(j.doc->>'run', '1')"),
+                # run as Python's str() shows it: missing is 1, null None
+                (
+                    "run",
+                    "CASE WHEN j.doc->'run' IS NULL THEN '1' "
+                    "WHEN json_typeof(j.doc->'run') = 'null' THEN 'None' "
+                    "ELSE j.doc->>'run' END",
+                ),
             ):
                 if piece.startswith(name):
                     parts.append(column)
@@ -590,7 +596,8 @@ class _PgTransaction(KeyValueTransaction):
                 "ON e.status = j.status WHERE coalesce(j.finished_at, '') >= %s "
                 "AND NOT EXISTS (SELECT 1 FROM notifications n WHERE "
                 f"n.dedupe_key = concat({', '.join(parts)}) "
-                "AND coalesce(n.channel, 'in_app') = 'in_app') ORDER BY j.job_id",
+                "AND (n.doc->'channel' IS NULL OR n.channel = 'in_app')) "
+                "ORDER BY j.job_id",
                 (pruned_before or "",),
             )
         ]
@@ -653,7 +660,8 @@ class _PgTransaction(KeyValueTransaction):
             f"CASE WHEN {_canonical('finished_at')} THEN NULL "
             "ELSE doc->'finished_at' END "
             f"FROM jobs WHERE job_id > %s AND status IN {_TERMINAL} "
-            "ORDER BY job_id LIMIT %s",
+            # deleting: a retry of one of them waits for this batch to commit
+            "ORDER BY job_id LIMIT %s" + (" FOR UPDATE" if delete else ""),
             (after, _PURGE_JOB_BATCH),
         )
         if not rows:
@@ -723,6 +731,23 @@ class _PgTransaction(KeyValueTransaction):
                 plan.deleted[gone_kind].add(record_id)
                 plan.files += [value_file] if value_file else []
         return ids[-1], len(ids)
+
+    def delete_stale_workers(
+        self, worker_ids: Collection[str], policy: retention.Policy, now: datetime
+    ) -> set[str]:
+        """Delete those workers still unseen since the cutoff (one may have come back)."""
+        cutoff, moment = retention.cutoff_of(now, policy.workers_ttl_seconds)
+        stale = {
+            worker_id
+            for worker_id, seen in self._rows(
+                "SELECT worker_id, doc->'last_seen_at' FROM workers "
+                "WHERE worker_id = ANY(%s) ORDER BY worker_id FOR UPDATE",
+                (sorted(worker_ids),),
+            )
+            if retention.is_expired(seen, cutoff, moment)
+        }
+        self.delete_many("workers", stale)
+        return stale
 
     def raise_pruned_cutoff(self, cutoff: str) -> None:
         """Notifications of jobs finished before ``cutoff`` may be gone (retention.py)."""
@@ -826,21 +851,17 @@ class _PgTransaction(KeyValueTransaction):
     ) -> list[Record]:
         """Jobs of a writing transaction, locked as ``lock`` says (a claim skips locked ones).
 
-        Each comes with the number of its last event, so that saving its next
-        event reads nothing more.
+        ``FOR UPDATE`` returns a row's newest version, even one committed
+        while this statement waited; anything else the statement read (its
+        snapshot) may be older, so the numbers of their last events are read
+        after, by ``_next_seq``.
         """
-        rows = self._rows(
-            "SELECT doc, (SELECT max(e.seq) FROM events e WHERE e.job_id = jobs.job_id) "
-            f"FROM jobs WHERE {where} {lock}",
-            params,
-        )
-        docs = []
-        for doc, seq in rows:
-            job_id = doc["job_id"]
-            self._docs[job_id] = doc
-            if job_id not in self._new_jobs:
-                self._seqs.setdefault(job_id, seq or 0)
-            docs.append(doc)
+        docs = [
+            r[0]
+            for r in self._rows(f"SELECT doc FROM jobs WHERE {where} {lock}", params)
+        ]
+        for doc in docs:
+            self._docs[doc["job_id"]] = doc
         return docs
 
     def prefetch_jobs(self, job_ids: Collection[str]) -> None:
@@ -916,7 +937,9 @@ class _PgTransaction(KeyValueTransaction):
                     yield name, merged
             return
         if kind == "breakers" and self._breakers is not None:
-            yield from self._breakers.fetchall()  # asked with the catalog
+            if not isinstance(self._breakers, list):
+                self._breakers = self._breakers.fetchall()  # asked with the catalog
+            yield from self._breakers
             return
         self._table(kind)
         yield from self._rows(_SCAN[kind])
@@ -1013,7 +1036,10 @@ class _PgTransaction(KeyValueTransaction):
                 )
                 params = (names, list(exclude_tasks), seen, size, size)
             if self._writable:
-                rows = self._read_jobs(where, params, lock="")
+                # FOR UPDATE outside too (the rows are this transaction's
+                # already): the newest version of each, not the snapshot's
+                outer = "" if len(names) == 1 else "FOR UPDATE"
+                rows = self._read_jobs(where, params, lock=outer)
             else:
                 rows = [
                     r[0]
@@ -1158,16 +1184,24 @@ class _PgTransaction(KeyValueTransaction):
                 super().save(record)
 
     def _next_seq(self, job_id: str) -> int:
-        seq = self._seqs.get(job_id)
-        if seq is None:
-            seq = 0
-            if job_id not in self._new_jobs:
-                seq = self._rows(
-                    "SELECT coalesce(max(seq), 0) FROM events WHERE job_id = %s",
-                    (job_id,),
-                )[0][0]
-        self._seqs[job_id] = seq + 1
-        return seq + 1
+        if job_id not in self._seqs and job_id not in self._new_jobs:
+            # the last numbers of every job read (and locked) so far, in one query
+            # that starts after the locks were taken: it sees their events
+            wanted = {job_id} | {
+                j for j in self._docs if j not in self._seqs and j not in self._new_jobs
+            }
+            found = dict(
+                self._rows(
+                    "SELECT job_id, max(seq) FROM events WHERE job_id = ANY(%s) "
+                    "GROUP BY job_id",
+                    (sorted(wanted),),
+                )
+            )
+            for known in wanted:
+                self._seqs[known] = found.get(known) or 0
+        seq = self._seqs.get(job_id, 0) + 1
+        self._seqs[job_id] = seq
+        return seq
 
     def increment(
         self,
@@ -1468,7 +1502,9 @@ def _purge_batches(
             progress(read)
     if not dry_run and plan.workers_deleted:
         with batches() as tx:
-            tx.delete_many("workers", plan.workers_deleted)
+            plan.workers_deleted = tx.delete_stale_workers(
+                plan.workers_deleted, policy, now
+            )
     plan.files.sort()
 
 
