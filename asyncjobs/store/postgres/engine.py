@@ -75,6 +75,10 @@ _UPSERT = {
     f"ON CONFLICT ({c}) DO UPDATE SET doc = EXCLUDED.doc"
     for k, c in schema.KEYS.items()
 }
+# the number of each job's last event (read after the job's lock: _read_jobs)
+_LAST_SEQS = (
+    "SELECT job_id, max(seq) FROM events WHERE job_id = ANY(%s) GROUP BY job_id"
+)
 _PURGE_JOB_BATCH = 1_000  # terminal jobs a cleanup judges per transaction
 _TERMINAL = "('completed', 'failed', 'canceled')"
 
@@ -831,7 +835,7 @@ class _PgTransaction(KeyValueTransaction):
             return self._lanes[key]
         if kind == "jobs" and self._writable:
             if key not in self._docs:
-                self._read_jobs("job_id = %s", (key,))
+                self._read_jobs("job_id = %s", (key,), ids=(key,))
             return self._docs.get(key)
         if kind in ("counters", "workers"):
             self._flush_increments()
@@ -847,21 +851,38 @@ class _PgTransaction(KeyValueTransaction):
         return rows[0][0] if rows else None
 
     def _read_jobs(
-        self, where: str, params: Sequence[Any], lock: str = "FOR UPDATE"
+        self,
+        where: str,
+        params: Sequence[Any],
+        lock: str = "FOR UPDATE",
+        *,
+        ids: Sequence[str] = (),
     ) -> list[Record]:
         """Jobs of a writing transaction, locked as ``lock`` says (a claim skips locked ones).
 
         ``FOR UPDATE`` returns a row's newest version, even one committed
         while this statement waited; anything else the statement read (its
         snapshot) may be older, so the numbers of their last events are read
-        after, by ``_next_seq``.
+        by a statement of their own, after the locks: sent along at once
+        when the ``ids`` are known, by ``_next_seq`` when they are not.
         """
-        docs = [
-            r[0]
-            for r in self._rows(f"SELECT doc FROM jobs WHERE {where} {lock}", params)
-        ]
+        locked = self._conn.execute(
+            f"SELECT doc FROM jobs WHERE {where} {lock}", params
+        )
+        numbers = None
+        wanted = sorted(
+            i for i in ids if i not in self._seqs and i not in self._new_jobs
+        )
+        if wanted:
+            numbers = self._conn.execute(_LAST_SEQS, (wanted,))
+        docs = [r[0] for r in locked.fetchall()]
         for doc in docs:
             self._docs[doc["job_id"]] = doc
+        if numbers is not None:
+            found = dict(numbers.fetchall())
+            for job_id in wanted:
+                if job_id in self._docs:
+                    self._seqs[job_id] = found.get(job_id) or 0
         return docs
 
     def prefetch_jobs(self, job_ids: Collection[str]) -> None:
@@ -870,7 +891,7 @@ class _PgTransaction(KeyValueTransaction):
         wanted = sorted({i for i in job_ids if isinstance(i, str)} - set(self._docs))
         if wanted:
             # in one order, so two transactions never wait on each other's rows
-            self._read_jobs("job_id = ANY(%s) ORDER BY job_id", (wanted,))
+            self._read_jobs("job_id = ANY(%s) ORDER BY job_id", (wanted,), ids=wanted)
 
     def put(self, kind: str, key: str, record: Record) -> None:
         self._check_writable()
@@ -1190,13 +1211,7 @@ class _PgTransaction(KeyValueTransaction):
             wanted = {job_id} | {
                 j for j in self._docs if j not in self._seqs and j not in self._new_jobs
             }
-            found = dict(
-                self._rows(
-                    "SELECT job_id, max(seq) FROM events WHERE job_id = ANY(%s) "
-                    "GROUP BY job_id",
-                    (sorted(wanted),),
-                )
-            )
+            found = dict(self._rows(_LAST_SEQS, (sorted(wanted),)))
             for known in wanted:
                 self._seqs[known] = found.get(known) or 0
         seq = self._seqs.get(job_id, 0) + 1
