@@ -33,6 +33,7 @@ from _common import percentile  # noqa: E402
 from asyncjobs import Client
 from asyncjobs.records import WorkerInfo
 from asyncjobs.store import JsonFileStore
+from asyncjobs.tasks import TaskRegistry
 
 
 def worker() -> WorkerInfo:
@@ -64,7 +65,9 @@ def populate(path: Path, jobs: int, orgs: int) -> None:
         client.compact()
 
 
-def timed_claims(client: Client, want: int, count: int) -> list[float]:
+def timed_claims(
+    client: Client, want: int, count: int, registry: TaskRegistry | None = None
+) -> list[float]:
     """Each sample one exchange that claims ``want`` jobs (and looks for lost leases).
 
     The jobs are completed after each sample, untimed, so that the running
@@ -74,11 +77,11 @@ def timed_claims(client: Client, want: int, count: int) -> list[float]:
     samples = []
     for _ in range(count):
         started = time.perf_counter()
-        _, claimed = client.exchange(me, [], want=want, registry=None)
+        _, claimed = client.exchange(me, [], want=want, registry=registry)
         samples.append(time.perf_counter() - started)
         assert len(claimed) == want, "the store ran out of queued jobs"
         done = [(token, {"job_id": job.job_id, "ok": True}) for job, token in claimed]
-        client.exchange(me, done, want=0, registry=None, expire=False)
+        client.exchange(me, done, want=0, registry=registry, expire=False)
     return samples
 
 

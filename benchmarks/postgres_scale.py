@@ -44,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import pgserver  # noqa: E402
 import psycopg  # noqa: E402
 from _common import percentile  # noqa: E402
+from claim import timed_claims, worker  # noqa: E402
 
 from asyncjobs import Client  # noqa: E402
-from asyncjobs.records import WorkerInfo  # noqa: E402
 from asyncjobs.tasks import TaskRegistry  # noqa: E402
 
 TASKS = TaskRegistry()
@@ -57,41 +57,13 @@ def noop(**payload: object) -> None:
     return None
 
 
-def worker() -> WorkerInfo:
-    now = "2026-11-01T12:00:00.000000Z"
-    return WorkerInfo(
-        worker_id="wrk_bench",
-        host="bench",
-        pid=os.getpid(),
-        queues=["default"],
-        concurrency=10,
-        started_at=now,
-        last_seen_at=now,
-        heartbeat_seconds=100.0,
-        lease_seconds=300.0,
-    )
-
-
-def timed_claims(client: Client, want: int, count: int) -> list[float]:
-    me = worker()
-    samples = []
-    for _ in range(count):
-        started = time.perf_counter()
-        _, claimed = client.exchange(me, [], want=want, registry=TASKS)
-        samples.append(time.perf_counter() - started)
-        assert len(claimed) == want, "the store ran out of queued jobs"
-        done = [(token, {"job_id": job.job_id, "ok": True}) for job, token in claimed]
-        client.exchange(me, done, want=0, registry=TASKS, expire=False)
-    return samples
-
-
 def claim_row(url: str, claims: int, **what: object) -> dict:
     with Client(url) as client:
         client.register_worker(worker(), TASKS)
-        timed_claims(client, 1, 5)  # warm: connection, prepared statements
+        timed_claims(client, 1, 5, TASKS)  # warm: connection, prepared statements
         row: dict = dict(what)
         for want in (1, 10):
-            samples = timed_claims(client, want, claims)
+            samples = timed_claims(client, want, claims, TASKS)
             row[f"claim{want}_p50_ms"] = statistics.median(samples) * 1e3
             row[f"claim{want}_p95_ms"] = percentile(samples, 0.95) * 1e3
     return row
