@@ -79,6 +79,12 @@ _UPSERT = {
 _LAST_SEQS = (
     "SELECT job_id, max(seq) FROM events WHERE job_id = ANY(%s) GROUP BY job_id"
 )
+# a new job, unless its (org, idempotency key) is taken
+_INSERT_JOB = (
+    "INSERT INTO jobs (job_id, doc) VALUES (%s, %s) "
+    "ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
+    "DO NOTHING RETURNING job_id"
+)
 _PURGE_JOB_BATCH = 1_000  # terminal jobs a cleanup judges per transaction
 _TERMINAL = "('completed', 'failed', 'canceled')"
 
@@ -1153,23 +1159,18 @@ class _PgTransaction(KeyValueTransaction):
                     jobs.append(_deduplicated(found))
                     continue
             job = self._stamped(job)
-            insert = (
-                "INSERT INTO jobs (job_id, doc) VALUES (%s, %s) "
-                "ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
-                "DO NOTHING RETURNING job_id"
-            )
-            params = (job.job_id, Json(job.to_dict()))
+            doc = job.to_dict()
+            params = (job.job_id, Json(doc))
             if key is None:  # nothing to conflict with: not waited for
-                inserted: list[Any] = [self._conn.execute(insert, params)]
-            else:
-                inserted = self._rows(insert, params)
-            if not inserted:  # another submitter of the key committed first
-                found = self._keyed_job(job.org_id, key or "")
+                self._conn.execute(_INSERT_JOB, params)
+            elif not self._rows(_INSERT_JOB, params):
+                # another submitter of the key committed first
+                found = self._keyed_job(job.org_id, key)
                 assert found is not None
                 jobs.append(_deduplicated(found))
                 continue
             self._new_jobs.add(job.job_id)
-            self._docs[job.job_id] = job.to_dict()
+            self._docs[job.job_id] = doc
             self.save(event)
             jobs.append(job)
         added = sum(not job.deduplicated for job in jobs)
