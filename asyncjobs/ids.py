@@ -7,7 +7,6 @@ base 32, so ids sort by creation time and cannot be guessed.
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 from datetime import datetime
@@ -17,16 +16,14 @@ PREFIXES = ("job", "res", "evt", "ntf", "wrk")
 ID_PATTERN = re.compile(r"^(job|res|evt|ntf|wrk)_[0-9A-HJKMNP-TV-Z]{26}$")
 
 
-# RFC 4648 base 32 (A-Z, 2-7) digit by digit into Crockford's alphabet:
-# the C encoder does the bit work, ten times faster than a Python loop.
-_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
+# Every pair of digits, so that an id takes 13 lookups of 10 bits each.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 
 def _base32(number: int, length: int) -> str:
-    """``number`` as ``length`` Crockford base-32 digits (it must fit)."""
-    width = -(-length * 5 // 40) * 5  # bytes: whole 40-bit groups, no padding
-    encoded = base64.b32encode(number.to_bytes(width, "big"))
-    return encoded.translate(_FROM_RFC4648)[-length:].decode()
+    """``number`` as ``length`` Crockford base-32 digits (it must fit; length even)."""
+    shifts = range((length // 2 - 1) * 10, -1, -10)
+    return "".join([_PAIRS[(number >> shift) & 1023] for shift in shifts])
 
 
 def new_id(prefix: str, now: datetime) -> str:

@@ -2,16 +2,17 @@
 
 Frozen dataclasses. ``to_dict()`` is the JSON shape the CLI and the HTTP API
 print, and also what the store keeps (``from_dict`` reads it back). A change
-makes a new record with ``dataclasses.replace``. Each class names the store
+makes a new record with ``replace`` (``dataclasses.replace``, faster). Each class names the store
 kind it lives in and the field that is its key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from .errors import StoreCorrupt
 
@@ -68,9 +69,7 @@ class StoredRecord:
         return getattr(self, self.KEY)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            f.name: _plain(getattr(self, f.name)) for f in _stored_fields(type(self))
-        }
+        return _shape(type(self)).to_dict(self)
 
     @classmethod
     def from_dict(cls: type[R], data: dict[str, Any]) -> R:
@@ -121,6 +120,70 @@ def _field_names(cls: type) -> frozenset[str]:
     if names is None:
         names = _NAMES[cls] = frozenset(f.name for f in _stored_fields(cls))
     return names
+
+
+# Annotations whose values are stored as they are; any other (an enum) goes
+# through _plain.
+_PLAIN_TYPES = ("str", "int", "float", "bool", "dict[", "list[")
+
+
+class _Shape(NamedTuple):
+    to_dict: Callable[[Any], dict[str, Any]]
+    replace: Callable[[Any, dict[str, Any]], Any]
+
+
+_SHAPES: dict[type, _Shape] = {}
+
+
+def _shape(cls: type) -> _Shape:
+    """A record class's ``to_dict`` and ``replace``, written out field by field.
+
+    Records are made and turned into dicts several times per job; spelled
+    out, these take a fraction of a generic loop over ``dataclasses.fields``.
+    """
+    shape = _SHAPES.get(cls)
+    if shape is not None:
+        return shape
+    stored = [
+        f"{f.name!r}: "
+        + (
+            f"r.{f.name}"
+            if str(f.type).startswith(_PLAIN_TYPES)
+            else f"_plain(r.{f.name})"
+        )
+        for f in _stored_fields(cls)
+    ]
+    every = [f.name for f in dataclasses.fields(cls)]
+    # A copy is made slot by slot, past the frozen class's __setattr__.
+    setters = {name: getattr(cls, name).__set__ for name in every}
+    copied = "".join(f"    setters[{name!r}](n, r.{name})\n" for name in every)
+    source = (
+        "def to_dict(r):\n"
+        f"    return {{{', '.join(stored)}}}\n"
+        "def replace(r, c):\n"
+        "    if not c.keys() <= setters.keys():\n"
+        "        unknown = sorted(c.keys() - setters.keys())\n"
+        "        raise TypeError(f'{cls.__name__} has no field {unknown}')\n"
+        "    n = new(cls)\n"
+        f"{copied}"
+        "    for name, value in c.items():\n"
+        "        setters[name](n, value)\n"
+        "    return n\n"
+    )
+    scope: dict[str, Any] = {
+        "_plain": _plain,
+        "cls": cls,
+        "new": object.__new__,
+        "setters": setters,
+    }
+    exec(source, scope)  # noqa: S102 - the source is built from field names above
+    shape = _SHAPES[cls] = _Shape(scope["to_dict"], scope["replace"])
+    return shape
+
+
+def replace(record: R, **changes: Any) -> R:
+    """``dataclasses.replace`` for records, several times faster (see ``_shape``)."""
+    return _shape(type(record)).replace(record, changes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import clock, ids
+from .. import clock, ids, records
 from ..errors import Conflict, LeaseExpired
 from ..records import Event, EventType, Job, JobStatus, Notification
 
@@ -116,7 +116,7 @@ def _terminal(
 ) -> tuple[Job, list[Any]]:
     """A job reaching a terminal state, with its event and its one notification."""
     stamp = clock.to_iso(now)
-    job = dataclasses.replace(
+    job = records.replace(
         job,
         status=status,
         lease_expires_at=None,
@@ -143,7 +143,7 @@ def cancel(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
         if job.cancel_requested_at is not None:
             return job, []
         stamp = clock.to_iso(now)
-        job = dataclasses.replace(job, cancel_requested_at=stamp, updated_at=stamp)
+        job = records.replace(job, cancel_requested_at=stamp, updated_at=stamp)
         return job, [
             new_event(job, EventType.CANCEL_REQUESTED, now, worker_id=job.worker_id)
         ]
@@ -176,7 +176,7 @@ def retry(job: Job, *, now: datetime) -> tuple[Job, Event]:
             "completed job can be retried"
         )
     stamp = clock.to_iso(now)
-    job = dataclasses.replace(
+    job = records.replace(
         job,
         status=JobStatus.QUEUED,
         run=job.run + 1,
@@ -256,7 +256,7 @@ def claim(
             f"job {job.job_id} is {job.status.value}; only a queued job can run"
         )
     stamp = clock.to_iso(now)
-    job = dataclasses.replace(
+    job = records.replace(
         job,
         status=JobStatus.RUNNING,
         attempts=job.attempts + 1,
@@ -271,7 +271,7 @@ def claim(
 
 def renew(job: Job, *, lease_seconds: float, now: datetime) -> Job:
     """Extend a live lease (a heartbeat)."""
-    return dataclasses.replace(
+    return records.replace(
         job, lease_expires_at=clock.to_iso(now + timedelta(seconds=lease_seconds))
     )
 
@@ -400,7 +400,7 @@ def _requeue(
 
     Without a fair tag: it gets a new one when it is runnable (scheduling.py).
     """
-    return dataclasses.replace(
+    return records.replace(
         job,
         status=JobStatus.QUEUED,
         worker_id=None,
@@ -430,16 +430,16 @@ def expire_lease(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
         lease_expires_at=job.lease_expires_at,
     )
     if job.cancel_requested_at is not None:
-        job, records = cancel_running(job, via="lease_expired", now=now)
-        return job, [expired, *records]
+        job, added = cancel_running(job, via="lease_expired", now=now)
+        return job, [expired, *added]
     if not _retries_left(job):
         error = {
             "type": LeaseExpired.__name__,
             "message": f"the lease of attempt {job.attempts} expired (worker "
             f"{job.worker_id} stopped heartbeating) and no retries are left",
         }
-        job, records = _failed(job, error, now)
-        return job, [expired, *records]
+        job, added = _failed(job, error, now)
+        return job, [expired, *added]
     return _requeue(job, now), [expired]
 
 

@@ -61,13 +61,16 @@ def prepare_outcome(
     """
     if not outcome.get("ok") or "value_file" in outcome:
         return outcome
+    inline = {**outcome, "value_file": None}  # prepared: kept in the record
+    if outcome.get("value") is None:
+        return inline
     try:
         validation.check_depth(outcome.get("value"), "result")
         data = json.dumps(outcome.get("value"), allow_nan=False).encode()
     except (TypeError, ValueError, RecursionError, InvalidInput) as exc:
         return _failed(outcome, type(exc).__name__, str(exc), retryable=False)
     if inline_bytes is None or len(data) <= inline_bytes:
-        return outcome
+        return inline
     result_id = ids.new_id("res", clock())
     path = results.value_path(folder, token.org_id, result_id)
     try:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from .. import clock, ids
+from .. import clock, ids, records
 from ..domain import breakers, catalog, lifecycle, metrics, schedules, validation
 from ..domain.lifecycle import Token
 from ..errors import Conflict, NotFound
@@ -374,7 +374,7 @@ def heartbeat(
                 tx.save(lifecycle.refuse_stale(job, token, what="heartbeat", now=now))
     old = tx.worker(worker.worker_id) or {}
     tx.save(
-        dataclasses.replace(
+        records.replace(
             worker,
             last_seen_at=clock.to_iso(now),
             running=sorted(t.job_id for t in tokens if t not in lost),

@@ -26,13 +26,12 @@ The primitives:
 
 from __future__ import annotations
 
-import dataclasses
 from abc import abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from .. import clock
+from .. import clock, records
 from ..domain import breakers as breaker_rules
 from ..domain import catalog as task_catalog
 from ..domain import integrity, observability, retention, scheduling, validation
@@ -240,7 +239,7 @@ class KeyValueTransaction(Transaction):
             if key is not None:
                 found = self._keyed_job(job.org_id, key)
                 if found is not None:
-                    jobs.append(dataclasses.replace(found, deduplicated=True))
+                    jobs.append(records.replace(found, deduplicated=True))
                     continue
                 self._keyed[(job.org_id, key)] = job.job_id
             self._new_jobs.add(job.job_id)
@@ -262,14 +261,14 @@ class KeyValueTransaction(Transaction):
             record = found[0] if found else None
         return None if record is None else Job.from_dict(record)
 
-    def save(self, *records: StoredRecord | None) -> None:
-        for record in records:
+    def save(self, *saved: StoredRecord | None) -> None:
+        for record in saved:
             if record is None:
                 continue
             if isinstance(record, Job):
                 record = self._stamped(record)
             elif isinstance(record, Event):
-                record = dataclasses.replace(record, seq=self._next_seq(record.job_id))
+                record = records.replace(record, seq=self._next_seq(record.job_id))
             elif isinstance(record, Notification):
                 if not self._first_notification(record.dedupe_key):
                     continue  # that transition already has its notification
@@ -558,4 +557,4 @@ class _FairTags:
                 "next_tag": next_tag,
             },
         )
-        return dataclasses.replace(job, fair_tag=tag)
+        return records.replace(job, fair_tag=tag)

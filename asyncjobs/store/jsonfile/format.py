@@ -122,12 +122,31 @@ def encode_line(entry: dict[str, Any]) -> bytes:
     the store cannot read back exactly are refused (InvalidInput): NaN,
     infinities and integers beyond 64 bits.
     """
-    try:
-        body = json.dumps(entry, separators=(",", ":"), allow_nan=False).encode()
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidInput(f"record is not JSON: {exc}") from exc
-    check_integers(entry.get("put"), body, "record")  # "del" holds only keys
+    body = _fast_body(entry)
+    if body is None:
+        try:
+            body = json.dumps(entry, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InvalidInput(f"record is not JSON: {exc}") from exc
+        check_integers(entry.get("put"), body, "record")  # "del" holds only keys
     return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+def _fast_body(entry: dict[str, Any]) -> bytes | None:
+    """orjson's encoding of ``entry`` when it is what json.dumps would write, else None.
+
+    orjson refuses integers beyond 64 bits, but writes NaN and infinities
+    as null and other text as UTF-8: its bytes are taken only when they
+    are ASCII and read back as ``entry``. Encoding, parsing and comparing
+    in C take a third of the stdlib's encoding alone.
+    """
+    try:
+        body = orjson.dumps(entry)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return None
+    if not body.isascii() or orjson.loads(body) != entry:
+        return None
+    return body
 
 
 def decode_line(line: bytes) -> dict[str, Any] | None:
