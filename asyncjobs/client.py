@@ -331,16 +331,26 @@ class Client:
         registry: TaskRegistry | None,
         expire: bool = True,
         watch: running.LeaseWatch | None = None,
+        ahead: int = 0,
     ) -> tuple[list[Job], list[tuple[Job, Token]]]:
         """One transaction: record finished attempts, rescue expired leases, claim more.
 
         Returns the jobs the outcomes left (None for refused ones are left out)
-        and up to ``want`` newly claimed jobs with their tokens. With a
-        ``watch`` (a worker keeps one), a lease is rescued only once the
-        watch has seen it unrenewed for a whole lease period as well.
+        and up to ``want`` + ``ahead`` newly claimed jobs with their tokens,
+        in claim order. The ``ahead`` ones are for a worker to hold until a
+        slot frees up: never jobs behind a circuit breaker, whose state may
+        change before they start. With a ``watch`` (a worker keeps one), a
+        lease is rescued only once the watch has seen it unrenewed for a
+        whole lease period as well.
         """
         return self._runner.exchange(
-            worker, outcomes, want=want, registry=registry, expire=expire, watch=watch
+            worker,
+            outcomes,
+            want=want,
+            registry=registry,
+            expire=expire,
+            watch=watch,
+            ahead=ahead,
         )
 
     def prepare_outcome(self, token: Token, outcome: dict[str, Any]) -> dict[str, Any]:
@@ -367,12 +377,17 @@ class Client:
         worker: WorkerInfo | None = None,
         *,
         registry: TaskRegistry | None = None,
+        started: bool = True,
     ) -> int:
-        """Requeue jobs a stopping worker still holds; returns how many.
+        """Requeue jobs a worker holds; returns how many.
 
-        A job with a cancel request ends canceled instead of queued.
+        ``worker`` given: it is stopping, and its record says so. ``started``
+        False: jobs it claimed ahead and never started (the event's reason is
+        ``not_started`` instead of ``worker_shutdown``). A job with a cancel
+        request ends canceled instead of queued.
         """
-        return self._runner.release(tokens, worker, registry)
+        reason = "worker_shutdown" if started else "not_started"
+        return self._runner.release(tokens, worker, registry, reason)
 
     def enqueue_periodic(self, registry: TaskRegistry) -> list[Job]:
         """Submit each periodic task due now, once per schedule slot (store-wide)."""

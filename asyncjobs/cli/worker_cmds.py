@@ -95,6 +95,12 @@ def _queue_names(
     show_default=True,
     help="How often an idle worker looks for jobs.",
 )
+@click.option(
+    "--prefetch",
+    type=Number(validation.PREFETCH, whole=True),
+    metavar="N",
+    help="Most jobs claimed ahead while jobs are short (default 32; 0: none).",
+)
 @click.option("--beat", "-B", is_flag=True, help="Also enqueue due periodic tasks.")
 @log_options("info", "What the worker logs on stderr.")
 @pass_client
@@ -109,6 +115,7 @@ def worker(
     heartbeat_seconds: float | None,
     grace: float,
     poll_seconds: float,
+    prefetch: int | None,
     beat: bool,
     log_level: str,
     log_format: str,
@@ -130,6 +137,7 @@ def worker(
         beat=beat,
         grace=grace,
         poll_interval=poll_seconds,
+        **({} if prefetch is None else {"prefetch": prefetch}),
     ).run()
     raise SystemExit(code)
 

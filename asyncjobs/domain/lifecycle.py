@@ -160,7 +160,8 @@ def cancel_running(
 
     ``via`` says what ended the attempt: ``worker`` (it stopped the task, or the
     task's own outcome arrived after the request: ``discarded`` is then
-    ``result`` or ``error``), ``lease_expired`` or ``worker_shutdown``.
+    ``result`` or ``error``), ``lease_expired``, ``worker_shutdown`` or
+    ``not_started`` (a worker gave back a job it had claimed ahead).
     """
     data = {"requested_at": job.cancel_requested_at, "via": via}
     if discarded is not None:
@@ -443,13 +444,17 @@ def expire_lease(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
     return _requeue(job, now), [expired]
 
 
-def release(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
-    """A stopping worker gives a running job back: queued at once, the attempt not counted.
+def release(
+    job: Job, *, now: datetime, reason: str = "worker_shutdown"
+) -> tuple[Job, list[Any]]:
+    """A worker gives a running job back: queued at once, the attempt not counted.
 
-    A job with a cancel request ends canceled instead.
+    ``reason``: ``worker_shutdown`` (a stopping worker), or ``not_started``
+    (a job it claimed ahead and will not start soon). A job with a cancel
+    request ends canceled instead.
     """
     if job.cancel_requested_at is not None:
-        return cancel_running(job, via="worker_shutdown", now=now)
+        return cancel_running(job, via=reason, now=now)
     released_by = job.worker_id
     job = _requeue(job, now, attempts=max(0, job.attempts - 1))
     return job, [
@@ -457,7 +462,7 @@ def release(job: Job, *, now: datetime) -> tuple[Job, list[Any]]:
             job,
             EventType.QUEUED,
             now,
-            reason="worker_shutdown",
+            reason=reason,
             released_by=released_by,
         )
     ]

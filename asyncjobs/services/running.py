@@ -294,12 +294,16 @@ def claim(
     registry: TaskRegistry | None,
     now: datetime,
     only_job: str | None = None,
+    ahead: int = 0,
 ) -> list[tuple[Job, Token]]:
     """Claim up to ``limit`` runnable jobs, the first in claim order (domain/scheduling.py).
 
     The engine picks them (``claimable``). Jobs of tasks a breaker
     holds back are passed over; a claim writes the jobs it takes and their
-    events (and a breaker whose trial it starts), nothing shared.
+    events (and a breaker whose trial it starts), nothing shared. Up to
+    ``ahead`` more are taken for a worker to hold, of tasks without a
+    breaker only: a breaker that opens before they start would not hold
+    them back.
     """
     blocked: set[str] = set()
     trial_open: dict[str, breakers.Breaker] = {}
@@ -312,15 +316,17 @@ def claim(
             elif breakers.trial_due(breaker, now):
                 trial_open[name] = breaker
     claimed: list[tuple[Job, Token]] = []
-    if limit <= 0:
+    if limit + ahead <= 0:
         return claimed
     candidates = tx.claimable(
-        queues, exclude_tasks=blocked, only_job=only_job, want=limit
+        queues, exclude_tasks=blocked, only_job=only_job, want=limit + ahead
     )
     for job in candidates:
         if only_job is None and job.task in blocked:
             continue  # a trial claimed above holds back the rest of its breaker
         task = registry.get(job.task) if registry is not None else None
+        if len(claimed) >= limit and (task is None or task.breaker is not None):
+            continue  # held, it would pass a breaker that opens meanwhile
         max_retries = task.max_retries if task is not None else 0
         job, event = lifecycle.claim(
             job,
@@ -337,7 +343,7 @@ def claim(
                 t.name for t in registry.tasks.values() if t.breaker == task.breaker
             }
         claimed.append((job, lifecycle.token_of(job)))
-        if len(claimed) >= limit:
+        if len(claimed) >= limit + ahead:
             break
     return claimed
 
@@ -389,8 +395,9 @@ def release(
     tokens: Collection[Token],
     now: datetime,
     registry: TaskRegistry | None = None,
+    reason: str = "worker_shutdown",
 ) -> int:
-    """Give running jobs back (a stopping worker): queued at once, attempt not counted.
+    """Give running jobs back: queued at once, attempt not counted (``lifecycle.release``).
 
     A job with a cancel request ends canceled instead (it is counted too).
     """
@@ -400,7 +407,7 @@ def release(
         if job is None:
             continue
         if lifecycle.holds(job, token):
-            job, added = lifecycle.release(job, now=now)
+            job, added = lifecycle.release(job, now=now, reason=reason)
             breaker = _breaker_of(tx, registry, job.task)
             if job.status is JobStatus.CANCELED:
                 _canceled(tx, job, added, breaker, now)
@@ -415,7 +422,7 @@ def release(
                             breaker,
                             job,
                             now,
-                            reason="the trial job was released by a stopping worker",
+                            reason="the trial job was given back by its worker",
                         )
                     )
             released += 1
@@ -484,6 +491,7 @@ class Runner:
         registry: TaskRegistry | None,
         expire: bool = True,
         watch: LeaseWatch | None = None,
+        ahead: int = 0,
     ) -> tuple[list[Job], list[tuple[Job, Token]]]:
         outcomes = [
             (token, self.prepare_outcome(token, outcome)) for token, outcome in outcomes
@@ -520,8 +528,9 @@ class Runner:
                     lease_seconds=worker.lease_seconds,
                     registry=registry,
                     now=now,
+                    ahead=ahead,
                 )
-                if want > 0
+                if want + ahead > 0
                 else []
             )
         for outcome in refused:  # a stale or canceled attempt's value has no record
@@ -537,9 +546,10 @@ class Runner:
         tokens: Collection[Token],
         worker: WorkerInfo | None,
         registry: TaskRegistry | None,
+        reason: str = "worker_shutdown",
     ) -> int:
         with self.store.transaction(clock=self.clock) as tx:
-            released = release(tx, tokens, tx.now, registry)
+            released = release(tx, tokens, tx.now, registry, reason)
             if worker is not None:
                 tx.update_worker(
                     worker.worker_id,

@@ -4,7 +4,11 @@ The parent is a single-threaded loop (no threads, so forking a replacement
 child is safe). Each turn it:
 
 1. commits the outcomes its children reported and claims jobs for idle
-   children, in one transaction (``Client.exchange``);
+   children, in one transaction (``Client.exchange``). While jobs are short
+   it also claims a few more and holds them ready (``prefetch``), so that a
+   child that reports starts its next job at once and the outcomes of
+   several jobs share one commit; a finished job's commit waits at most
+   BATCH_SECONDS for others;
 2. renews its leases every ``heartbeat_seconds`` (at most a third of the
    lease) and refreshes its worker record;
 3. with ``beat``, enqueues due periodic tasks;
@@ -40,9 +44,12 @@ import selectors
 import signal
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from .. import clock as clocks
 from .. import ids, logs
@@ -62,6 +69,15 @@ log = logging.getLogger("asyncjobs.worker")  # the name docs/workers.md shows
 STORE_RETRY_SECONDS = 0.5  # the first wait after a store error; doubles to
 STORE_RETRY_MAX_SECONDS = 4.0  # at most this, until the store answers again
 _WAKE_UPS = object()  # the selector's mark of the store's wake-ups
+# A finished job's commit waits at most this long for others to share it.
+BATCH_SECONDS = 0.002
+# Jobs are held ready only as many as the children start within this long
+# at the recent pace (none when jobs take longer), and held jobs that no
+# child took for HOLD_SECONDS are given back: a held job never waits long
+# behind a long one while another worker could run it.
+PREFETCH_WAIT_SECONDS = 0.005
+HOLD_SECONDS = 0.05
+PREFETCH = 32  # the most jobs held ready, by default
 
 
 @dataclass
@@ -120,6 +136,14 @@ def _child_main(registry: TaskRegistry, read_fd: int, write_fd: int) -> None:
         writer.flush()
 
 
+def _encoded(spec: dict[str, Any]) -> bytes:
+    """A job's spec as one JSON line for its child (orjson: a payload is JSON already)."""
+    try:
+        return orjson.dumps(spec)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(spec).encode()
+
+
 def _outcome_of(line: bytes, token: Token | None) -> dict[str, Any]:
     """The outcome a child reported; a line this process cannot read fails the attempt."""
     try:
@@ -159,6 +183,7 @@ class Worker:
         beat: bool = False,
         grace: float = 30.0,
         poll_interval: float = 1.0,
+        prefetch: int = PREFETCH,
     ) -> None:
         from ..domain import validation
 
@@ -179,6 +204,7 @@ class Worker:
             validation.count(max_jobs, "max_jobs", validation.MAX_JOBS)
         validation.seconds(grace, "grace", validation.GRACE_SECONDS)
         validation.seconds(poll_interval, "poll_interval", validation.POLL_SECONDS)
+        validation.count(prefetch, "prefetch", validation.PREFETCH)
         self.client = client
         self.registry = registry
         self.queues = queues or sorted(
@@ -194,10 +220,15 @@ class Worker:
         self.beat = beat
         self.grace = grace
         self.poll_interval = poll_interval
+        self.prefetch = prefetch
         self.children: list[_Child] = []
+        self.ready: deque[tuple[Job, Token]] = deque()  # claimed, not yet started
+        self.ready_moved = 0.0  # when a child last took one (or they came)
+        self.run_average: float | None = None  # seconds an attempt took, smoothed
         self.selector = selectors.DefaultSelector()
         self.listener: Listener | None = None  # the store's wake-ups, if any
         self.outcomes: list[tuple[Token, dict[str, Any]]] = []
+        self.outcomes_since = 0.0  # when the oldest of them came in
         self.run_seconds: dict[Token, float] = {}  # of outcomes not yet committed
         self.lost: set[Token] = set()
         self.lease_watch = running.LeaseWatch()
@@ -271,7 +302,7 @@ class Worker:
         child.token, child.task, child.started, child.buffer = token, job.task, now, b""
         child.soft_at = now + task.soft_timeout if task and task.soft_timeout else None
         child.hard_at = now + task.timeout if task and task.timeout else None
-        data = json.dumps(spec).encode() + b"\n"
+        data = _encoded(spec) + b"\n"
         view = memoryview(data)
         while view:
             view = view[os.write(child.to_child, view) :]
@@ -284,6 +315,57 @@ class Worker:
             extra={"job_id": job.job_id},
         )
 
+    def _report(
+        self, token: Token, outcome: dict[str, Any], started: float | None
+    ) -> None:
+        """Keep an attempt's outcome for the next commit, and how long it ran."""
+        now = time.monotonic()
+        if not self.outcomes:
+            self.outcomes_since = now
+        self.outcomes.append((token, outcome))
+        if started is not None:
+            took = self.run_seconds[token] = now - started
+            average = self.run_average
+            self.run_average = took if average is None else 0.8 * average + 0.2 * took
+
+    def _prefetch_target(self, now: float) -> int:
+        """How many claimed jobs to hold ready beyond the idle children.
+
+        As many as the children start within PREFETCH_WAIT_SECONDS at the
+        recent pace, where a job running now counts for as long as it has run.
+        """
+        if self.stop_requested or not self.prefetch or self.run_average is None:
+            return 0
+        took = max([self.run_average] + [now - c.started for c in self._busy()])
+        pace = self.concurrency * PREFETCH_WAIT_SECONDS / max(took, 1e-6)
+        return min(self.prefetch, int(pace))
+
+    def _hold(self, claimed: list[tuple[Job, Token]]) -> None:
+        if claimed and not self.ready:
+            self.ready_moved = time.monotonic()
+        self.ready.extend(claimed)
+
+    def _dispatch_ready(self) -> None:
+        """Start held jobs on the idle children."""
+        if self.stop_requested:
+            return
+        for child in self.children:
+            if not self.ready:
+                return
+            if child.token is None:
+                self._dispatch(child, *self.ready.popleft())
+                self.ready_moved = time.monotonic()
+
+    def _release_ready(self) -> None:
+        """Give the held jobs back at once, queued, their attempts not counted."""
+        tokens = [token for _, token in self.ready]
+        released = self._store(
+            self.client.release, tokens, None, registry=self.registry, started=False
+        )
+        if released is not None:
+            log.info("gave back %d job(s) claimed ahead and not started", len(tokens))
+            self.ready.clear()
+
     def _fail_child(
         self, child: _Child, error_type: type[BaseException], message: str
     ) -> None:
@@ -291,21 +373,19 @@ class Worker:
         how = self._reap(child)
         if token is not None:
             task = self.registry.get(child.task or "")
-            self.outcomes.append(
-                (
-                    token,
-                    {
-                        "job_id": token.job_id,
-                        "ok": False,
-                        "retryable": task.retries(error_type) if task else False,
-                        "error": {
-                            "type": error_type.__name__,
-                            "message": message.format(how=how),
-                        },
+            self._report(
+                token,
+                {
+                    "job_id": token.job_id,
+                    "ok": False,
+                    "retryable": task.retries(error_type) if task else False,
+                    "error": {
+                        "type": error_type.__name__,
+                        "message": message.format(how=how),
                     },
-                )
+                },
+                child.started,
             )
-            self.run_seconds[token] = time.monotonic() - child.started
             log.info(
                 "%s: %s",
                 token.job_id,
@@ -328,20 +408,35 @@ class Worker:
             line, child.buffer = child.buffer.split(b"\n", 1)
             outcome = _outcome_of(line, child.token)
             if child.token is not None and outcome.get("job_id") == child.token.job_id:
-                self.outcomes.append(
-                    (child.token, self.client.prepare_outcome(child.token, outcome))
-                )
-                self.run_seconds[child.token] = time.monotonic() - child.started
+                prepared = self.client.prepare_outcome(child.token, outcome)
+                self._report(child.token, prepared, child.started)
             child.token = child.task = None
             child.soft_at = child.hard_at = None
+        self._dispatch_ready()
 
     def _stop(self, tokens: list[Token]) -> None:
         """Kill the tasks of canceled jobs and report their attempts canceled.
 
         SIGKILL at once, as at the hard time limit: children ignore SIGTERM,
         and a task that could delay its end would stretch the promise that a
-        cancel takes effect within one heartbeat.
+        cancel takes effect within one heartbeat. A held job that was canceled
+        is reported so without starting.
         """
+        for job, token in [entry for entry in self.ready if entry[1] in tokens]:
+            self.ready.remove((job, token))
+            message = "the job was canceled before its task started"
+            self._report(
+                token,
+                {
+                    "job_id": token.job_id,
+                    "ok": False,
+                    "retryable": False,
+                    "canceled": True,
+                    "error": {"type": "Canceled", "message": message},
+                },
+                None,
+            )
+            log.info("%s: %s", token.job_id, message)
         for child in self._busy():
             token = child.token
             if token not in tokens:
@@ -349,17 +444,16 @@ class Worker:
             os.kill(child.pid, signal.SIGKILL)
             how = self._reap(child)
             message = f"the job was canceled; the task's process {how}"
-            self.outcomes.append(
-                (
-                    token,
-                    {
-                        "job_id": token.job_id,
-                        "ok": False,
-                        "retryable": False,
-                        "canceled": True,
-                        "error": {"type": "Canceled", "message": message},
-                    },
-                )
+            self._report(
+                token,
+                {
+                    "job_id": token.job_id,
+                    "ok": False,
+                    "retryable": False,
+                    "canceled": True,
+                    "error": {"type": "Canceled", "message": message},
+                },
+                None,
             )
             log.info("%s: %s", token.job_id, message)
             if not self.stop_requested:
@@ -429,6 +523,7 @@ class Worker:
             self._loop(wake)
         finally:
             held = [c.token for c in self.children if c.token is not None]
+            held += [token for _, token in self.ready]
             for child in list(self.children):
                 if child.token is not None:
                     os.kill(child.pid, signal.SIGKILL)
@@ -469,7 +564,7 @@ class Worker:
 
     def _loop(self, wake: int) -> None:
         mono = time.monotonic
-        next_poll = 0.0
+        next_poll = next_ahead = 0.0
         next_listen = 0.0
         next_heartbeat = mono() + self.heartbeat_seconds
         next_beat = 0.0
@@ -491,36 +586,64 @@ class Worker:
                     )
                 self._flush()
                 return
+            self._dispatch_ready()
+            if (
+                self.ready
+                and (self.stop_requested or now - self.ready_moved >= HOLD_SECONDS)
+                and now >= self.store_retry_at
+            ):
+                self._release_ready()  # the children are taken by long jobs
             idle = [c for c in self.children if c.token is None]
+            target = self._prefetch_target(now)
             want = 0 if self.stop_requested else len(idle)
+            ahead = 0 if self.ready and len(self.ready) > target // 2 else target
+            ahead = max(0, ahead - len(self.ready))  # refilled at half the target
             if self.max_jobs is not None:
                 want = min(want, self.max_jobs - self.claimed_count)
-            if (self.outcomes or (want > 0 and now >= next_poll)) and (
-                now >= self.store_retry_at
-            ):
+                ahead = max(0, min(ahead, self.max_jobs - self.claimed_count - want))
+            # When each kind of claim is due: for an idle child, or to hold.
+            claim_at = [next_poll] if want else []
+            claim_at += [next_ahead] if ahead else []
+            busy = bool(self._busy())
+            commit_at = self.outcomes_since + BATCH_SECONDS if busy else now
+            if (
+                (self.outcomes and now >= commit_at)
+                or (claim_at and now >= min(claim_at))
+            ) and now >= self.store_retry_at:
                 reported = len(self.outcomes)
-                claimed = self._exchange(want)
+                claimed = self._exchange(want, ahead)
                 if claimed is None:  # the store is unavailable: outcomes kept, retry
                     claimed, reported = [], 1
-                for child, (job, token) in zip(idle, claimed):
-                    self._dispatch(child, job, token)
-                if want and len(claimed) < want and not reported:
-                    next_poll = now + self.poll_interval  # nothing more is runnable now
-                    if self.burst and not self._busy() and not self.lease_watch.waiting:
+                self._hold(claimed)
+                self._dispatch_ready()
+                short = not reported and len(claimed) < want + ahead
+                # nothing more is runnable now (or nothing to hold)
+                next_ahead = now + self.poll_interval if short else now
+                if want > 0 and len(claimed) < want and not reported:
+                    next_poll = now + self.poll_interval
+                    if (
+                        self.burst
+                        and not self._busy()
+                        and not self.ready
+                        and not self.lease_watch.waiting
+                    ):
                         return  # (a lease about to be rescued is runnable soon)
                 else:
                     next_poll = now
-            if not self._busy() and not self.outcomes:
+            if not self._busy() and not self.outcomes and not self.ready:
                 if self.stop_requested:
                     return
                 if self.max_jobs is not None and self.claimed_count >= self.max_jobs:
                     return
             if now >= next_heartbeat:
                 tokens = [c.token for c in self._busy()]
+                tokens += [token for _, token in self.ready]
                 live = [t for t in tokens if t not in self.lost]
                 beat = self._store(self.client.heartbeat, self.info, live)
                 if beat is not None:
                     self.lost.update(beat.lost)
+                    # a held job whose lease is gone is no longer this worker's
+                    self.ready = deque(e for e in self.ready if e[1] not in beat.lost)
                     self._stop(beat.stop)
                 next_heartbeat = now + self.heartbeat_seconds
             if self.beat and now >= next_beat and not self.stop_requested:
@@ -528,8 +651,10 @@ class Worker:
                     next_poll = now
                 next_beat = now + 1.0
             deadlines = [next_heartbeat]
-            if want > 0:
+            if want:
                 deadlines.append(max(next_poll, self.store_retry_at))
+            if ahead:
+                deadlines.append(max(next_ahead, self.store_retry_at))
             if self.beat:
                 deadlines.append(next_beat)
             if self.stop_deadline is not None:
@@ -539,15 +664,21 @@ class Worker:
                     d for d in (child.soft_at, child.hard_at) if d is not None
                 ]
             if self.outcomes:
-                deadlines.append(max(now, self.store_retry_at))
-            if want > 0 and self.listener is None and now >= next_listen:
+                deadlines.append(max(commit_at, self.store_retry_at))
+            if self.ready:
+                deadlines.append(
+                    max(self.ready_moved + HOLD_SECONDS, self.store_retry_at)
+                )
+            if want and self.listener is None and now >= next_listen:
                 self._listen()  # an engine with wake-ups: listen (again)
                 next_listen = now + max(self.poll_interval, 5.0)
             for key, _ in self.selector.select(max(0.0, min(deadlines) - mono())):
                 if key.data is _WAKE_UPS:
                     assert self.listener is not None
                     if self.listener.drain():
-                        next_poll = 0.0  # a submission committed: claim now
+                        next_poll = next_ahead = (
+                            0.0  # a submission committed: claim now
+                        )
                     if self.listener.closed:
                         self.selector.unregister(key.fileobj)
                         self.listener = None
@@ -604,8 +735,11 @@ class Worker:
             self.store_failures = 0
         return answer
 
-    def _exchange(self, want: int) -> list[tuple[Job, Token]] | None:
-        """Commit the outcomes and claim up to ``want``; None when the store is unavailable."""
+    def _exchange(self, want: int, ahead: int = 0) -> list[tuple[Job, Token]] | None:
+        """Commit the outcomes and claim up to ``want`` + ``ahead`` (to hold).
+
+        None when the store is unavailable.
+        """
         outcomes = self.outcomes
         self.lease_watch.rescued = []
         answer = self._store(
@@ -613,8 +747,9 @@ class Worker:
             self.info,
             outcomes,
             want=want,
+            ahead=ahead,
             registry=self.registry,
-            expire=want > 0,
+            expire=want + ahead > 0,
             watch=self.lease_watch,
         )
         if answer is None:

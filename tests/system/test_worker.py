@@ -296,6 +296,48 @@ def test_heartbeats_may_not_be_rarer_than_a_third_of_the_lease(burst):
     assert proc.returncode == 2 and "at most a third of the lease" in proc.stderr
 
 
+def test_jobs_claimed_ahead_are_given_back_when_a_long_job_takes_the_slot(
+    client, background, runs_file, tmp_path
+):
+    """While jobs are short a worker claims a few ahead; once a long one holds its
+    only slot it gives them back at once, and another worker runs them."""
+    warm = client.submit_many([{"task": "echo", "org": "acme"} for _ in range(20)])
+    background("-c", "1", "--poll-seconds", "0.05")
+
+    def done(jobs):
+        return all(
+            client.get_job(j.job_id, org="acme").status == "completed" for j in jobs
+        )
+
+    wait_for(lambda: done(warm), what="the short jobs to complete")
+    gate = tmp_path / "gate"
+    gated, *shorts = client.submit_many(
+        [{"task": "gated", "org": "acme", "payload": {"gate": str(gate)}}]
+        + [{"task": "echo", "org": "acme", "payload": {"i": i}} for i in range(5)]
+    )
+    wait_for(lambda: starts(runs_file)[gated.job_id] == 1, what="the long job")
+    background("-c", "1", "--poll-seconds", "0.05", "--prefetch", "0")
+    wait_for(lambda: done(shorts), what="the jobs claimed ahead to run elsewhere")
+    assert client.get_job(gated.job_id, org="acme").status == "running"
+    given_back = [
+        e
+        for job in shorts
+        for e in client.events(job.job_id, org="acme")
+        if e.data.get("reason") == "not_started"
+    ]
+    assert given_back, "the first worker claimed none ahead"
+    assert {client.get_job(j.job_id, org="acme").attempts for j in shorts} == {1}
+    gate.touch()
+    wait_for(lambda: done([gated]), what="the long job to finish")
+    assert set(starts(runs_file).values()) == {1}
+
+
+def test_prefetch_takes_a_whole_number_within_its_range(burst):
+    proc = burst("--prefetch", "-1")
+    assert proc.returncode == 2
+    assert "--prefetch" in proc.stderr and "Traceback" not in proc.stderr
+
+
 # -- shutdown -------------------------------------------------------------------------
 
 
