@@ -578,6 +578,9 @@ def main() -> None:
         help="jobs of the users' setup (0: leave it out)",
     )
     parser.add_argument("--only", choices=PEERS, action="append")
+    parser.add_argument(
+        "--users-only", action="store_true", help="run only the users' setup"
+    )
     parser.add_argument("--dir", default=str(ROOT / "runtime"))
     parser.add_argument(
         "--output", default=str(ROOT / "benchmarks" / "results" / "peers.json")
@@ -586,7 +589,7 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-peers-", dir=args.dir))
     results: dict[str, dict[str, float]] = {}
     try:
-        for system in SYSTEMS:
+        for system in () if args.users_only else SYSTEMS:
             if (
                 args.only
                 and system.name not in args.only
@@ -601,9 +604,10 @@ def main() -> None:
             users = users_setup(base, args.users_jobs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    text = table(results, args)
-    print(text)
-    print()
+    text = table(results, args) if results else ""
+    if text:
+        print(text)
+        print()
     if users:
         print(users_table(users, args.users_jobs))
         print()
