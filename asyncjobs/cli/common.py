@@ -311,4 +311,5 @@ def cli(ctx: click.Context, store: str, lock_timeout: float) -> None:
 def main() -> None:
     """The console script."""
     jsonformat.freeze_parsed_snapshots()  # a one-process command owns its heap
+    jsonformat.allow_cold_reads()  # status, result, events: read the records asked for
     cli(prog_name="asyncjobs")

@@ -11,6 +11,7 @@ import click
 from .. import logs
 from ..client import Client
 from ..domain import validation
+from ..store.jsonfile import format as jsonformat
 from .common import (
     Number,
     app_option,
@@ -211,6 +212,7 @@ def serve(
     from ..http.server import serve as run_server
 
     logs.configure(log_level, log_format)
+    jsonformat.allow_cold_reads(False)  # it reads on and on: load the store once
     ctx = click.get_current_context()
     # the request threads share a pool of connections to a PostgreSQL store
     client = open_client(ctx, app=app, connections=settings_of(ctx).store_connections)

@@ -51,12 +51,14 @@ from ...domain import paging, scheduling
 from ...errors import StoreCorrupt, StoreError
 from ..kv import INDEXES, KeyValueTransaction
 from ..ports import KINDS, PageOf, Record, Store, Transaction, Verification
+from .cold import ColdReader, Unavailable
 from .fileio import FileIO, trusted_realpath
 from .format import (
     MAX_LINE_BYTES,
     SCHEMA,
     Journal,
     canonical,
+    cold_reads_allowed,
     decode_line,
     dumps,
     encode_line,
@@ -64,8 +66,11 @@ from .format import (
     gc_paused,
     loads,
     parse_journal,
+    parse_section,
     parse_snapshot,
     reference_replay,
+    snapshot_bytes,
+    split_snapshot,
 )
 
 log = logging.getLogger(__name__)
@@ -80,6 +85,9 @@ _PEEK_BYTES = 8 << 10  # what a catch-up reads first; most lines are shorter
 # journal line (a cleanup of 100,000 jobs, say): same atomicity, no giant line.
 LARGE_COMMIT_BYTES = MAX_LINE_BYTES
 LARGE_COMMIT_RECORDS = 200_000  # deleting over half of this, and of the store
+# A process's first reads may look their records up (cold.py); after this
+# many it loads the store whole, as a process that reads on and on should.
+COLD_READS = 3
 _DELETED = object()
 # Where these answer an open for writing, the store can still be read.
 _READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
@@ -119,6 +127,10 @@ class JsonFileStore(Store):
             self.lock_path, timeout=lock_timeout, disabled=lock_disabled
         )
         self._state: dict[str, dict[str, Record]] | None = None
+        # Kinds of the snapshot not parsed yet (format.split_snapshot), and
+        # the changes to apply to each once it is: parsed on first read.
+        self._raw: dict[str, memoryview] = {}
+        self._pending: dict[str, list[tuple[Any, Any]]] = {}
         self._indexes: dict[str, dict[Any, set[str]]] = {}
         # The claim order and what fair tags are reckoned from (_Runnable),
         # built on first use and kept exact by every commit after that.
@@ -143,6 +155,11 @@ class JsonFileStore(Store):
         self._journal_head = b""  # its first line when last loaded
         self._journal_clean = True  # nothing to cut before the next line
         self._stale = True  # re-read everything before the next transaction
+        # The state holds only records a cold read looked up (cold.py); it
+        # may be read as a whole only while _partial_ok (_ColdTransaction).
+        self._partial = False
+        self._partial_ok = False
+        self._cold_reads_left = COLD_READS
         _OPEN_STORES.add(self)
 
     # -- opening and catching up ------------------------------------------
@@ -172,18 +189,22 @@ class JsonFileStore(Store):
                     pass
         self._stale = True
 
-    def _load(self) -> tuple[Journal, list[str]]:
+    def _load(self, *, lazy: bool = True) -> tuple[Journal, list[str]]:
         """Read snapshot and journal from disk, replacing the state in memory.
 
         Returns the parsed journal and the snapshot's unknown top-level keys
         (for ``verify``). Raises StoreCorrupt, naming the file, when either
-        is not what this version writes.
+        is not what this version writes. With ``lazy``, each kind of a
+        snapshot with sections is parsed when it is first read
+        (``_materialize``), after its checksum is checked here.
         """
         if self._state is None:
             self._warn_if_others_can_write()
         self._stale = True
         self._state, self._indexes, self._runnable = None, {}, None
         self._sorted = {}
+        self._raw, self._pending = {}, {}
+        self._partial = self._partial_ok = False
         if self._snapshot_fd is not None:
             self.io.close(self._snapshot_fd)
             self._snapshot_fd = None
@@ -201,7 +222,13 @@ class JsonFileStore(Store):
             generation, state = 0, {kind: {} for kind in KINDS}
             self._snapshot_bytes = 0
         else:
-            generation, state, extra = parse_snapshot(raw, self.path)
+            split = split_snapshot(raw, self.path) if lazy else None
+            if split is not None:
+                generation, self._raw = split
+                self._pending = {kind: [] for kind in self._raw}
+                state = {}
+            else:
+                generation, state, extra = parse_snapshot(raw, self.path)
             self._snapshot_bytes = len(raw)
             del raw  # the parsed state replaces it: do not hold both
         data = b""
@@ -342,11 +369,32 @@ class JsonFileStore(Store):
                     return
                 want *= 8
 
+    def _materialize(self, kind: str) -> None:
+        """Parse a kind's section and apply the changes made to it since."""
+        records = parse_section(self._raw[kind], kind, self.path)
+        for puts, dels in self._pending.pop(kind, ()):
+            for key in dels or ():
+                records.pop(key, None)
+            records.update(puts or {})
+        assert self._state is not None
+        self._state[kind] = records
+        del self._raw[kind]  # the last one frees the snapshot's bytes
+
+    def _materialize_all(self) -> None:
+        self._whole()
+        for kind in list(self._raw):
+            self._materialize(kind)
+
     def _apply(
         self, puts: dict[str, dict[str, Record]], dels: dict[str, list[str]]
     ) -> None:
         state = self._state
         assert state is not None
+        if self._raw:  # kinds not parsed yet get their changes when they are
+            for kind in self._raw.keys() & (puts.keys() | dels.keys()):
+                self._pending[kind].append((puts.get(kind), dels.get(kind)))
+            puts = {k: v for k, v in puts.items() if k not in self._raw}
+            dels = {k: v for k, v in dels.items() if k not in self._raw}
         for kind, keys in dels.items():
             records = state.setdefault(kind, {})
             for key in keys:
@@ -399,8 +447,14 @@ class JsonFileStore(Store):
                 if group is not None:
                     group.stale += 1  # its entry stays; pages skip it
 
+    def _whole(self) -> None:
+        """Load the whole store, where a cold read asks for more than it looked up."""
+        if self._partial and not self._partial_ok:
+            self._load()
+
     def _ordered(self, name: str, value: Any) -> _Ordered:
         """The group's keys in page order, built from the hash index on first use."""
+        self._whole()
         groups = self._sorted.setdefault(name, {})
         group = groups.get(value)
         kind, value_of = INDEXES[name]
@@ -434,6 +488,7 @@ class JsonFileStore(Store):
         return group
 
     def _lookup(self, name: str, value: Any) -> set[str]:
+        self._whole()
         index = self._indexes.get(name)
         if index is None:
             kind, value_of = INDEXES[name]
@@ -448,11 +503,15 @@ class JsonFileStore(Store):
     # -- the runnable index ------------------------------------------------
 
     def _runnable_index(self) -> _Runnable:
+        self._whole()
         if self._runnable is None:
             self._runnable = _Runnable(self._records("jobs").values())
         return self._runnable
 
     def _records(self, kind: str) -> dict[str, Record]:
+        self._whole()
+        if kind in self._raw:
+            self._materialize(kind)
         assert self._state is not None
         return self._state.setdefault(kind, {})
 
@@ -501,8 +560,40 @@ class JsonFileStore(Store):
             # empty one: a mistyped path must not answer "no jobs".
             raise self._missing()
         with self._lock:
+            reader = self._cold_reader()
+            if reader is not None:
+                try:
+                    yield _ColdTransaction(self, reader, clock)
+                finally:
+                    reader.close()
+                return
             self._catch_up()
             yield _JsonTransaction(self, writable=False, clock=clock)
+
+    def _cold_reader(self) -> ColdReader | None:
+        """A reader of a few records, where this process may read cold (cold.py)."""
+        if not cold_reads_allowed() or self._cold_reads_left <= 0:
+            return None
+        if self._state is not None and not self._partial:
+            return None  # loaded already: catching up is cheaper
+        if self._state is None:
+            self._warn_if_others_can_write()
+        self._cold_reads_left -= 1
+        reader = ColdReader(self.io, self.path, self.journal_path)
+        try:
+            with _failing("read", self.path):
+                reader.open()
+        except Unavailable:
+            reader.close()
+            return None
+        except BaseException:
+            reader.close()
+            raise
+        self._state = {kind: {} for kind in KINDS}
+        self._indexes, self._runnable, self._sorted = {}, None, {}
+        self._raw, self._pending = {}, {}
+        self._partial, self._stale = True, True  # the next transaction loads it all
+        return reader
 
     def _commit(self, changes: dict[str, dict[str, Any]]) -> None:
         puts: dict[str, dict[str, Record]] = {}
@@ -525,8 +616,7 @@ class JsonFileStore(Store):
         )
         deleting = sum(len(keys) for keys in dels.values())
         if len(line) > LARGE_COMMIT_BYTES or (
-            deleting > LARGE_COMMIT_RECORDS // 2
-            and deleting * 2 > sum(len(records) for records in self._state.values())
+            deleting > LARGE_COMMIT_RECORDS // 2 and deleting * 2 > self._count_all()
         ):
             # Huge, or removing most of the store: the snapshot it leaves is
             # much smaller, and every later open reads that one.
@@ -578,6 +668,11 @@ class JsonFileStore(Store):
                 # nothing and is tried again after the next commit.
                 log.warning("compaction failed: %s", exc)
 
+    def _count_all(self) -> int:
+        self._materialize_all()
+        assert self._state is not None
+        return sum(len(records) for records in self._state.values())
+
     def _commit_as_snapshot(
         self,
         puts: dict[str, dict[str, Record]],
@@ -585,6 +680,7 @@ class JsonFileStore(Store):
         generation: int,
     ) -> None:
         """Commit by writing the new state as the snapshot (atomic by rename)."""
+        self._materialize_all()
         # Rebuilding the indexes on next use is cheaper than unindexing
         # hundreds of thousands of records one by one.
         self._indexes, self._runnable, self._sorted = {}, None, {}
@@ -626,22 +722,17 @@ class JsonFileStore(Store):
 
     # -- maintenance -------------------------------------------------------
 
-    def _snapshot_doc(self) -> dict[str, Any]:
+    def _snapshot_data(self) -> bytes:
+        """The snapshot file's bytes: one record per line (format.snapshot_bytes)."""
+        self._materialize_all()
         assert self._state is not None
-        doc: dict[str, Any] = {
-            "schema": SCHEMA,
-            "generation": self._generation,
-            "saved_at": clock.to_iso(clock.now()),
-        }
-        for kind in KINDS:
-            doc[kind] = self._state.get(kind, {})
-        return doc
+        return snapshot_bytes(self._generation, clock.to_iso(clock.now()), self._state)
 
     def _compact_locked(self) -> dict[str, Any]:
         before = self._journal_offset
         folded = self._generation - self._snapshot_generation
         try:
-            data = dumps(self._snapshot_doc())
+            data = self._snapshot_data()
             self.io.write_atomic(self.path, data)
         except OSError as exc:
             self._stale = True
@@ -697,7 +788,8 @@ class JsonFileStore(Store):
         self._folder_checked = True
         if self._exists():
             with self.read():
-                return False  # reading it proves it opens
+                self._whole()
+                return False  # reading it all proves it opens
         self._compact()
         return True
 
@@ -716,6 +808,7 @@ class JsonFileStore(Store):
 
     def export(self) -> dict[str, Any]:
         with self.read():
+            self._materialize_all()
             assert self._state is not None
             doc: dict[str, Any] = {"schema": SCHEMA, "generation": self._generation}
             for kind in KINDS:
@@ -736,7 +829,7 @@ class JsonFileStore(Store):
             return report
         with self._lock:
             try:
-                journal, extra = self._load()  # afresh from disk
+                journal, extra = self._load(lazy=False)  # afresh, all of it
             except StoreCorrupt as exc:
                 report.problems.append(str(exc))
                 return report
@@ -803,7 +896,7 @@ class JsonFileStore(Store):
         self._forget_descriptors()
         self._lock.close()
         self._state, self._indexes, self._stale = None, {}, True
-        self._sorted = {}
+        self._sorted, self._raw, self._pending = {}, {}, {}
 
 
 _OPEN_STORES: weakref.WeakSet[JsonFileStore] = weakref.WeakSet()
@@ -1417,3 +1510,111 @@ class _JsonTransaction(KeyValueTransaction):
             else:
                 total += key not in records
         return total
+
+
+# The groups a cold read can look up: index -> (kind, field).
+_COLD_GROUPS = {
+    "events_by_job": ("events", "job_id"),
+    "results_by_job": ("results", "job_id"),
+    "notifications_by_job": ("notifications", "job_id"),
+}
+
+
+class _ColdTransaction(_JsonTransaction):
+    """A read answered from the records it looks up (cold.py), not the whole store.
+
+    A record by its key, and a job's events, results and notifications, are
+    looked up on first use and kept in the store's state, which holds only
+    them (``_partial``). Anything else (a scan, a count, another index, a
+    page of an org's jobs) loads the whole store first, through
+    ``JsonFileStore._whole``; so does a lookup the reader cannot serve.
+    """
+
+    def __init__(
+        self, store: JsonFileStore, reader: ColdReader, clock: Clock | None
+    ) -> None:
+        super().__init__(store, writable=False, clock=clock)
+        self._reader = reader
+        self._keys: set[tuple[str, str]] = set()
+        self._groups: set[tuple[str, Any]] = set()
+
+    @contextmanager
+    def _looked_up(self, ok: bool = True) -> Iterator[None]:
+        """Let the engine read the partial state, for what was looked up."""
+        store = self._store
+        before = store._partial_ok
+        store._partial_ok = ok and store._partial
+        try:
+            yield
+        finally:
+            store._partial_ok = before and store._partial
+
+    def _add(self, kind: str, records: dict[str, Record]) -> None:
+        store = self._store
+        assert store._state is not None
+        store._state[kind].update(records)
+        store._indexes, store._sorted = {}, {}  # built from what is known now
+
+    def _fetch_key(self, kind: str, key: str) -> None:
+        if not self._store._partial or (kind, key) in self._keys:
+            return
+        try:
+            with _failing("read", self._store.path):
+                record = self._reader.by_key(kind, key)
+        except Unavailable:
+            self._store._load()
+            return
+        self._keys.add((kind, key))
+        if record is not None:
+            self._add(kind, {key: record})
+
+    def _fetch_group(self, index: str, value: Any) -> bool:
+        """Look up an index group; whether the partial state now holds all of it."""
+        store = self._store
+        if not store._partial:
+            return False
+        if (index, value) in self._groups:
+            return True
+        if index not in _COLD_GROUPS or not isinstance(value, str):
+            return False
+        kind, field = _COLD_GROUPS[index]
+        try:
+            with _failing("read", store.path):
+                records = self._reader.by_field(kind, field, value)
+        except Unavailable:
+            store._load()
+            return False
+        self._groups.add((index, value))
+        self._keys.update((kind, key) for key in records)
+        self._add(kind, records)
+        return True
+
+    def get(self, kind: str, key: str) -> Record | None:
+        self._fetch_key(kind, key)
+        with self._looked_up():
+            return super().get(kind, key)
+
+    def find(self, index: str, value: Any) -> list[Record]:
+        with self._looked_up(self._fetch_group(index, value)):
+            return super().find(index, value)
+
+    def find_committed(self, index: str, value: Any) -> list[Record]:
+        with self._looked_up(self._fetch_group(index, value)):
+            return super().find_committed(index, value)
+
+    def _page(
+        self,
+        name: str,
+        value: Any,
+        match: Callable[[Record], bool],
+        where: paging.Scope,
+        cursor: str | None,
+        limit: int,
+    ) -> PageOf:
+        with self._looked_up(self._fetch_group(name, value)):
+            return super()._page(name, value, match, where, cursor, limit)
+
+    @property
+    def generation(self) -> int:
+        self._store._whole()
+        return self._store._generation

@@ -7,8 +7,10 @@ Journal line (the file may end in zero bytes reserved for the next lines)::
             "put": {kind: {key: record}}, "del": {kind: [key, ...]}}
 
 Snapshot: one JSON object with ``schema`` ("store.v1"), ``generation``,
-``saved_at`` and one object per kind mapping keys to records. See
-docs/store-format.md.
+``saved_at`` and one object per kind mapping keys to records. Written by
+``snapshot_bytes``: one record per line, and a last member ``sections``
+with the byte range of each kind, so that a record is found by its key
+without parsing the rest (``cold.py``). See docs/store-format.md.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import gc
 import json
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,6 +58,47 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
+def snapshot_bytes(
+    generation: int, saved_at: str, state: dict[str, dict[str, Record]]
+) -> bytes:
+    """A snapshot document laid out one record per line, its sections indexed.
+
+    ::
+
+        {"schema":"store.v1","generation":42,"saved_at":"...",
+        "jobs":{
+        "job_...":{...},
+        "job_...":{...}
+        },
+        "results":{
+        },
+        ...
+        "sections":{"jobs":[START,END,CRC32],...}}
+
+    JSON writes no newline inside a value, so each line between a kind's
+    opening and its closing ``}`` is one record. ``sections`` gives, for
+    each kind, the offsets of its first record line and of its closing
+    line, and the CRC-32 of the bytes between.
+    """
+    head = dumps({"schema": SCHEMA, "generation": generation, "saved_at": saved_at})
+    parts = [head[:-1], b",\n"]
+    offset = len(head) + 1
+    sections: dict[str, list[int]] = {}
+    for kind in KINDS:
+        opening = b'"%s":{\n' % kind.encode()
+        lines = [
+            dumps(key) + b":" + dumps(record)
+            for key, record in state.get(kind, {}).items()
+        ]
+        body = b",\n".join(lines) + b"\n" if lines else b""
+        start = offset + len(opening)
+        sections[kind] = [start, start + len(body), zlib.crc32(body)]
+        parts += [opening, body, b"},\n"]
+        offset = start + len(body) + 3
+    parts += [b'"sections":', dumps(sections), b"}\n"]
+    return b"".join(parts)
+
+
 def canonical(value: Any) -> bytes:
     """JSON with sorted keys, for comparing values as the files hold them."""
     try:
@@ -80,6 +123,23 @@ def loads(data: bytes | memoryview) -> Any:
 
 
 _freeze_parsed = False
+
+
+_cold_reads = False
+
+
+def allow_cold_reads(on: bool = True) -> None:
+    """Let the first reads of a process look up their records (cold.py), for one-shot commands.
+
+    A long-lived process (a server, a worker) loads the store once instead:
+    it reads often, and each cold read scans a kind's whole section.
+    """
+    global _cold_reads
+    _cold_reads = on
+
+
+def cold_reads_allowed() -> bool:
+    return _cold_reads
 
 
 def freeze_parsed_snapshots(on: bool = True) -> None:
@@ -149,8 +209,18 @@ def _fast_body(entry: dict[str, Any]) -> bytes | None:
     return body
 
 
-def decode_line(line: bytes) -> dict[str, Any] | None:
-    """The entry of a complete journal line, or None if it fails its checksum."""
+# How every line this version writes begins (encode_line: g, b, put, del).
+_LINE_HEAD = re.compile(rb'\{"g":(\d+),"b":(\d+),"put":')
+
+
+def decode_line(
+    line: bytes, wanted: Callable[[bytes], bool] | None = None
+) -> dict[str, Any] | None:
+    """The entry of a complete journal line, or None if it fails its checksum.
+
+    A line whose JSON ``wanted`` declines is not parsed: its entry holds
+    only ``g`` and ``b``, read from the line's start.
+    """
     if len(line) < 10 or line[8:9] != b" ":
         return None
     try:
@@ -160,6 +230,10 @@ def decode_line(line: bytes) -> dict[str, Any] | None:
     body = line[9:]
     if zlib.crc32(body) != crc:
         return None
+    if wanted is not None and not wanted(body):
+        head = _LINE_HEAD.match(body)
+        if head is not None:
+            return {"g": int(head[1]), "b": int(head[2])}
     try:
         entry = loads(body)
     except (ValueError, RecursionError):
@@ -179,8 +253,18 @@ class Journal:
         self.torn_bytes = 0  # a bad tail after valid_end
 
 
-def parse_journal(data: bytes, snapshot_generation: int, name: str) -> Journal:
-    """Parse journal bytes that follow a snapshot; raise StoreCorrupt in the middle."""
+def parse_journal(
+    data: bytes,
+    snapshot_generation: int,
+    name: str,
+    *,
+    wanted: Callable[[bytes], bool] | None = None,
+) -> Journal:
+    """Parse journal bytes that follow a snapshot; raise StoreCorrupt in the middle.
+
+    With ``wanted``, a line whose JSON it declines is checked (checksum,
+    generation) but not parsed, and is left out of ``entries``.
+    """
     journal = Journal()
     generation = snapshot_generation
     pos, line_no, size = 0, 0, len(data)
@@ -194,7 +278,7 @@ def parse_journal(data: bytes, snapshot_generation: int, name: str) -> Journal:
                     "MiB a journal line may hold"
                 )
             break  # a cut last line: the torn tail
-        entry = decode_line(data[pos:end])
+        entry = decode_line(data[pos:end], wanted)
         if entry is None:
             if _has_good_line(data, end + 1):
                 raise StoreCorrupt(
@@ -211,7 +295,8 @@ def parse_journal(data: bytes, snapshot_generation: int, name: str) -> Journal:
                 f"where {generation + 1} (snapshot {snapshot_generation}) was expected"
             )
         else:
-            journal.entries.append(entry)
+            if "put" in entry:  # not a line ``wanted`` declined
+                journal.entries.append(entry)
             generation = g
         pos = end + 1
         journal.valid_end = pos
@@ -293,8 +378,86 @@ def parse_snapshot(
             key = next(k for k, r in records.items() if type(r) is not dict)
             raise StoreCorrupt(f"{name}: {kind} record {key!r} is not a JSON object")
         state[kind] = records
-    known = {*KINDS, "schema", "generation", "saved_at"}
+    _check_sections(raw, doc.get("sections"), name)
+    known = {*KINDS, "schema", "generation", "saved_at", "sections"}
     return generation, state, sorted(key for key in doc if key not in known)
+
+
+def split_snapshot(raw: bytes, name: str) -> tuple[int, dict[str, memoryview]] | None:
+    """Generation and each kind's section, unparsed, of a snapshot with sections.
+
+    Each section is the JSON object of its kind's records (``{`` to ``}``),
+    to be parsed when the kind is first read (``parse_section``); their
+    checksums are checked here. None for a snapshot of the older layout:
+    ``parse_snapshot`` reads it whole.
+    """
+    end = raw.find(b"\n", 0, 4096)
+    if not raw.startswith(b'{"schema":') or end < 2 or raw[end - 1 : end] != b",":
+        return None
+    at = raw.rfind(b'\n"sections":', max(0, len(raw) - 4096))
+    if at < 0 or not raw.endswith(b"}\n"):
+        return None
+    try:
+        head = loads(raw[: end - 1] + b"}")
+        sections = loads(raw[at + len(b'\n"sections":') : -2])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(head, dict) or not isinstance(sections, dict):
+        return None
+    if head.get("schema") != SCHEMA:
+        raise StoreCorrupt(
+            f"{name}: unknown schema {head.get('schema')!r} (this asyncjobs reads {SCHEMA!r})"
+        )
+    generation = head.get("generation")
+    if type(generation) is not int or generation < 0:
+        raise StoreCorrupt(f"{name}: generation is not a whole number: {generation!r}")
+    _check_sections(raw, sections, name)
+    view = memoryview(raw)
+    parts = {}
+    for kind in KINDS:
+        if kind not in sections:
+            return None
+        start, stop, _ = sections[kind]
+        opening = b'"%s":{\n' % kind.encode()
+        if raw[start - len(opening) : start] != opening or raw[stop : stop + 1] != b"}":
+            return None
+        parts[kind] = view[start - 2 : stop + 1]  # "{\n", the records, "}"
+    return generation, parts
+
+
+def parse_section(data: memoryview, kind: str, name: str) -> dict[str, Record]:
+    """The records of one section that ``split_snapshot`` left unparsed."""
+    try:
+        with gc_paused():
+            records = loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise StoreCorrupt(f"{name}: {kind!r} is not valid JSON ({exc})") from exc
+    if not isinstance(records, dict):
+        raise StoreCorrupt(f"{name}: {kind!r} is not a JSON object")
+    if records and set(map(type, records.values())) != {dict}:
+        key = next(k for k, r in records.items() if type(r) is not dict)
+        raise StoreCorrupt(f"{name}: {kind} record {key!r} is not a JSON object")
+    return records
+
+
+def _check_sections(raw: bytes | memoryview, sections: Any, name: str) -> None:
+    """A snapshot's section checksums (snapshot_bytes) must match: they catch a
+    flipped byte that leaves the JSON readable. Older snapshots have none."""
+    if sections is None:
+        return
+    if not isinstance(sections, dict):
+        raise StoreCorrupt(f"{name}: 'sections' is not a JSON object")
+    for kind, entry in sections.items():
+        if (
+            not isinstance(entry, list)
+            or len(entry) != 3
+            or not all(type(n) is int for n in entry)
+            or not 0 <= entry[0] <= entry[1] <= len(raw)
+        ):
+            raise StoreCorrupt(f"{name}: the section of {kind!r} is malformed")
+        start, end, crc = entry
+        if zlib.crc32(raw[start:end]) != crc:
+            raise StoreCorrupt(f"{name}: the {kind} section fails its checksum")
 
 
 def reference_replay(
