@@ -798,3 +798,32 @@ def test_a_folder_others_can_write_to_is_named_in_a_warning(
     assert outcome.exit_code == 0
     said = f"{store_path.parent} is writable by other users" in outcome.stderr
     assert said == warned, outcome.stderr
+
+
+def test_threads_committing_at_once_share_lines_and_lose_nothing(store_path):
+    """Group commit: a commit that finds other threads waiting writes their
+    transactions with its own, one line and one fsync for all."""
+    with Client(store_path) as client:
+        client.init_store()
+        start = threading.Barrier(8)
+        made: list[list[str]] = [[] for _ in range(8)]
+
+        def submit(n: int) -> None:
+            start.wait()
+            for i in range(100):
+                job = client.submit(
+                    "reports.build", org=f"org-{n % 2}", payload={"i": i}
+                )
+                made[n].append(job.job_id)
+
+        threads = [threading.Thread(target=submit, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        state = client.export()
+        assert sorted(j for ids in made for j in ids) == sorted(state["jobs"])
+        assert client.check(strict=True).ok
+        assert (
+            state["generation"] < 1 + 800
+        )  # store init, then fewer lines than submits

@@ -39,6 +39,7 @@ import itertools
 import logging
 import os
 import stat
+import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -88,6 +89,11 @@ LARGE_COMMIT_RECORDS = 200_000  # deleting over half of this, and of the store
 # A process's first reads may look their records up (cold.py); after this
 # many it loads the store whole, as a process that reads on and on should.
 COLD_READS = 3
+# Group commit (JsonFileStore.transaction): at most this many transactions
+# share a line; a member whose group is still unwritten after this long
+# writes it itself.
+GROUP_MAX = 64
+GROUP_WAIT_SECONDS = 0.05
 _DELETED = object()
 # Where these answer an open for writing, the store can still be read.
 _READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
@@ -160,6 +166,7 @@ class JsonFileStore(Store):
         self._partial = False
         self._partial_ok = False
         self._cold_reads_left = COLD_READS
+        self._group: _Group | None = None  # transactions waiting for one line
         _OPEN_STORES.add(self)
 
     # -- opening and catching up ------------------------------------------
@@ -539,19 +546,105 @@ class JsonFileStore(Store):
 
     @contextmanager
     def transaction(self, *, clock: Clock | None = None) -> Iterator[Transaction]:
+        """A writing transaction: its changes are one journal line, alone or in a group.
+
+        Group commit: a transaction that ends while other threads of this
+        process wait for the lock joins a group instead of writing at once.
+        Its changes go into the state in memory (the next transaction reads
+        them), it hands the lock over without letting another process in,
+        and it returns only once the group is written. The transaction that
+        finds no one waiting writes its own changes and the group's as one
+        line with one fsync: all of them are durable, or none. Whoever takes
+        the lock next to do anything else writes the group first, so a read
+        never sees a change that is not on disk.
+        """
         self._check_folder()
-        with self._lock:
+        group = None
+        self._lock.acquire()
+        try:
             if not self._temps_swept:
                 # A compaction killed mid-write leaves its temp file: the
                 # first writer of each process clears it, under the lock.
                 with _failing("clean up", self.folder):
                     self.io.remove_stale_temps(self.folder, os.path.basename(self.path))
                 self._temps_swept = True
-            self._catch_up()
+            if self._group is None:
+                self._catch_up()  # (with a group pending, no other process wrote)
             tx = _JsonTransaction(self, writable=True, clock=clock)
-            yield tx
-            if tx.changes:
-                self._commit(tx.changes)
+            try:
+                yield tx
+            except BaseException:
+                self._flush_group()
+                raise
+            if not tx.changes:
+                self._flush_group()
+            elif (
+                self._lock.waiting
+                and self._lock.depth == 1
+                and (self._group is None or self._group.count < GROUP_MAX)
+            ):
+                group = self._join_group(tx.changes)
+            else:
+                self._commit_grouped(tx.changes)
+        finally:
+            self._lock.release(keep_file_lock=group is not None)
+        if group is not None:
+            self._await_group(group)
+
+    def _join_group(self, changes: dict[str, dict[str, Any]]) -> _Group:
+        """Add a transaction's changes to the pending group and to the state."""
+        puts, dels = _split(changes)
+        # Checked now, so that a record no line may hold fails this
+        # transaction alone, not the group's line.
+        encode_line({"g": 0, "b": 0, "put": puts, "del": dels})
+        group = self._group or _Group()
+        group.add(changes)
+        self._group = group
+        self._apply(puts, dels)
+        return group
+
+    def _commit_grouped(self, changes: dict[str, dict[str, Any]]) -> None:
+        """Commit these changes, with the pending group's in the same line."""
+        group, self._group = self._group, None
+        if group is None:
+            self._commit(changes)
+            return
+        group.add(changes)
+        try:
+            self._commit(group.changes)
+        except BaseException as exc:
+            group.error = exc
+            raise
+        finally:
+            group.done.set()
+
+    def _flush_group(self) -> None:
+        """Write the pending group, if any; its members learn how it went."""
+        group, self._group = self._group, None
+        if group is None:
+            return
+        try:
+            self._commit(group.changes)
+        except Exception as exc:  # the members raise it; this caller goes on
+            group.error = exc
+        finally:
+            group.done.set()
+
+    def _await_group(self, group: _Group) -> None:
+        """Return once the group is durable; raise what its write raised."""
+        while not group.done.wait(GROUP_WAIT_SECONDS):
+            # The thread that was waiting for the lock has not written it
+            # (it may have timed out): write it from here.
+            with self._lock:
+                if self._group is group:
+                    self._flush_group()
+                elif not group.done.is_set():  # dropped unwritten (close)
+                    group.error = StoreError("the store was closed before the commit")
+                    group.done.set()
+        if group.error is not None:
+            if isinstance(group.error, StoreError):
+                raise type(group.error)(group.error.message) from group.error
+            raise StoreError(f"cannot commit: {group.error}") from group.error
 
     @contextmanager
     def read(self, *, clock: Clock | None = None) -> Iterator[Transaction]:
@@ -560,6 +653,7 @@ class JsonFileStore(Store):
             # empty one: a mistyped path must not answer "no jobs".
             raise self._missing()
         with self._lock:
+            self._flush_group()  # a read sees only what is on disk
             reader = self._cold_reader()
             if reader is not None:
                 try:
@@ -596,18 +690,7 @@ class JsonFileStore(Store):
         return reader
 
     def _commit(self, changes: dict[str, dict[str, Any]]) -> None:
-        puts: dict[str, dict[str, Record]] = {}
-        dels: dict[str, list[str]] = {}
-        for kind, records in changes.items():
-            gone = [key for key, record in records.items() if record is _DELETED]
-            if gone:
-                dels[kind] = gone
-            if len(gone) < len(records):
-                puts[kind] = {
-                    key: record
-                    for key, record in records.items()
-                    if record is not _DELETED
-                }
+        puts, dels = _split(changes)
         generation = self._generation + 1
         # Encoding checks every record, even for a commit that goes out as
         # a snapshot: what a later open cannot read back is refused here.
@@ -801,6 +884,7 @@ class JsonFileStore(Store):
 
     def _compact(self) -> dict[str, Any]:
         with self._lock:
+            self._flush_group()
             self._catch_up()
             with _failing("clean up", self.folder):
                 self.io.remove_stale_temps(self.folder, os.path.basename(self.path))
@@ -828,6 +912,7 @@ class JsonFileStore(Store):
             report.problems.append(f"{self.path}: no store here")
             return report
         with self._lock:
+            self._flush_group()
             try:
                 journal, extra = self._load(lazy=False)  # afresh, all of it
             except StoreCorrupt as exc:
@@ -893,6 +978,9 @@ class JsonFileStore(Store):
         return problems
 
     def close(self) -> None:
+        if self._group is not None:
+            with self._lock:
+                self._flush_group()
         self._forget_descriptors()
         self._lock.close()
         self._state, self._indexes, self._stale = None, {}, True
@@ -902,10 +990,43 @@ class JsonFileStore(Store):
 _OPEN_STORES: weakref.WeakSet[JsonFileStore] = weakref.WeakSet()
 
 
+def _split(
+    changes: dict[str, dict[str, Any]],
+) -> tuple[dict[str, dict[str, Record]], dict[str, list[str]]]:
+    """A transaction's changes as a journal line's ``put`` and ``del``."""
+    puts: dict[str, dict[str, Record]] = {}
+    dels: dict[str, list[str]] = {}
+    for kind, records in changes.items():
+        gone = [key for key, record in records.items() if record is _DELETED]
+        if gone:
+            dels[kind] = gone
+        if len(gone) < len(records):
+            puts[kind] = {
+                key: record for key, record in records.items() if record is not _DELETED
+            }
+    return puts, dels
+
+
+class _Group:
+    """Transactions of one process whose changes go out in one journal line."""
+
+    def __init__(self) -> None:
+        self.changes: dict[str, dict[str, Any]] = {}  # kind -> key -> record
+        self.count = 0
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def add(self, changes: dict[str, dict[str, Any]]) -> None:
+        for kind, records in changes.items():
+            self.changes.setdefault(kind, {}).update(records)
+        self.count += 1
+
+
 def _after_fork_in_child() -> None:
     # A forked child shares its parent's open file descriptions: their
     # offsets, and the parent's flock. It opens its own on first use.
     for store in list(_OPEN_STORES):
+        store._group = None  # the parent writes it; its members are the parent's
         store._forget_descriptors()
 
 

@@ -59,6 +59,10 @@ class StoreLock:
         self._fd: int | None = None
         self._unlockable = False  # no lock file, and none can be made: read-only
         self._depth = 0
+        # Threads blocked in acquire(): a committer that sees some waiting
+        # lets them add their changes to its line (engine.py, group commit).
+        self.waiting = 0
+        self._counting = threading.Lock()
         # Test-only switch for the sensitivity check of tests/system/test_concurrency.py
         # (ASYNCJOBS_TEST_DISABLE_LOCK): with it, concurrency tests must fail.
         # Never set it anywhere else.
@@ -69,6 +73,8 @@ class StoreLock:
         """In a forked child: nothing held, nothing open (the parent's stays the parent's)."""
         self._thread_lock = threading.RLock()
         self._depth = 0
+        self.waiting = 0
+        self._counting = threading.Lock()
         fd, self._fd = self._fd, None
         if fd is not None:
             try:
@@ -106,7 +112,16 @@ class StoreLock:
         """Take the lock, or raise StoreLocked after ``timeout`` seconds."""
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
-        if not self._thread_lock.acquire(timeout=max(limit, 0) if limit >= 0 else -1):
+        with self._counting:
+            self.waiting += 1
+        try:
+            taken = self._thread_lock.acquire(
+                timeout=max(limit, 0) if limit >= 0 else -1
+            )
+        finally:
+            with self._counting:
+                self.waiting -= 1
+        if not taken:
             raise StoreLocked(f"store is locked: {self.path} (waited {limit:g} s)")
         try:
             self._depth += 1
@@ -140,10 +155,23 @@ class StoreLock:
             self._thread_lock.release()
             raise
 
-    def release(self) -> None:
+    @property
+    def depth(self) -> int:
+        """How many times the thread holding the lock has taken it."""
+        return self._depth
+
+    def release(self, *, keep_file_lock: bool = False) -> None:
+        """Release; ``keep_file_lock`` hands the lock to another thread of this
+        process with no other process let in between (its flock is taken again
+        at once, on the descriptor that still holds it)."""
         try:
             self._depth -= 1
-            if self._depth == 0 and not self._disabled and self._fd is not None:
+            if (
+                self._depth == 0
+                and not keep_file_lock
+                and not self._disabled
+                and self._fd is not None
+            ):
                 filelock.unlock_descriptor(self._fd)
         finally:
             self._thread_lock.release()
