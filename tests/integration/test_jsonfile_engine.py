@@ -827,3 +827,71 @@ def test_threads_committing_at_once_share_lines_and_lose_nothing(store_path):
         assert (
             state["generation"] < 1 + 800
         )  # store init, then fewer lines than submits
+
+
+def two_in_a_group(store, first, second) -> dict[str, BaseException | None]:
+    """Run ``first(tx)`` and ``second(tx)`` in two threads' transactions, the
+    first holding the lock until the second waits for it: the first joins a
+    group and the second ends it. Returns what each raised."""
+    inside, go = threading.Event(), threading.Event()
+    raised: dict[str, BaseException | None] = {}
+
+    def run(name, body, hold=False):
+        try:
+            with store.transaction() as tx:
+                if hold:
+                    inside.set()
+                    go.wait(10)
+                body(tx)
+            raised[name] = None
+        except BaseException as exc:  # what the test looks at
+            raised[name] = exc
+
+    threads = [threading.Thread(target=run, args=("first", first, True))]
+    threads[0].start()
+    inside.wait(10)
+    threads.append(threading.Thread(target=run, args=("second", second)))
+    threads[1].start()
+    deadline = time.monotonic() + 10
+    while store._lock.waiting < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    go.set()
+    for thread in threads:
+        thread.join(10)
+    return raised
+
+
+def test_a_refused_record_fails_only_its_own_transaction_not_its_group(store_path):
+    with JsonFileStore(store_path) as store:
+        put_jobs(store, "a")
+        raised = two_in_a_group(
+            store,
+            lambda tx: tx.put("jobs", "b", job("b")),
+            lambda tx: tx.put("jobs", "c", job("c", note=float("nan"))),
+        )
+        assert raised["first"] is None
+        assert isinstance(raised["second"], InvalidInput)
+    assert job_keys(store_path) == {"a", "b"}
+    assert JsonFileStore(store_path).verify().problems == []
+
+
+def test_a_group_that_cannot_be_written_fails_each_transaction_that_saw_it(
+    store_path,
+):
+    """Also one that changed nothing: what it read was never written."""
+    io = FailingIO()
+    with JsonFileStore(store_path, io=io) as store:
+        put_jobs(store, "a")
+        io.fail["fsync"] = 1
+        raised = two_in_a_group(
+            store,
+            lambda tx: tx.put("jobs", "b", job("b")),
+            lambda tx: tx.get("jobs", "b"),  # finds b, which is not on disk
+        )
+        assert isinstance(raised["first"], StoreError)
+        assert isinstance(raised["second"], StoreError)
+        with store.read() as tx:
+            assert tx.get("jobs", "b") is None
+        put_jobs(store, "c")
+    assert job_keys(store_path) == {"a", "c"}

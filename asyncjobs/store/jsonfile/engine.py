@@ -49,7 +49,7 @@ from typing import Any
 from ... import clock
 from ...clock import Clock
 from ...domain import paging, scheduling
-from ...errors import StoreCorrupt, StoreError
+from ...errors import StoreCorrupt, StoreError, StoreLocked
 from ..kv import INDEXES, KeyValueTransaction
 from ..ports import KINDS, PageOf, Record, Store, Transaction, Verification
 from .cold import ColdReader, Unavailable
@@ -570,14 +570,15 @@ class JsonFileStore(Store):
                 self._temps_swept = True
             if self._group is None:
                 self._catch_up()  # (with a group pending, no other process wrote)
+            read_unwritten = self._group is not None
             tx = _JsonTransaction(self, writable=True, clock=clock)
             try:
                 yield tx
-            except BaseException:
-                self._flush_group()
+            except BaseException as exc:
+                self._unwritten_read(read_unwritten, exc)
                 raise
             if not tx.changes:
-                self._flush_group()
+                self._unwritten_read(read_unwritten, None)
             elif (
                 self._lock.waiting
                 and self._lock.depth == 1
@@ -587,9 +588,27 @@ class JsonFileStore(Store):
             else:
                 self._commit_grouped(tx.changes)
         finally:
+            if group is None:
+                # Never let the file lock go with a group unwritten: another
+                # process would write over the line it is to take.
+                self._flush_group()
             self._lock.release(keep_file_lock=group is not None)
         if group is not None:
             self._await_group(group)
+
+    def _unwritten_read(
+        self, read_unwritten: bool, raised: BaseException | None
+    ) -> None:
+        """Write the pending group; a transaction that read it fails if that fails.
+
+        What it decided (a job found by its key, a conflict) may rest on
+        changes that are now never written.
+        """
+        error = self._flush_group()
+        if error is not None and read_unwritten:
+            raise StoreError(
+                f"cannot commit the changes this transaction read: {error}"
+            ) from raised or error
 
     def _join_group(self, changes: dict[str, dict[str, Any]]) -> _Group:
         """Add a transaction's changes to the pending group and to the state."""
@@ -605,42 +624,54 @@ class JsonFileStore(Store):
 
     def _commit_grouped(self, changes: dict[str, dict[str, Any]]) -> None:
         """Commit these changes, with the pending group's in the same line."""
-        group, self._group = self._group, None
-        if group is None:
+        if self._group is None:
             self._commit(changes)
             return
-        group.add(changes)
+        puts, dels = _split(changes)
+        encode_line({"g": 0, "b": 0, "put": puts, "del": dels})  # as _join_group
+        self._group.add(changes)
+        error = self._flush_group()
+        if error is not None:
+            raise error
+
+    def _flush_group(self) -> BaseException | None:
+        """Write the pending group, if any; returns what its write raised.
+
+        Its members raise that error; on any failure the state in memory,
+        which holds their changes, is read again before the next transaction.
+        """
+        group, self._group = self._group, None
+        if group is None:
+            return None
         try:
             self._commit(group.changes)
         except BaseException as exc:
+            self._stale = True
             group.error = exc
-            raise
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit: the members learn it too
         finally:
             group.done.set()
-
-    def _flush_group(self) -> None:
-        """Write the pending group, if any; its members learn how it went."""
-        group, self._group = self._group, None
-        if group is None:
-            return
-        try:
-            self._commit(group.changes)
-        except Exception as exc:  # the members raise it; this caller goes on
-            group.error = exc
-        finally:
-            group.done.set()
+        return group.error
 
     def _await_group(self, group: _Group) -> None:
         """Return once the group is durable; raise what its write raised."""
         while not group.done.wait(GROUP_WAIT_SECONDS):
             # The thread that was waiting for the lock has not written it
-            # (it may have timed out): write it from here.
-            with self._lock:
-                if self._group is group:
-                    self._flush_group()
-                elif not group.done.is_set():  # dropped unwritten (close)
+            # (it may have timed out): write whatever is pending from here.
+            # While a group is pending this process holds the file lock, so
+            # a lock that cannot be had means the group is written already.
+            try:
+                self._lock.acquire()
+            except StoreLocked:
+                continue
+            try:
+                self._flush_group()
+                if not group.done.is_set():  # dropped unwritten (a fork, a close)
                     group.error = StoreError("the store was closed before the commit")
                     group.done.set()
+            finally:
+                self._lock.release()
         if group.error is not None:
             if isinstance(group.error, StoreError):
                 raise type(group.error)(group.error.message) from group.error
