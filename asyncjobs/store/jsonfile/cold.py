@@ -88,6 +88,7 @@ class ColdReader:
 
     def by_key(self, kind: str, key: str) -> Record | None:
         """The record of ``kind`` stored under ``key``, or None."""
+        _ascii(key)
         needle = dumps(key) + b":"
         found: dict[str, Record] = {}
         for line in self._lines(kind, needle, at_line_start=True):
@@ -99,6 +100,7 @@ class ColdReader:
 
     def by_field(self, kind: str, field: str, value: str) -> dict[str, Record]:
         """Every record of ``kind`` whose ``field`` is ``value``, by key."""
+        _ascii(value)
         needle = dumps(field) + b":" + dumps(value)
         found: dict[str, Record] = {}
         for line in self._lines(kind, needle, at_line_start=False):
@@ -184,6 +186,13 @@ class ColdReader:
                     found[key] = record
                 else:
                     found.pop(key, None)
+
+
+def _ascii(text: str) -> None:
+    """Only ASCII is looked up: a snapshot may hold other text as UTF-8 and a
+    journal line as escapes, and a search for one form misses the other."""
+    if not text.isascii():
+        raise Unavailable("a key that is not ASCII")
 
 
 def _parse(data: bytes) -> dict[str, Any]:

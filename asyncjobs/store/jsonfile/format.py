@@ -267,6 +267,7 @@ def parse_journal(
     """
     journal = Journal()
     generation = snapshot_generation
+    live = False  # a line after the snapshot was read (parsed or not)
     pos, line_no, size = 0, 0, len(data)
     while pos < size:
         end = data.find(b"\n", pos, pos + MAX_LINE_BYTES + 1)
@@ -287,7 +288,7 @@ def parse_journal(
                 )
             break
         g, base = entry["g"], entry.get("b")
-        if g <= snapshot_generation and not journal.entries:
+        if g <= snapshot_generation and not live:
             journal.stale = True  # a crash between snapshot and truncation
         elif base != snapshot_generation or g != generation + 1:
             raise StoreCorrupt(
@@ -297,6 +298,7 @@ def parse_journal(
         else:
             if "put" in entry:  # not a line ``wanted`` declined
                 journal.entries.append(entry)
+            live = True
             generation = g
         pos = end + 1
         journal.valid_end = pos
