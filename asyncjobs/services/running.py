@@ -301,9 +301,9 @@ def claim(
     The engine picks them (``claimable``). Jobs of tasks a breaker
     holds back are passed over; a claim writes the jobs it takes and their
     events (and a breaker whose trial it starts), nothing shared. Up to
-    ``ahead`` more are taken for a worker to hold, of tasks without a
-    breaker only: a breaker that opens before they start would not hold
-    them back.
+    ``ahead`` more are taken for a worker to hold, as long as each may be
+    held (``_may_hold``): the first that may not ends the claim, so that
+    held jobs never pass it.
     """
     blocked: set[str] = set()
     trial_open: dict[str, breakers.Breaker] = {}
@@ -325,8 +325,8 @@ def claim(
         if only_job is None and job.task in blocked:
             continue  # a trial claimed above holds back the rest of its breaker
         task = registry.get(job.task) if registry is not None else None
-        if len(claimed) >= limit and (task is None or task.breaker is not None):
-            continue  # held, it would pass a breaker that opens meanwhile
+        if len(claimed) >= limit and not _may_hold(job, task):
+            break  # held jobs are the head of the claim order, nothing past it
         max_retries = task.max_retries if task is not None else 0
         job, event = lifecycle.claim(
             job,
@@ -346,6 +346,20 @@ def claim(
         if len(claimed) >= limit + ahead:
             break
     return claimed
+
+
+def _may_hold(job: Job, task: Task | None) -> bool:
+    """Whether a worker may claim this job ahead, to start it later.
+
+    Not a job behind a circuit breaker (one that opens meanwhile would not
+    hold it back), nor one this claim leaves no retry: if the worker died
+    holding it, the rescue of its lease would count the attempt and fail it
+    for good without its task ever having run.
+    """
+    if task is None or task.breaker is not None:
+        return False
+    limit = job.max_retries if job.max_retries is not None else task.max_retries
+    return job.attempts < limit
 
 
 class Beat(NamedTuple):

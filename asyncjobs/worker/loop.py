@@ -116,11 +116,14 @@ def _child_main(registry: TaskRegistry, read_fd: int, write_fd: int) -> None:
     while line := reader.readline():
         spec = json.loads(line)
         soft.active = True
+        started = time.monotonic()
         try:
             with logs.context(job_id=spec["job_id"]):
                 outcome = execution.run(registry.get(spec["task"]), spec)
         finally:
             soft.active = False
+        # how long the task took, apart from the time its outcome waits to be read
+        outcome = {**outcome, "seconds": time.monotonic() - started}
         try:
             data = json.dumps(outcome, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -316,15 +319,26 @@ class Worker:
         )
 
     def _report(
-        self, token: Token, outcome: dict[str, Any], started: float | None
+        self,
+        token: Token,
+        outcome: dict[str, Any],
+        started: float | None,
+        took: Any = None,
     ) -> None:
-        """Keep an attempt's outcome for the next commit, and how long it ran."""
+        """Keep an attempt's outcome for the next commit, and how long it ran.
+
+        ``took``: the seconds the child measured. The time since dispatch
+        also counts how long this process was busy committing before it
+        read the outcome, which would make short jobs look long.
+        """
         now = time.monotonic()
         if not self.outcomes:
             self.outcomes_since = now
         self.outcomes.append((token, outcome))
         if started is not None:
-            took = self.run_seconds[token] = now - started
+            if not isinstance(took, float) or not 0 <= took <= now - started:
+                took = now - started
+            self.run_seconds[token] = took
             average = self.run_average
             self.run_average = took if average is None else 0.8 * average + 0.2 * took
 
@@ -332,22 +346,29 @@ class Worker:
         """How many claimed jobs to hold ready beyond the idle children.
 
         As many as the children start within PREFETCH_WAIT_SECONDS at the
-        recent pace, where a job running now counts for as long as it has run.
+        recent pace, where a job running for over HOLD_SECONDS counts for as
+        long as it has run (a shorter time may be this process's own commit,
+        during which it reads no outcome).
         """
         if self.stop_requested or not self.prefetch or self.run_average is None:
             return 0
-        took = max([self.run_average] + [now - c.started for c in self._busy()])
+        running = [now - c.started for c in self._busy()]
+        took = max([self.run_average] + [t for t in running if t > HOLD_SECONDS])
         pace = self.concurrency * PREFETCH_WAIT_SECONDS / max(took, 1e-6)
         return min(self.prefetch, int(pace))
 
     def _hold(self, claimed: list[tuple[Job, Token]]) -> None:
-        if claimed and not self.ready:
+        if claimed:
             self.ready_moved = time.monotonic()
         self.ready.extend(claimed)
 
     def _dispatch_ready(self) -> None:
-        """Start held jobs on the idle children."""
-        if self.stop_requested:
+        """Start held jobs on the idle children.
+
+        Not while the store fails: their leases are not being renewed, and
+        one may already have run out and been taken over.
+        """
+        if self.stop_requested or self.store_failures:
             return
         for child in self.children:
             if not self.ready:
@@ -364,7 +385,10 @@ class Worker:
         )
         if released is not None:
             log.info("gave back %d job(s) claimed ahead and not started", len(tokens))
-            self.ready.clear()
+        # Dropped either way: a release whose outcome is unknown may have
+        # committed, and then another worker may be running them. If it did
+        # not, their leases run out and they are rescued.
+        self.ready.clear()
 
     def _fail_child(
         self, child: _Child, error_type: type[BaseException], message: str
@@ -407,9 +431,10 @@ class Worker:
         while b"\n" in child.buffer:
             line, child.buffer = child.buffer.split(b"\n", 1)
             outcome = _outcome_of(line, child.token)
+            took = outcome.pop("seconds", None)
             if child.token is not None and outcome.get("job_id") == child.token.job_id:
                 prepared = self.client.prepare_outcome(child.token, outcome)
-                self._report(child.token, prepared, child.started)
+                self._report(child.token, prepared, child.started, took)
             child.token = child.task = None
             child.soft_at = child.hard_at = None
         self._dispatch_ready()
@@ -424,40 +449,29 @@ class Worker:
         """
         for job, token in [entry for entry in self.ready if entry[1] in tokens]:
             self.ready.remove((job, token))
-            message = "the job was canceled before its task started"
-            self._report(
-                token,
-                {
-                    "job_id": token.job_id,
-                    "ok": False,
-                    "retryable": False,
-                    "canceled": True,
-                    "error": {"type": "Canceled", "message": message},
-                },
-                None,
-            )
-            log.info("%s: %s", token.job_id, message)
+            self._report_canceled(token, "the job was canceled before its task started")
         for child in self._busy():
             token = child.token
             if token not in tokens:
                 continue
             os.kill(child.pid, signal.SIGKILL)
             how = self._reap(child)
-            message = f"the job was canceled; the task's process {how}"
-            self._report(
-                token,
-                {
-                    "job_id": token.job_id,
-                    "ok": False,
-                    "retryable": False,
-                    "canceled": True,
-                    "error": {"type": "Canceled", "message": message},
-                },
-                None,
+            self._report_canceled(
+                token, f"the job was canceled; the task's process {how}"
             )
-            log.info("%s: %s", token.job_id, message)
             if not self.stop_requested:
                 self._spawn()
+
+    def _report_canceled(self, token: Token, message: str) -> None:
+        outcome = {
+            "job_id": token.job_id,
+            "ok": False,
+            "retryable": False,
+            "canceled": True,
+            "error": {"type": "Canceled", "message": message},
+        }
+        self._report(token, outcome, None)
+        log.info("%s: %s", token.job_id, message)
 
     def _check_limits(self, now: float) -> None:
         for child in list(self.children):

@@ -263,3 +263,35 @@ def test_the_same_terminal_transition_twice_makes_one_notification(client):
     client.exchange(worker, [(token, ok), (token, ok)], want=0, registry=tasks)
     assert len(exported(client, "notifications", job_id=job.job_id)) == 1
     assert len(exported(client, "results", job_id=job.job_id)) == 1
+
+
+held = TaskRegistry()
+held.breaker("dep", fail_max=2, reset_timeout=60)
+
+
+@held.task(name="plain")
+def plain() -> None: ...
+
+
+@held.task(name="guarded", breaker="dep")
+def guarded() -> None: ...
+
+
+@held.task(name="once", max_retries=0)
+def once() -> None: ...
+
+
+@pytest.mark.parametrize("stopper", ["guarded", "once"])
+def test_jobs_claimed_ahead_never_pass_one_that_may_not_be_held(client, stopper):
+    """A worker holds only the head of the claim order: not a job behind a
+    breaker (it might open meanwhile), nor one left no retry (a crash would
+    fail it unrun), nor anything after such a job."""
+    first, stop, after = client.submit_many(
+        [{"task": name, "org": "acme"} for name in ("plain", stopper, "plain")],
+        tasks=held,
+    )
+    worker = make_worker(client)
+    _, claimed = client.exchange(worker, [], want=1, ahead=5, registry=held)
+    assert [job.job_id for job, _ in claimed] == [first.job_id]
+    _, claimed = client.exchange(worker, [], want=1, ahead=5, registry=held)
+    assert [job.job_id for job, _ in claimed] == [stop.job_id, after.job_id]
