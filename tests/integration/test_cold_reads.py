@@ -182,3 +182,20 @@ def test_a_kind_parsed_on_first_use_has_what_others_committed_since(store_path):
         assert reader.get_job(job.job_id, org="acme").status == "canceled"
         assert reader.events(job.job_id, org="acme") == []
         assert len(reader.events(kept.job_id, org="acme")) == 2
+
+
+def test_a_compaction_copies_the_kinds_it_never_parsed_and_keeps_every_record(
+    busy_store, store_path: Path
+):
+    with Client(store_path) as client:
+        before = client.export()
+    with Client(store_path) as client:  # reads and writes jobs only, then folds
+        client.submit("reports.build", org="acme")
+        client.compact()
+    with Client(store_path) as client:
+        after = client.export()
+        assert client.check(strict=True).ok
+    for kind in ("results", "events", "notifications"):
+        assert set(before[kind]) <= set(after[kind])
+        assert all(after[kind][key] == record for key, record in before[kind].items())
+    assert len(after["jobs"]) == len(before["jobs"]) + 1

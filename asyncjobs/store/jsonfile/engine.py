@@ -837,10 +837,19 @@ class JsonFileStore(Store):
     # -- maintenance -------------------------------------------------------
 
     def _snapshot_data(self) -> bytes:
-        """The snapshot file's bytes: one record per line (format.snapshot_bytes)."""
-        self._materialize_all()
+        """The snapshot file's bytes: one record per line (format.snapshot_bytes).
+
+        A kind not parsed yet and not changed since is copied as it is.
+        """
+        self._whole()
+        unparsed = {k: v for k, v in self._raw.items() if not self._pending.get(k)}
+        for kind in list(self._raw):
+            if kind not in unparsed:
+                self._materialize(kind)
         assert self._state is not None
-        return snapshot_bytes(self._generation, clock.to_iso(clock.now()), self._state)
+        return snapshot_bytes(
+            self._generation, clock.to_iso(clock.now()), self._state, unparsed
+        )
 
     def _compact_locked(self) -> dict[str, Any]:
         before = self._journal_offset

@@ -59,7 +59,10 @@ def dumps(value: Any) -> bytes:
 
 
 def snapshot_bytes(
-    generation: int, saved_at: str, state: dict[str, dict[str, Record]]
+    generation: int,
+    saved_at: str,
+    state: dict[str, dict[str, Record]],
+    unparsed: dict[str, memoryview] | None = None,
 ) -> bytes:
     """A snapshot document laid out one record per line, its sections indexed.
 
@@ -78,7 +81,9 @@ def snapshot_bytes(
     JSON writes no newline inside a value, so each line between a kind's
     opening and its closing ``}`` is one record. ``sections`` gives, for
     each kind, the offsets of its first record line and of its closing
-    line, and the CRC-32 of the bytes between.
+    line, and the CRC-32 of the bytes between. A kind in ``unparsed`` (a
+    section as ``split_snapshot`` left it, unchanged since) is copied as it
+    is, without being parsed and written again.
     """
     head = dumps({"schema": SCHEMA, "generation": generation, "saved_at": saved_at})
     parts = [head[:-1], b",\n"]
@@ -86,11 +91,14 @@ def snapshot_bytes(
     sections: dict[str, list[int]] = {}
     for kind in KINDS:
         opening = b'"%s":{\n' % kind.encode()
-        lines = [
-            dumps(key) + b":" + dumps(record)
-            for key, record in state.get(kind, {}).items()
-        ]
-        body = b",\n".join(lines) + b"\n" if lines else b""
+        if unparsed is not None and kind in unparsed:
+            body = bytes(unparsed[kind][2:-1])  # between its "{\n" and its "}"
+        else:
+            lines = [
+                dumps(key) + b":" + dumps(record)
+                for key, record in state.get(kind, {}).items()
+            ]
+            body = b",\n".join(lines) + b"\n" if lines else b""
         start = offset + len(opening)
         sections[kind] = [start, start + len(body), zlib.crc32(body)]
         parts += [opening, body, b"},\n"]
