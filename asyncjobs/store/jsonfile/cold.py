@@ -11,8 +11,9 @@ reads it, then applies the journal lines that mention it.
 Anything it does not expect (a snapshot of the older layout, a checksum or
 a range that does not match, a line that does not parse) raises
 ``Unavailable``: the caller loads the store whole, which says what is wrong.
-Damage to the journal is reported exactly as a whole load reports it
-(``format.parse_journal``). The caller holds the store's lock throughout.
+Damage to the journal, or to the snapshot's first and last lines, is
+reported exactly as a whole load reports it (``format.parse_journal``,
+``format.section_index``). The caller holds the store's lock throughout.
 """
 
 from __future__ import annotations
@@ -22,11 +23,17 @@ from typing import Any
 
 from ..ports import KINDS, Record
 from .fileio import FileIO
-from .format import SCHEMA, dumps, entry_problem, loads, parse_journal
+from .format import (
+    EDGE_BYTES,
+    dumps,
+    entry_problem,
+    loads,
+    opening_of,
+    parse_journal,
+    section_index,
+)
 
 CHUNK_BYTES = 8 << 20  # read at a time; memory stays near this, whatever the store
-_HEAD_BYTES = 4096  # the first line (schema, generation) is shorter
-_TAIL_BYTES = 4096  # and so is the last (sections)
 
 
 class Unavailable(Exception):
@@ -53,33 +60,17 @@ class ColdReader:
             return
         self._fd = fd
         size = self.io.fstat(fd).st_size
-        head = self.io.pread(fd, _HEAD_BYTES, 0)
-        end = head.find(b"\n")
-        if not head.startswith(b'{"schema":') or end < 2 or head[end - 1] != ord(","):
+        head = self.io.pread(fd, EDGE_BYTES, 0)
+        tail = self.io.pread(fd, EDGE_BYTES, max(0, size - EDGE_BYTES))
+        found = section_index(head, tail, size, self.path)
+        if found is None:
             raise Unavailable("not a snapshot of one record per line")
-        doc = _parse(head[: end - 1] + b"}")
-        generation = doc.get("generation")
-        if doc.get("schema") != SCHEMA or type(generation) is not int:
-            raise Unavailable("not a snapshot this version reads")
-        self._generation = generation
-        tail = self.io.pread(fd, _TAIL_BYTES, max(0, size - _TAIL_BYTES))
-        at = tail.rfind(b'\n"sections":')
-        if at < 0 or not tail.endswith(b"}\n"):
-            raise Unavailable("the snapshot has no sections")
-        sections = _parse(tail[at + len(b'\n"sections":') : -2])
-        for kind in KINDS:
-            entry = sections.get(kind)
-            if (
-                not isinstance(entry, list)
-                or len(entry) != 3
-                or not all(type(n) is int for n in entry)
-                or not 0 < entry[0] <= entry[1] <= size
-            ):
-                raise Unavailable(f"no section for {kind}")
-            opening = b'"%s":{\n' % kind.encode()
-            if self.io.pread(fd, len(opening), entry[0] - len(opening)) != opening:
+        self._generation, index = found
+        for kind, (start, end, crc) in index.items():
+            opening = opening_of(kind)
+            if self.io.pread(fd, len(opening), start - len(opening)) != opening:
                 raise Unavailable(f"the section of {kind} is not where it says")
-            self._sections[kind] = (entry[0], entry[1], entry[2])
+            self._sections[kind] = (start, end, crc)
 
     def close(self) -> None:
         if self._fd is not None:

@@ -90,7 +90,7 @@ def snapshot_bytes(
     offset = len(head) + 1
     sections: dict[str, list[int]] = {}
     for kind in KINDS:
-        opening = b'"%s":{\n' % kind.encode()
+        opening = opening_of(kind)
         if unparsed is not None and kind in unparsed:
             body = bytes(unparsed[kind][2:-1])  # between its "{\n" and its "}"
         else:
@@ -393,6 +393,64 @@ def parse_snapshot(
     return generation, state, sorted(key for key in doc if key not in known)
 
 
+# A snapshot's first line (schema, generation) and its last (sections) are shorter.
+EDGE_BYTES = 4096
+
+
+def section_index(
+    head: bytes, tail: bytes, size: int, name: str
+) -> tuple[int, dict[str, tuple[int, int, int]]] | None:
+    """Generation and each kind's (start, end, CRC-32) of a snapshot of ``size`` bytes.
+
+    Read from its first and last EDGE_BYTES (``snapshot_bytes`` lays them
+    out); None for a snapshot of the older layout. StoreCorrupt for a
+    schema or a generation this version does not read, or a malformed
+    section.
+    """
+    end = head.find(b"\n")
+    if not head.startswith(b'{"schema":') or end < 2 or head[end - 1 : end] != b",":
+        return None
+    at = tail.rfind(b'\n"sections":')
+    if at < 0 or not tail.endswith(b"}\n"):
+        return None
+    try:
+        doc = loads(head[: end - 1] + b"}")
+        sections = loads(tail[at + len(b'\n"sections":') : -2])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(sections, dict):
+        return None
+    if doc.get("schema") != SCHEMA:
+        raise StoreCorrupt(
+            f"{name}: unknown schema {doc.get('schema')!r} (this asyncjobs reads {SCHEMA!r})"
+        )
+    generation = doc.get("generation")
+    if type(generation) is not int or generation < 0:
+        raise StoreCorrupt(f"{name}: generation is not a whole number: {generation!r}")
+    index = {}
+    for kind in KINDS:
+        if kind not in sections:
+            return None
+        index[kind] = _section_entry(sections[kind], kind, size, name)
+    return generation, index
+
+
+def _section_entry(entry: Any, kind: str, size: int, name: str) -> tuple[int, int, int]:
+    if (
+        not isinstance(entry, list)
+        or len(entry) != 3
+        or not all(type(n) is int for n in entry)
+        or not 0 < entry[0] <= entry[1] <= size
+    ):
+        raise StoreCorrupt(f"{name}: the section of {kind!r} is malformed")
+    return entry[0], entry[1], entry[2]
+
+
+def opening_of(kind: str) -> bytes:
+    """The line that opens a kind's section; its records start right after it."""
+    return b'"%s":{\n' % kind.encode()
+
+
 def split_snapshot(raw: bytes, name: str) -> tuple[int, dict[str, memoryview]] | None:
     """Generation and each kind's section, unparsed, of a snapshot with sections.
 
@@ -401,36 +459,18 @@ def split_snapshot(raw: bytes, name: str) -> tuple[int, dict[str, memoryview]] |
     checksums are checked here. None for a snapshot of the older layout:
     ``parse_snapshot`` reads it whole.
     """
-    end = raw.find(b"\n", 0, 4096)
-    if not raw.startswith(b'{"schema":') or end < 2 or raw[end - 1 : end] != b",":
+    found = section_index(raw[:EDGE_BYTES], raw[-EDGE_BYTES:], len(raw), name)
+    if found is None:
         return None
-    at = raw.rfind(b'\n"sections":', max(0, len(raw) - 4096))
-    if at < 0 or not raw.endswith(b"}\n"):
-        return None
-    try:
-        head = loads(raw[: end - 1] + b"}")
-        sections = loads(raw[at + len(b'\n"sections":') : -2])
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(head, dict) or not isinstance(sections, dict):
-        return None
-    if head.get("schema") != SCHEMA:
-        raise StoreCorrupt(
-            f"{name}: unknown schema {head.get('schema')!r} (this asyncjobs reads {SCHEMA!r})"
-        )
-    generation = head.get("generation")
-    if type(generation) is not int or generation < 0:
-        raise StoreCorrupt(f"{name}: generation is not a whole number: {generation!r}")
-    _check_sections(raw, sections, name)
+    generation, index = found
     view = memoryview(raw)
     parts = {}
-    for kind in KINDS:
-        if kind not in sections:
-            return None
-        start, stop, _ = sections[kind]
-        opening = b'"%s":{\n' % kind.encode()
+    for kind, (start, stop, crc) in index.items():
+        opening = opening_of(kind)
         if raw[start - len(opening) : start] != opening or raw[stop : stop + 1] != b"}":
             return None
+        if zlib.crc32(view[start:stop]) != crc:
+            raise StoreCorrupt(f"{name}: the {kind} section fails its checksum")
         parts[kind] = view[start - 2 : stop + 1]  # "{\n", the records, "}"
     return generation, parts
 
@@ -458,14 +498,7 @@ def _check_sections(raw: bytes | memoryview, sections: Any, name: str) -> None:
     if not isinstance(sections, dict):
         raise StoreCorrupt(f"{name}: 'sections' is not a JSON object")
     for kind, entry in sections.items():
-        if (
-            not isinstance(entry, list)
-            or len(entry) != 3
-            or not all(type(n) is int for n in entry)
-            or not 0 <= entry[0] <= entry[1] <= len(raw)
-        ):
-            raise StoreCorrupt(f"{name}: the section of {kind!r} is malformed")
-        start, end, crc = entry
+        start, end, crc = _section_entry(entry, kind, len(raw), name)
         if zlib.crc32(raw[start:end]) != crc:
             raise StoreCorrupt(f"{name}: the {kind} section fails its checksum")
 
