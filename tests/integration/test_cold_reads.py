@@ -16,29 +16,15 @@ import pytest
 
 from asyncjobs import Client
 from asyncjobs.domain.lifecycle import Token
-from asyncjobs.records import WorkerInfo
+
+from .test_claiming import make_worker
 
 pytestmark = pytest.mark.jsonfile
 
 
-def worker_info(client: Client) -> WorkerInfo:
-    stamp = "2026-11-01T00:00:00.000000Z"
-    return WorkerInfo(
-        worker_id="wrk_01M8NJM6GH0000000000000000",
-        host="here",
-        pid=1,
-        queues=["default"],
-        concurrency=2,
-        started_at=stamp,
-        last_seen_at=stamp,
-        heartbeat_seconds=10.0,
-        lease_seconds=30.0,
-    )
-
-
 def run_jobs(client: Client, outcomes: list[dict]) -> list[str]:
     """Claim one job per outcome and commit each: the ids, in claim order."""
-    worker = worker_info(client)
+    worker = make_worker(client)
     _, claimed = client.exchange(worker, [], want=len(outcomes), registry=None)
     reported: list[tuple[Token, dict]] = []
     for (job, token), outcome in zip(claimed, outcomes):
