@@ -25,6 +25,7 @@ huey retry only when asked; ``max_retries=0`` turns retrying off.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -135,29 +136,49 @@ def payload_problem(
     name: str, function: Callable[..., Any], payload: Mapping[str, Any]
 ) -> str | None:
     """Why ``payload`` does not bind to ``function``'s parameters (see ``Task``)."""
-    kind = inspect.Parameter
-    params = inspect.signature(function).parameters
-    if "job" in params and "job" in payload:
+    try:
+        shape = _parameters(function)
+    except TypeError:  # a callable that cannot be hashed: read it each time
+        shape = _parameters.__wrapped__(function)
+    takes_job, keywords, required, takes_any = shape
+    if takes_job and "job" in payload:
         return f"'job' is the worker's parameter of task {name}, not the payload's"
-    keywords = {
-        n
-        for n, p in params.items()
-        if p.kind in (kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY) and n != "job"
-    }
-    missing = [
-        n
-        for n, p in params.items()
-        if n != "job"
-        and p.default is kind.empty
-        and (p.kind is kind.POSITIONAL_ONLY or (n in keywords and n not in payload))
-    ]
+    missing = [n for n, keyword in required if not keyword or n not in payload]
     if missing:
         return f"task {name} needs {_quoted(missing)}"
-    if not any(p.kind is kind.VAR_KEYWORD for p in params.values()):
+    if not takes_any:
         unexpected = sorted(str(k) for k in payload if k not in keywords)
         if unexpected:
             return f"task {name} takes no {_quoted(unexpected)}"
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _parameters(
+    function: Callable[..., Any],
+) -> tuple[bool, frozenset[str], tuple[tuple[str, bool], ...], bool]:
+    """What ``payload_problem`` needs of a signature, read once per function.
+
+    Whether it names ``job``; the names a payload may give; the parameters
+    without a default, in order, each with whether a payload can give it
+    (positional-only ones cannot); whether it takes ``**kwargs``.
+    """
+    kind = inspect.Parameter
+    params = inspect.signature(function).parameters
+    keywords = frozenset(
+        n
+        for n, p in params.items()
+        if p.kind in (kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY) and n != "job"
+    )
+    required = tuple(
+        (n, n in keywords)
+        for n, p in params.items()
+        if n != "job"
+        and p.default is kind.empty
+        and (p.kind is kind.POSITIONAL_ONLY or n in keywords)
+    )
+    takes_any = any(p.kind is kind.VAR_KEYWORD for p in params.values())
+    return "job" in params, keywords, required, takes_any
 
 
 def _quoted(names: Sequence[str]) -> str:
