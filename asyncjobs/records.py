@@ -63,6 +63,8 @@ class StoredRecord:
 
     KIND: ClassVar[str]
     KEY: ClassVar[str]
+    # Fields stored as an enum's value, read back as the enum.
+    ENUMS: ClassVar[dict[str, type[Enum]]] = {}
 
     @property
     def key(self) -> str:
@@ -74,6 +76,10 @@ class StoredRecord:
     @classmethod
     def from_dict(cls: type[R], data: dict[str, Any]) -> R:
         """The record a stored dict holds; StoreCorrupt when it lacks a field or a value."""
+        try:
+            return _shape(cls).from_dict(data)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            pass  # the spelled-out reading below names what is wrong
         names = _field_names(cls)
         try:
             return cls(**cls._coerce({k: v for k, v in data.items() if k in names}))
@@ -86,7 +92,9 @@ class StoredRecord:
 
     @classmethod
     def _coerce(cls, values: dict[str, Any]) -> dict[str, Any]:
-        """Turn stored JSON values into field types (enums); most records need none."""
+        """Turn stored JSON values into field types (``ENUMS``)."""
+        for name, enum in cls.ENUMS.items():
+            values[name] = enum(values[name])
         return values
 
 
@@ -130,6 +138,7 @@ _PLAIN_TYPES = ("str", "int", "float", "bool", "dict[", "list[")
 class _Shape(NamedTuple):
     to_dict: Callable[[Any], dict[str, Any]]
     replace: Callable[[Any, dict[str, Any]], Any]
+    from_dict: Callable[[dict[str, Any]], Any]
 
 
 _SHAPES: dict[type, _Shape] = {}
@@ -156,8 +165,31 @@ def _shape(cls: type) -> _Shape:
     every = [f.name for f in dataclasses.fields(cls)]
     # A copy is made slot by slot, past the frozen class's __setattr__.
     setters = {name: getattr(cls, name).__set__ for name in every}
-    copied = "".join(f"    setters[{name!r}](n, r.{name})\n" for name in every)
+    copied = "".join(f"    set_{name}(n, r.{name})\n" for name in every)
+    # from_dict: each stored field read by name (a missing one without a
+    # default raises KeyError), an enum's made from its value, and the record
+    # filled slot by slot as replace does; fields not stored take their
+    # defaults. Any error goes to StoredRecord.from_dict's own reading.
+    filled = []
+    for n, f in enumerate(dataclasses.fields(cls)):
+        if f.default is not dataclasses.MISSING:
+            value = f"d.get({f.name!r}, defaults[{n}])"
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f"d[{f.name!r}] if {f.name!r} in d else defaults[{n}]()"
+        else:
+            value = f"d[{f.name!r}]"
+        if not f.metadata.get("stored", True):
+            value = f"defaults[{n}]" + (
+                "()" if f.default is dataclasses.MISSING else ""
+            )
+        elif f.name in cls.ENUMS:
+            value = f"enums[{f.name!r}]({value})"
+        filled.append(f"    set_{f.name}(n, {value})\n")
     source = (
+        "def from_dict(d):\n"
+        "    n = new(cls)\n"
+        f"{''.join(filled)}"
+        "    return n\n"
         "def to_dict(r):\n"
         f"    return {{{', '.join(stored)}}}\n"
         "def replace(r, c):\n"
@@ -173,11 +205,19 @@ def _shape(cls: type) -> _Shape:
     scope: dict[str, Any] = {
         "_plain": _plain,
         "cls": cls,
+        "enums": cls.ENUMS,
+        "defaults": [
+            f.default if f.default is not dataclasses.MISSING else f.default_factory
+            for f in dataclasses.fields(cls)
+        ],
+        **{f"set_{name}": setter for name, setter in setters.items()},
         "new": object.__new__,
         "setters": setters,
     }
     exec(source, scope)  # noqa: S102 - the source is built from field names above
-    shape = _SHAPES[cls] = _Shape(scope["to_dict"], scope["replace"])
+    shape = _SHAPES[cls] = _Shape(
+        scope["to_dict"], scope["replace"], scope["from_dict"]
+    )
     return shape
 
 
@@ -190,6 +230,7 @@ def replace(record: R, **changes: Any) -> R:
 class Job(StoredRecord):
     KIND: ClassVar[str] = "jobs"
     KEY: ClassVar[str] = "job_id"
+    ENUMS: ClassVar[dict[str, type[Enum]]] = {"status": JobStatus}
 
     job_id: str
     org_id: str
@@ -218,11 +259,6 @@ class Job(StoredRecord):
     fair_tag: int | None = None
     # Not stored: whether submit found this job by its idempotency key.
     deduplicated: bool = field(default=False, compare=False, metadata={"stored": False})
-
-    @classmethod
-    def _coerce(cls, values: dict[str, Any]) -> dict[str, Any]:
-        values["status"] = JobStatus(values["status"])
-        return values
 
 
 @dataclass(frozen=True, slots=True)

@@ -256,7 +256,23 @@ def test_a_job_record_missing_its_fields_fails_the_check_and_reads_of_it(
     outcome = cli("store", "check", "--strict")
     assert outcome.exit_code == 5
     assert f"job {job_id}" in outcome.stderr and "'task'" in outcome.stderr
-    assert_refused(cli("status", job_id, "--org", "acme"), job_id, "store check")
+    assert_refused(
+        cli("status", job_id, "--org", "acme"),
+        job_id,
+        "missing 'status'",
+        "store check",
+    )
+
+
+def test_a_job_record_with_an_unknown_status_fails_reads_of_it(store_path, cli):
+    job_id = submit(store_path, "acme")[0]
+    with JsonFileStore(store_path) as store, store.transaction() as tx:
+        tx.put("jobs", job_id, {**tx.get("jobs", job_id), "status": "paused"})
+    assert_refused(
+        cli("status", job_id, "--org", "acme"),
+        f"job {job_id} is a malformed record",
+        "'paused' is not a valid JobStatus",
+    )
 
 
 # -- a store on read-only media ----------------------------------------------
