@@ -30,8 +30,16 @@ def new_id(prefix: str, now: datetime) -> str:
     """A new unguessable id such as ``job_01JD3...``, time-ordered by ``now``."""
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
+    global _head
     millis = int(now.timestamp() * 1000)
-    return f"{prefix}_{_base32((millis << 80) | secrets.randbits(80), 26)}"
+    head = _head
+    if head[0] != millis:
+        head = _head = (millis, _base32(millis, 10))
+    return f"{prefix}_{head[1]}{_base32(secrets.randbits(80), 16)}"
+
+
+# The time part of the last id made: ids come many to a millisecond.
+_head: tuple[int, str] = (-1, "")
 
 
 def is_id(value: str, prefix: str) -> bool:
