@@ -429,33 +429,39 @@ class JsonFileStore(Store):
     # -- secondary indexes, built on first use -----------------------------
 
     def _index(self, kind: str, key: str, record: Record) -> None:
-        for name, index in self._indexes.items():
-            index_kind, value_of = INDEXES[name]
-            if index_kind == kind:
+        indexes = self._indexes
+        for name, value_of in _INDEXES_OF.get(kind, ()):
+            index = indexes.get(name)
+            if index is not None:
                 value = value_of(record)
                 if value is not None:
-                    index.setdefault(value, set()).add(key)
-        for name, groups in self._sorted.items():
-            index_kind, value_of = INDEXES[name]
-            if index_kind == kind:
-                group = groups.get(value_of(record))
+                    keys = index.get(value)
+                    if keys is None:
+                        index[value] = {key}
+                    else:
+                        keys.add(key)
+        if self._sorted:
+            for name, value_of in _ORDERED_OF.get(kind, ()):
+                groups = self._sorted.get(name)
+                group = None if groups is None else groups.get(value_of(record))
                 if group is not None:
                     group.add(_ORDERS[name](record, key))
 
     def _unindex(self, kind: str, key: str, record: Record) -> None:
-        for name, index in self._indexes.items():
-            index_kind, value_of = INDEXES[name]
-            if index_kind == kind:
+        indexes = self._indexes
+        for name, value_of in _INDEXES_OF.get(kind, ()):
+            index = indexes.get(name)
+            if index is not None:
                 value = value_of(record)
                 keys = index.get(value)
                 if keys is not None:
                     keys.discard(key)
                     if not keys:
                         del index[value]
-        for name, groups in self._sorted.items():
-            index_kind, value_of = INDEXES[name]
-            if index_kind == kind:
-                group = groups.get(value_of(record))
+        if self._sorted:
+            for name, value_of in _ORDERED_OF.get(kind, ()):
+                groups = self._sorted.get(name)
+                group = None if groups is None else groups.get(value_of(record))
                 if group is not None:
                     group.stale += 1  # its entry stays; pages skip it
 
@@ -1301,6 +1307,16 @@ _GROUP_FIELDS = {
     "events_by_job": "job_id",
 }
 _STALE_MIN = 64  # removed entries a group keeps before it is pruned
+# Each kind's indexes, and those of them kept in page order, as
+# (name, value_of): a record changed visits only its own kind's.
+_INDEXES_OF: dict[str, tuple[tuple[str, Callable[[Record], Any]], ...]] = {
+    kind: tuple((name, of) for name, (k, of) in INDEXES.items() if k == kind)
+    for kind in {k for k, _ in INDEXES.values()}
+}
+_ORDERED_OF = {
+    kind: tuple((name, of) for name, of in indexes if name in _ORDERS)
+    for kind, indexes in _INDEXES_OF.items()
+}
 
 
 class _Ordered:
