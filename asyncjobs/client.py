@@ -15,7 +15,7 @@ from typing import Any
 
 from . import clock as clocks
 from .config import Settings
-from .domain import retention, validation, waiting
+from .domain import bulk, retention, validation, waiting
 from .domain.lifecycle import Token
 from .domain.paging import Page
 from .errors import InvalidInput
@@ -319,6 +319,67 @@ class Client:
     def retry(self, job_id: str, *, org: str) -> Job:
         """Run a failed, canceled or completed job again (its next run)."""
         return self._jobs.retry(job_id, org=org)
+
+    def retry_matching(
+        self,
+        *,
+        org: str,
+        status: str | Collection[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        failed_since: str | datetime | None = None,
+        created_before: str | datetime | None = None,
+        error_type: str | None = None,
+        dry_run: bool = False,
+        limit: int = bulk.MAX_JOBS,
+    ) -> bulk.Bulk:
+        """Retry the org's jobs that match, newest first, in one transaction.
+
+        ``status``: failed (the default), canceled or completed, or several.
+        ``failed_since``: ended at or after that time; ``created_before``:
+        submitted before it; ``error_type``: the last attempt's error type.
+        At most ``limit`` jobs (1 to 1,000, the default); the answer's
+        ``more`` says whether others still match: call again until it is
+        false. ``dry_run`` changes nothing and counts what would change.
+        """
+        wanted = bulk.criteria(
+            "retry",
+            status=status,
+            queue=queue,
+            task=task,
+            failed_since=failed_since,
+            created_before=created_before,
+            error_type=error_type,
+        )
+        return self._jobs.bulk(wanted, org=org, dry_run=dry_run, limit=limit)
+
+    def cancel_matching(
+        self,
+        *,
+        org: str,
+        status: str | Collection[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        created_before: str | datetime | None = None,
+        error_type: str | None = None,
+        dry_run: bool = False,
+        limit: int = bulk.MAX_JOBS,
+    ) -> bulk.Bulk:
+        """Cancel the org's queued and running jobs that match, as ``cancel`` does.
+
+        ``status``: queued, running, or both (the default). A running job
+        whose cancel is already requested is not matched again. Filters,
+        ``limit``, ``more`` and ``dry_run`` as in ``retry_matching``.
+        """
+        wanted = bulk.criteria(
+            "cancel",
+            status=status,
+            queue=queue,
+            task=task,
+            created_before=created_before,
+            error_type=error_type,
+        )
+        return self._jobs.bulk(wanted, org=org, dry_run=dry_run, limit=limit)
 
     # -- running jobs (workers and inline runs) --------------------------------
 

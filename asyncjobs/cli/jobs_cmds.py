@@ -1,4 +1,4 @@
-"""Job commands: submit, submit-many, status, wait, jobs, events, cancel, retry."""
+"""Job commands: submit, submit-many, status, wait, jobs, events, cancel, retry (one or in bulk)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .. import clock as clocks
 from .. import logs
 from .. import tasks as task_module
 from ..client import Client
-from ..domain import validation
+from ..domain import bulk, validation
 from ..errors import InvalidInput, JobFailed, PayloadTooLarge
 from ..records import Job, JobStatus
 from .common import (
@@ -391,13 +391,146 @@ def events(
     )
 
 
+def _bulk_options(action: str) -> Any:
+    """The --all filter options of ``retry`` and ``cancel``."""
+    statuses = ", ".join(bulk.STATUSES[action])
+    default = " and ".join(bulk.DEFAULT_STATUSES[action])
+    options = [
+        click.option(
+            "--all",
+            "every",
+            is_flag=True,
+            help="Every job of the org that matches the filters below, not one id.",
+        ),
+        click.option(
+            "--status",
+            "status_",
+            multiple=True,
+            metavar="STATUS",
+            help=f"With --all: jobs in this status ({statuses}; default {default}). "
+            "Repeat for several.",
+        ),
+        click.option("--queue", help="With --all: only jobs of this queue."),
+        click.option("--task", help="With --all: only jobs of this task."),
+        click.option(
+            "--created-before",
+            metavar="TIME",
+            help="With --all: only jobs submitted before this ISO 8601 time.",
+        ),
+        click.option(
+            "--error-type",
+            metavar="TYPE",
+            help="With --all: only jobs whose last error has this type.",
+        ),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="With --all: count the jobs it would change, change nothing.",
+        ),
+        click.option(
+            "--limit",
+            type=Number((1, bulk.MAX_JOBS), whole=True),
+            help=f"With --all: at most this many jobs, newest first "
+            f"[default: {bulk.MAX_JOBS}].",
+        ),
+    ]
+    if action == "retry":
+        options.insert(
+            4,
+            click.option(
+                "--since",
+                metavar="TIME",
+                help="With --all: only jobs that ended at or after this ISO 8601 time.",
+            ),
+        )
+
+    def decorate(function: Any) -> Any:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def _one_or_all(job_id: str | None, every: bool, filters: dict[str, Any]) -> None:
+    """InvalidInput unless exactly one of a job id and --all is given."""
+    if job_id is not None and every:
+        raise InvalidInput("give a job id or --all, not both")
+    if job_id is None and not every:
+        raise InvalidInput("give a job id, or --all with filters")
+    if job_id is not None:
+        given = [
+            name for name, value in filters.items() if value not in (None, (), False)
+        ]
+        if given:
+            option = "--" + given[0].replace("_", "-")
+            raise InvalidInput(f"{option} goes with --all, not with a job id")
+
+
+def _emit_bulk(done: bulk.Bulk, as_json: bool) -> None:
+    verb = {"retry": ("retried", "would retry"), "cancel": ("canceled", "would cancel")}
+    said = verb[done.action][done.dry_run]
+    jobs = "job" if done.count == 1 else "jobs"
+    text = f"{said} {done.count} {jobs}"
+    if done.dry_run:
+        text += " (dry run: nothing changed)"
+    lines = [text, *done.ids]
+    emit(done.to_dict(), as_json, text="\n".join(lines))
+    if done.more and not as_json:
+        click.echo("more jobs match: run it again", err=True)
+
+
 @cli.command()
-@click.argument("job_id")
+@click.argument("job_id", required=False)
 @org_option
+@_bulk_options("cancel")
 @json_option
 @pass_client
-def cancel(client: Client, job_id: str, org: str, as_json: bool) -> None:
-    """Cancel a queued job, or have a running job's worker stop it."""
+def cancel(
+    client: Client,
+    job_id: str | None,
+    org: str,
+    every: bool,
+    status_: tuple[str, ...],
+    queue: str | None,
+    task: str | None,
+    created_before: str | None,
+    error_type: str | None,
+    dry_run: bool,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Cancel a queued job, or have a running job's worker stop it.
+
+    With --all instead of JOB_ID: every queued and running job of the org
+    that matches the filters, up to --limit in one transaction, newest
+    first (a running job whose cancel is already requested is not counted
+    again). When more match, it says so: run it again.
+    """
+    filters = {
+        "status": status_,
+        "queue": queue,
+        "task": task,
+        "created_before": created_before,
+        "error_type": error_type,
+        "dry_run": dry_run,
+        "limit": limit,
+    }
+    _one_or_all(job_id, every, filters)
+    if every:
+        done = client.cancel_matching(
+            org=org,
+            status=status_ or None,
+            queue=queue,
+            task=task,
+            created_before=created_before,
+            error_type=error_type,
+            dry_run=dry_run,
+            limit=bulk.MAX_JOBS if limit is None else limit,
+        )
+        _emit_bulk(done, as_json)
+        return
+    assert job_id is not None
     job = client.cancel(job_id, org=org)
     pending = job.status is JobStatus.RUNNING and job.cancel_requested_at is not None
     text = f"{job.job_id} {job.status.value}" + (
@@ -407,12 +540,63 @@ def cancel(client: Client, job_id: str, org: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("job_id")
+@click.argument("job_id", required=False)
 @org_option
+@_bulk_options("retry")
 @json_option
 @pass_client
-def retry(client: Client, job_id: str, org: str, as_json: bool) -> None:
-    """Queue a failed, canceled or completed job again."""
+def retry(
+    client: Client,
+    job_id: str | None,
+    org: str,
+    every: bool,
+    status_: tuple[str, ...],
+    queue: str | None,
+    task: str | None,
+    since: str | None,
+    created_before: str | None,
+    error_type: str | None,
+    dry_run: bool,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Queue a failed, canceled or completed job again.
+
+    With --all instead of JOB_ID: every failed job of the org (or those of
+    --status) that matches the filters, up to --limit in one transaction,
+    newest first. When more match, it says so: run it again.
+    """
+    filters = {
+        "status": status_,
+        "queue": queue,
+        "task": task,
+        "since": since,
+        "created_before": created_before,
+        "error_type": error_type,
+        "dry_run": dry_run,
+        "limit": limit,
+    }
+    _one_or_all(job_id, every, filters)
+    if every:
+        try:
+            done = client.retry_matching(
+                org=org,
+                status=status_ or None,
+                queue=queue,
+                task=task,
+                failed_since=since,
+                created_before=created_before,
+                error_type=error_type,
+                dry_run=dry_run,
+                limit=bulk.MAX_JOBS if limit is None else limit,
+            )
+        except InvalidInput as exc:
+            if exc.message.startswith("failed_since:"):
+                raise InvalidInput("--since" + exc.message[12:]) from exc
+            raise
+        _emit_bulk(done, as_json)
+        return
+    assert job_id is not None
     job = client.retry(job_id, org=org)
     emit(
         job.to_dict(), as_json, text=f"{job.job_id} {job.status.value} (run {job.run})"

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from .. import clock as clocks
+from ..domain import bulk, lifecycle, validation, waiting
 from ..domain import catalog as task_catalog
-from ..domain import lifecycle, validation, waiting
 from ..domain.paging import Page
 from ..errors import InvalidInput, NotFound, WaitTimedOut
 from ..records import Event, Job, JobStatus
@@ -338,3 +338,69 @@ class Jobs:
             # the engine gave it its fair tag as it saved it
             saved = tx.job(job.job_id)
         return saved if saved is not None else job
+
+    def bulk(
+        self,
+        wanted: bulk.Criteria,
+        *,
+        org: str,
+        dry_run: bool = False,
+        limit: int = bulk.MAX_JOBS,
+    ) -> bulk.Bulk:
+        """See ``Client.retry_matching``: one transaction, at most ``limit`` jobs."""
+        validation.org(org)
+        limit = validation.limit(limit, maximum=bulk.MAX_JOBS)
+        opened = self.store.read if dry_run else self.store.transaction
+        with opened(clock=self.clock) as tx:
+            matched, more = _matching(tx, org, wanted, limit)
+            if not dry_run and matched:
+                now = tx.now
+                if wanted.action == "retry":
+                    for job in matched:
+                        tx.save(*lifecycle.retry(job, now=now))
+                    tx.increment("jobs_retried_total", {"value": len(matched)})
+                else:
+                    canceled = 0
+                    for job in matched:
+                        job, added = lifecycle.cancel(job, now=now)
+                        tx.save(job, *added)
+                        canceled += job.status is JobStatus.CANCELED
+                    if canceled:
+                        tx.increment("jobs_canceled_total", {"value": canceled})
+        return bulk.Bulk(
+            action=wanted.action,
+            count=len(matched),
+            ids=[job.job_id for job in matched],
+            more=more,
+            dry_run=dry_run,
+        )
+
+
+def _matching(
+    tx: Transaction, org: str, wanted: bulk.Criteria, limit: int
+) -> tuple[list[Job], bool]:
+    """Up to ``limit`` of the org's jobs ``wanted`` matches, newest first, and
+    whether more match. Walks the org's jobs of those statuses (and queue and
+    task) a page at a time; the other filters are checked on each job."""
+    matched: list[Job] = []
+    cursor = None
+    while True:
+        found, cursor = tx.page_jobs(
+            org,
+            statuses=wanted.statuses,
+            queue=wanted.queue,
+            task=wanted.task,
+            limit=_PAGE,
+            cursor=cursor,
+        )
+        for record in found:
+            job = Job.from_dict(record)
+            if wanted.matches(job):
+                if len(matched) == limit:
+                    return matched, True
+                matched.append(job)
+        if cursor is None:
+            return matched, False
+
+
+_PAGE = 1000  # jobs read at a time while looking for matches
