@@ -85,7 +85,14 @@ def criteria(
     if status is None:
         statuses = DEFAULT_STATUSES[action]
     else:
-        given = [status] if isinstance(status, str) else list(status)
+        if isinstance(status, str):
+            given = [status]
+        elif isinstance(status, (list, tuple, set, frozenset)):
+            given = list(status)
+        else:
+            raise InvalidInput(
+                f"status: {validation.shown(status)} is not a status or a list of them"
+            )
         if not given:
             raise InvalidInput("status: give at least one status")
         for value in given:

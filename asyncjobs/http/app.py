@@ -30,7 +30,7 @@ from .. import clock as clocks
 from .. import ids, logs
 from ..client import SUBMIT_FIELDS, Client
 from ..config import Settings
-from ..domain import metrics, observability, validation
+from ..domain import bulk, metrics, observability, validation
 from ..errors import AsyncJobsError, InvalidInput, NotFound, PayloadTooLarge
 from . import openapi
 
@@ -41,6 +41,13 @@ SUMMARY_TTL_SECONDS = 1.0
 WINDOW_SECONDS = 3600
 # The org comes from the header; allow_unknown is the request's, not the job's.
 BODY_FIELDS = (SUBMIT_FIELDS - {"org"}) | {"allow_unknown"}
+# What a bulk retry or cancel takes in its body (the org comes from the header).
+_FILTERS = {"status", "queue", "task", "created_before", "error_type"}
+BULK_FIELDS = {
+    "retry": frozenset(_FILTERS | {"failed_since", "dry_run", "limit"}),
+    "cancel": frozenset(_FILTERS | {"dry_run", "limit"}),
+}
+BULK_BODY_BYTES = 64 << 10
 STATUS_TEXT = {
     200: "OK",
     202: "Accepted",
@@ -134,6 +141,31 @@ class App:
         ("GET", re.compile(r"/metrics"), "metrics", "/metrics"),
         ("GET", re.compile(r"/openapi\.json"), "openapi", "/openapi.json"),
         ("POST", re.compile(r"/analyze/jobs"), "submit", "/analyze/jobs"),
+        ("GET", re.compile(r"/analyze/jobs"), "jobs", "/analyze/jobs"),
+        (
+            "POST",
+            re.compile(r"/analyze/jobs/(?P<action>retry)"),
+            "bulk",
+            "/analyze/jobs/retry",
+        ),
+        (
+            "POST",
+            re.compile(r"/analyze/jobs/(?P<action>cancel)"),
+            "bulk",
+            "/analyze/jobs/cancel",
+        ),
+        (
+            "POST",
+            re.compile(r"/analyze/jobs/(?P<job_id>[^/]+)/(?P<action>retry)"),
+            "act",
+            "/analyze/jobs/{job_id}/retry",
+        ),
+        (
+            "POST",
+            re.compile(r"/analyze/jobs/(?P<job_id>[^/]+)/(?P<action>cancel)"),
+            "act",
+            "/analyze/jobs/{job_id}/cancel",
+        ),
         (
             "GET",
             re.compile(r"/analyze/jobs/(?P<job_id>[^/]+)/notifications"),
@@ -228,6 +260,7 @@ class App:
         path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET").upper()
         allowed = []
+        literal: list[str] = []
         for route_method, pattern, name, template in self.ROUTES:
             match = pattern.fullmatch(path)
             if match:
@@ -236,12 +269,17 @@ class App:
                 ):
                     return getattr(self, f"_{name}"), match.groupdict(), template
                 allowed.append(route_method)
+                if "{" not in template:
+                    literal.append(route_method)
         if allowed:
+            # /analyze/jobs/retry is the bulk route, though a job id could be
+            # spelled so: its own methods are the ones to name.
+            methods = literal or allowed
             raise HttpError(
                 405,
                 "method_not_allowed",
                 f"{method} is not allowed here",
-                [("Allow", ", ".join(sorted(set(allowed))))],
+                [("Allow", ", ".join(sorted(set(methods))))],
             )
         raise HttpError(404, "not_found", "no such route")
 
@@ -364,9 +402,65 @@ class App:
             raise NotFound(f"result {validation.shown_id(result_id)} not found")
         return 200, self.client.get_result(result_id, org=org, view=view), None
 
-    def _submit(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
+    def _jobs(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
         org = self._org(environ)
-        limit = self.client.settings.max_payload_bytes + (64 << 10)
+        query = self._query(environ)
+        unknown = sorted(set(query) - {"status", "queue", "task", "limit", "cursor"})
+        if unknown:
+            raise InvalidInput(f"query: unknown parameter(s): {', '.join(unknown)}")
+        status = query.get("status")
+        page = self.client.page_jobs(
+            org=org,
+            status=None if status is None else status.split(","),
+            queue=query.get("queue"),
+            task=query.get("task"),
+            limit=_int(query.get("limit", "50"), "limit"),
+            cursor=query.get("cursor") or None,  # an empty one: the first page
+        )
+        doc: dict[str, Any] = {"jobs": [job.to_dict() for job in page]}
+        if page.next_cursor is not None:
+            doc["next_cursor"] = page.next_cursor
+        return 200, doc, None
+
+    def _act(
+        self, environ: dict[str, Any], job_id: str, action: str
+    ) -> tuple[int, Any, str | None]:
+        org = self._org(environ)
+        self._body(environ, BULK_BODY_BYTES)  # read, and none is needed
+        act = self.client.retry if action == "retry" else self.client.cancel
+        return 200, act(_job_id(job_id), org=org).to_dict(), None
+
+    def _bulk(
+        self, environ: dict[str, Any], action: str
+    ) -> tuple[int, Any, str | None]:
+        org = self._org(environ)
+        raw = self._body(environ, BULK_BODY_BYTES)
+        body = validation.parse_json(raw, "body") if raw else {}
+        if not isinstance(body, dict):
+            raise InvalidInput("body: must be a JSON object")
+        fields = BULK_FIELDS[action]
+        unknown = sorted(set(body) - fields)
+        if unknown:
+            raise InvalidInput(f"body: unknown field(s): {', '.join(unknown)}")
+        dry_run = body.pop("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise InvalidInput(
+                f"dry_run: {validation.shown(dry_run)} is not true or false"
+            )
+        limit = body.pop("limit", bulk.MAX_JOBS)
+        filters = {key: value for key, value in body.items() if value is not None}
+        if action == "retry":
+            done = self.client.retry_matching(
+                org=org, dry_run=dry_run, limit=limit, **filters
+            )
+        else:
+            done = self.client.cancel_matching(
+                org=org, dry_run=dry_run, limit=limit, **filters
+            )
+        return 200, done.to_dict(), None
+
+    def _body(self, environ: dict[str, Any], limit: int) -> bytes:
+        """The request's body, at most ``limit`` bytes (413 over it)."""
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -374,11 +468,15 @@ class App:
         if length > limit:
             raise PayloadTooLarge(f"body: {length} bytes is over the limit of {limit}")
         try:
-            raw = environ["wsgi.input"].read(length) if length > 0 else b""
+            return environ["wsgi.input"].read(length) if length > 0 else b""
         except OSError as exc:  # the server's read deadline, or the client left
             raise HttpError(
                 408, "request_timeout", "body: did not arrive in time"
             ) from exc
+
+    def _submit(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
+        org = self._org(environ)
+        raw = self._body(environ, self.client.settings.max_payload_bytes + (64 << 10))
         # The body nests the payload one level down.
         body = validation.parse_json(
             raw,

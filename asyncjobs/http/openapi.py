@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..domain import paging, validation
+from ..domain import bulk, paging, validation
+from ..records import JobStatus
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _CURSOR = {
@@ -14,6 +15,7 @@ _CURSOR = {
     "pattern": "^[A-Za-z0-9_-]*(\\.[A-Za-z0-9_-]+)?$",
 }
 _NAME = {"type": "string", "pattern": f"^{validation.NAME_PATTERN.pattern}$"}
+_STATUS = "|".join(status.value for status in JobStatus)
 _TENANT = [
     {
         "name": "X-Org-Id",
@@ -58,6 +60,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     words = {
         400: "Invalid input, or no tenant header, or tenant headers that disagree",
         404: "Missing, or another org's",
+        409: "The job's status does not allow it",
         413: "Body over the limit",
         503: "Store unavailable",
     }
@@ -131,6 +134,93 @@ TELEMETRY_SCHEMA = {
 }
 
 
+def _limit(maximum: int) -> dict[str, Any]:
+    return {
+        "name": "limit",
+        "in": "query",
+        "description": "At most this many on the page",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum},
+    }
+
+
+def _bulk_body(action: str) -> dict[str, Any]:
+    statuses = {"enum": list(bulk.STATUSES[action])}
+    time = {"type": ["string", "null"], "format": "date-time"}
+    properties: dict[str, Any] = {
+        "status": {
+            "anyOf": [
+                statuses,
+                {"type": "array", "items": statuses, "minItems": 1},
+                {"type": "null"},
+            ],
+            "description": f"Default: {', '.join(bulk.DEFAULT_STATUSES[action])}",
+        },
+        "queue": {**_NAME, "type": ["string", "null"]},
+        "task": {**_NAME, "type": ["string", "null"]},
+        "created_before": {**time, "description": "Submitted before this time"},
+        "error_type": {
+            "type": ["string", "null"],
+            "minLength": 1,
+            "maxLength": bulk.MAX_ERROR_TYPE_CHARS,
+            "description": "The last attempt's error type",
+        },
+        "dry_run": {
+            "type": "boolean",
+            "description": "Count what would change, change nothing",
+        },
+        "limit": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": bulk.MAX_JOBS,
+            "description": f"At most this many jobs, newest first "
+            f"(default {bulk.MAX_JOBS})",
+        },
+    }
+    if action == "retry":
+        properties["failed_since"] = {**time, "description": "Ended at or after"}
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+def _bulk_path(action: str) -> dict[str, Any]:
+    schema = "BulkRetry" if action == "retry" else "BulkCancel"
+    return {
+        "post": {
+            "operationId": f"bulk{action.title()}",
+            "description": f"{action.title()} the org's jobs that match, newest "
+            "first, at most `limit` in one transaction",
+            "parameters": _TENANT,
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{schema}"}
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(
+                    {"$ref": "#/components/schemas/Bulk"},
+                    "What matched (a dry run) or changed",
+                ),
+                **_errors(400, 413, 503),
+            },
+        }
+    }
+
+
+def _act_path(operation: str, done: str, job_id: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": operation,
+            "parameters": [job_id, *_TENANT],
+            "responses": {
+                "200": _json({"$ref": "#/components/schemas/Job"}, done),
+                **_errors(400, 404, 409, 413, 503),
+            },
+        }
+    }
+
+
 def document() -> dict[str, Any]:
     job_id = {
         "name": "job_id",
@@ -184,6 +274,57 @@ def document() -> dict[str, Any]:
                 }
             },
             "/analyze/jobs": {
+                "get": {
+                    "operationId": "listJobs",
+                    "parameters": [
+                        *_TENANT,
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "description": "Only jobs in this status, or in one of "
+                            "these, comma-separated",
+                            "schema": {
+                                "type": "string",
+                                "pattern": f"^({_STATUS})(,({_STATUS}))*$",
+                            },
+                        },
+                        {"name": "queue", "in": "query", "schema": _NAME},
+                        {"name": "task", "in": "query", "schema": _NAME},
+                        _limit(validation.MAX_LIMIT),
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "description": (
+                                "The next_cursor of the page before, asked with the "
+                                "same filters (a cursor of other filters or another "
+                                "org, or a damaged one, answers 400); empty or "
+                                "absent: the first page"
+                            ),
+                            "schema": _CURSOR,
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["jobs"],
+                                "properties": {
+                                    "jobs": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Job"},
+                                    },
+                                    "next_cursor": {
+                                        **_CURSOR,
+                                        "description": "Present when more jobs "
+                                        "follow: ask again with it",
+                                    },
+                                },
+                            },
+                            "The org's jobs, newest first by (created_at, job_id)",
+                        ),
+                        **_errors(400, 503),
+                    },
+                },
                 "post": {
                     "operationId": "submitJob",
                     "parameters": _TENANT,
@@ -201,8 +342,18 @@ def document() -> dict[str, Any]:
                         ),
                         **_errors(400, 413, 503),
                     },
-                }
+                },
             },
+            "/analyze/jobs/retry": _bulk_path("retry"),
+            "/analyze/jobs/cancel": _bulk_path("cancel"),
+            "/analyze/jobs/{job_id}/retry": _act_path(
+                "retryJob", "Queued again as its next run", job_id
+            ),
+            "/analyze/jobs/{job_id}/cancel": _act_path(
+                "cancelJob",
+                "Canceled, or still running with cancel_requested_at set",
+                job_id,
+            ),
             "/analyze/jobs/{job_id}": {
                 "get": {
                     "operationId": "getJob",
@@ -366,6 +517,22 @@ def document() -> dict[str, Any]:
                             "type": ["boolean", "null"],
                             "description": "Queue a task that neither the server's "
                             "app nor the task catalog knows (otherwise 400)",
+                        },
+                    },
+                },
+                "BulkRetry": _bulk_body("retry"),
+                "BulkCancel": _bulk_body("cancel"),
+                "Bulk": {
+                    "type": "object",
+                    "required": ["action", "dry_run", "count", "ids", "more"],
+                    "properties": {
+                        "action": {"enum": list(bulk.ACTIONS)},
+                        "dry_run": {"type": "boolean"},
+                        "count": {"type": "integer", "minimum": 0},
+                        "ids": {"type": "array", "items": {"type": "string"}},
+                        "more": {
+                            "type": "boolean",
+                            "description": "Jobs that match remain: call again",
                         },
                     },
                 },

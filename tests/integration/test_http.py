@@ -340,7 +340,10 @@ def test_unknown_routes_404_and_wrong_methods_405(app):
     assert call(app, "GET", "/").json["error"]["code"] == "not_found"
     wrong = call(app, "DELETE", "/health")
     assert wrong.status == 405 and wrong.headers["Allow"] == "GET"
-    assert call(app, "GET", "/analyze/jobs", org="acme").status == 405
+    listed = call(app, "DELETE", "/analyze/jobs", org="acme")
+    assert listed.status == 405 and listed.headers["Allow"] == "GET, POST"
+    bulk = call(app, "PUT", "/analyze/jobs/retry", org="acme")
+    assert bulk.status == 405 and bulk.headers["Allow"] == "POST"
     assert call(app, "PUT", "/analyze/jobs/job_x", org="acme").status == 405
 
 

@@ -105,21 +105,25 @@ def test_a_foreign_id_reads_exactly_as_a_missing_one_in_the_cli(
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("method", "path"),
     [
-        "/analyze/jobs/{job}",
-        "/analyze/jobs/{job}/notifications",
-        "/analyze/jobs/{job}/notifications?limit=1&cursor=not-a-cursor",
-        "/analyze/results/{result}",
-        "/analyze/results/{result}?view=pinned",
+        ("GET", "/analyze/jobs/{job}"),
+        ("GET", "/analyze/jobs/{job}/notifications"),
+        ("GET", "/analyze/jobs/{job}/notifications?limit=1&cursor=not-a-cursor"),
+        ("GET", "/analyze/results/{result}"),
+        ("GET", "/analyze/results/{result}?view=pinned"),
+        ("POST", "/analyze/jobs/{job}/retry"),
+        ("POST", "/analyze/jobs/{job}/cancel"),
     ],
 )
-def test_a_foreign_id_reads_exactly_as_a_missing_one_over_http(client, secret, path):
+def test_a_foreign_id_reads_exactly_as_a_missing_one_over_http(
+    client, secret, method, path
+):
     app = App(client)
     job_id, result_id = secret
     url = path.format(job=job_id, result=result_id)
     foreign, missing = answers_without(
-        client, secret, lambda: call(app, "GET", url, org="acme")
+        client, secret, lambda: call(app, method, url, org="acme")
     )
     assert without_volatile(foreign) == without_volatile(missing)
     assert foreign.status == 404 and CANARY.encode() not in foreign.body
@@ -133,9 +137,21 @@ def test_nothing_acme_is_shown_carries_globexs_canary(client, cli, secret):
         cli("telemetry").stdout,
         cli("health").stdout,
     ]
-    for path in ("/metrics", "/telemetry", "/health"):
+    for path in ("/metrics", "/telemetry", "/health", "/analyze/jobs"):
         shown.append(call(app, "GET", path, org="acme").body.decode())
     assert not [text for text in shown if CANARY in text]
+    # A filter that globex's job would match never reaches it from acme.
+    everything = b'{"status": ["completed", "failed", "canceled"]}'
+    for dry_run in (True, False):
+        body = everything[:-1] + b', "dry_run": %s}' % str(dry_run).lower().encode()
+        answer = call(app, "POST", "/analyze/jobs/retry", org="acme", body=body)
+        assert answer.status == 200 and secret[0] not in answer.body.decode()
+    retried = cli("retry", "--all", "--org", "acme", "--status", "completed")
+    assert retried.exit_code == 0 and secret[0] not in retried.stdout
+    listed = call(app, "GET", "/analyze/jobs", org="acme").json["jobs"]
+    assert secret[0] not in [job["job_id"] for job in listed]
+    unchanged = cli("status", secret[0], "--org", "globex", "--json")
+    assert '"status": "completed"' in unchanged.stdout
     # globex does see its own canary: the test would notice a leak.
     assert CANARY in cli("status", secret[0], "--org", "globex", "--json").stdout
 
