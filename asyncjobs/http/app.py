@@ -184,6 +184,20 @@ class App:
             "result",
             "/analyze/results/{result_id}",
         ),
+        ("GET", re.compile(r"/analyze/inbox"), "inbox", "/analyze/inbox"),
+        (
+            "POST",
+            re.compile(r"/analyze/inbox/mark-read"),
+            "mark_read",
+            "/analyze/inbox/mark-read",
+        ),
+        ("GET", re.compile(r"/analyze/breakers"), "breakers", "/analyze/breakers"),
+        (
+            "POST",
+            re.compile(r"/analyze/breakers/(?P<name>[^/]+)/reset"),
+            "reset_breaker",
+            "/analyze/breakers/{name}/reset",
+        ),
     ]
 
     def __init__(self, client: Client, *, started_utc: str | None = None) -> None:
@@ -434,14 +448,7 @@ class App:
         self, environ: dict[str, Any], action: str
     ) -> tuple[int, Any, str | None]:
         org = self._org(environ)
-        raw = self._body(environ, BULK_BODY_BYTES)
-        body = validation.parse_json(raw, "body") if raw else {}
-        if not isinstance(body, dict):
-            raise InvalidInput("body: must be a JSON object")
-        fields = BULK_FIELDS[action]
-        unknown = sorted(set(body) - fields)
-        if unknown:
-            raise InvalidInput(f"body: unknown field(s): {', '.join(unknown)}")
+        body = self._json_body(environ, BULK_FIELDS[action])
         dry_run = body.pop("dry_run", False)
         if not isinstance(dry_run, bool):
             raise InvalidInput(
@@ -458,6 +465,70 @@ class App:
                 org=org, dry_run=dry_run, limit=limit, **filters
             )
         return 200, done.to_dict(), None
+
+    def _inbox(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
+        org = self._org(environ)
+        query = self._query(environ)
+        unknown = sorted(set(query) - {"unread", "limit", "cursor"})
+        if unknown:
+            raise InvalidInput(f"query: unknown parameter(s): {', '.join(unknown)}")
+        unread = query.get("unread", "false")
+        if unread not in ("true", "false"):
+            raise InvalidInput(
+                f"unread: {validation.shown(unread)} is not true or false"
+            )
+        page = self.client.page_inbox(
+            org=org,
+            unread=unread == "true",
+            limit=_int(query.get("limit", "50"), "limit"),
+            cursor=query.get("cursor") or None,  # an empty one: the first page
+        )
+        doc: dict[str, Any] = {"notifications": [n.to_dict() for n in page]}
+        if page.next_cursor is not None:
+            doc["next_cursor"] = page.next_cursor
+        return 200, doc, None
+
+    def _mark_read(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
+        org = self._org(environ)
+        body = self._json_body(environ, {"ids", "all"})
+        ids_given, every = body.get("ids"), body.get("all", False)
+        if not isinstance(every, bool):
+            raise InvalidInput(f"all: {validation.shown(every)} is not true or false")
+        if ids_given is not None and (
+            not isinstance(ids_given, list)
+            or not all(isinstance(i, str) for i in ids_given)
+        ):
+            raise InvalidInput("ids: must be a list of notification ids")
+        if ids_given == []:
+            raise InvalidInput("ids: give at least one notification id")
+        if every == (ids_given is not None):
+            raise InvalidInput('body: give "ids" or "all": true, not both or neither')
+        changed = self.client.mark_read(
+            org=org, notification_ids=ids_given or (), every=every
+        )
+        return 200, {"marked": changed}, None
+
+    def _breakers(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
+        self._org(environ)
+        return 200, {"breakers": self.client.breakers()}, None
+
+    def _reset_breaker(
+        self, environ: dict[str, Any], name: str
+    ) -> tuple[int, Any, str | None]:
+        self._org(environ)
+        self._body(environ, BULK_BODY_BYTES)  # read, and none is needed
+        return 200, self.client.reset_breaker(name), None
+
+    def _json_body(self, environ: dict[str, Any], fields: set[str]) -> dict[str, Any]:
+        """A small JSON object body (64 KiB at most), only ``fields`` in it."""
+        raw = self._body(environ, BULK_BODY_BYTES)
+        body = validation.parse_json(raw, "body") if raw else {}
+        if not isinstance(body, dict):
+            raise InvalidInput("body: must be a JSON object")
+        unknown = sorted(set(body) - fields)
+        if unknown:
+            raise InvalidInput(f"body: unknown field(s): {', '.join(unknown)}")
+        return body
 
     def _body(self, environ: dict[str, Any], limit: int) -> bytes:
         """The request's body, at most ``limit`` bytes (413 over it)."""

@@ -423,6 +423,108 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/analyze/inbox": {
+                "get": {
+                    "operationId": "inbox",
+                    "parameters": [
+                        *_TENANT,
+                        {
+                            "name": "unread",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["true", "false"]},
+                        },
+                        _limit(validation.MAX_LIMIT),
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "description": "The next_cursor of the page before",
+                            "schema": _CURSOR,
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["notifications"],
+                                "properties": {
+                                    "notifications": {
+                                        "type": "array",
+                                        "items": {
+                                            "$ref": "#/components/schemas/Notification"
+                                        },
+                                    },
+                                    "next_cursor": _CURSOR,
+                                },
+                            },
+                            "The org's in-app notifications, latest first",
+                        ),
+                        **_errors(400, 503),
+                    },
+                }
+            },
+            "/analyze/inbox/mark-read": {
+                "post": {
+                    "operationId": "markRead",
+                    "parameters": _TENANT,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/MarkRead"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            _object({"marked": {"type": "integer", "minimum": 0}}),
+                            "How many were unread and are now read",
+                        ),
+                        **_errors(400, 404, 413, 503),
+                    },
+                }
+            },
+            "/analyze/breakers": {
+                "get": {
+                    "operationId": "breakers",
+                    "parameters": _TENANT,
+                    "responses": {
+                        "200": _json(
+                            _object(
+                                {
+                                    "breakers": {
+                                        "type": "array",
+                                        "items": {
+                                            "$ref": "#/components/schemas/Breaker"
+                                        },
+                                    }
+                                }
+                            ),
+                            "Every breaker, by name",
+                        ),
+                        **_errors(400, 503),
+                    },
+                }
+            },
+            "/analyze/breakers/{name}/reset": {
+                "post": {
+                    "operationId": "resetBreaker",
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": _NAME,
+                        },
+                        *_TENANT,
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {"$ref": "#/components/schemas/Breaker"}, "Closed"
+                        ),
+                        **_errors(400, 404, 413, 503),
+                    },
+                }
+            },
             "/analyze/results/{result_id}": {
                 "get": {
                     "operationId": "getResult",
@@ -518,6 +620,45 @@ def document() -> dict[str, Any]:
                             "description": "Queue a task that neither the server's "
                             "app nor the task catalog knows (otherwise 400)",
                         },
+                    },
+                },
+                "MarkRead": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "ids": {
+                            "type": ["array", "null"],
+                            "items": {"type": "string"},
+                            "minItems": 1,
+                        },
+                        "all": {"type": "boolean"},
+                    },
+                    # the org's notifications by id, or all of them
+                    "oneOf": [
+                        {
+                            "required": ["ids"],
+                            "properties": {
+                                "ids": {"type": "array"},
+                                "all": {"const": False},
+                            },
+                        },
+                        {
+                            "required": ["all"],
+                            "properties": {
+                                "all": {"const": True},
+                                "ids": {"type": "null"},
+                            },
+                        },
+                    ],
+                },
+                "Breaker": {
+                    "type": "object",
+                    "required": ["name", "state", "failure_count", "tasks"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "state": {"enum": ["closed", "open", "half_open"]},
+                        "failure_count": {"type": "integer", "minimum": 0},
+                        "tasks": {"type": "array", "items": {"type": "string"}},
                     },
                 },
                 "BulkRetry": _bulk_body("retry"),

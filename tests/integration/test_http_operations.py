@@ -11,9 +11,11 @@ import json
 import pytest
 
 from asyncjobs.http.app import App
+from asyncjobs.tasks import TaskRegistry
 
 from ..conftest import exported
 from .test_bulk import failed, statuses
+from .test_claiming import make_worker
 from .test_http import call
 
 pytestmark = pytest.mark.engines
@@ -155,3 +157,84 @@ def test_five_thousand_failed_jobs_are_replayed_in_capped_calls_each_once(app, c
     assert len(replayed) == len(set(replayed)) == 5000
     assert sorted(replayed) == sorted(ids)
     assert set(statuses(client, "acme").values()) == {("queued", 2)}
+
+
+# -- the inbox ------------------------------------------------------------------
+
+
+def test_the_inbox_lists_the_orgs_notifications_and_marks_them_read(app, client):
+    ids = failed(client, "acme", "mail.send", 2)
+    failed(client, "globex", "mail.send", 1)
+    inbox = call(app, "GET", "/analyze/inbox?unread=true&limit=1", org="acme")
+    assert inbox.status == 200 and len(inbox.json["notifications"]) == 1
+    first = inbox.json["notifications"][0]
+    assert first["job_id"] in ids and first["read_at"] is None
+    marked = post(app, "/analyze/inbox/mark-read", {"ids": [first["notification_id"]]})
+    assert (marked.status, marked.json) == (200, {"marked": 1})
+    unread = call(app, "GET", "/analyze/inbox?unread=true", org="acme").json
+    assert [n["job_id"] for n in unread["notifications"]] == [
+        i for i in ids if i != first["job_id"]
+    ]
+    assert post(app, "/analyze/inbox/mark-read", {"all": True}).json == {"marked": 1}
+    theirs = call(app, "GET", "/analyze/inbox?unread=true", org="globex").json
+    assert len(theirs["notifications"]) == 1  # globex's stay unread
+
+
+def test_another_orgs_notification_is_refused_as_a_missing_one(app, client):
+    failed(client, "globex", "mail.send", 1)
+    theirs = call(app, "GET", "/analyze/inbox", org="globex").json["notifications"]
+    foreign = post(
+        app, "/analyze/inbox/mark-read", {"ids": [theirs[0]["notification_id"]]}
+    )
+    missing = post(app, "/analyze/inbox/mark-read", {"ids": ["ntf_" + "0" * 26]})
+    assert foreign.status == missing.status == 404
+    assert foreign.json["error"]["code"] == missing.json["error"]["code"]
+    unread = call(app, "GET", "/analyze/inbox?unread=true", org="globex").json
+    assert len(unread["notifications"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, 'give "ids" or "all": true'),
+        ({"ids": ["ntf_x"], "all": True}, 'give "ids" or "all": true'),
+        ({"ids": []}, "ids: give at least one"),
+        ({"ids": "ntf_x"}, "ids: must be a list"),
+        ({"all": "yes"}, "all:"),
+        ({"every": True}, "body: unknown field(s): every"),
+    ],
+)
+def test_a_bad_mark_read_is_refused_in_one_line(app, client, body, message):
+    assert (
+        message in post(app, "/analyze/inbox/mark-read", body).json["error"]["message"]
+    )
+
+
+# -- breakers -------------------------------------------------------------------
+
+guarded = TaskRegistry()
+guarded.breaker("smtp", fail_max=1, reset_timeout=600)
+
+
+@guarded.task(name="mail.guarded", breaker="smtp", max_retries=0)
+def mail_guarded() -> None: ...
+
+
+def test_breakers_are_listed_and_an_open_one_is_reset(app, client):
+    job = client.submit("mail.guarded", org="acme", tasks=guarded)
+    worker = make_worker(client)
+    _, claimed = client.exchange(worker, [], want=1, registry=guarded)
+    outcome = {"job_id": job.job_id, "ok": False, "error": {"type": "SMTPError"}}
+    client.exchange(worker, [(claimed[0][1], outcome)], want=0, registry=guarded)
+    listed = call(app, "GET", "/analyze/breakers", org="acme")
+    assert listed.status == 200
+    assert [(b["name"], b["state"]) for b in listed.json["breakers"]] == [
+        ("smtp", "open")
+    ]
+    reset = post(app, "/analyze/breakers/smtp/reset")
+    assert (reset.status, reset.json["state"]) == (200, "closed")
+    assert (
+        call(app, "GET", "/analyze/breakers", org="acme").json["breakers"][0]["state"]
+        == "closed"
+    )
+    assert post(app, "/analyze/breakers/nope/reset").status == 404
