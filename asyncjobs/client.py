@@ -554,6 +554,17 @@ class Client:
         """What operators watch: queues, running jobs, failures, workers, breakers, counters."""
         return self._maintenance.stats()
 
+    def queues(self, *, org: str | None) -> list[dict[str, Any]]:
+        """Each queue of the org (``org=None``: of every org), by name.
+
+        ``depth`` queued jobs, of them ``runnable`` (due now) and ``delayed``;
+        ``running``; ``lag_s``, how long the oldest runnable job has waited
+        since it became runnable (0 when none waits); ``held``, runnable
+        jobs an open breaker holds back. Queues with no queued or running
+        job are not listed.
+        """
+        return self._maintenance.queues(org)
+
     def schedules(
         self, *, app: TaskRegistry | None = None, now: datetime | None = None
     ) -> list[dict[str, Any]]:

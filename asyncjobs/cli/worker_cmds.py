@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from .. import logs
 from .. import tasks as task_module
@@ -190,6 +191,55 @@ def workers(client: Client, as_json: bool) -> None:
         ],
     )
     emit({"workers": found}, as_json, text=text)
+
+
+@cli.command()
+@click.option(
+    "--org",
+    "--tenant",
+    "org",
+    envvar="ASYNCJOBS_ORG",
+    show_envvar=True,
+    metavar="ORG",
+    help="The tenant (org id) whose jobs are counted.",
+)
+@click.option(
+    "--all-orgs",
+    is_flag=True,
+    help="Count the jobs of every org (instead of --org).",
+)
+@json_option
+@click.pass_context
+def queues(ctx: click.Context, org: str | None, all_orgs: bool, as_json: bool) -> None:
+    """Show each queue: depth, runnable, delayed, running, lag, held by breakers.
+
+    LAG_S is how long the oldest runnable job has waited since it became
+    runnable; HELD counts runnable jobs an open breaker holds back.
+    """
+    given = ctx.get_parameter_source("org") is ParameterSource.COMMANDLINE
+    if all_orgs and given:
+        raise InvalidInput("give --org or --all-orgs, not both")
+    if not all_orgs and org is None:
+        raise InvalidInput("give --org ORG, or --all-orgs")
+    found = open_client(ctx).queues(org=None if all_orgs else org)
+    from .jobs_cmds import _table
+
+    rows = [
+        [
+            q["queue"],
+            str(q["depth"]),
+            str(q["runnable"]),
+            str(q["delayed"]),
+            str(q["running"]),
+            f"{q['lag_s']:g}",
+            str(q["held"]),
+        ]
+        for q in found
+    ]
+    text = _table(
+        rows, ["QUEUE", "DEPTH", "RUNNABLE", "DELAYED", "RUNNING", "LAG_S", "HELD"]
+    )
+    emit({"queues": found}, as_json, text=text)
 
 
 def _schedule(row: dict[str, Any]) -> str:

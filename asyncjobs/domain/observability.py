@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import clock
 from . import breakers as breaker_rules
@@ -82,6 +82,61 @@ def open_tasks(breakers: Iterable[Mapping[str, Any]], now: datetime) -> set[str]
         )
         for task in b.get("tasks", [])
     }
+
+
+class QueueGroup(NamedTuple):
+    """Queued or running jobs of one (queue, status, task) (``queue_groups``)."""
+
+    queue: str
+    status: str
+    task: str
+    jobs: int
+    runnable: int  # queued, and due
+    earliest_due: str | None  # the smallest run_after of those
+
+
+def queue_view(
+    groups: Iterable[QueueGroup], *, now: datetime, open_tasks: set[str]
+) -> list[dict[str, Any]]:
+    """Each queue's figures, by name: what ``asyncjobs queues`` shows.
+
+    ``depth`` queued jobs, of them ``runnable`` (due) and ``delayed`` (not
+    yet); ``running``; ``lag_s``, how long the oldest runnable job has been
+    runnable (0 when none is); ``held`` runnable jobs an open breaker holds
+    back (``open_tasks``).
+    """
+    queues: dict[str, dict[str, Any]] = {}
+    earliest: dict[str, str] = {}
+    for group in groups:
+        q = queues.setdefault(
+            group.queue,
+            {
+                "queue": group.queue,
+                "depth": 0,
+                "runnable": 0,
+                "delayed": 0,
+                "running": 0,
+                "lag_s": 0.0,
+                "held": 0,
+            },
+        )
+        if group.status == "running":
+            q["running"] += group.jobs
+            continue
+        q["depth"] += group.jobs
+        q["runnable"] += group.runnable
+        q["delayed"] += group.jobs - group.runnable
+        if group.task in open_tasks:
+            q["held"] += group.runnable
+        due = group.earliest_due
+        if due is not None and (
+            group.queue not in earliest or due < earliest[group.queue]
+        ):
+            earliest[group.queue] = due
+    for name, due in earliest.items():
+        age = (now - clock.parse_iso(due)).total_seconds()
+        queues[name]["lag_s"] = round(max(0.0, age), 3)
+    return [queues[name] for name in sorted(queues)]
 
 
 @dataclass

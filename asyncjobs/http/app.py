@@ -191,6 +191,7 @@ class App:
             "mark_read",
             "/analyze/inbox/mark-read",
         ),
+        ("GET", re.compile(r"/analyze/queues"), "queues", "/analyze/queues"),
         ("GET", re.compile(r"/analyze/breakers"), "breakers", "/analyze/breakers"),
         (
             "POST",
@@ -507,6 +508,9 @@ class App:
             org=org, notification_ids=ids_given or (), every=every
         )
         return 200, {"marked": changed}, None
+
+    def _queues(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
+        return 200, {"queues": self.client.queues(org=self._org(environ))}, None
 
     def _breakers(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
         self._org(environ)

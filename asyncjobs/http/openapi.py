@@ -483,6 +483,26 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/analyze/queues": {
+                "get": {
+                    "operationId": "queues",
+                    "parameters": _TENANT,
+                    "responses": {
+                        "200": _json(
+                            _object(
+                                {
+                                    "queues": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/Queue"},
+                                    }
+                                }
+                            ),
+                            "Each queue with queued or running jobs of the org",
+                        ),
+                        **_errors(400, 503),
+                    },
+                }
+            },
             "/analyze/breakers": {
                 "get": {
                     "operationId": "breakers",
@@ -651,6 +671,17 @@ def document() -> dict[str, Any]:
                         },
                     ],
                 },
+                "Queue": _object(
+                    {
+                        "queue": {"type": "string"},
+                        "depth": {"type": "integer", "minimum": 0},
+                        "runnable": {"type": "integer", "minimum": 0},
+                        "delayed": {"type": "integer", "minimum": 0},
+                        "running": {"type": "integer", "minimum": 0},
+                        "lag_s": {"type": "number", "minimum": 0},
+                        "held": {"type": "integer", "minimum": 0},
+                    }
+                ),
                 "Breaker": {
                     "type": "object",
                     "required": ["name", "state", "failure_count", "tasks"],

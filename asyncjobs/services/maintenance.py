@@ -86,6 +86,16 @@ class Maintenance:
         with self.store.read(clock=self.clock) as tx:
             return tx.summary(stale_seconds=self.stale_seconds)
 
+    def queues(self, org: str | None) -> list[dict[str, Any]]:
+        if org is not None:
+            validation.org(org)
+        with self.store.read(clock=self.clock) as tx:
+            now = tx.now
+            held_back = observability.open_tasks(tx.breakers(), now)
+            return observability.queue_view(
+                tx.queue_groups(org), now=now, open_tasks=held_back
+            )
+
     def catalog(self) -> list[dict[str, Any]]:
         with self.store.read(clock=self.clock) as tx:
             found = tx.catalog()

@@ -411,6 +411,31 @@ class KeyValueTransaction(Transaction):
 
     # -- store-wide ------------------------------------------------------------
 
+    def queue_groups(self, org: str | None) -> list[observability.QueueGroup]:
+        stamp = clock.to_iso(self.now)
+        groups: dict[tuple[str, str, str], list[Any]] = {}
+        for status in ("queued", "running"):
+            for job in self.find("jobs_by_status", status):
+                if org is not None and job.get("org_id") != org:
+                    continue
+                group = groups.setdefault(
+                    (job["queue"], status, job["task"]), [0, 0, None]
+                )
+                group[0] += 1
+                run_after = job.get("run_after")
+                if (
+                    status == "queued"
+                    and isinstance(run_after, str)
+                    and run_after <= stamp
+                ):
+                    group[1] += 1
+                    if group[2] is None or run_after < group[2]:
+                        group[2] = run_after
+        return [
+            observability.QueueGroup(*key, *figures)
+            for key, figures in sorted(groups.items())
+        ]
+
     def summary(self, *, stale_seconds: float) -> dict[str, Any]:
         pruned = (self.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")
         now = self.now

@@ -42,7 +42,7 @@ from datetime import datetime
 from typing import Any
 
 from ..clock import Clock
-from ..domain import retention
+from ..domain import observability, retention
 from ..records import Event, Job, Record, Result, StoredRecord
 
 KINDS = (
@@ -309,6 +309,14 @@ class Transaction(ABC):
         """
 
     # -- store-wide: operators and cron --------------------------------------
+
+    @abstractmethod
+    def queue_groups(self, org: str | None) -> list[observability.QueueGroup]:
+        """The queued and running jobs of ``org`` (None: of every org), counted
+        by (queue, status, task): how many, how many of the queued are
+        runnable (``run_after`` at or before ``now``), and the earliest
+        ``run_after`` among those. Sorted by queue, status, task.
+        """
 
     @abstractmethod
     def summary(self, *, stale_seconds: float) -> dict[str, Any]:

@@ -6,6 +6,7 @@ tests/system/test_http_served.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -238,3 +239,75 @@ def test_breakers_are_listed_and_an_open_one_is_reset(app, client):
         == "closed"
     )
     assert post(app, "/analyze/breakers/nope/reset").status == 404
+
+
+# -- queues ---------------------------------------------------------------------
+
+
+def test_queues_count_the_orgs_jobs_by_queue_with_their_lag(app, client, clock):
+    client.submit("reports.build", org="acme", queue="reports")
+    clock.advance(1)
+    client.submit("reports.build", org="globex", queue="reports")
+    clock.advance(29)
+    client.submit("reports.build", org="acme", queue="reports")
+    client.submit("reports.build", org="acme", queue="reports", delay=600)
+    client.submit("mail.guarded", org="acme", tasks=guarded)
+    worker = dataclasses.replace(make_worker(client), queues=["reports"])
+    client.exchange(worker, [], want=1, registry=guarded)  # the oldest runs
+    clock.advance(10)
+    answer = call(app, "GET", "/analyze/queues", org="acme")
+    assert answer.status == 200
+    assert answer.json["queues"] == [
+        {
+            "queue": "default",
+            "depth": 1,
+            "runnable": 1,
+            "delayed": 0,
+            "running": 0,
+            "lag_s": 10.0,
+            "held": 0,
+        },
+        {
+            "queue": "reports",
+            "depth": 2,
+            "runnable": 1,
+            "delayed": 1,
+            "running": 1,
+            "lag_s": 10.0,
+            "held": 0,
+        },
+    ]
+    everyone = {q["queue"]: q for q in client.queues(org=None)}
+    assert everyone["reports"]["depth"] == 3  # globex's job too
+    assert everyone["reports"]["lag_s"] == 39.0  # globex's, runnable since second 1
+
+
+def test_a_queue_behind_an_open_breaker_shows_its_held_jobs(app, client):
+    first, second = client.submit_many(
+        [{"task": "mail.guarded", "org": "acme"}] * 2, tasks=guarded
+    )
+    worker = make_worker(client)
+    worker = dataclasses.replace(worker, queues=[first.queue])
+    _, claimed = client.exchange(worker, [], want=1, registry=guarded)
+    outcome = {"job_id": claimed[0][0].job_id, "ok": False, "error": {"type": "E"}}
+    client.exchange(worker, [(claimed[0][1], outcome)], want=0, registry=guarded)
+    (queue,) = call(app, "GET", "/analyze/queues", org="acme").json["queues"]
+    assert (queue["depth"], queue["runnable"], queue["held"]) == (1, 1, 1)
+
+
+def test_the_cli_shows_queues_for_one_org_or_all(client, cli):
+    client.submit("reports.build", org="acme", queue="reports")
+    client.submit("reports.build", org="globex", queue="mail")
+    mine = cli("queues", "--org", "acme", "--json")
+    assert [q["queue"] for q in json.loads(mine.stdout)["queues"]] == ["reports"]
+    every = cli("queues", "--all-orgs")
+    assert every.exit_code == 0
+    assert [line.split()[0] for line in every.stdout.splitlines()] == [
+        "QUEUE",
+        "mail",
+        "reports",
+    ]
+    both = cli("queues", "--org", "acme", "--all-orgs")
+    assert both.exit_code == 2 and "not both" in both.stderr
+    neither = cli("queues")
+    assert neither.exit_code == 2 and "give --org ORG, or --all-orgs" in neither.stderr

@@ -526,6 +526,24 @@ class _PgTransaction(KeyValueTransaction):
 
     # -- figures --------------------------------------------------------------
 
+    def queue_groups(self, org: str | None) -> list[observability.QueueGroup]:
+        """One ``GROUP BY`` over the queued and running jobs (of one org)."""
+        runnable = "status = 'queued' AND run_after <= %(stamp)s"
+        where = "status IN ('queued', 'running')"
+        if org is not None:
+            where += " AND org_id = %(org)s"
+        return [
+            observability.QueueGroup(*row)
+            for row in self._rows(
+                "SELECT queue, status, task, count(*), "
+                f"count(*) FILTER (WHERE {runnable}), "
+                f"min(run_after) FILTER (WHERE {runnable}) "
+                f"FROM jobs WHERE {where} "
+                "GROUP BY queue, status, task ORDER BY queue, status, task",
+                {"stamp": clocks.to_iso(self.now), "org": org},
+            )
+        ]
+
     def summary(self, *, stale_seconds: float) -> dict[str, Any]:
         """``observability.summarize``'s figures from ``GROUP BY`` queries and an anti-join."""
         now = self.now
