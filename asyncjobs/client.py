@@ -323,7 +323,7 @@ class Client:
     def retry_matching(
         self,
         *,
-        org: str,
+        org: str | None,
         status: str | Collection[str] | None = None,
         queue: str | None = None,
         task: str | None = None,
@@ -341,6 +341,8 @@ class Client:
         At most ``limit`` jobs (1 to 1,000, the default); the answer's
         ``more`` says whether others still match: call again until it is
         false. ``dry_run`` changes nothing and counts what would change.
+        ``org=None``: the jobs of every org, org by org (an operator's call;
+        the HTTP API always passes the caller's org).
         """
         wanted = bulk.criteria(
             "retry",
@@ -356,7 +358,7 @@ class Client:
     def cancel_matching(
         self,
         *,
-        org: str,
+        org: str | None,
         status: str | Collection[str] | None = None,
         queue: str | None = None,
         task: str | None = None,

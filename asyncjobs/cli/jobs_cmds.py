@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import IO, Any
 
 import click
+from click.core import ParameterSource
 
 from .. import clock as clocks
 from .. import logs
@@ -20,6 +21,7 @@ from .common import (
     cli,
     emit,
     json_option,
+    open_client,
     org_option,
     pass_client,
 )
@@ -410,6 +412,11 @@ def _bulk_options(action: str) -> Any:
             help=f"With --all: jobs in this status ({statuses}; default {default}). "
             "Repeat for several.",
         ),
+        click.option(
+            "--all-orgs",
+            is_flag=True,
+            help="With --all: the jobs of every org, org by org (instead of --org).",
+        ),
         click.option("--queue", help="With --all: only jobs of this queue."),
         click.option("--task", help="With --all: only jobs of this task."),
         click.option(
@@ -436,7 +443,7 @@ def _bulk_options(action: str) -> Any:
     ]
     if action == "retry":
         options.insert(
-            4,
+            5,
             click.option(
                 "--since",
                 metavar="TIME",
@@ -450,6 +457,32 @@ def _bulk_options(action: str) -> Any:
         return function
 
     return decorate
+
+
+bulk_org_option = click.option(
+    "--org",
+    "--tenant",
+    "org",
+    envvar="ASYNCJOBS_ORG",
+    show_envvar=True,
+    metavar="ORG",
+    help="The tenant (org id); required but with --all --all-orgs.",
+)
+
+
+def _which_org(
+    ctx: click.Context, org: str | None, every: bool, all_orgs: bool
+) -> str | None:
+    """The org a retry or cancel acts for; None for --all --all-orgs."""
+    if all_orgs:
+        if not every:
+            raise InvalidInput("--all-orgs goes with --all")
+        if ctx.get_parameter_source("org") is ParameterSource.COMMANDLINE:
+            raise InvalidInput("give --org or --all-orgs, not both")
+        return None
+    if org is None:
+        raise InvalidInput("give --org ORG" + (", or --all-orgs" if every else ""))
+    return org
 
 
 def _one_or_all(job_id: str | None, every: bool, filters: dict[str, Any]) -> None:
@@ -482,15 +515,16 @@ def _emit_bulk(done: bulk.Bulk, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("job_id", required=False)
-@org_option
+@bulk_org_option
 @_bulk_options("cancel")
 @json_option
-@pass_client
+@click.pass_context
 def cancel(
-    client: Client,
+    ctx: click.Context,
     job_id: str | None,
-    org: str,
+    org: str | None,
     every: bool,
+    all_orgs: bool,
     status_: tuple[str, ...],
     queue: str | None,
     task: str | None,
@@ -517,6 +551,8 @@ def cancel(
         "limit": limit,
     }
     _one_or_all(job_id, every, filters)
+    org = _which_org(ctx, org, every, all_orgs)
+    client = open_client(ctx)
     if every:
         done = client.cancel_matching(
             org=org,
@@ -530,7 +566,7 @@ def cancel(
         )
         _emit_bulk(done, as_json)
         return
-    assert job_id is not None
+    assert job_id is not None and org is not None
     job = client.cancel(job_id, org=org)
     pending = job.status is JobStatus.RUNNING and job.cancel_requested_at is not None
     text = f"{job.job_id} {job.status.value}" + (
@@ -541,15 +577,16 @@ def cancel(
 
 @cli.command()
 @click.argument("job_id", required=False)
-@org_option
+@bulk_org_option
 @_bulk_options("retry")
 @json_option
-@pass_client
+@click.pass_context
 def retry(
-    client: Client,
+    ctx: click.Context,
     job_id: str | None,
-    org: str,
+    org: str | None,
     every: bool,
+    all_orgs: bool,
     status_: tuple[str, ...],
     queue: str | None,
     task: str | None,
@@ -577,6 +614,8 @@ def retry(
         "limit": limit,
     }
     _one_or_all(job_id, every, filters)
+    org = _which_org(ctx, org, every, all_orgs)
+    client = open_client(ctx)
     if every:
         try:
             done = client.retry_matching(
@@ -596,7 +635,7 @@ def retry(
             raise
         _emit_bulk(done, as_json)
         return
-    assert job_id is not None
+    assert job_id is not None and org is not None
     job = client.retry(job_id, org=org)
     emit(
         job.to_dict(), as_json, text=f"{job.job_id} {job.status.value} (run {job.run})"

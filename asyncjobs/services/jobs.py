@@ -343,16 +343,30 @@ class Jobs:
         self,
         wanted: bulk.Criteria,
         *,
-        org: str,
+        org: str | None,
         dry_run: bool = False,
         limit: int = bulk.MAX_JOBS,
     ) -> bulk.Bulk:
-        """See ``Client.retry_matching``: one transaction, at most ``limit`` jobs."""
-        validation.org(org)
+        """See ``Client.retry_matching``: one transaction, at most ``limit`` jobs.
+
+        ``org`` None: the jobs of every org, org by org (sorted by name).
+        """
+        if org is not None:
+            validation.org(org)
         limit = validation.limit(limit, maximum=bulk.MAX_JOBS)
         opened = self.store.read if dry_run else self.store.transaction
         with opened(clock=self.clock) as tx:
-            matched, more = _matching(tx, org, wanted, limit)
+            orgs = [org] if org is not None else tx.job_orgs(wanted.statuses)
+            matched: list[Job] = []
+            more = False
+            for n, each in enumerate(orgs):
+                found, more = _matching(tx, each, wanted, limit - len(matched))
+                matched += found
+                if more:
+                    break
+                if len(matched) == limit:  # more if a later org has a match
+                    more = any(_matching(tx, o, wanted, 0)[1] for o in orgs[n + 1 :])
+                    break
             if not dry_run and matched:
                 now = tx.now
                 if wanted.action == "retry":
@@ -379,9 +393,9 @@ class Jobs:
 def _matching(
     tx: Transaction, org: str, wanted: bulk.Criteria, limit: int
 ) -> tuple[list[Job], bool]:
-    """Up to ``limit`` of the org's jobs ``wanted`` matches, newest first, and
-    whether more match. Walks the org's jobs of those statuses (and queue and
-    task) a page at a time; the other filters are checked on each job."""
+    """Up to ``limit`` (0 or more) of the org's jobs ``wanted`` matches, newest
+    first, and whether more match. Walks the org's jobs of those statuses (and
+    queue and task) a page at a time; the other filters are checked on each."""
     matched: list[Job] = []
     cursor = None
     while True:

@@ -411,6 +411,16 @@ class KeyValueTransaction(Transaction):
 
     # -- store-wide ------------------------------------------------------------
 
+    def job_orgs(self, statuses: Collection[str]) -> list[str]:
+        return sorted(
+            {
+                job["org_id"]
+                for status in statuses
+                for job in self.find("jobs_by_status", status)
+                if isinstance(job.get("org_id"), str)
+            }
+        )
+
     def queue_groups(self, org: str | None) -> list[observability.QueueGroup]:
         stamp = clock.to_iso(self.now)
         groups: dict[tuple[str, str, str], list[Any]] = {}

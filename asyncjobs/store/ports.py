@@ -311,6 +311,10 @@ class Transaction(ABC):
     # -- store-wide: operators and cron --------------------------------------
 
     @abstractmethod
+    def job_orgs(self, statuses: Collection[str]) -> list[str]:
+        """The orgs that have jobs in one of ``statuses``, sorted."""
+
+    @abstractmethod
     def queue_groups(self, org: str | None) -> list[observability.QueueGroup]:
         """The queued and running jobs of ``org`` (None: of every org), counted
         by (queue, status, task): how many, how many of the queued are

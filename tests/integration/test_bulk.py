@@ -196,3 +196,33 @@ def test_the_cli_refuses_a_bulk_call_it_cannot_take_in_one_line(
     assert outcome.exit_code == 2
     assert outcome.stderr.count("\n") == 1 and message in outcome.stderr
     assert exported(client, "jobs") == before
+
+
+def test_all_orgs_goes_org_by_org_within_one_limit(client):
+    acme = failed(client, "acme", "mail.send", 2)
+    globex = failed(client, "globex", "mail.send", 2)
+    initech = failed(client, "initech", "mail.send", 1)
+    first = client.retry_matching(org=None, limit=3)
+    assert (first.count, first.more) == (3, True)
+    assert sorted(first.ids[:2]) == acme and first.ids[2] in globex
+    full = client.retry_matching(org=None, limit=2)
+    assert (sorted(full.ids), full.more) == (
+        sorted(set(globex) - {first.ids[2]} | set(initech)),
+        False,
+    )
+    assert client.retry_matching(org=None).count == 0
+
+
+def test_the_cli_takes_all_orgs_with_all_only(client, cli):
+    ids = failed(client, "acme", "mail.send", 1) + failed(
+        client, "globex", "mail.send", 1
+    )
+    done = cli("retry", "--all", "--all-orgs", "--json")
+    assert done.exit_code == 0 and sorted(json.loads(done.stdout)["ids"]) == sorted(ids)
+    for args, message in [
+        (["retry", ids[0], "--all-orgs"], "--all-orgs goes with --all"),
+        (["retry", "--all", "--all-orgs", "--org", "acme"], "not both"),
+        (["cancel", "--all"], "give --org ORG, or --all-orgs"),
+    ]:
+        outcome = cli(*args)
+        assert outcome.exit_code == 2 and message in outcome.stderr, outcome

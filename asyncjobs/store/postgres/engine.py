@@ -526,6 +526,16 @@ class _PgTransaction(KeyValueTransaction):
 
     # -- figures --------------------------------------------------------------
 
+    def job_orgs(self, statuses: Collection[str]) -> list[str]:
+        return [
+            org
+            for (org,) in self._rows(
+                "SELECT DISTINCT org_id FROM jobs WHERE status = ANY(%(statuses)s) "
+                "ORDER BY org_id",
+                {"statuses": list(statuses)},
+            )
+        ]
+
     def queue_groups(self, org: str | None) -> list[observability.QueueGroup]:
         """One ``GROUP BY`` over the queued and running jobs (of one org)."""
         runnable = "status = 'queued' AND run_after <= %(stamp)s"
