@@ -23,10 +23,15 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 RUNBOOK = DOCS / "async-v1.md"
 FOREIGN_FLAGS = {
-    "--store-file",
-    "--threads",
-    "--postgres",
-}  # the cron script's, gunicorn's, demo.sh's
+    "--store-file",  # the cron script's
+    "--threads",  # gunicorn's
+    "--bind",
+    "--workers",
+    "--graceful-timeout",
+    "--postgres",  # demo.sh's
+    "--system",  # useradd's (deploy.md)
+    "--home",
+}
 
 
 def blocks(path: Path) -> list[tuple[str, str]]:
