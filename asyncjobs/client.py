@@ -18,9 +18,11 @@ from .config import Settings
 from .domain import bulk, retention, validation, waiting
 from .domain.lifecycle import Token
 from .domain.paging import Page
+from .domain.tokens import AccessToken
 from .errors import InvalidInput
 from .records import Event, Job, JobStatus, Notification, WorkerInfo
 from .services import running
+from .services.access import Access
 from .services.artifacts import discard_outcome
 from .services.delivery import Delivery
 from .services.jobs import SUBMIT_FIELDS, Jobs
@@ -81,6 +83,7 @@ class Client:
             self._store, clock, self.app, max_payload_bytes=settings.max_payload_bytes
         )
         self._delivery = Delivery(self._store, clock)
+        self._access = Access(self._store, clock)
         self._maintenance = Maintenance(
             self._store, clock, stale_seconds=settings.stale_seconds
         )
@@ -595,6 +598,35 @@ class Client:
         names but that never saw a failure is listed closed, as it is.
         """
         return self._maintenance.breakers()
+
+    def create_token(
+        self,
+        *,
+        orgs: Sequence[str],
+        role: str,
+        label: str | None = None,
+        expires_in: float | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        """A new access token for the HTTP API: its record and the token.
+
+        The token (``tok_….<secret>``) is returned this once; the store keeps
+        only the SHA-256 of its secret. ``role``: ``viewer`` (reads) or
+        ``operator`` (also every POST, ``/metrics`` and ``/telemetry``).
+        ``expires_in``: seconds, 60 to ten years; None never expires.
+        """
+        return self._access.create(orgs, role, label=label, expires_in=expires_in)
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every access token's record (never a secret nor its hash), oldest first."""
+        return self._access.list()
+
+    def revoke_token(self, token_id: str) -> tuple[dict[str, Any], bool]:
+        """Revoke a token at once: its record, and whether it was live until now."""
+        return self._access.revoke(token_id)
+
+    def authenticate(self, token: str) -> AccessToken:
+        """The record of a live token; Unauthorized for any other text, alike."""
+        return self._access.authenticate(token)
 
     def reset_breaker(self, name: str) -> dict[str, Any]:
         """Close a breaker by hand."""

@@ -29,6 +29,8 @@ Who reads which variable:
     ASYNCJOBS_DEBUG              Settings                          debug
     ASYNCJOBS_STORE_CONNECTIONS  Settings, for serve and           store_connections
                                  asyncjobs.wsgi:application
+    ASYNCJOBS_AUTH               click (serve --auth); Settings,   auth
+                                 for asyncjobs.wsgi:application
     ASYNCJOBS_TEST_DISABLE_LOCK  Settings (tests only)             test_disable_lock
 
 The CLI's options read their variables through click (``envvar=``), which
@@ -54,6 +56,7 @@ DEFAULT_STALE_SECONDS = 600.0
 DEFAULT_LAYER_STALE_MS = 300_000
 DEFAULT_STORE_CONNECTIONS = 8
 _OFF = ("0", "false", "no", "off")
+AUTH_MODES = ("none", "tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,9 @@ class Settings:
     # Connections an HTTP server process keeps to a PostgreSQL store, shared by
     # its request threads (a worker or a command uses one).
     store_connections: int = DEFAULT_STORE_CONNECTIONS
+    # How the HTTP API knows its callers: "none" (the tenant header alone) or
+    # "tokens" (a bearer token bound to orgs, domain/tokens.py).
+    auth: str = "none"
     # Test-only: no store lock, so that the concurrency tests can show that
     # they fail without it. Never set it anywhere else.
     test_disable_lock: bool = False
@@ -93,6 +99,10 @@ class Settings:
         )
         for name in self.layers or ():
             validation.name(name, "layers")
+        if self.auth not in AUTH_MODES:
+            raise InvalidInput(
+                f"ASYNCJOBS_AUTH: {validation.shown(self.auth)} is not none or tokens"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -131,6 +141,7 @@ class Settings:
             ),
             layers=_layers(environ.get("ASYNCJOBS_LAYERS")),
             debug=environ.get("ASYNCJOBS_DEBUG") == "1",
+            auth=(environ.get("ASYNCJOBS_AUTH") or "none").strip().lower(),
             store_connections=validation.whole_setting(
                 "ASYNCJOBS_STORE_CONNECTIONS",
                 environ.get("ASYNCJOBS_STORE_CONNECTIONS"),

@@ -5,6 +5,8 @@
     │   └── PayloadTooLarge    exit 2  HTTP 413  "payload_too_large"
     ├── NotFound               exit 3  HTTP 404  "not_found"
     ├── Conflict               exit 4  HTTP 409  "conflict"
+    ├── Unauthorized           exit 1  HTTP 401  "unauthorized"   (HTTP only)
+    ├── Forbidden              exit 1  HTTP 403  "forbidden"      (HTTP only)
     ├── StoreError             exit 5  HTTP 503  "store_error"
     │   ├── StoreCorrupt       exit 5  HTTP 503  "store_corrupt"
     │   ├── StoreLocked        exit 5  HTTP 503  "store_locked"
@@ -61,6 +63,18 @@ class Conflict(AsyncJobsError):
     """The record is not in a state that allows this."""
 
     exit_code, http_status, code = 4, 409, "conflict"
+
+
+class Unauthorized(AsyncJobsError):
+    """No access token, or one that is not valid (unknown, expired, revoked)."""
+
+    exit_code, http_status, code = 1, 401, "unauthorized"
+
+
+class Forbidden(AsyncJobsError):
+    """The access token does not allow this: another org, or a viewer's POST."""
+
+    exit_code, http_status, code = 1, 403, "forbidden"
 
 
 class StoreError(AsyncJobsError):

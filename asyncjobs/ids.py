@@ -12,8 +12,8 @@ import secrets
 from datetime import datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-PREFIXES = ("job", "res", "evt", "ntf", "wrk")
-ID_PATTERN = re.compile(r"^(job|res|evt|ntf|wrk)_[0-9A-HJKMNP-TV-Z]{26}$")
+PREFIXES = ("job", "res", "evt", "ntf", "wrk", "tok")
+ID_PATTERN = re.compile(r"^(job|res|evt|ntf|wrk|tok)_[0-9A-HJKMNP-TV-Z]{26}$")
 
 
 # Every pair of digits, so that an id takes 13 lookups of 10 bits each.
@@ -46,6 +46,11 @@ def is_id(value: str, prefix: str) -> bool:
     """Whether ``value`` is a well-formed id with that prefix."""
     match = ID_PATTERN.match(value)
     return bool(match) and match.group(1) == prefix
+
+
+def secret() -> str:
+    """A new secret: 256 random bits from ``secrets``, URL-safe base 64 (43 characters)."""
+    return secrets.token_urlsafe(32)
 
 
 def random_fraction() -> float:

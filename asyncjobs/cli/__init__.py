@@ -9,9 +9,16 @@ module adds its commands to the group when it is imported, here.
 
 from __future__ import annotations
 
-from . import delivery_cmds, jobs_cmds, retention_cmds, store_cmds, worker_cmds
+from . import (
+    access_cmds,
+    delivery_cmds,
+    jobs_cmds,
+    retention_cmds,
+    store_cmds,
+    worker_cmds,
+)
 from .common import Number, Progress, cli, main
 
-del delivery_cmds, jobs_cmds, retention_cmds, store_cmds, worker_cmds
+del access_cmds, delivery_cmds, jobs_cmds, retention_cmds, store_cmds, worker_cmds
 
 __all__ = ["Number", "Progress", "cli", "main"]

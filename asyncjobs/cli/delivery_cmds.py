@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import time
@@ -195,6 +196,16 @@ def mark_read(
     required=False,
     help="The TaskRegistry submissions consult (default: the task catalog).",
 )
+@click.option(
+    "--auth",
+    type=click.Choice(["none", "tokens"]),
+    default="none",
+    show_default=True,
+    envvar="ASYNCJOBS_AUTH",
+    show_envvar=True,
+    help="tokens: every route but /health takes a bearer token "
+    "(asyncjobs tokens create); none: the tenant header alone.",
+)
 @log_options("warning", "What the server logs on stderr (info: a line per request).")
 def serve(
     host: str,
@@ -203,6 +214,7 @@ def serve(
     idle_timeout: float,
     request_timeout: float,
     app: str | None,
+    auth: str,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -220,9 +232,23 @@ def serve(
     def ready(bound_host: str, bound_port: int) -> None:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host  # IPv6
         logs.announce(log, "serving on http://%s:%d", shown, bound_port)
+        if auth == "none" and not _loopback(bound_host):
+            log.warning(
+                "serving %s without --auth tokens: anyone who reaches it can name "
+                "any org in X-Org-Id",
+                shown,
+            )
 
     limits = Limits(max_connections, idle_timeout, request_timeout)
-    run_server(App(client), host, port, limits=limits, on_ready=ready)
+    run_server(App(client, auth=auth), host, port, limits=limits, on_ready=ready)
+
+
+def _loopback(host: str) -> bool:
+    """Whether a bound address is this machine's alone (127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _info_text(summary: dict) -> str:

@@ -29,9 +29,16 @@ from urllib.parse import parse_qs
 from .. import clock as clocks
 from .. import ids, logs
 from ..client import SUBMIT_FIELDS, Client
-from ..config import Settings
-from ..domain import bulk, metrics, observability, validation
-from ..errors import AsyncJobsError, InvalidInput, NotFound, PayloadTooLarge
+from ..config import AUTH_MODES, Settings
+from ..domain import bulk, metrics, observability, tokens, validation
+from ..errors import (
+    AsyncJobsError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from ..records import Job
 from . import openapi
 
 log = logging.getLogger(__name__)
@@ -48,10 +55,14 @@ BULK_FIELDS = {
     "cancel": frozenset(_FILTERS | {"dry_run", "limit"}),
 }
 BULK_BODY_BYTES = 64 << 10
+# Routes that show every org's figures: an operator's token only.
+OPERATORS_ONLY = frozenset({"/metrics", "/telemetry"})
 STATUS_TEXT = {
     200: "OK",
     202: "Accepted",
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
@@ -201,8 +212,18 @@ class App:
         ),
     ]
 
-    def __init__(self, client: Client, *, started_utc: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        started_utc: str | None = None,
+        auth: str | None = None,
+    ) -> None:
         self.client = client
+        # "tokens": every route but /health takes a bearer token (domain/tokens.py)
+        self.auth = client.settings.auth if auth is None else auth
+        if self.auth not in AUTH_MODES:
+            raise InvalidInput(f"auth: {validation.shown(auth)} is not none or tokens")
         self.stats = RequestStats()
         self.started_utc = started_utc or clocks.to_iso(clocks.now())
         self._summary: tuple[float, dict[str, Any]] | None = None
@@ -231,6 +252,7 @@ class App:
         headers: list[tuple[str, str]] = []
         try:
             handler, params, template = self._route(environ)
+            self._authorize(environ, template)
             status, body, content_type = handler(environ, **params)
         except HttpError as exc:
             status, body, content_type = (
@@ -298,6 +320,48 @@ class App:
             )
         raise HttpError(404, "not_found", "no such route")
 
+    def _authorize(self, environ: dict[str, Any], template: str) -> None:
+        """With token auth, the caller's token, before the route touches the store.
+
+        401 (with ``WWW-Authenticate``) for no token or one that is not
+        live; 403 for a viewer's POST and a viewer on ``/metrics`` or
+        ``/telemetry``. Whether the token is for the route's org is checked
+        in ``_org``, also before any record is read.
+        """
+        environ["asyncjobs.token"] = None
+        if self.auth != "tokens" or template == "/health":
+            return
+        scheme, _, presented = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not presented.strip():
+                raise Unauthorized("Authorization: Bearer TOKEN is required")
+            token = self.client.authenticate(presented.strip())
+        except Unauthorized as exc:
+            raise HttpError(
+                401,
+                exc.code,
+                exc.message,
+                [("WWW-Authenticate", 'Bearer realm="asyncjobs"')],
+            ) from None
+        tokens.allow(
+            token,
+            org=None,
+            write=environ.get("REQUEST_METHOD") == "POST",
+            operators_only=template in OPERATORS_ONLY,
+        )
+        environ["asyncjobs.token"] = token
+
+    def _shown(self, environ: dict[str, Any], job: Job) -> dict[str, Any]:
+        """A job as its caller may see it: a failure's traceback (server paths)
+        only for an operator's token."""
+        doc = job.to_dict()
+        token = environ.get("asyncjobs.token")
+        error = doc.get("error")
+        if isinstance(error, dict) and "traceback" in error:
+            if token is None or not token.operator:
+                doc["error"] = {k: v for k, v in error.items() if k != "traceback"}
+        return doc
+
     def _org(self, environ: dict[str, Any]) -> str:
         """The tenant of the request, before anything touches the store.
 
@@ -324,7 +388,11 @@ class App:
             )
         if not given:
             raise InvalidInput("X-Org-Id (or X-Tenant-Id) header is required")
-        return validation.name(next(iter(given.values())), next(iter(given)))
+        org = validation.name(next(iter(given.values())), next(iter(given)))
+        token = environ.get("asyncjobs.token")
+        if token is not None:
+            tokens.allow(token, org=org, write=False, operators_only=False)
+        return org
 
     def _query(self, environ: dict[str, Any]) -> dict[str, str]:
         try:
@@ -385,7 +453,11 @@ class App:
 
     def _job(self, environ: dict[str, Any], job_id: str) -> tuple[int, Any, str | None]:
         org = self._org(environ)
-        return 200, self.client.get_job(_job_id(job_id), org=org).to_dict(), None
+        return (
+            200,
+            self._shown(environ, self.client.get_job(_job_id(job_id), org=org)),
+            None,
+        )
 
     def _notifications(
         self, environ: dict[str, Any], job_id: str
@@ -432,7 +504,7 @@ class App:
             limit=_int(query.get("limit", "50"), "limit"),
             cursor=query.get("cursor") or None,  # an empty one: the first page
         )
-        doc: dict[str, Any] = {"jobs": [job.to_dict() for job in page]}
+        doc: dict[str, Any] = {"jobs": [self._shown(environ, job) for job in page]}
         if page.next_cursor is not None:
             doc["next_cursor"] = page.next_cursor
         return 200, doc, None
@@ -443,7 +515,7 @@ class App:
         org = self._org(environ)
         self._body(environ, BULK_BODY_BYTES)  # read, and none is needed
         act = self.client.retry if action == "retry" else self.client.cancel
-        return 200, act(_job_id(job_id), org=org).to_dict(), None
+        return 200, self._shown(environ, act(_job_id(job_id), org=org)), None
 
     def _bulk(
         self, environ: dict[str, Any], action: str

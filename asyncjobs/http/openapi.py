@@ -57,14 +57,20 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
+    """The error answers of a route; 401 and 403 on every one (serve --auth tokens)."""
     words = {
         400: "Invalid input, or no tenant header, or tenant headers that disagree",
+        401: "With serve --auth tokens: no bearer token, or one not live",
+        403: "With serve --auth tokens: the token is not for this org, or a "
+        "viewer's on a POST, /metrics or /telemetry",
         404: "Missing, or another org's",
         409: "The job's status does not allow it",
         413: "Body over the limit",
         503: "Store unavailable",
     }
-    return {str(code): _json(_ERROR, words[code]) for code in codes}
+    return {
+        str(code): _json(_ERROR, words[code]) for code in sorted({*codes, 401, 403})
+    }
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
@@ -239,6 +245,7 @@ def document() -> dict[str, Any]:
             "/health": {
                 "get": {
                     "operationId": "health",
+                    "security": [],  # open with every --auth
                     "responses": {
                         "200": _json(HEALTH_SCHEMA, "The store is readable"),
                         "503": _json(HEALTH_SCHEMA, "The store is not readable"),
@@ -252,7 +259,8 @@ def document() -> dict[str, Any]:
                         "200": _json(
                             TELEMETRY_SCHEMA,
                             "Always answered; degraded flags when the store is not readable",
-                        )
+                        ),
+                        **_errors(),
                     },
                 }
             },
@@ -263,14 +271,18 @@ def document() -> dict[str, Any]:
                         "200": {
                             "description": "Prometheus text exposition",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
+                        },
+                        **_errors(),
                     },
                 }
             },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
-                    "responses": {"200": _json({"type": "object"}, "This document")},
+                    "responses": {
+                        "200": _json({"type": "object"}, "This document"),
+                        **_errors(),
+                    },
                 }
             },
             "/analyze/jobs": {
@@ -572,7 +584,17 @@ def document() -> dict[str, Any]:
                 }
             },
         },
+        # serve --auth tokens: a bearer token (asyncjobs tokens create) on every
+        # route but /health; without it, none
+        "security": [{}, {"bearer": []}],
         "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An access token, tok_….<secret>",
+                }
+            },
             "schemas": {
                 "Error": {
                     "type": "object",
@@ -759,6 +781,6 @@ def document() -> dict[str, Any]:
                         "created_at",
                     ],
                 },
-            }
+            },
         },
     }

@@ -209,6 +209,12 @@ class KeyValueTransaction(Transaction):
     def running_jobs(self) -> list[Job]:
         return [Job.from_dict(r) for r in self.find("jobs_by_status", "running")]
 
+    def token(self, token_id: str) -> Record | None:
+        return self.get("tokens", token_id)
+
+    def tokens(self) -> list[Record]:
+        return list(self.scan("tokens"))
+
     def breaker(self, name: str) -> Record | None:
         return self.get("breakers", name)
 

@@ -60,6 +60,9 @@ KINDS = (
     # Fair tags (domain/scheduling.py): one record per (queue, priority, org) that
     # has had a job become runnable, written only when that happens.
     "lanes",
+    # Access tokens for the HTTP API (domain/tokens.py): their hashes, never
+    # the tokens themselves.
+    "tokens",
 )
 
 # A page of records, and the cursor of the next page (None after the last).
@@ -111,6 +114,14 @@ class Transaction(ABC):
     @abstractmethod
     def running_jobs(self) -> list[Job]:
         """Every running job: one per busy worker slot."""
+
+    @abstractmethod
+    def token(self, token_id: str) -> Record | None:
+        """An access token's record (``domain/tokens.py``), or None."""
+
+    @abstractmethod
+    def tokens(self) -> list[Record]:
+        """Every access token's record."""
 
     @abstractmethod
     def breaker(self, name: str) -> Record | None:

@@ -20,6 +20,8 @@ SEEN = {
     "PayloadTooLarge": (2, 413, "payload_too_large"),
     "NotFound": (3, 404, "not_found"),
     "Conflict": (4, 409, "conflict"),
+    "Unauthorized": (1, 401, "unauthorized"),
+    "Forbidden": (1, 403, "forbidden"),
     "StoreError": (5, 503, "store_error"),
     "StoreCorrupt": (5, 503, "store_corrupt"),
     "StoreLocked": (5, 503, "store_locked"),

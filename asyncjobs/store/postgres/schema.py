@@ -15,7 +15,7 @@ server; ``store check`` compares the schema's version with ``VERSION``.
 
 from __future__ import annotations
 
-VERSION = 1
+VERSION = 2
 
 # The tables of each kind, with their key column (records.py's KEY).
 KEYS = {
@@ -28,6 +28,7 @@ KEYS = {
     "tasks": "name",
     "lanes": "key",
     "orgs": "key",
+    "tokens": "token_id",
 }
 
 
@@ -116,4 +117,6 @@ MIGRATIONS: dict[int, list[str]] = {
         "doc json NOT NULL, PRIMARY KEY (name, shard))",
         "ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, fillfactor = 80)",
     ],
+    # access tokens for the HTTP API (domain/tokens.py), looked up by id
+    2: [_table("tokens")],
 }

@@ -1,0 +1,95 @@
+"""Access tokens for the HTTP API: tokens create, list, revoke."""
+
+from __future__ import annotations
+
+import click
+
+from ..client import Client
+from ..domain import tokens as token_rules
+from .common import Number, cli, emit, json_option, pass_client
+
+
+@cli.group()
+def tokens() -> None:
+    """Access tokens for serve --auth tokens: create, list, revoke."""
+
+
+@tokens.command("create")
+@click.option(
+    "--org",
+    "--tenant",
+    "orgs",
+    multiple=True,
+    required=True,
+    metavar="ORG",
+    help="An org the token acts for; repeat for several.",
+)
+@click.option(
+    "--role",
+    type=click.Choice(token_rules.ROLES),
+    required=True,
+    help="viewer: reads; operator: also every POST, /metrics and /telemetry.",
+)
+@click.option("--label", metavar="TEXT", help="What the token is for, to list it by.")
+@click.option(
+    "--expires-in",
+    type=Number(token_rules.EXPIRES_IN_SECONDS),
+    metavar="SECONDS",
+    help="Expire this long from now (60 s to ten years; default: never).",
+)
+@json_option
+@pass_client
+def create(
+    client: Client,
+    orgs: tuple[str, ...],
+    role: str,
+    label: str | None,
+    expires_in: float | None,
+    as_json: bool,
+) -> None:
+    """Create a token and print it, once: the store keeps only its hash."""
+    record, token = client.create_token(
+        orgs=list(orgs), role=role, label=label, expires_in=expires_in
+    )
+    emit({"id": record["token_id"], "token": token}, as_json, text=token)
+    if not as_json:
+        click.echo(
+            f"{record['token_id']}: {role} of {', '.join(record['orgs'])}; "
+            "keep the token now, it is not shown again",
+            err=True,
+        )
+
+
+@tokens.command("list")
+@json_option
+@pass_client
+def list_(client: Client, as_json: bool) -> None:
+    """List the tokens (never a token itself), oldest first."""
+    from .jobs_cmds import _table
+
+    found = client.tokens()
+    rows = [
+        [
+            t["token_id"],
+            t["role"],
+            ",".join(t["orgs"]),
+            t["label"] or "-",
+            t["created_at"],
+            t["expires_at"] or "-",
+            t["revoked_at"] or "-",
+        ]
+        for t in found
+    ]
+    header = ["ID", "ROLE", "ORGS", "LABEL", "CREATED_AT", "EXPIRES_AT", "REVOKED_AT"]
+    emit({"tokens": found}, as_json, text=_table(rows, header))
+
+
+@tokens.command("revoke")
+@click.argument("token_id", metavar="ID")
+@json_option
+@pass_client
+def revoke(client: Client, token_id: str, as_json: bool) -> None:
+    """Revoke a token: every request with it is refused from now on."""
+    record, changed = client.revoke_token(token_id)
+    said = "revoked" if changed else f"already revoked at {record['revoked_at']}"
+    emit(record, as_json, text=f"{token_id} {said}")
