@@ -18,12 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from .. import __version__, logs
 from ..client import Client
 from ..config import Settings
 from ..domain import validation
-from ..errors import AsyncJobsError
+from ..errors import AsyncJobsError, InvalidInput
 from ..store import DEFAULT_STORE
 from ..store.jsonfile import format as jsonformat
 
@@ -173,6 +174,23 @@ class Progress:
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON document."
 )
+
+
+def optional_org_option(
+    help: str,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--org`` / ``--tenant`` / ``ASYNCJOBS_ORG``, for a command that checks it."""
+    return click.option(
+        "--org",
+        "--tenant",
+        "org",
+        envvar="ASYNCJOBS_ORG",
+        show_envvar=True,
+        metavar="ORG",
+        help=help,
+    )
+
+
 org_option = click.option(
     "--org",
     "--tenant",
@@ -183,6 +201,21 @@ org_option = click.option(
     metavar="ORG",
     help="The tenant (org id).",
 )
+
+
+def org_or_all_orgs(ctx: click.Context, org: str | None, all_orgs: bool) -> str | None:
+    """The org a command acts for; None for --all-orgs.
+
+    An --org given on the command line and --all-orgs exclude each other;
+    ASYNCJOBS_ORG in the environment yields to --all-orgs.
+    """
+    if all_orgs:
+        if ctx.get_parameter_source("org") is ParameterSource.COMMANDLINE:
+            raise InvalidInput("give --org or --all-orgs, not both")
+        return None
+    if org is None:
+        raise InvalidInput("give --org ORG, or --all-orgs")
+    return org
 
 
 def app_option(

@@ -21,6 +21,7 @@ from .common import (
     json_option,
     log_options,
     open_client,
+    optional_org_option,
     org_option,
     pass_client,
     settings_of,
@@ -92,15 +93,7 @@ def notifications(
 
 
 @cli.group(invoke_without_command=True)
-@click.option(
-    "--org",
-    "--tenant",
-    "org",
-    envvar="ASYNCJOBS_ORG",
-    show_envvar=True,
-    metavar="ORG",
-    help="The tenant (org id).",
-)
+@optional_org_option("The tenant (org id).")
 @click.option("--unread", is_flag=True, help="Only unread notifications.")
 @click.option(
     "--limit",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import IO, Any
 
 import click
-from click.core import ParameterSource
 
 from .. import clock as clocks
 from .. import logs
@@ -22,7 +21,9 @@ from .common import (
     emit,
     json_option,
     open_client,
+    optional_org_option,
     org_option,
+    org_or_all_orgs,
     pass_client,
 )
 
@@ -459,30 +460,15 @@ def _bulk_options(action: str) -> Any:
     return decorate
 
 
-bulk_org_option = click.option(
-    "--org",
-    "--tenant",
-    "org",
-    envvar="ASYNCJOBS_ORG",
-    show_envvar=True,
-    metavar="ORG",
-    help="The tenant (org id); required but with --all --all-orgs.",
-)
-
-
 def _which_org(
     ctx: click.Context, org: str | None, every: bool, all_orgs: bool
 ) -> str | None:
     """The org a retry or cancel acts for; None for --all --all-orgs."""
-    if all_orgs:
-        if not every:
-            raise InvalidInput("--all-orgs goes with --all")
-        if ctx.get_parameter_source("org") is ParameterSource.COMMANDLINE:
-            raise InvalidInput("give --org or --all-orgs, not both")
-        return None
-    if org is None:
-        raise InvalidInput("give --org ORG" + (", or --all-orgs" if every else ""))
-    return org
+    if all_orgs and not every:
+        raise InvalidInput("--all-orgs goes with --all")
+    if not every and org is None:
+        raise InvalidInput("give --org ORG")
+    return org_or_all_orgs(ctx, org, all_orgs)
 
 
 def _one_or_all(job_id: str | None, every: bool, filters: dict[str, Any]) -> None:
@@ -513,121 +499,35 @@ def _emit_bulk(done: bulk.Bulk, as_json: bool) -> None:
         click.echo("more jobs match: run it again", err=True)
 
 
-@cli.command()
-@click.argument("job_id", required=False)
-@bulk_org_option
-@_bulk_options("cancel")
-@json_option
-@click.pass_context
-def cancel(
+def _retry_or_cancel(
     ctx: click.Context,
+    action: str,
     job_id: str | None,
     org: str | None,
     every: bool,
     all_orgs: bool,
-    status_: tuple[str, ...],
-    queue: str | None,
-    task: str | None,
-    created_before: str | None,
-    error_type: str | None,
+    as_json: bool,
     dry_run: bool,
     limit: int | None,
-    as_json: bool,
+    **criteria: Any,
 ) -> None:
-    """Cancel a queued job, or have a running job's worker stop it.
-
-    With --all instead of JOB_ID: every queued and running job of the org
-    that matches the filters, up to --limit in one transaction, newest
-    first (a running job whose cancel is already requested is not counted
-    again). When more match, it says so: run it again.
-    """
-    filters = {
-        "status": status_,
-        "queue": queue,
-        "task": task,
-        "created_before": created_before,
-        "error_type": error_type,
-        "dry_run": dry_run,
-        "limit": limit,
-    }
-    _one_or_all(job_id, every, filters)
+    """One job by id, or every job that matches (--all): ``retry`` and ``cancel``."""
+    criteria["status"] = criteria.pop("status_") or None  # -> --status
+    _one_or_all(job_id, every, {**criteria, "dry_run": dry_run, "limit": limit})
     org = _which_org(ctx, org, every, all_orgs)
     client = open_client(ctx)
     if every:
-        done = client.cancel_matching(
-            org=org,
-            status=status_ or None,
-            queue=queue,
-            task=task,
-            created_before=created_before,
-            error_type=error_type,
-            dry_run=dry_run,
-            limit=bulk.MAX_JOBS if limit is None else limit,
+        if "since" in criteria:
+            criteria["failed_since"] = criteria.pop("since")
+        matching = (
+            client.retry_matching if action == "retry" else client.cancel_matching
         )
-        _emit_bulk(done, as_json)
-        return
-    assert job_id is not None and org is not None
-    job = client.cancel(job_id, org=org)
-    pending = job.status is JobStatus.RUNNING and job.cancel_requested_at is not None
-    text = f"{job.job_id} {job.status.value}" + (
-        ", cancel requested" if pending else ""
-    )
-    emit(job.to_dict(), as_json, text=text)
-
-
-@cli.command()
-@click.argument("job_id", required=False)
-@bulk_org_option
-@_bulk_options("retry")
-@json_option
-@click.pass_context
-def retry(
-    ctx: click.Context,
-    job_id: str | None,
-    org: str | None,
-    every: bool,
-    all_orgs: bool,
-    status_: tuple[str, ...],
-    queue: str | None,
-    task: str | None,
-    since: str | None,
-    created_before: str | None,
-    error_type: str | None,
-    dry_run: bool,
-    limit: int | None,
-    as_json: bool,
-) -> None:
-    """Queue a failed, canceled or completed job again.
-
-    With --all instead of JOB_ID: every failed job of the org (or those of
-    --status) that matches the filters, up to --limit in one transaction,
-    newest first. When more match, it says so: run it again.
-    """
-    filters = {
-        "status": status_,
-        "queue": queue,
-        "task": task,
-        "since": since,
-        "created_before": created_before,
-        "error_type": error_type,
-        "dry_run": dry_run,
-        "limit": limit,
-    }
-    _one_or_all(job_id, every, filters)
-    org = _which_org(ctx, org, every, all_orgs)
-    client = open_client(ctx)
-    if every:
         try:
-            done = client.retry_matching(
+            done = matching(
                 org=org,
-                status=status_ or None,
-                queue=queue,
-                task=task,
-                failed_since=since,
-                created_before=created_before,
-                error_type=error_type,
                 dry_run=dry_run,
                 limit=bulk.MAX_JOBS if limit is None else limit,
+                **criteria,
             )
         except InvalidInput as exc:
             if exc.message.startswith("failed_since:"):
@@ -636,7 +536,52 @@ def retry(
         _emit_bulk(done, as_json)
         return
     assert job_id is not None and org is not None
-    job = client.retry(job_id, org=org)
-    emit(
-        job.to_dict(), as_json, text=f"{job.job_id} {job.status.value} (run {job.run})"
-    )
+    if action == "retry":
+        job = client.retry(job_id, org=org)
+        text = f"{job.job_id} {job.status.value} (run {job.run})"
+    else:
+        job = client.cancel(job_id, org=org)
+        pending = (
+            job.status is JobStatus.RUNNING and job.cancel_requested_at is not None
+        )
+        text = f"{job.job_id} {job.status.value}" + (
+            ", cancel requested" if pending else ""
+        )
+    emit(job.to_dict(), as_json, text=text)
+
+
+@cli.command()
+@click.argument("job_id", required=False)
+@optional_org_option("The tenant (org id); with --all, --all-orgs may take its place.")
+@_bulk_options("cancel")
+@json_option
+@click.pass_context
+def cancel(
+    ctx: click.Context, job_id: str | None, org: str | None, **options: Any
+) -> None:
+    """Cancel a queued job, or have a running job's worker stop it.
+
+    With --all instead of JOB_ID: every queued and running job of the org
+    that matches the filters, up to --limit in one transaction, newest
+    first (a running job whose cancel is already requested is not counted
+    again). When more match, it says so: run it again.
+    """
+    _retry_or_cancel(ctx, "cancel", job_id, org, **options)
+
+
+@cli.command()
+@click.argument("job_id", required=False)
+@optional_org_option("The tenant (org id); with --all, --all-orgs may take its place.")
+@_bulk_options("retry")
+@json_option
+@click.pass_context
+def retry(
+    ctx: click.Context, job_id: str | None, org: str | None, **options: Any
+) -> None:
+    """Queue a failed, canceled or completed job again.
+
+    With --all instead of JOB_ID: every failed job of the org (or those of
+    --status) that matches the filters, up to --limit in one transaction,
+    newest first. When more match, it says so: run it again.
+    """
+    _retry_or_cancel(ctx, "retry", job_id, org, **options)

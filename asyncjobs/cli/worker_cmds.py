@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from click.core import ParameterSource
 
 from .. import logs
 from .. import tasks as task_module
@@ -20,7 +19,9 @@ from .common import (
     json_option,
     log_options,
     open_client,
+    optional_org_option,
     org_option,
+    org_or_all_orgs,
     pass_client,
 )
 from .jobs_cmds import fail_unless_completed
@@ -194,15 +195,7 @@ def workers(client: Client, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option(
-    "--org",
-    "--tenant",
-    "org",
-    envvar="ASYNCJOBS_ORG",
-    show_envvar=True,
-    metavar="ORG",
-    help="The tenant (org id) whose jobs are counted.",
-)
+@optional_org_option("The tenant (org id) whose jobs are counted.")
 @click.option(
     "--all-orgs",
     is_flag=True,
@@ -216,12 +209,7 @@ def queues(ctx: click.Context, org: str | None, all_orgs: bool, as_json: bool) -
     LAG_S is how long the oldest runnable job has waited since it became
     runnable; HELD counts runnable jobs an open breaker holds back.
     """
-    given = ctx.get_parameter_source("org") is ParameterSource.COMMANDLINE
-    if all_orgs and given:
-        raise InvalidInput("give --org or --all-orgs, not both")
-    if not all_orgs and org is None:
-        raise InvalidInput("give --org ORG, or --all-orgs")
-    found = open_client(ctx).queues(org=None if all_orgs else org)
+    found = open_client(ctx).queues(org=org_or_all_orgs(ctx, org, all_orgs))
     from .jobs_cmds import _table
 
     rows = [

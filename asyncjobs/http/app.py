@@ -153,30 +153,25 @@ class App:
         ("GET", re.compile(r"/openapi\.json"), "openapi", "/openapi.json"),
         ("POST", re.compile(r"/analyze/jobs"), "submit", "/analyze/jobs"),
         ("GET", re.compile(r"/analyze/jobs"), "jobs", "/analyze/jobs"),
-        (
-            "POST",
-            re.compile(r"/analyze/jobs/(?P<action>retry)"),
-            "bulk",
-            "/analyze/jobs/retry",
-        ),
-        (
-            "POST",
-            re.compile(r"/analyze/jobs/(?P<action>cancel)"),
-            "bulk",
-            "/analyze/jobs/cancel",
-        ),
-        (
-            "POST",
-            re.compile(r"/analyze/jobs/(?P<job_id>[^/]+)/(?P<action>retry)"),
-            "act",
-            "/analyze/jobs/{job_id}/retry",
-        ),
-        (
-            "POST",
-            re.compile(r"/analyze/jobs/(?P<job_id>[^/]+)/(?P<action>cancel)"),
-            "act",
-            "/analyze/jobs/{job_id}/cancel",
-        ),
+        # bulk, by filter; and one job (each its own template, for the figures)
+        *[
+            (
+                "POST",
+                re.compile(rf"/analyze/jobs/(?P<action>{a})"),
+                "bulk",
+                f"/analyze/jobs/{a}",
+            )
+            for a in bulk.ACTIONS
+        ],
+        *[
+            (
+                "POST",
+                re.compile(rf"/analyze/jobs/(?P<job_id>[^/]+)/(?P<action>{a})"),
+                "act",
+                f"/analyze/jobs/{{job_id}}/{a}",
+            )
+            for a in bulk.ACTIONS
+        ],
         (
             "GET",
             re.compile(r"/analyze/jobs/(?P<job_id>[^/]+)/notifications"),
