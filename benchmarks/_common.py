@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -34,3 +35,9 @@ def burst_worker(store: Path, concurrency: int) -> list[str]:
         "--log-level",
         "warning",
     ]
+
+
+def write_results(path: str | Path, doc: dict) -> None:
+    """A benchmark's figures as JSON at ``path`` (benchmarks/results/ by default)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(doc, indent=2) + "\n")

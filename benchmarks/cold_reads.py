@@ -15,7 +15,6 @@ Writes benchmarks/results/cold_reads.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -29,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _common import write_results  # noqa: E402
 
 from asyncjobs import Client  # noqa: E402
 from asyncjobs.clock import FixedClock  # noqa: E402
@@ -228,8 +229,7 @@ def main() -> None:
             + f" | {r['serve_first_answer_ms']:.0f} |"
         )
     doc = {"benchmark": "cold_reads", "settings": vars(args), "rows": rows}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(doc, indent=2) + "\n")
+    write_results(args.output, doc)
 
 
 if __name__ == "__main__":

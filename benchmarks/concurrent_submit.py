@@ -13,7 +13,6 @@ jobs/s and the ratio. Writes benchmarks/results/concurrent_submit.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _common import write_results  # noqa: E402
 
 from asyncjobs import Client  # noqa: E402
 
@@ -103,8 +104,7 @@ def main() -> None:
             f"{row['huey']:,.0f} ({ratio:.2f}×) |"
         )
     doc = {"benchmark": "concurrent_submit", "settings": vars(args), "rows": rows}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(doc, indent=2) + "\n")
+    write_results(args.output, doc)
 
 
 if __name__ == "__main__":

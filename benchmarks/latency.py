@@ -16,7 +16,6 @@ benchmarks/results/latency.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -30,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import percentile  # noqa: E402
+from _common import percentile, write_results  # noqa: E402
 
 from asyncjobs import Client
 from asyncjobs.clock import parse_iso
@@ -133,8 +132,7 @@ def main() -> None:
             f"| {row['p95_ms']:.1f} | {row['p99_ms']:.1f} |"
         )
     doc = {"benchmark": "latency", "settings": vars(args), "rows": rows}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(doc, indent=2) + "\n")
+    write_results(args.output, doc)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ["ASYNCJOBS_FSYNC"] = "always"
 
-from _common import NOOP_APP, burst_worker, percentile  # noqa: E402
+from _common import NOOP_APP, burst_worker, percentile, write_results  # noqa: E402
 
 from asyncjobs import Client
 from asyncjobs.records import WorkerInfo
@@ -629,8 +629,7 @@ def main() -> None:
         "table": text,
         "users_setup": users,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(doc, indent=2) + "\n")
+    write_results(args.output, doc)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import pgserver
 import psycopg
-from _common import NOOP_APP, burst_worker
+from _common import NOOP_APP, burst_worker, write_results
 from psycopg import sql
 
 from asyncjobs import Client
@@ -746,8 +746,7 @@ def main() -> None:
         "worker_logs": bench.logs,
         "table": text,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(doc, indent=2) + "\n")
+    write_results(args.output, doc)
 
 
 if __name__ == "__main__":
