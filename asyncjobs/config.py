@@ -31,6 +31,8 @@ Who reads which variable:
                                  asyncjobs.wsgi:application
     ASYNCJOBS_AUTH               click (serve --auth); Settings,   auth
                                  for asyncjobs.wsgi:application
+    ASYNCJOBS_DASHBOARD          click (serve --dashboard); Settings, dashboard
+                                 for asyncjobs.wsgi:application
     ASYNCJOBS_TEST_DISABLE_LOCK  Settings (tests only)             test_disable_lock
 
 The CLI's options read their variables through click (``envvar=``), which
@@ -80,6 +82,8 @@ class Settings:
     # How the HTTP API knows its callers: "none" (the tenant header alone) or
     # "tokens" (a bearer token bound to orgs, domain/tokens.py).
     auth: str = "none"
+    # Whether the HTTP server also serves the web dashboard under /dashboard/.
+    dashboard: bool = False
     # Test-only: no store lock, so that the concurrency tests can show that
     # they fail without it. Never set it anywhere else.
     test_disable_lock: bool = False
@@ -142,6 +146,8 @@ class Settings:
             layers=_layers(environ.get("ASYNCJOBS_LAYERS")),
             debug=environ.get("ASYNCJOBS_DEBUG") == "1",
             auth=(environ.get("ASYNCJOBS_AUTH") or "none").strip().lower(),
+            dashboard=environ.get("ASYNCJOBS_DASHBOARD", "0").strip().lower()
+            not in (*_OFF, ""),
             store_connections=validation.whole_setting(
                 "ASYNCJOBS_STORE_CONNECTIONS",
                 environ.get("ASYNCJOBS_STORE_CONNECTIONS"),

@@ -199,6 +199,13 @@ def mark_read(
     help="tokens: every route but /health takes a bearer token "
     "(asyncjobs tokens create); none: the tenant header alone.",
 )
+@click.option(
+    "--dashboard",
+    is_flag=True,
+    envvar="ASYNCJOBS_DASHBOARD",
+    show_envvar=True,
+    help="Also serve the web dashboard under /dashboard/ (sign in with a token).",
+)
 @log_options("warning", "What the server logs on stderr (info: a line per request).")
 def serve(
     host: str,
@@ -208,6 +215,7 @@ def serve(
     request_timeout: float,
     app: str | None,
     auth: str,
+    dashboard: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -233,7 +241,8 @@ def serve(
             )
 
     limits = Limits(max_connections, idle_timeout, request_timeout)
-    run_server(App(client, auth=auth), host, port, limits=limits, on_ready=ready)
+    served = App(client, auth=auth, dashboard=dashboard)
+    run_server(served, host, port, limits=limits, on_ready=ready)
 
 
 def _loopback(host: str) -> bool:

@@ -30,6 +30,7 @@ from .. import clock as clocks
 from .. import ids, logs
 from ..client import SUBMIT_FIELDS, Client
 from ..config import AUTH_MODES, Settings
+from ..dashboard.views import Dashboard
 from ..domain import bulk, metrics, observability, tokens, validation
 from ..errors import (
     AsyncJobsError,
@@ -213,8 +214,12 @@ class App:
         *,
         started_utc: str | None = None,
         auth: str | None = None,
+        dashboard: bool | None = None,
     ) -> None:
         self.client = client
+        # the web dashboard under /dashboard/ (dashboard/views.py), when asked for
+        shown = client.settings.dashboard if dashboard is None else dashboard
+        self.dashboard = Dashboard(client) if shown else None
         # "tokens": every route but /health takes a bearer token (domain/tokens.py)
         self.auth = client.settings.auth if auth is None else auth
         if self.auth not in AUTH_MODES:
@@ -234,6 +239,11 @@ class App:
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", request_id):
             request_id = ids.new_id("evt", clocks.now())[4:]
         with logs.context(request_id=request_id):
+            path = environ.get("PATH_INFO") or "/"
+            if self.dashboard is not None and (
+                path == "/dashboard" or path.startswith("/dashboard/")
+            ):
+                return self.dashboard(environ, start_response)
             return self._answer(environ, start_response, started, request_id)
 
     def _answer(

@@ -221,6 +221,7 @@ def test_click_reads_only_its_options_variables_and_config_says_which():
         "ASYNCJOBS_ORG",
         "ASYNCJOBS_APP",
         "ASYNCJOBS_AUTH",
+        "ASYNCJOBS_DASHBOARD",
     }
     table = {
         line.split()[0]: line

@@ -1,0 +1,310 @@
+"""The web dashboard in process, on every engine: pages, sign-in, 404s, CSRF, viewers, escaping.
+
+The same WSGI app that ``serve --dashboard`` runs; requests are built by
+hand with the headers a browser sends (a real browser is in
+tests/system/test_dashboard_browser.py once it exists).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from html.parser import HTMLParser
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asyncjobs.http.app import App
+from asyncjobs.tasks import TaskRegistry
+
+from .test_bulk import failed
+from .test_claiming import make_worker
+from .test_http import call
+
+pytestmark = pytest.mark.engines
+
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+EXAMPLES = itertools.count()  # one store serves every example of a property
+tasks = TaskRegistry()
+
+
+@tasks.task(name="dash.any", queue="dash", max_retries=0)
+def any_payload(**payload: object) -> None: ...
+
+
+def failed_with(client, error: dict, **submit: object) -> str:
+    """A job of dash.any that ran once and failed with ``error``."""
+    job = client.submit("dash.any", org="acme", tasks=tasks, **submit)
+    worker = dataclasses.replace(make_worker(client), queues=["dash"])
+    _, claimed = client.exchange(worker, [], want=1, registry=tasks)
+    assert claimed[0][0].job_id == job.job_id
+    outcome = {"job_id": job.job_id, "ok": False, "error": error}
+    client.exchange(worker, [(claimed[0][1], outcome)], want=0, registry=tasks)
+    return job.job_id
+
+
+@pytest.fixture
+def app(client):
+    return App(client, dashboard=True)
+
+
+@pytest.fixture
+def operator(client):
+    return client.create_token(orgs=["acme"], role="operator", label="alice")[1]
+
+
+@pytest.fixture
+def viewer(client):
+    return client.create_token(orgs=["acme"], role="viewer", label="bob")[1]
+
+
+def get(app, path, token=None, **headers):
+    if token is not None:
+        headers["Cookie"] = f"asyncjobs_session={token}"
+    return call(app, "GET", path, headers=headers)
+
+
+def post(app, path, token=None, form=b"", **headers):
+    if token is not None:
+        headers["Cookie"] = f"asyncjobs_session={token}"
+    return call(app, "POST", path, headers=headers, body=form)
+
+
+def csrf_of(page) -> str:
+    return re.search(r'name="csrf" value="([0-9a-f]+)"', page.body.decode()).group(1)
+
+
+def test_signing_in_sets_a_strict_httponly_cookie_and_lands_on_the_org(app, operator):
+    login = get(app, "/dashboard/")
+    assert login.status == 200 and 'name="token"' in login.body.decode()
+    signed = post(
+        app, "/dashboard/session", form=f"token={operator}".encode(), **SAME_ORIGIN
+    )
+    assert (signed.status, signed.headers["Location"]) == (303, "/dashboard/")
+    cookie = signed.headers["Set-Cookie"]
+    assert cookie.startswith(f"asyncjobs_session={operator};")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Path=/dashboard/" in cookie
+    home = get(app, "/dashboard/", operator)
+    assert (home.status, home.headers["Location"]) == (303, "/dashboard/o/acme/")
+
+
+def test_every_page_of_an_allowed_org_renders(app, client, operator):
+    job_id = failed(client, "acme", "mail.send", 1)[0]
+    for path in (
+        "/dashboard/o/acme/",
+        "/dashboard/o/acme/jobs",
+        "/dashboard/o/acme/jobs?status=failed&status=queued&queue=mail",
+        f"/dashboard/o/acme/jobs/{job_id}",
+    ):
+        page = get(app, path, operator)
+        assert page.status == 200, path
+        assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+        csp = page.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src" not in csp
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+        assert page.headers["Referrer-Policy"] == "same-origin"
+    assert job_id in get(app, "/dashboard/o/acme/", operator).body.decode()
+
+
+def test_a_token_of_several_orgs_picks_an_org_and_sees_only_its_own(app, client):
+    token = client.create_token(orgs=["acme", "initech"], role="viewer")[1]
+    picker = get(app, "/dashboard/", token).body.decode()
+    assert "/dashboard/o/acme/" in picker and "/dashboard/o/initech/" in picker
+    assert "globex" not in picker
+
+
+def test_a_forbidden_org_another_orgs_job_and_a_missing_one_are_the_same_404(
+    app, client, operator
+):
+    theirs = failed(client, "globex", "mail.send", 1)[0]
+    answers = [
+        get(app, path, operator)
+        for path in (
+            f"/dashboard/o/acme/jobs/{theirs}",
+            "/dashboard/o/acme/jobs/job_" + "0" * 26,
+            "/dashboard/o/acme/jobs/not-an-id",
+            f"/dashboard/o/globex/jobs/{theirs}",
+            "/dashboard/o/globex/",
+        )
+    ]
+    assert {a.status for a in answers} == {404}
+    assert len({a.body for a in answers}) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "with_csrf", "status"),
+    [
+        ({"Sec-Fetch-Site": "same-origin"}, True, 303),
+        ({"Sec-Fetch-Site": "same-origin"}, False, 403),
+        ({"Sec-Fetch-Site": "same-site"}, True, 403),
+        ({"Sec-Fetch-Site": "cross-site"}, True, 403),
+        ({"Sec-Fetch-Site": "none"}, True, 403),
+        ({"Origin": "http://127.0.0.1"}, True, 303),
+        ({"Origin": "http://127.0.0.1:3000"}, True, 403),
+        ({}, True, 403),
+    ],
+)
+def test_an_action_is_taken_only_from_this_origin_with_the_sessions_token(
+    app, client, operator, headers, with_csrf, status
+):
+    job = client.submit("mail.send", org="acme")
+    page = get(app, f"/dashboard/o/acme/jobs/{job.job_id}", operator)
+    form = f"csrf={csrf_of(page)}".encode() if with_csrf else b"csrf=0"
+    answer = post(
+        app, f"/dashboard/o/acme/jobs/{job.job_id}/cancel", operator, form, **headers
+    )
+    assert answer.status == status
+    after = client.get_job(job.job_id, org="acme").status
+    assert after == ("canceled" if status == 303 else "queued")
+
+
+def test_an_action_by_get_is_405_and_changes_nothing(app, client, operator):
+    job = client.submit("mail.send", org="acme")
+    answer = get(app, f"/dashboard/o/acme/jobs/{job.job_id}/cancel", operator)
+    assert answer.status == 405 and answer.headers["Allow"] == "POST"
+    assert client.get_job(job.job_id, org="acme").status == "queued"
+
+
+def test_another_sessions_token_does_not_pass_the_check(app, client, operator):
+    other = client.create_token(orgs=["acme"], role="operator")[1]
+    job = client.submit("mail.send", org="acme")
+    theirs = csrf_of(get(app, f"/dashboard/o/acme/jobs/{job.job_id}", other))
+    answer = post(
+        app,
+        f"/dashboard/o/acme/jobs/{job.job_id}/cancel",
+        operator,
+        f"csrf={theirs}".encode(),
+        **SAME_ORIGIN,
+    )
+    assert answer.status == 403
+
+
+def test_a_viewer_sees_no_action_and_is_refused_one(app, client, viewer):
+    job_id = failed(client, "acme", "mail.send", 1)[0]
+    page = get(app, f"/dashboard/o/acme/jobs/{job_id}", viewer)
+    text = page.body.decode()
+    assert page.status == 200 and "/retry" not in text and "/cancel" not in text
+    answer = post(
+        app,
+        f"/dashboard/o/acme/jobs/{job_id}/retry",
+        viewer,
+        f"csrf={csrf_of(page)}".encode(),
+        **SAME_ORIGIN,
+    )
+    assert answer.status == 403
+    assert client.get_job(job_id, org="acme").status == "failed"
+
+
+def test_an_expired_forged_or_revoked_token_is_sent_to_sign_in(
+    app, client, clock, operator
+):
+    record, revoked = client.create_token(orgs=["acme"], role="operator")
+    client.revoke_token(record["token_id"])
+    expiring = client.create_token(orgs=["acme"], role="operator", expires_in=60)[1]
+    clock.advance(61)
+    for token in (revoked, expiring, operator[:-2] + "xx", "tok_x.y", "garbage"):
+        page = get(app, "/dashboard/o/acme/jobs", token)
+        assert (page.status, page.headers["Location"]) == (303, "/dashboard/")
+        assert 'name="token"' in get(app, "/dashboard/", token).body.decode()
+        refused = post(
+            app, "/dashboard/session", form=f"token={token}".encode(), **SAME_ORIGIN
+        )
+        assert refused.status == 401 and "Set-Cookie" not in refused.headers
+
+
+def test_signing_out_clears_the_cookie(app, operator):
+    page = get(app, "/dashboard/o/acme/", operator)
+    out = post(
+        app,
+        "/dashboard/signout",
+        operator,
+        f"csrf={csrf_of(page)}".encode(),
+        **SAME_ORIGIN,
+    )
+    assert out.status == 303 and "Max-Age=0" in out.headers["Set-Cookie"]
+
+
+def test_secrets_in_a_payload_are_not_shown(app, client, operator):
+    job = client.submit(
+        "mail.send",
+        org="acme",
+        payload={"api_key": "sk-live-1", "nested": {"Password": "p"}, "to": "x@y"},
+    )
+    text = get(app, f"/dashboard/o/acme/jobs/{job.job_id}", operator).body.decode()
+    assert "sk-live-1" not in text and '"p"' not in text and "x@y" in text
+    assert text.count("[redacted]") == 2
+
+
+def test_a_traceback_is_folded_for_operators_and_absent_for_viewers(
+    app, client, operator, viewer
+):
+    error = {"type": "KeyError", "message": "'x'", "traceback": "File /srv/app/x.py"}
+    job_id = failed_with(client, error)
+    path = f"/dashboard/o/acme/jobs/{job_id}"
+    assert "/srv/app/x.py" in get(app, path, operator).body.decode()
+    seen = get(app, path, viewer).body.decode()
+    assert "/srv/app/x.py" not in seen and "KeyError" in seen
+
+
+# -- nothing the store holds becomes markup ----------------------------------------------
+
+
+class Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parsed(body: bytes) -> Tags:
+    tags = Tags()
+    tags.feed(body.decode())
+    return tags
+
+
+HOSTILE = st.one_of(
+    st.sampled_from(
+        [
+            "<script>alert(1)</script>",
+            '"><img src=x onerror=alert(1)>',
+            "</textarea><b>",
+            "'; --><!--",
+            "&lt;b&gt;",
+        ]
+    ),
+    st.text(alphabet=st.sampled_from("<>&\"'/= abc!-"), min_size=1, max_size=30),
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    text=HOSTILE,
+    key=st.text(alphabet=st.sampled_from("<>&\"'/=ab"), min_size=1, max_size=20),
+)
+def test_no_text_from_a_job_ever_becomes_markup(app, client, operator, text, key):
+    pages = {}
+    for name, value, ikey in (("hostile", text, key), ("plain", "x", "k")):
+        error = {"type": "ValueError", "message": value, "traceback": value}
+        job_id = failed_with(
+            client,
+            error,
+            payload={"note": value, value: 1},
+            idempotency_key=f"{ikey}-{next(EXAMPLES)}"[:200],
+        )
+        pages[name] = get(app, f"/dashboard/o/acme/jobs/{job_id}", operator)
+    hostile, plain = parsed(pages["hostile"].body), parsed(pages["plain"].body)
+    assert hostile.tags == plain.tags  # the same elements, whatever the text
+    assert text in "".join(hostile.text)  # shown as text, exactly
