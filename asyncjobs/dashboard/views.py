@@ -27,6 +27,7 @@ from ..errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from ..http.body import BodyTimedOut, read_body
 from ..records import Job, JobStatus
 from . import session
 from .html import Html, html, join, link, pretty_json, table
@@ -57,6 +58,7 @@ STATUS_TEXT = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Content Too Large",
     503: "Service Unavailable",
@@ -124,6 +126,8 @@ class Dashboard:
             status, headers, body = 409, [], self._message("Not now", exc.message)
         except PayloadTooLarge as exc:
             status, headers, body = 413, [], self._message("Too large", exc.message)
+        except BodyTimedOut as exc:
+            status, headers, body = 408, [], self._message("Too slow", str(exc))
         except InvalidInput as exc:
             status, headers, body = 400, [], self._message("Not valid", exc.message)
         except AsyncJobsError as exc:
@@ -537,13 +541,7 @@ def _redacted(value: Any) -> Any:
 
 def _form(environ: dict[str, Any]) -> dict[str, str]:
     """A url-encoded form body, at most FORM_BYTES."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise InvalidInput("Content-Length is not a number") from None
-    if length > FORM_BYTES:
-        raise PayloadTooLarge(f"form: {length} bytes is over the limit of {FORM_BYTES}")
-    raw = environ["wsgi.input"].read(length) if length > 0 else b""
+    raw = read_body(environ, FORM_BYTES, "form")
     try:
         parsed = parse_qs(raw.decode("utf-8"), max_num_fields=20)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -36,11 +36,11 @@ from ..errors import (
     AsyncJobsError,
     InvalidInput,
     NotFound,
-    PayloadTooLarge,
     Unauthorized,
 )
 from ..records import Job
 from . import openapi
+from .body import BodyTimedOut, read_body
 
 log = logging.getLogger(__name__)
 
@@ -614,17 +614,9 @@ class App:
     def _body(self, environ: dict[str, Any], limit: int) -> bytes:
         """The request's body, at most ``limit`` bytes (413 over it)."""
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            raise InvalidInput("Content-Length is not a number") from None
-        if length > limit:
-            raise PayloadTooLarge(f"body: {length} bytes is over the limit of {limit}")
-        try:
-            return environ["wsgi.input"].read(length) if length > 0 else b""
-        except OSError as exc:  # the server's read deadline, or the client left
-            raise HttpError(
-                408, "request_timeout", "body: did not arrive in time"
-            ) from exc
+            return read_body(environ, limit)
+        except BodyTimedOut as exc:  # the server's read deadline, or the client left
+            raise HttpError(408, "request_timeout", str(exc)) from exc
 
     def _submit(self, environ: dict[str, Any]) -> tuple[int, Any, str | None]:
         org = self._org(environ)
