@@ -27,7 +27,7 @@ from ..errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from ..http.body import BodyTimedOut, read_body
+from ..http.wire import STATUS_TEXT, BodyTimedOut, read_body
 from ..records import Job, JobStatus
 from . import session
 from .html import Html, html, join, link, pretty_json, table
@@ -50,19 +50,6 @@ SECURITY_HEADERS = [
     ("X-Frame-Options", "DENY"),
     ("Cache-Control", "no-store"),
 ]
-STATUS_TEXT = {
-    200: "OK",
-    303: "See Other",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    409: "Conflict",
-    413: "Content Too Large",
-    503: "Service Unavailable",
-}
 STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#fafbfc}
 header{display:flex;gap:1rem;align-items:center;padding:.6rem 1.2rem;background:#1d2330;color:#fff}

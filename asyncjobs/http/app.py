@@ -40,7 +40,7 @@ from ..errors import (
 )
 from ..records import Job
 from . import openapi
-from .body import BodyTimedOut, read_body
+from .wire import STATUS_TEXT, BodyTimedOut, read_body
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +58,6 @@ BULK_FIELDS = {
 BULK_BODY_BYTES = 64 << 10
 # Routes that show every org's figures: an operator's token only.
 OPERATORS_ONLY = frozenset({"/metrics", "/telemetry"})
-STATUS_TEXT = {
-    200: "OK",
-    202: "Accepted",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    409: "Conflict",
-    413: "Content Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
 
 
 class HttpError(Exception):

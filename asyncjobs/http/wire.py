@@ -1,10 +1,26 @@
-"""Reading a request's body: the API's and the dashboard's, one way."""
+"""What the API and the dashboard share on the wire: status lines, reading a body."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import InvalidInput, PayloadTooLarge
+
+STATUS_TEXT = {
+    200: "OK",
+    202: "Accepted",
+    303: "See Other",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    413: "Content Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class BodyTimedOut(Exception):
