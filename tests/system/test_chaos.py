@@ -266,19 +266,7 @@ def test_workers_whose_clocks_disagree_take_no_live_lease(tmp_path):
         "ASYNCJOBS_TEST_RUNS": str(history),
     }
     with Client(store) as client:
-        submitted = {
-            job.job_id
-            for job in client.submit_many(
-                [
-                    {
-                        "task": "chaos",
-                        "org": "acme",
-                        "payload": {"ms": rng.randint(0, 3000)},
-                    }
-                    for _ in range(60)
-                ]
-            )
-        }
+        client.init_store()
         worker = asyncjobs_cmd(store, "worker", "--app", "jobsapp:tasks")
         worker += ["--poll-seconds", "0.05", "-c", "2", "--lease-seconds", str(LEASE)]
         workers = [
@@ -292,6 +280,24 @@ def test_workers_whose_clocks_disagree_take_no_live_lease(tmp_path):
         ]
         deadline = time.monotonic() + 120
         try:
+            # All three are up before any job exists: one slow to start under
+            # faketime on a loaded machine must not find the work all taken.
+            while len(client.workers()) < 3:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            submitted = {
+                job.job_id
+                for job in client.submit_many(
+                    [
+                        {
+                            "task": "chaos",
+                            "org": "acme",
+                            "payload": {"ms": rng.randint(0, 3000)},
+                        }
+                        for _ in range(60)
+                    ]
+                )
+            }
             while True:
                 jobs = client.export()["jobs"].values()
                 if all(j["status"] == "completed" for j in jobs):
