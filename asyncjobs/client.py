@@ -570,6 +570,34 @@ class Client:
         """
         return self._maintenance.queues(org)
 
+    def throughput(self, *, org: str, minutes: int = 60) -> list[dict[str, Any]]:
+        """The org's jobs that ended in each of the last ``minutes`` minutes.
+
+        Oldest minute first, the current one last: ``minute``
+        (``YYYY-MM-DDTHH:MM``, UTC) and the ``completed``, ``failed`` and
+        ``canceled`` counts, 0 where none ended. ``minutes``: 1 to 1440.
+        """
+        return self._maintenance.throughput(org, minutes)
+
+    def failure_groups(self, *, org: str) -> list[dict[str, Any]]:
+        """The org's jobs that failed in the last week, by (task, error type).
+
+        Each group: ``task``, ``error_type``, how many failed in the
+        ``last_hour``, ``last_day`` and ``last_week``, and the newest one's
+        ``newest_at``, ``newest_message`` and ``newest_job_id``. Most
+        failures first.
+        """
+        return self._maintenance.failure_groups(org)
+
+    def change_mark(self) -> str:
+        """A text that changes whenever the store commits a change.
+
+        Two equal marks mean nothing changed in between; the mark may also
+        move when nothing did (on PostgreSQL it is the server's log
+        position). The dashboard's pages use it as their ETag.
+        """
+        return self._maintenance.change_mark()
+
     def schedules(
         self, *, app: TaskRegistry | None = None, now: datetime | None = None
     ) -> list[dict[str, Any]]:

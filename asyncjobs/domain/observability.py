@@ -480,3 +480,107 @@ def metrics_text(summary: Mapping[str, Any] | None, http: Mapping[str, Any]) -> 
         [({"path": p}, h) for p, h in sorted(http["durations"].items())],
     )
     return out.text()
+
+
+# -- what one org's jobs did lately (the dashboard's overview and failures) ----
+
+WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}  # failure-group columns
+
+
+class Finished(NamedTuple):
+    """A job that ended, as ``finished_since`` walks it (newest first)."""
+
+    finished_at: str
+    status: str
+    task: str
+    error_type: str  # "" when the job holds no error
+    error_message: str
+    job_id: str
+
+
+class FailureGroup(NamedTuple):
+    """Failed jobs of one (task, error type): counts per window of ``WINDOWS``."""
+
+    task: str
+    error_type: str
+    last_hour: int
+    last_day: int
+    last_week: int
+    newest_at: str
+    newest_message: str
+    newest_job_id: str
+
+
+def finished_of(record: Mapping[str, Any]) -> Finished:
+    """The fields ``finished_since`` hands on, from a job record."""
+    error = record.get("error")
+    kind = message = ""
+    if isinstance(error, Mapping):
+        kind = error.get("type") if isinstance(error.get("type"), str) else ""
+        message = error.get("message") if isinstance(error.get("message"), str) else ""
+    return Finished(
+        record["finished_at"],
+        record["status"],
+        record.get("task", ""),
+        kind,
+        message,
+        record["job_id"],
+    )
+
+
+def since(now: datetime, seconds: float) -> str:
+    """The ISO moment ``seconds`` before ``now``: the start of a window."""
+    return clock.to_iso(now - timedelta(seconds=seconds))
+
+
+def throughput(finished: Iterable[Finished]) -> list[tuple[str, str, int]]:
+    """Ended jobs counted by (minute, status), the minute as ``YYYY-MM-DDTHH:MM``."""
+    counts: dict[tuple[str, str], int] = {}
+    for job in finished:
+        key = (job.finished_at[:16], job.status)
+        counts[key] = counts.get(key, 0) + 1
+    return [(minute, status, n) for (minute, status), n in sorted(counts.items())]
+
+
+def failure_groups(finished: Iterable[Finished], now: datetime) -> list[FailureGroup]:
+    """Failed jobs of the last week by (task, error type), most failures first.
+
+    ``finished`` comes newest first, so a group's first job is its newest.
+    """
+    hour, day = since(now, WINDOWS["1h"]), since(now, WINDOWS["24h"])
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for job in finished:
+        if job.status != "failed":
+            continue
+        group = groups.get((job.task, job.error_type))
+        if group is None:
+            group = groups[(job.task, job.error_type)] = [
+                0,
+                0,
+                0,
+                job.finished_at,
+                job.error_message,
+                job.job_id,
+            ]
+        group[0] += job.finished_at >= hour
+        group[1] += job.finished_at >= day
+        group[2] += 1
+    found = [FailureGroup(task, kind, *g) for (task, kind), g in groups.items()]
+    return sorted(found, key=lambda g: (-g.last_week, g.task, g.error_type))
+
+
+def minutes(
+    rows: Iterable[tuple[str, str, int]], now: datetime, count: int = 60
+) -> list[dict[str, Any]]:
+    """The last ``count`` minutes up to ``now``, oldest first, each with its
+    completed, failed and canceled counts (zero where none ended)."""
+    by_minute: dict[str, dict[str, int]] = {}
+    for minute, status, n in rows:
+        by_minute.setdefault(minute, {})[status] = n
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=count - 1)
+    out = []
+    for i in range(count):
+        minute = clock.to_iso(start + timedelta(minutes=i))[:16]
+        seen = by_minute.get(minute, {})
+        out.append({"minute": minute, **{s: seen.get(s, 0) for s in TERMINAL}})
+    return out

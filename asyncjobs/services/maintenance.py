@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .. import clock as clocks
@@ -95,6 +95,27 @@ class Maintenance:
             return observability.queue_view(
                 tx.queue_groups(org), now=now, open_tasks=held_back
             )
+
+    def throughput(self, org: str, minutes: int) -> list[dict[str, Any]]:
+        validation.org(org)
+        if type(minutes) is not int or not 1 <= minutes <= 1440:
+            raise InvalidInput("minutes: a whole number from 1 to 1440")
+        with self.store.read(clock=self.clock) as tx:
+            now = tx.now
+            start = now.replace(second=0, microsecond=0) - timedelta(
+                minutes=minutes - 1
+            )
+            rows = tx.throughput(org, clocks.to_iso(start))
+        return observability.minutes(rows, now, minutes)
+
+    def failure_groups(self, org: str) -> list[dict[str, Any]]:
+        validation.org(org)
+        with self.store.read(clock=self.clock) as tx:
+            return [group._asdict() for group in tx.failure_groups(org)]
+
+    def change_mark(self) -> str:
+        with self.store.read(clock=self.clock) as tx:
+            return tx.change_mark()
 
     def catalog(self) -> list[dict[str, Any]]:
         with self.store.read(clock=self.clock) as tx:

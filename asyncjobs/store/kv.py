@@ -21,6 +21,8 @@ The primitives:
   ``lease_order``: ordered walks over queued and running jobs (each docstring
   says which order), served from indexes so that their cost does not grow
   with the store, the queue or the number of orgs.
+- ``finished_since``: an org's jobs that ended in one status, newest
+  ``finished_at`` first, back to a moment.
 - ``page_jobs``, ``page_notifications``, ``page_inbox``, ``page_events``.
 """
 
@@ -68,6 +70,16 @@ INDEXES: dict[str, tuple[str, Callable[[Record], Any]]] = {
         lambda r: (
             (r["org_id"], r["task"])
             if (r.get("idempotency_key") or "").startswith("periodic:")
+            else None
+        ),
+    ),
+    # jobs that ended, by (org, status): walked by finished_at (finished_since)
+    "jobs_finished": (
+        "jobs",
+        lambda r: (
+            (r.get("org_id"), r["status"])
+            if r.get("status") in observability.TERMINAL
+            and isinstance(r.get("finished_at"), str)
             else None
         ),
     ),
@@ -186,6 +198,11 @@ class KeyValueTransaction(Transaction):
     @abstractmethod
     def lease_order(self) -> Iterator[Record]:
         """Running jobs with a lease, soonest-ending lease first. Lazy."""
+
+    @abstractmethod
+    def finished_since(self, org: str, status: str, since: str) -> Iterator[Record]:
+        """The org's jobs in the terminal ``status`` whose ``finished_at`` is at
+        or after ``since``, newest first. Lazy."""
 
     # -- keyed reads -----------------------------------------------------------
 
@@ -451,6 +468,23 @@ class KeyValueTransaction(Transaction):
             observability.QueueGroup(*key, *figures)
             for key, figures in sorted(groups.items())
         ]
+
+    def throughput(self, org: str, since: str) -> list[tuple[str, str, int]]:
+        return observability.throughput(
+            observability.finished_of(record)
+            for status in observability.TERMINAL
+            for record in self.finished_since(org, status, since)
+        )
+
+    def failure_groups(self, org: str) -> list[observability.FailureGroup]:
+        start = observability.since(self.now, observability.WINDOWS["7d"])
+        return observability.failure_groups(
+            (
+                observability.finished_of(record)
+                for record in self.finished_since(org, "failed", start)
+            ),
+            self.now,
+        )
 
     def summary(self, *, stale_seconds: float) -> dict[str, Any]:
         pruned = (self.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")

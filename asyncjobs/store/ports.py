@@ -334,6 +334,22 @@ class Transaction(ABC):
         """
 
     @abstractmethod
+    def throughput(self, org: str, since: str) -> list[tuple[str, str, int]]:
+        """The org's jobs that ended at or after ``since`` (ISO), counted by
+        (minute, status): the minute as ``YYYY-MM-DDTHH:MM``, sorted."""
+
+    @abstractmethod
+    def failure_groups(self, org: str) -> list[observability.FailureGroup]:
+        """The org's jobs that failed in the week before ``now``, grouped by
+        (task, error type), counted for the last hour, day and week, with the
+        newest one's moment, message and id; most failures first."""
+
+    @abstractmethod
+    def change_mark(self) -> str:
+        """A text that differs after any committed change: equal marks mean
+        nothing changed (a mark may also move when nothing did)."""
+
+    @abstractmethod
     def summary(self, *, stale_seconds: float) -> dict[str, Any]:
         """What operators watch at ``now`` (``observability.summarize``'s figures).
 

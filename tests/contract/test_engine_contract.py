@@ -315,6 +315,74 @@ def test_summary_counts_jobs_by_status(backend):
     assert summary["counters"]["jobs_submitted_total"] == 4
 
 
+def end(store: Store, seconds: float, *specs: tuple[str, str, str]) -> list[Job]:
+    """Submit one job per (org, task, error type) and end it ``seconds`` after T0:
+    failed with that error, or canceled for an empty error type."""
+    jobs = [
+        j for org, task, _ in specs for j in submit(store, {"org": org, "task": task})
+    ]
+    with store.transaction(clock=at(seconds)) as tx:
+        for job, (_, _, kind) in zip(jobs, specs, strict=True):
+            if kind:
+                error = {"type": kind, "message": f"{kind} at {seconds:g}"}
+                ended, added = lifecycle._failed(job, error, tx.now)
+            else:
+                ended, added = lifecycle.cancel(job, now=tx.now)
+            tx.save(ended, *added)
+    return jobs
+
+
+def test_failure_groups_count_an_orgs_failures_by_task_and_error_per_window(backend):
+    end(backend, -8 * 86400, ("acme", "t", "Old"))  # over a week ago
+    end(backend, -2 * 86400, ("acme", "t", "KeyError"))
+    end(backend, -1800, ("acme", "t", "KeyError"), ("acme", "u", "OSError"))
+    end(backend, -60, ("acme", "t", "KeyError"), ("acme", "t", ""))
+    end(backend, -30, ("other", "t", "KeyError"))  # another org's
+    with backend.read(clock=at(0)) as tx:
+        groups = tx.failure_groups("acme")
+    assert [tuple(g[:5]) for g in groups] == [
+        ("t", "KeyError", 2, 2, 3),
+        ("u", "OSError", 1, 1, 1),
+    ]
+    newest = groups[0]
+    assert newest.newest_message == "KeyError at -60"
+    assert newest.newest_at == clocks.to_iso(T0 - timedelta(seconds=60))
+
+
+def test_throughput_counts_an_orgs_ended_jobs_by_minute_and_status(backend):
+    end(backend, -3600, ("acme", "t", "KeyError"))  # before the window
+    end(backend, -125, ("acme", "t", "KeyError"), ("acme", "t", ""))
+    end(backend, -5, ("acme", "t", ""), ("other", "t", ""))
+    with backend.read(clock=at(0)) as tx:
+        rows = tx.throughput("acme", clocks.to_iso(T0 - timedelta(seconds=600)))
+    assert rows == [
+        ("2026-11-01T11:57", "canceled", 1),
+        ("2026-11-01T11:57", "failed", 1),
+        ("2026-11-01T11:59", "canceled", 1),
+    ]
+
+
+def test_a_transaction_sees_the_jobs_it_ended_in_its_own_figures(backend):
+    jobs = submit(backend, {}, {})
+    with backend.transaction(clock=at(10)) as tx:
+        failed, added = lifecycle._failed(jobs[0], {"type": "E"}, tx.now)
+        tx.save(failed, *added)
+        assert [g.last_hour for g in tx.failure_groups("acme")] == [1]
+        retried, event = lifecycle.retry(tx.job(jobs[0].job_id), now=tx.now)
+        tx.save(retried, event)
+        assert tx.failure_groups("acme") == []
+        assert tx.throughput("acme", clocks.to_iso(T0)) == []
+
+
+def test_the_change_mark_moves_with_every_commit(backend):
+    with backend.read() as tx:
+        before = tx.change_mark()
+    submit(backend, {})
+    with backend.read() as tx:
+        after = tx.change_mark()
+    assert after != before
+
+
 def test_purge_deletes_only_expired_records_of_terminal_jobs_and_a_dry_run_nothing(
     backend,
 ):

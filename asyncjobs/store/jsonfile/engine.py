@@ -485,11 +485,15 @@ class JsonFileStore(Store):
                     # A large share of the kind: the map keeps the order the
                     # records came in, close to the one wanted, which the
                     # sort then takes in about one pass.
-                    field = _GROUP_FIELDS[name]
+                    field = _GROUP_FIELDS.get(name)
                     entries = [
                         order(record, key)
                         for key, record in records.items()
-                        if record.get(field) == value
+                        if (
+                            record.get(field) == value
+                            if field is not None
+                            else value_of(record) == value
+                        )
                     ]
                     entries.sort()
                 else:
@@ -1293,13 +1297,15 @@ _ORDERS: dict[str, Callable[[Record, str], tuple[Any, ...]]] = {
     "jobs_by_org": _time_then_key,
     "notifications_by_org": _time_then_key,
     "notifications_by_job": _time_then_key,
+    "jobs_finished": lambda r, key: (_text(r.get("finished_at")), key),
     "events_by_job": lambda r, key: (
         _seq(r.get("seq")),
         _text(r.get("created_at")),
         key,
     ),
 }
-# The field each of those indexes groups by (INDEXES gives it as a function).
+# The field each of those indexes groups by (INDEXES gives it as a function;
+# one missing here groups by that function).
 _GROUP_FIELDS = {
     "jobs_by_org": "org_id",
     "notifications_by_org": "org_id",
@@ -1443,6 +1449,47 @@ class _JsonTransaction(KeyValueTransaction):
             record = self.get("jobs", key)
             assert record is not None
             yield record
+
+    def finished_since(self, org: str, status: str, since: str) -> Iterator[Record]:
+        """From the group's entries in finished_at order, walked back to ``since``;
+        jobs changed in this transaction are merged in."""
+        name, value = "jobs_finished", (org, status)
+        _, value_of = INDEXES[name]
+        order = _ORDERS[name]
+        entries = self._store._ordered(name, value).entries
+        committed = self._store._records("jobs")
+        pending = self.changes.get("jobs", _NO_CHANGES)
+
+        def stored() -> Iterator[tuple[tuple[Any, ...], Record]]:
+            for i in range(len(entries) - 1, -1, -1):
+                entry = entries[i]
+                if entry[0] < since:
+                    return
+                key = entry[-1]
+                if key in pending:
+                    continue  # this transaction's version comes from `changed`
+                record = committed.get(key)
+                if _holds(record, entry, value, value_of, order):
+                    yield entry, record
+
+        changed = sorted(
+            (
+                (order(record, key), record)
+                for key, record in pending.items()
+                if record is not _DELETED
+                and value_of(record) == value
+                and order(record, key)[0] >= since
+            ),
+            key=itemgetter(0),
+            reverse=True,
+        )
+        for _, record in heapq.merge(
+            stored(), changed, key=itemgetter(0), reverse=True
+        ):
+            yield record
+
+    def change_mark(self) -> str:
+        return str(self.generation)
 
     def _pending_jobs(self) -> Iterator[Record]:
         """Jobs changed here that are queued (not in the index until the commit)."""

@@ -554,6 +554,52 @@ class _PgTransaction(KeyValueTransaction):
             )
         ]
 
+    def throughput(self, org: str, since: str) -> list[tuple[str, str, int]]:
+        """One ``GROUP BY`` over the ended jobs, found by ``jobs_terminal``."""
+        return [
+            (minute, status, count)
+            for minute, status, count in self._rows(
+                "SELECT left(finished_at, 16), status, count(*) FROM jobs "
+                "WHERE status IN ('completed', 'failed', 'canceled') "
+                "AND finished_at >= %(since)s AND org_id = %(org)s "
+                "GROUP BY 1, 2 ORDER BY 1, 2",
+                {"since": since, "org": org},
+            )
+        ]
+
+    def failure_groups(self, org: str) -> list[observability.FailureGroup]:
+        """One ``GROUP BY`` over the week's failed jobs, found by ``jobs_terminal``."""
+        now = self.now
+        error_type = "coalesce(doc->'error'->>'type', '')"
+        newest = "ORDER BY finished_at DESC, job_id DESC"
+        found = [
+            observability.FailureGroup(*row)
+            for row in self._rows(
+                f"SELECT task, {error_type}, "
+                "count(*) FILTER (WHERE finished_at >= %(hour)s), "
+                "count(*) FILTER (WHERE finished_at >= %(day)s), count(*), "
+                "max(finished_at), "
+                f"(array_agg(coalesce(doc->'error'->>'message', '') {newest}))[1], "
+                f"(array_agg(job_id {newest}))[1] "
+                "FROM jobs WHERE status = 'failed' AND finished_at >= %(week)s "
+                "AND org_id = %(org)s GROUP BY 1, 2",
+                {
+                    "org": org,
+                    **{
+                        name: observability.since(now, observability.WINDOWS[w])
+                        for name, w in (("hour", "1h"), ("day", "24h"), ("week", "7d"))
+                    },
+                },
+            )
+        ]
+        return sorted(found, key=lambda g: (-g.last_week, g.task, g.error_type))
+
+    def change_mark(self) -> str:
+        """The server's write-ahead log position: it moves with every commit
+        that wrote anything (in any schema of the server, so also when this
+        store did not change)."""
+        return str(self._rows("SELECT pg_current_wal_insert_lsn()::text")[0][0])
+
     def summary(self, *, stale_seconds: float) -> dict[str, Any]:
         """``observability.summarize``'s figures from ``GROUP BY`` queries and an anti-join."""
         now = self.now
@@ -1155,6 +1201,14 @@ class _PgTransaction(KeyValueTransaction):
         for (doc,) in self._rows(
             "SELECT doc FROM jobs WHERE status = 'running' AND lease_expires_at IS NOT NULL "
             "ORDER BY lease_expires_at, job_id"
+        ):
+            yield doc
+
+    def finished_since(self, org: str, status: str, since: str) -> Iterator[Record]:
+        for (doc,) in self._rows(
+            "SELECT doc FROM jobs WHERE status = %s AND finished_at >= %s "
+            "AND org_id = %s ORDER BY finished_at DESC, job_id DESC",
+            (status, since, org),
         ):
             yield doc
 
