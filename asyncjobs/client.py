@@ -240,6 +240,10 @@ class Client:
         """The job; NotFound for a missing id and for another org's job alike."""
         return self._jobs.get(job_id, org=org)
 
+    def job_by_key(self, key: str, *, org: str) -> Job:
+        """The org's job submitted with this idempotency key; NotFound when none is."""
+        return self._jobs.by_key(key, org=org)
+
     def wait(
         self,
         job_id: str,
@@ -593,8 +597,8 @@ class Client:
         """A text that changes whenever the store commits a change.
 
         Two equal marks mean nothing changed in between; the mark may also
-        move when nothing did (on PostgreSQL it is the server's log
-        position). The dashboard's pages use it as their ETag.
+        move when nothing did (on PostgreSQL it is the server's snapshot,
+        which any writing transaction moves). The dashboard's ETag.
         """
         return self._maintenance.change_mark()
 

@@ -33,6 +33,7 @@ Who reads which variable:
                                  for asyncjobs.wsgi:application
     ASYNCJOBS_DASHBOARD          click (serve --dashboard); Settings, dashboard
                                  for asyncjobs.wsgi:application
+    ASYNCJOBS_DASHBOARD_REDACT   Settings                          dashboard_redact
     ASYNCJOBS_TEST_DISABLE_LOCK  Settings (tests only)             test_disable_lock
 
 The CLI's options read their variables through click (``envvar=``), which
@@ -47,6 +48,7 @@ Variables the tests and scripts read for themselves (``ASYNCJOBS_TEST_RUNS``,
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -58,6 +60,7 @@ DEFAULT_STALE_SECONDS = 600.0
 DEFAULT_LAYER_STALE_MS = 300_000
 DEFAULT_STORE_CONNECTIONS = 8
 _OFF = ("0", "false", "no", "off")
+DEFAULT_REDACT = "pass|secret|token|key|auth|cookie|session|credential"
 AUTH_MODES = ("none", "tokens")
 
 
@@ -84,6 +87,9 @@ class Settings:
     auth: str = "none"
     # Whether the HTTP server also serves the web dashboard under /dashboard/.
     dashboard: bool = False
+    # Payload keys whose values the dashboard never shows: a regular
+    # expression searched in each key, case-insensitive.
+    dashboard_redact: str = DEFAULT_REDACT
     # Test-only: no store lock, so that the concurrency tests can show that
     # they fail without it. Never set it anywhere else.
     test_disable_lock: bool = False
@@ -103,6 +109,11 @@ class Settings:
         )
         for name in self.layers or ():
             validation.name(name, "layers")
+        object.__setattr__(
+            self,
+            "dashboard_redact",
+            _pattern("dashboard_redact", self.dashboard_redact),
+        )
         if self.auth not in AUTH_MODES:
             raise InvalidInput(
                 f"ASYNCJOBS_AUTH: {validation.shown(self.auth)} is not none or tokens"
@@ -148,6 +159,9 @@ class Settings:
             auth=(environ.get("ASYNCJOBS_AUTH") or "none").strip().lower(),
             dashboard=environ.get("ASYNCJOBS_DASHBOARD", "0").strip().lower()
             not in (*_OFF, ""),
+            dashboard_redact=_pattern(
+                "ASYNCJOBS_DASHBOARD_REDACT", environ.get("ASYNCJOBS_DASHBOARD_REDACT")
+            ),
             store_connections=validation.whole_setting(
                 "ASYNCJOBS_STORE_CONNECTIONS",
                 environ.get("ASYNCJOBS_STORE_CONNECTIONS"),
@@ -167,6 +181,17 @@ def _fsync(raw: str) -> bool:
             f"ASYNCJOBS_FSYNC must be 'always' or 'never', not {value!r}"
         )
     return value == "always"
+
+
+def _pattern(name: str, raw: str | None) -> str:
+    """A regular expression (the default when unset or blank)."""
+    if raw is None or not raw.strip():
+        return DEFAULT_REDACT
+    try:
+        re.compile(raw)
+    except re.error as exc:
+        raise InvalidInput(f"{name}: not a regular expression: {exc}") from None
+    return raw
 
 
 def _layers(raw: str | None) -> tuple[str, ...] | None:

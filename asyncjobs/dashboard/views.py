@@ -1,20 +1,26 @@
-"""The dashboard's pages and actions: a WSGI application under ``/dashboard/``.
+"""The dashboard's application under ``/dashboard/``: routing, sessions, layout.
 
 Pages are rendered on the server and work without JavaScript. An org's
-pages live under ``/dashboard/o/<org>/``; a forbidden org, another org's
+pages live under ``/dashboard/o/<org>/`` (``orgs.py``); the store-wide
+pages are an operator's (``operators.py``). A forbidden org, another org's
 job and a missing id all answer the same 404 page. Every action is a POST
 (``session.py`` checks where it comes from and its synchronizer token)
 answered by a redirect; a viewer is shown no action and refused every one.
+
+Each page carries an ``ETag`` made of the store's change mark, the minute
+and the session's token: a live region re-fetching its page with it is
+answered 304, from one small read, while nothing changed.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs
 
-from .. import ids
 from ..client import Client
 from ..domain import validation
 from ..domain.tokens import AccessToken
@@ -28,17 +34,14 @@ from ..errors import (
     Unauthorized,
 )
 from ..http.wire import STATUS_TEXT, BodyTimedOut, read_body
-from ..records import Job, JobStatus
-from . import session
-from .html import Html, html, join, link, pretty_json, table
+from . import assets, operators, orgs, session
+from .html import Html, html, join, link
+from .widgets import org_url
 
 StartResponse = Callable[..., Any]
 Answer = tuple[int, list[tuple[str, str]], Html | str]
 
 FORM_BYTES = 64 << 10
-PAYLOAD_CHARS = 64 << 10  # shown of a payload or a result, then cut
-# Payload keys whose values are never shown (matched anywhere in the key).
-REDACT = re.compile(r"pass|secret|token|key|auth|cookie|session|credential", re.I)
 SECURITY_HEADERS = [
     (
         "Content-Security-Policy",
@@ -50,25 +53,64 @@ SECURITY_HEADERS = [
     ("X-Frame-Options", "DENY"),
     ("Cache-Control", "no-store"),
 ]
-STYLE = """
-body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#fafbfc}
-header{display:flex;gap:1rem;align-items:center;padding:.6rem 1.2rem;background:#1d2330;color:#fff}
-header a{color:#cfe0ff}header form{margin-left:auto}
-main{padding:1rem 1.2rem;max-width:72rem}
-table{border-collapse:collapse;width:100%;margin:.5rem 0 1.2rem}
-th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #dde2ea;vertical-align:top}
-th{font-weight:600;background:#eef1f6}
-pre{background:#f0f2f6;padding:.6rem;overflow:auto;max-height:30rem}
-.banner{padding:.5rem .8rem;background:#fff3cd;border:1px solid #e7c65a;margin:.5rem 0}
-.error{background:#fde8e8;border-color:#e59a9a}
-.empty{color:#667}
-form.inline{display:inline}
-button{cursor:pointer}
-@media (prefers-color-scheme: dark){
-body{background:#14171d;color:#e4e7ee}th{background:#222734}
-th,td{border-color:#2d3342}pre{background:#1d212b}a{color:#9cc2ff}
-.banner{background:#3a3216;border-color:#7a6420}.error{background:#3d1d1d}}
-"""
+STATIC = {
+    "dashboard.css": ("text/css", assets.STYLE),
+    "dashboard.js": ("text/javascript", assets.SCRIPT),
+}
+# What a redirect after an action may ask a page to say: fixed texts, so
+# that a link cannot make a page say anything else.
+NOTICES = {
+    "retry": "Retried {n} job(s).",
+    "cancel": "Canceled {n} job(s) (a running one stops at its next check).",
+    "read": "Marked {n} notification(s) read.",
+    "enqueued": "Enqueued the job now.",
+    "reset": "The breaker is closed.",
+}
+
+
+@dataclass
+class Request:
+    """One signed-in request: its session, its org, its query."""
+
+    environ: dict[str, Any]
+    token: AccessToken
+    secret: str  # the access token itself, for the synchronizer token
+    now: datetime
+    org: str | None = None
+    etag: str | None = None
+    query: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def operator(self) -> bool:
+        return self.token.operator
+
+    def arg(self, name: str) -> str | None:
+        """The last non-blank value of a query parameter, stripped."""
+        values = [v.strip() for v in self.query.get(name, []) if v.strip()]
+        return values[-1] if values else None
+
+    def args(self, name: str) -> list[str]:
+        return [v for v in self.query.get(name, []) if v]
+
+    def csrf(self) -> Html:
+        """The hidden field every form of an action carries."""
+        return html(
+            '<input type="hidden" name="{}" value="{}">',
+            session.CSRF_FIELD,
+            session.csrf_token(self.secret),
+        )
+
+    def notice(self) -> Html:
+        """The message a redirect after an action asked for (``?done=…&n=…``)."""
+        text = NOTICES.get(self.arg("done") or "")
+        if text is None:
+            return Html("")
+        n = self.arg("n") or "0"
+        shown = f"{int(n):,}" if n.isdigit() and len(n) < 10 else "0"
+        more = " More match: run it again." if self.arg("more") == "1" else ""
+        return html(
+            '<p class="banner ok" role="status">{}{}</p>', text.format(n=shown), more
+        )
 
 
 class Dashboard:
@@ -76,25 +118,36 @@ class Dashboard:
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        self.redact = re.compile(client.settings.dashboard_redact, re.I)
+        org, job = r"/dashboard/o/(?P<org>[^/]+)/", r"jobs/(?P<job_id>[^/]+)"
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Answer]]] = [
             ("GET", re.compile(r"/dashboard/?"), self._home),
+            ("GET", re.compile(r"/dashboard/login"), self._login_page),
             ("POST", re.compile(r"/dashboard/session"), self._sign_in),
             ("POST", re.compile(r"/dashboard/signout"), self._sign_out),
-            ("GET", re.compile(r"/dashboard/static/dashboard\.css"), self._style),
-            ("GET", re.compile(r"/dashboard/o/(?P<org>[^/]+)/"), self._overview),
-            ("GET", re.compile(r"/dashboard/o/(?P<org>[^/]+)/jobs"), self._jobs),
-            (
-                "GET",
-                re.compile(r"/dashboard/o/(?P<org>[^/]+)/jobs/(?P<job_id>[^/]+)"),
-                self._job,
+            ("GET", re.compile(r"/dashboard/static/(?P<name>[a-z.]+)"), self._static),
+            ("GET", re.compile(org), self._org_page(orgs.overview)),
+            ("GET", re.compile(org + "jobs"), self._jobs),
+            ("GET", re.compile(org + job), self._job),
+            ("POST", re.compile(org + job + "/(?P<action>retry|cancel)"), self._act),
+            ("GET", re.compile(org + "failures"), self._org_page(orgs.failures)),
+            ("GET", re.compile(org + "inbox"), self._org_page(orgs.inbox)),
+            ("POST", re.compile(org + "inbox/mark-read"), self._mark_read),
+            ("GET", re.compile(org + "bulk"), self._bulk_preview),
+            ("POST", re.compile(org + "bulk"), self._bulk),
+            *(
+                ("GET", re.compile(f"/dashboard/{name}"), self._operator_page(name))
+                for name in operators.PAGES
             ),
             (
                 "POST",
-                re.compile(
-                    r"/dashboard/o/(?P<org>[^/]+)/jobs/(?P<job_id>[^/]+)/"
-                    r"(?P<action>retry|cancel)"
-                ),
-                self._act,
+                re.compile(r"/dashboard/schedules/(?P<name>[^/]+)/enqueue"),
+                self._enqueue,
+            ),
+            (
+                "POST",
+                re.compile(r"/dashboard/breakers/(?P<name>[^/]+)/reset"),
+                self._reset,
             ),
         ]
 
@@ -103,6 +156,8 @@ class Dashboard:
     ) -> Iterable[bytes]:
         try:
             status, headers, body = self._dispatch(environ)
+        except _Unchanged as exc:
+            status, headers, body = 304, [("ETag", exc.etag)], ""
         except _SignIn:
             status, headers, body = _redirect("/dashboard/")
         except NotFound:
@@ -121,11 +176,18 @@ class Dashboard:
             status, headers = exc.http_status if exc.http_status >= 500 else 503, []
             body = self._message("The store cannot be read", exc.message)
         data = body.encode()
-        content_type = (
-            "text/css" if environ.get("PATH_INFO", "").endswith(".css") else None
+        if status == 304:
+            data = b""
+        kind = next(
+            (
+                t
+                for n, (t, _) in STATIC.items()
+                if environ.get("PATH_INFO") == f"/dashboard/static/{n}"
+            ),
+            "text/html",
         )
         headers = [
-            ("Content-Type", (content_type or "text/html") + "; charset=utf-8"),
+            ("Content-Type", f"{kind}; charset=utf-8"),
             ("Content-Length", str(len(data))),
             *SECURITY_HEADERS,
             *headers,
@@ -153,7 +215,7 @@ class Dashboard:
             )
         raise NotFound("no such page")
 
-    # -- signing in --------------------------------------------------------------
+    # -- sessions -------------------------------------------------------------------
 
     def _token(self, environ: dict[str, Any]) -> tuple[AccessToken, str] | None:
         """The session's token record and the token, or None when signed out."""
@@ -165,38 +227,71 @@ class Dashboard:
         except Unauthorized:
             return None
 
-    def _signed_in(self, environ: dict[str, Any], org: str) -> tuple[AccessToken, str]:
-        """The session for an org page; NotFound for an org the token is not for."""
+    def _session(
+        self, environ: dict[str, Any], org: str | None = None, *, operator: bool = False
+    ) -> Request:
+        """The request of a signed-in page: NotFound for an org the token is not
+        for, Forbidden for an operator's page; 304 when the page is unchanged."""
         found = self._token(environ)
         if found is None:
             raise _SignIn()
-        if org not in found[0].orgs:
+        record, token = found
+        if org is not None and org not in record.orgs:
             raise NotFound("no such page")
-        return found
+        if operator and not record.operator:
+            raise Forbidden(
+                "this page is an operator's; a viewer's token cannot open it"
+            )
+        query = parse_qs(environ.get("QUERY_STRING", ""), max_num_fields=40)
+        now = self.client.now()
+        etag = None
+        if environ.get("REQUEST_METHOD", "GET").upper() in ("GET", "HEAD"):
+            mark = self.client.change_mark()
+            etag = f'W/"{mark}-{now:%Y%m%d%H%M}-{record.token_id}"'
+            if environ.get("HTTP_IF_NONE_MATCH") == etag:
+                raise _Unchanged(etag)
+        return Request(environ, record, token, now, org, etag, query)
+
+    def _acting(
+        self, environ: dict[str, Any], org: str | None = None
+    ) -> tuple[Request, dict[str, str]]:
+        """An action's request and form: same origin, a session, its
+        synchronizer token, and an operator's role, in that order."""
+        session.check_origin(environ)
+        req = self._session(environ, org)
+        form = _form(environ)
+        session.check_csrf(req.secret, form)
+        if not req.operator:
+            raise Forbidden("a viewer's session cannot act; it takes an operator's")
+        return req, form
 
     def _home(self, environ: dict[str, Any]) -> Answer:
         found = self._token(environ)
         if found is None:
             return 200, [], self._login(None)
-        record, token = found
-        if len(record.orgs) == 1:
-            return _redirect(_org_url(record.orgs[0]))
-        items = join(html("<li>{}</li>", link(_org_url(o), o)) for o in record.orgs)
+        req = self._session(environ)
+        if len(req.token.orgs) == 1:
+            return _redirect(org_url(req.token.orgs[0]))
+        items = join(html("<li>{}</li>", link(org_url(o), o)) for o in req.token.orgs)
         body = html("<h1>Orgs</h1><ul>{}</ul>", items)
-        return 200, [], self._page("Orgs", body, (record, token))
+        return self._answer(req, "Orgs", body)
 
     def _login(self, problem: str | None) -> Html:
         note = html('<p class="banner error">{}</p>', problem) if problem else Html("")
         body = html(
             "<h1>Sign in</h1>{}"
             "<p>Paste an access token (<code>asyncjobs tokens create --org ORG "
-            "--role viewer</code>).</p>"
-            '<form method="post" action="/dashboard/session">'
+            "--role viewer</code>), or open the link of "
+            "<code>asyncjobs dashboard login-url</code>.</p>"
+            '<form id="login" method="post" action="/dashboard/session">'
             '<label>Token <input name="token" type="password" autocomplete="off" '
             'required size="60"></label> <button>Sign in</button></form>',
             note,
         )
         return self._page("Sign in", body)
+
+    def _login_page(self, environ: dict[str, Any]) -> Answer:
+        return 200, [], self._login(None)
 
     def _sign_in(self, environ: dict[str, Any]) -> Answer:
         session.check_origin(environ)
@@ -216,232 +311,133 @@ class Dashboard:
         status, headers, body = _redirect("/dashboard/")
         return status, [*headers, ("Set-Cookie", session.cleared())], body
 
-    def _style(self, environ: dict[str, Any]) -> Answer:
-        return 200, [("Cache-Control", "max-age=3600")], STYLE
+    def _static(self, environ: dict[str, Any], name: str) -> Answer:
+        if name not in STATIC:
+            raise NotFound("no such file")
+        return 200, [("Cache-Control", "max-age=3600")], STATIC[name][1]
 
-    # -- an org's pages ------------------------------------------------------------
+    # -- an org's pages (orgs.py renders them) --------------------------------
 
-    def _overview(self, environ: dict[str, Any], org: str) -> Answer:
-        who = self._signed_in(environ, org)
-        queues = table(
-            ["Queue", "Depth", "Runnable", "Delayed", "Running", "Lag (s)", "Held"],
-            (
-                [
-                    q["queue"],
-                    q["depth"],
-                    q["runnable"],
-                    q["delayed"],
-                    q["running"],
-                    f"{q['lag_s']:g}",
-                    q["held"],
-                ]
-                for q in self.client.queues(org=org)
-            ),
-            "No job is queued or running.",
-        )
-        failed = self.client.page_jobs(org=org, status="failed", limit=5)
-        failures = _job_rows(org, failed.items, "No job has failed.")
-        body = html(
-            "<h1>{}</h1>{}<h2>Queues</h2>{}<h2>Last failures</h2>{}<p>{}</p>",
-            org,
-            self._banners(),
-            queues,
-            failures,
-            link(_org_url(org, "jobs?status=failed"), "All failed jobs"),
-        )
-        return 200, [], self._page(f"{org}: overview", body, who, org)
+    def _org_page(
+        self, render: Callable[..., tuple[str, Html]]
+    ) -> Callable[..., Answer]:
+        def view(environ: dict[str, Any], org: str) -> Answer:
+            req = self._session(environ, org)
+            title, body = render(self.client, req)
+            return self._answer(req, f"{org}: {title}", body)
 
-    def _banners(self) -> Html:
-        try:
-            summary = self.client.stats()
-        except AsyncJobsError as exc:
-            return html(
-                '<p class="banner error">The store cannot be read: {}</p>', exc.message
-            )
-        notes = []
-        if summary["queue_depth"] and not summary["workers_seen"]:
-            notes.append("No worker has been seen: queued jobs are not being run.")
-        opened = [b["name"] for b in summary["breakers"] if b.get("state") == "open"]
-        if opened:
-            notes.append(f"Open circuit breaker(s): {', '.join(opened)}.")
-        return join(html('<p class="banner">{}</p>', note) for note in notes)
+        return view
 
     def _jobs(self, environ: dict[str, Any], org: str) -> Answer:
-        who = self._signed_in(environ, org)
-        query = parse_qs(environ.get("QUERY_STRING", ""), max_num_fields=40)
-        statuses = [s for s in query.get("status", []) if s]
-        queue = (query.get("queue") or [""])[-1] or None
-        task = (query.get("task") or [""])[-1] or None
-        cursor = (query.get("cursor") or [""])[-1] or None
-        page = self.client.page_jobs(
-            org=org,
-            status=statuses or None,
-            queue=queue,
-            task=task,
-            limit=50,
-            cursor=cursor,
-        )
-        boxes = join(
-            html(
-                '<label><input type="checkbox" name="status" value="{}"{}> {}</label> ',
-                s.value,
-                Html(" checked") if s.value in statuses else Html(""),
-                s.value,
-            )
-            for s in JobStatus
-        )
-        filters = html(
-            '<form method="get" class="filters">{}'
-            '<label>Queue <input name="queue" value="{}"></label> '
-            '<label>Task <input name="task" value="{}"></label> '
-            "<button>Filter</button></form>",
-            boxes,
-            queue or "",
-            task or "",
-        )
-        more = Html("")
-        if page.next_cursor is not None:
-            args = [("status", s) for s in statuses]
-            args += [(k, v) for k, v in (("queue", queue), ("task", task)) if v]
-            args.append(("cursor", page.next_cursor))
-            more = html("<p>{}</p>", link(f"?{urlencode(args)}", "Next page"))
-        body = html(
-            "<h1>Jobs</h1>{}{}{}",
-            filters,
-            _job_rows(org, page.items, "No job matches."),
-            more,
-        )
-        return 200, [], self._page(f"{org}: jobs", body, who, org)
+        req = self._session(environ, org)
+        wanted = req.arg("q")
+        if wanted is not None:
+            found = orgs.find(self.client, org, wanted)
+            if found is not None:
+                return _redirect(org_url(org, f"jobs/{found}"))
+        title, body = orgs.jobs(self.client, req)
+        return self._answer(req, f"{org}: {title}", body)
 
     def _job(self, environ: dict[str, Any], org: str, job_id: str) -> Answer:
-        who = self._signed_in(environ, org)
-        job = self.client.get_job(_job_id(job_id), org=org)
-        fields = table(
-            ["Field", "Value"],
-            (
-                [name, value]
-                for name, value in job.to_dict().items()
-                if name not in ("payload", "error")
-            ),
-            "",
-        )
-        payload = pretty_json(_redacted(job.payload), limit=PAYLOAD_CHARS)
-        error = _error(job, operator=who[0].operator)
-        events = table(
-            ["Seq", "Event", "Run", "Attempt", "At", "Data"],
-            (
-                [e.seq, e.event_type, e.run, e.attempt, e.created_at, _data(e.data)]
-                for e in self.client.events(job.job_id, org=org)
-            ),
-            "No event.",
-        )
-        result = Html("")
-        if job.result_id is not None:
-            value = self.client.get_result(job.result_id, org=org, view="pinned")
-            result = html(
-                "<h2>Result</h2>{}",
-                pretty_json(value.get("value"), limit=PAYLOAD_CHARS),
-            )
-        notes = table(
-            ["Event", "At", "Read"],
-            (
-                [n.event_type, n.created_at, n.read_at or "-"]
-                for n in self.client.notifications(job.job_id, org=org, limit=20)
-            ),
-            "No notification.",
-        )
-        command = f"asyncjobs status {job.job_id} --org {org}"
-        body = html(
-            "<h1>{}</h1><p>{} · {}</p>{}<h2>Fields</h2>{}<h2>Payload</h2>{}{}"
-            "<h2>Events</h2>{}{}<h2>Notifications</h2>{}"
-            "<h2>From the shell</h2><pre>{}</pre>",
-            job.job_id,
-            job.task,
-            job.status.value,
-            self._actions(job, org, who),
-            fields,
-            payload,
-            error,
-            events,
-            result,
-            notes,
-            command,
-        )
-        return 200, [], self._page(f"{org}: {job.job_id}", body, who, org)
-
-    def _actions(self, job: Job, org: str, who: tuple[AccessToken, str]) -> Html:
-        """Retry and cancel buttons, for an operator only (a viewer sees none)."""
-        record, token = who
-        if not record.operator:
-            return Html("")
-        buttons = []
-        if job.status.terminal:
-            buttons.append(("retry", "Retry"))
-        if job.status is JobStatus.QUEUED or (
-            job.status is JobStatus.RUNNING and job.cancel_requested_at is None
-        ):
-            buttons.append(("cancel", "Cancel"))
-        return join(
-            html(
-                '<form method="post" class="inline" action="{}">'
-                '<input type="hidden" name="{}" value="{}"><button>{}</button></form> ',
-                _org_url(org, f"jobs/{job.job_id}/{action}"),
-                session.CSRF_FIELD,
-                session.csrf_token(token),
-                label,
-            )
-            for action, label in buttons
-        )
+        req = self._session(environ, org)
+        title, body = orgs.job(self.client, req, orgs.job_id(job_id), self.redact)
+        return self._answer(req, f"{org}: {title}", body)
 
     def _act(
         self, environ: dict[str, Any], org: str, job_id: str, action: str
     ) -> Answer:
-        session.check_origin(environ)
-        record, token = self._signed_in(environ, org)
-        session.check_csrf(token, _form(environ))
-        if not record.operator:
-            raise Forbidden("a viewer's session cannot act; it takes an operator's")
+        self._acting(environ, org)
         act = self.client.retry if action == "retry" else self.client.cancel
-        act(_job_id(job_id), org=org)
-        return _redirect(_org_url(org, f"jobs/{job_id}"))
+        act(orgs.job_id(job_id), org=org)
+        return _redirect(org_url(org, f"jobs/{job_id}?done={action}&n=1"))
 
-    # -- layout ----------------------------------------------------------------------
+    def _mark_read(self, environ: dict[str, Any], org: str) -> Answer:
+        _, form = self._acting(environ, org)
+        one = form.get("notification_id")
+        changed = self.client.mark_read(
+            org=org, notification_ids=[one] if one else [], every=not one
+        )
+        return _redirect(org_url(org, f"inbox?done=read&n={changed}"))
 
-    def _page(
-        self,
-        title: str,
-        body: Html,
-        who: tuple[AccessToken, str] | None = None,
-        org: str | None = None,
-    ) -> Html:
+    def _bulk_preview(self, environ: dict[str, Any], org: str) -> Answer:
+        req = self._session(environ, org)
+        if not req.operator:
+            raise Forbidden("a viewer's session cannot act; it takes an operator's")
+        title, body = orgs.bulk_preview(self.client, req)
+        return self._answer(req, f"{org}: {title}", body)
+
+    def _bulk(self, environ: dict[str, Any], org: str) -> Answer:
+        _, form = self._acting(environ, org)
+        return _redirect(orgs.bulk(self.client, org, form))
+
+    # -- the store-wide pages (operators.py renders them) ----------------------
+
+    def _operator_page(self, name: str) -> Callable[..., Answer]:
+        render = operators.PAGES[name]
+
+        def view(environ: dict[str, Any]) -> Answer:
+            req = self._session(environ, operator=True)
+            title, body = render(self.client, req)
+            return self._answer(req, title, body)
+
+        return view
+
+    def _enqueue(self, environ: dict[str, Any], name: str) -> Answer:
+        req, _ = self._acting(environ)
+        job = operators.enqueue(self.client, req, name)
+        return _redirect(org_url(job.org_id, f"jobs/{job.job_id}?done=enqueued"))
+
+    def _reset(self, environ: dict[str, Any], name: str) -> Answer:
+        self._acting(environ)
+        self.client.reset_breaker(name)
+        return _redirect("/dashboard/breakers?done=reset")
+
+    # -- layout -----------------------------------------------------------------------
+
+    def _answer(self, req: Request, title: str, body: Html) -> Answer:
+        headers = [("ETag", req.etag)] if req.etag else []
+        return 200, headers, self._page(title, html("{}{}", req.notice(), body), req)
+
+    def _page(self, title: str, body: Html, req: Request | None = None) -> Html:
         nav = Html("")
-        if who is not None:
-            record, token = who
+        meta = Html("")
+        if req is not None:
             places = []
-            if org is not None:
+            if req.org is not None:
                 places = [
-                    link(_org_url(org), "Overview"),
-                    link(_org_url(org, "jobs"), "Jobs"),
+                    link(org_url(req.org), "Overview"),
+                    link(org_url(req.org, "jobs"), "Jobs"),
+                    link(org_url(req.org, "failures"), "Failures"),
+                    link(org_url(req.org, "inbox"), "Inbox"),
                 ]
-            if len(record.orgs) > 1:
+            if len(req.token.orgs) > 1:
                 places.append(link("/dashboard/", "Orgs"))
+            if req.operator:
+                places += [link(f"/dashboard/{n}", n.title()) for n in operators.PAGES]
             nav = html(
-                "<nav>{}</nav><span>{} · {}</span>"
-                '<form method="post" action="/dashboard/signout">'
-                '<input type="hidden" name="{}" value="{}">'
+                "<nav>{}</nav>"
+                '<form id="refresh" hidden><label>Refresh <select name="seconds">'
+                '<option value="2">2 s</option><option value="5">5 s</option>'
+                '<option value="15">15 s</option><option value="60">1 min</option>'
+                '<option value="0">off</option></select></label></form>'
+                '<span class="who">{} · {}</span>'
+                '<form method="post" action="/dashboard/signout">{}'
                 "<button>Sign out</button></form>",
-                join(places, " · "),
-                record.label or record.token_id,
-                record.role,
-                session.CSRF_FIELD,
-                session.csrf_token(token),
+                join(places, " "),
+                req.token.label or req.token.token_id,
+                req.token.role,
+                req.csrf(),
             )
+            if req.etag:
+                meta = html('<meta name="asyncjobs-etag" content="{}">', req.etag)
         return html(
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">{}'
             "<title>{} · asyncjobs</title>"
-            '<link rel="stylesheet" href="/dashboard/static/dashboard.css"></head>'
+            '<link rel="stylesheet" href="/dashboard/static/dashboard.css">'
+            '<script src="/dashboard/static/dashboard.js" defer></script></head>'
             "<body><header><strong>asyncjobs</strong>{}</header><main>{}</main></body></html>",
+            meta,
             title,
             nav,
             body,
@@ -452,7 +448,15 @@ class Dashboard:
 
 
 class _SignIn(Exception):
-    """An org page asked for without a session: sent to sign in."""
+    """A page asked for without a session: sent to sign in."""
+
+
+class _Unchanged(Exception):
+    """The page is as the ETag the request carries says: 304."""
+
+    def __init__(self, etag: str) -> None:
+        super().__init__(etag)
+        self.etag = etag
 
 
 _NOT_FOUND = html(
@@ -464,73 +468,11 @@ def _redirect(to: str) -> Answer:
     return 303, [("Location", to)], ""
 
 
-def _org_url(org: str, rest: str = "") -> str:
-    return f"/dashboard/o/{quote(org, safe='')}/{rest}"
-
-
-def _job_id(value: str) -> str:
-    if not ids.is_id(value, "job"):
-        raise NotFound("no such page")
-    return value
-
-
-def _job_rows(org: str, jobs: list[Job], empty: str) -> Html:
-    return table(
-        ["Job", "Task", "Queue", "Status", "Attempts", "Created", "Error"],
-        (
-            [
-                link(_org_url(org, f"jobs/{j.job_id}"), j.job_id),
-                j.task,
-                j.queue,
-                j.status.value,
-                j.attempts,
-                j.created_at,
-                (j.error or {}).get("type", "") if isinstance(j.error, dict) else "",
-            ]
-            for j in jobs
-        ),
-        empty,
-    )
-
-
-def _error(job: Job, *, operator: bool) -> Html:
-    if not isinstance(job.error, dict):
-        return Html("")
-    trace = job.error.get("traceback")
-    folded = (
-        html("<details><summary>Traceback</summary><pre>{}</pre></details>", trace)
-        if operator and trace
-        else Html("")
-    )
-    return html(
-        "<h2>Error</h2><p><strong>{}</strong>: {}</p>{}",
-        job.error.get("type", ""),
-        job.error.get("message", ""),
-        folded,
-    )
-
-
-def _data(data: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in data.items())
-
-
-def _redacted(value: Any) -> Any:
-    """The payload with the values of secret-looking keys hidden, at any depth."""
-    if isinstance(value, dict):
-        return {
-            k: "[redacted]" if REDACT.search(str(k)) else _redacted(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    return value
-
-
 def _form(environ: dict[str, Any]) -> dict[str, str]:
     """A url-encoded form body, at most FORM_BYTES."""
     raw = read_body(environ, FORM_BYTES, "form")
     try:
-        parsed = parse_qs(raw.decode("utf-8"), max_num_fields=20)
+        parsed = parse_qs(raw.decode("utf-8"), max_num_fields=40)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput(f"form: {validation.shown(str(exc))}") from None
     return {key: values[-1] for key, values in parsed.items()}

@@ -244,6 +244,15 @@ class Jobs:
         with self.store.read(clock=self.clock) as tx:
             return job_of(tx, job_id, org=org)
 
+    def by_key(self, key: str, *, org: str) -> Job:
+        validation.org(org)
+        checked = validation.idempotency_key(key)
+        with self.store.read(clock=self.clock) as tx:
+            job = None if checked is None else tx.job_by_key(org, checked)
+        if job is None:
+            raise NotFound(f"no job has idempotency key {validation.shown(key)}")
+        return job
+
     def wait(self, job_id: str, *, org: str, timeout: float | None, poll: float) -> Job:
         validation.org(org)
         if timeout is not None:

@@ -210,6 +210,10 @@ class KeyValueTransaction(Transaction):
         record = self.get("jobs", job_id) if isinstance(job_id, str) else None
         return None if record is None else Job.from_dict(record)
 
+    def job_by_key(self, org: str, key: str) -> Job | None:
+        found = self.find("jobs_by_idempotency", (org, key))
+        return Job.from_dict(found[0]) if found else None
+
     def result(self, result_id: str) -> Result | None:
         record = self.get("results", result_id) if isinstance(result_id, str) else None
         return None if record is None else Result.from_dict(record)
@@ -508,6 +512,7 @@ class KeyValueTransaction(Transaction):
             stale_seconds=stale_seconds,
         )
         summary["generation"] = self.generation
+        summary["notifications_pruned_before"] = pruned
         return summary
 
     def purge(

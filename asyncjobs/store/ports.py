@@ -88,6 +88,10 @@ class Transaction(ABC):
     def job(self, job_id: str) -> Job | None:
         """The job, or None (the caller checks its org)."""
 
+    @abstractmethod
+    def job_by_key(self, org: str, key: str) -> Job | None:
+        """The org's job of this idempotency key, or None."""
+
     def prefetch_jobs(self, job_ids: Collection[str]) -> None:
         """Say that these jobs are read next: a server-backed engine reads them in one go.
 
@@ -354,7 +358,8 @@ class Transaction(ABC):
         """What operators watch at ``now`` (``observability.summarize``'s figures).
 
         Counts by status and queue, the oldest runnable age, running jobs,
-        failures, workers, breakers, counters and the store's generation.
+        failures, workers, breakers, counters, the store's generation and the
+        retention cutoff of notifications (``notifications_pruned_before``).
         """
 
     @abstractmethod

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from asyncjobs import Client, Settings
 from asyncjobs.http.app import App
 from asyncjobs.tasks import TaskRegistry
 
@@ -91,14 +92,28 @@ def test_signing_in_sets_a_strict_httponly_cookie_and_lands_on_the_org(app, oper
     assert (home.status, home.headers["Location"]) == (303, "/dashboard/o/acme/")
 
 
+ORG_PAGES = (
+    "/dashboard/o/acme/",
+    "/dashboard/o/acme/jobs",
+    "/dashboard/o/acme/jobs?status=failed&status=queued&queue=mail",
+    "/dashboard/o/acme/failures",
+    "/dashboard/o/acme/inbox",
+    "/dashboard/o/acme/inbox?unread=1",
+)
+OPERATOR_PAGES = (
+    "/dashboard/queues",
+    "/dashboard/workers",
+    "/dashboard/schedules",
+    "/dashboard/breakers",
+    "/dashboard/system",
+    "/dashboard/system?check=1",
+)
+
+
 def test_every_page_of_an_allowed_org_renders(app, client, operator):
     job_id = failed(client, "acme", "mail.send", 1)[0]
-    for path in (
-        "/dashboard/o/acme/",
-        "/dashboard/o/acme/jobs",
-        "/dashboard/o/acme/jobs?status=failed&status=queued&queue=mail",
-        f"/dashboard/o/acme/jobs/{job_id}",
-    ):
+    bulk = "/dashboard/o/acme/bulk?action=retry&status=failed"
+    for path in (*ORG_PAGES, f"/dashboard/o/acme/jobs/{job_id}", bulk, *OPERATOR_PAGES):
         page = get(app, path, operator)
         assert page.status == 200, path
         assert page.headers["Content-Type"] == "text/html; charset=utf-8"
@@ -308,3 +323,217 @@ def test_no_text_from_a_job_ever_becomes_markup(app, client, operator, text, key
     hostile, plain = parsed(pages["hostile"].body), parsed(pages["plain"].body)
     assert hostile.tags == plain.tags  # the same elements, whatever the text
     assert text in "".join(hostile.text)  # shown as text, exactly
+
+
+# -- what each page shows --------------------------------------------------------------
+
+
+def test_a_viewer_reads_every_org_page_without_a_form_and_no_operator_page(
+    app, client, viewer
+):
+    job_id = failed(client, "acme", "mail.send", 1)[0]
+    for path in (*ORG_PAGES, f"/dashboard/o/acme/jobs/{job_id}"):
+        page = get(app, path, viewer)
+        assert page.status == 200, path
+        forms = re.findall(
+            r'<form method="post" [^>]*action="([^"]+)"', page.body.decode()
+        )
+        assert forms == ["/dashboard/signout"], path
+    for path in (*OPERATOR_PAGES, "/dashboard/o/acme/bulk?action=retry"):
+        assert get(app, path, viewer).status == 403, path
+
+
+def test_the_overview_counts_the_orgs_jobs_and_charts_the_last_hour(
+    app, client, operator
+):
+    failed(client, "acme", "mail.send", 3)
+    failed(client, "globex", "mail.send", 5)  # another org's
+    client.submit("mail.send", org="acme")
+    text = get(app, "/dashboard/o/acme/", operator).body.decode()
+    figures = dict(
+        (label, int(n.replace(",", "")))
+        for n, label in re.findall(r"<li><strong>([\d,]+)</strong>([^<]+)</li>", text)
+    )
+    assert figures["failed in the last hour"] == 3
+    assert figures["runnable"] == 1 and figures["running"] == 0
+    assert "<svg" in text and "3 failed" in text  # a bar's tooltip
+    assert "No worker has been seen" in text
+
+
+def test_failures_are_grouped_by_task_and_error_and_a_group_is_retried_through_a_preview(
+    app, client, operator
+):
+    smtp = failed(client, "acme", "mail.send", 3, error="SMTPError")
+    failed(client, "acme", "mail.send", 2, error="KeyError")
+    failed(client, "globex", "mail.send", 4, error="SMTPError")
+    text = get(app, "/dashboard/o/acme/failures", operator).body.decode()
+    rows = re.findall(r"<tr><td>mail\.send</td><td>(\w+)</td><td>(\d+)</td>", text)
+    assert rows == [("SMTPError", "3"), ("KeyError", "2")]
+    preview_path = re.search(
+        r'href="(/dashboard/o/acme/bulk\?action=retry[^"]*SMTPError[^"]*)"', text
+    ).group(1)
+    preview = get(app, preview_path.replace("&amp;", "&"), operator)
+    shown = preview.body.decode()
+    assert "Retry 3 job(s)?" in shown and all(i in shown for i in smtp)
+    assert {
+        job["status"] for job in client.list_jobs(org="acme", status="queued")
+    } == set()
+    fields = dict(re.findall(r'type="hidden" name="(\w+)" value="([^"]*)"', shown))
+    form = "&".join(f"{k}={v}" for k, v in fields.items()).replace(":", "%3A")
+    done = post(app, "/dashboard/o/acme/bulk", operator, form.encode(), **SAME_ORIGIN)
+    assert done.status == 303 and "done=retry&n=3" in done.headers["Location"]
+    queued = {j.job_id for j in client.list_jobs(org="acme", status="queued")}
+    assert queued == set(smtp)
+    landed = get(app, done.headers["Location"], operator).body.decode()
+    assert "Retried 3 job(s)." in landed
+
+
+def test_a_bulk_preview_says_when_more_match_than_one_confirmation_takes(
+    app, client, operator
+):
+    failed(client, "acme", "mail.send", 1001)
+    shown = get(app, "/dashboard/o/acme/bulk?action=retry", operator).body.decode()
+    assert "Retry 1,000 job(s)?" in shown and "capped at 1,000" in shown
+
+
+def test_a_bulk_action_is_refused_from_another_origin_and_for_a_viewer(
+    app, client, operator, viewer
+):
+    failed(client, "acme", "mail.send", 2)
+    page = get(app, "/dashboard/o/acme/bulk?action=retry", operator)
+    form = f"csrf={csrf_of(page)}&action=retry&status=failed".encode()
+    site = {"Sec-Fetch-Site": "same-site"}
+    assert post(app, "/dashboard/o/acme/bulk", operator, form, **site).status == 403
+    mine = f"csrf={csrf_of(get(app, '/dashboard/o/acme/', viewer))}&action=retry"
+    refused = post(app, "/dashboard/o/acme/bulk", viewer, mine.encode(), **SAME_ORIGIN)
+    assert refused.status == 403
+    assert len(client.list_jobs(org="acme", status="failed")) == 2
+
+
+def test_the_inbox_marks_one_notification_read_then_all(app, client, operator):
+    failed(client, "acme", "mail.send", 3)
+    page = get(app, "/dashboard/o/acme/inbox?unread=1", operator)
+    text = page.body.decode()
+    first = re.search(r'name="notification_id" value="(ntf_\w+)"', text).group(1)
+    one = f"csrf={csrf_of(page)}&notification_id={first}".encode()
+    done = post(app, "/dashboard/o/acme/inbox/mark-read", operator, one, **SAME_ORIGIN)
+    assert done.status == 303 and done.headers["Location"].endswith("done=read&n=1")
+    assert len(client.inbox(org="acme", unread=True)) == 2
+    every = f"csrf={csrf_of(page)}".encode()
+    post(app, "/dashboard/o/acme/inbox/mark-read", operator, every, **SAME_ORIGIN)
+    assert client.inbox(org="acme", unread=True) == []
+
+
+def test_a_job_is_found_by_its_id_or_idempotency_key_within_the_org(
+    app, client, operator
+):
+    mine = client.submit("mail.send", org="acme", idempotency_key="order-7")
+    client.submit("mail.send", org="globex", idempotency_key="order-8")
+    for wanted in (mine.job_id, "order-7"):
+        found = get(app, f"/dashboard/o/acme/jobs?q={wanted}", operator)
+        assert found.headers["Location"] == f"/dashboard/o/acme/jobs/{mine.job_id}"
+    missing = get(app, "/dashboard/o/acme/jobs?q=order-8", operator)
+    assert missing.status == 200
+    assert "No job of this org has id or key order-8" in missing.body.decode()
+
+
+def test_an_unchanged_page_is_answered_304_until_the_store_changes(
+    app, client, operator
+):
+    first = get(app, "/dashboard/o/acme/", operator)
+    etag = first.headers["ETag"]
+    assert etag in first.body.decode().replace("&quot;", '"')
+    again = get(app, "/dashboard/o/acme/", operator, **{"If-None-Match": etag})
+    assert (again.status, again.body, again.headers["ETag"]) == (304, b"", etag)
+    client.submit("mail.send", org="acme")
+    changed = get(app, "/dashboard/o/acme/", operator, **{"If-None-Match": etag})
+    assert changed.status == 200 and changed.headers["ETag"] != etag
+
+
+def test_a_notice_after_an_action_is_one_of_the_dashboards_own_texts(app, operator):
+    text = get(
+        app, "/dashboard/o/acme/jobs?done=<b>hi</b>&n=<i>", operator
+    ).body.decode()
+    assert "<b>hi" not in text and "&lt;b&gt;" not in text
+    shown = get(app, "/dashboard/o/acme/jobs?done=retry&n=x1", operator).body.decode()
+    assert "Retried 0 job(s)." in shown
+
+
+periodic = TaskRegistry()
+
+
+@periodic.periodic(name="dash.nightly", every=3600, org="acme", payload={"full": True})
+def nightly(full: bool) -> None: ...
+
+
+@periodic.periodic(name="dash.theirs", every=60, org="globex")
+def theirs() -> None: ...
+
+
+def test_schedules_list_the_sessions_orgs_and_enqueue_one_now(app, client, operator):
+    client.register_worker(make_worker(client), tasks=periodic)
+    page = get(app, "/dashboard/schedules", operator)
+    text = page.body.decode()
+    assert "dash.nightly" in text and "every 3600 s" in text
+    assert "dash.theirs" not in text
+    form = f"csrf={csrf_of(page)}".encode()
+    done = post(
+        app, "/dashboard/schedules/dash.nightly/enqueue", operator, form, **SAME_ORIGIN
+    )
+    (job,) = client.list_jobs(org="acme", task="dash.nightly")
+    assert (
+        done.headers["Location"] == f"/dashboard/o/acme/jobs/{job.job_id}?done=enqueued"
+    )
+    assert job.payload == {"full": True}
+    refused = post(
+        app, "/dashboard/schedules/dash.theirs/enqueue", operator, form, **SAME_ORIGIN
+    )
+    assert refused.status == 404
+    assert client.list_jobs(org="globex") == []
+
+
+guarded = TaskRegistry()
+guarded.breaker("smtp", fail_max=1, reset_timeout=600)
+
+
+@guarded.task(name="dash.guarded", breaker="smtp", max_retries=0)
+def dash_guarded() -> None: ...
+
+
+def test_an_open_breaker_shows_a_banner_a_countdown_and_is_reset(app, client, operator):
+    job = client.submit("dash.guarded", org="acme", tasks=guarded)
+    worker = make_worker(client)
+    _, claimed = client.exchange(worker, [], want=1, registry=guarded)
+    outcome = {"job_id": job.job_id, "ok": False, "error": {"type": "SMTPError"}}
+    client.exchange(worker, [(claimed[0][1], outcome)], want=0, registry=guarded)
+    assert (
+        "Open circuit breaker(s): smtp."
+        in get(app, "/dashboard/o/acme/", operator).body.decode()
+    )
+    page = get(app, "/dashboard/breakers", operator)
+    text = page.body.decode()
+    assert "<td>open</td>" in text and "in 10 min" in text
+    form = f"csrf={csrf_of(page)}".encode()
+    done = post(app, "/dashboard/breakers/smtp/reset", operator, form, **SAME_ORIGIN)
+    assert done.status == 303
+    assert [b["state"] for b in client.breakers()] == ["closed"]
+
+
+def test_the_redacted_keys_are_configurable(store_url, clock):
+    settings = Settings(dashboard_redact=r"^to$")
+    with Client(store_url, clock=clock, settings=settings) as client:
+        app = App(client, dashboard=True)
+        token = client.create_token(orgs=["acme"], role="viewer")[1]
+        job = client.submit(
+            "mail.send", org="acme", payload={"to": "x@y", "api_key": "k1"}
+        )
+        text = get(app, f"/dashboard/o/acme/jobs/{job.job_id}", token).body.decode()
+    assert "x@y" not in text and "k1" in text
+
+
+def test_a_login_link_page_holds_the_form_its_script_submits(app):
+    page = get(app, "/dashboard/login")
+    assert page.status == 200 and '<form id="login"' in page.body.decode()
+    script = get(app, "/dashboard/static/dashboard.js")
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    assert b"location.hash" in script.body

@@ -595,10 +595,12 @@ class _PgTransaction(KeyValueTransaction):
         return sorted(found, key=lambda g: (-g.last_week, g.task, g.error_type))
 
     def change_mark(self) -> str:
-        """The server's write-ahead log position: it moves with every commit
-        that wrote anything (in any schema of the server, so also when this
-        store did not change)."""
-        return str(self._rows("SELECT pg_current_wal_insert_lsn()::text")[0][0])
+        """The server's snapshot as text (``xmin:xmax:in-progress ids``): a
+        transaction that writes takes an id, which moves ``xmax``, and leaves
+        the list when it ends, so any commit changes it (in any schema of the
+        server, so it also moves when this store did not change). Reads take
+        no id and leave it as it is."""
+        return str(self._rows("SELECT pg_current_snapshot()::text")[0][0])
 
     def summary(self, *, stale_seconds: float) -> dict[str, Any]:
         """``observability.summarize``'s figures from ``GROUP BY`` queries and an anti-join."""
@@ -644,6 +646,7 @@ class _PgTransaction(KeyValueTransaction):
             stale_seconds=stale_seconds,
         )
         summary["generation"] = self.generation
+        summary["notifications_pruned_before"] = pruned
         return summary
 
     def _missing_notifications(self, pruned_before: str | None) -> list[str]:
