@@ -34,13 +34,27 @@ CHROMIUM: str | None = (
 )
 
 FLAGS = (
-    "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage"
-    " --remote-debugging-pipe --no-first-run --disable-background-networking"
-    " --disable-component-update --disable-sync"
-).split()
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-pipe",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 # Runs BODY with `el` bound to the first match of a selector, or reports none.
 ON_ELEMENT = "(el => el === null ? {{missing: true}} : {{value: (() => {{{}}})()}})"
+
+
+def _exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the process has ended, leaving it unreaped (a zombie)."""
+    if proc.returncode is not None:
+        return True
+    flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+    return os.waitid(os.P_PID, proc.pid, flags) is not None
 
 
 class BrowserError(Exception):
@@ -80,6 +94,8 @@ class Browser:
         script = f'exec "$0" "$@" 3<&{r} 4>&{w} {r}<&- {w}>&-'
         argv = ["/bin/bash", "-c", script, executable, *FLAGS]
         argv += [f"--user-data-dir={self._tmp}", "about:blank"]
+        # Crash reports (~/.config) and dconf (~/.cache) go in the temp folder too.
+        env = {**os.environ, "XDG_CONFIG_HOME": self._tmp, "XDG_CACHE_HOME": self._tmp}
         try:
             with open(self._log, "wb") as log:
                 self._proc = subprocess.Popen(
@@ -89,6 +105,7 @@ class Browser:
                     stdout=log,
                     stderr=log,
                     start_new_session=True,
+                    env=env,
                 )
             os.close(r)
             os.close(w)
@@ -133,7 +150,7 @@ class Browser:
         if proc is not None:
             with contextlib.suppress(BrowserError, OSError):
                 self._send("Browser.close", {}, session=None)
-                deadline = time.monotonic() + 5.0
+                deadline = time.monotonic() + 3.0
                 while self._read(deadline):  # until Chromium closes its end
                     pass
         for fd in (self._to_w, self._from_r):
@@ -141,21 +158,27 @@ class Browser:
                 os.close(fd)
         self._to_w = self._from_r = -1
         if proc is not None:
-            try:
-                proc.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
+            # Give Chromium 2 s to exit, then kill what is left of its session
+            # (helpers orphaned by a crash too) while the unreaped leader keeps
+            # the group id from being reused, and only then reap it.
+            deadline = time.monotonic() + 2.0
+            while not _exited(proc) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)  # its whole session
-                proc.wait()
+                    os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     # --- protocol -----------------------------------------------------------
 
     def _tail(self, size: int = 2000) -> str:
+        """The end of Chromium's stderr, without its D-Bus complaints."""
         try:
-            text = Path(self._log).read_bytes()[-size:].decode(errors="replace")
+            lines = Path(self._log).read_text(errors="replace").splitlines()
         except OSError:
             return ""
+        text = "\n".join(line for line in lines if "dbus" not in line)[-size:]
         return f"\n--- chromium stderr (tail) ---\n{text}" if text.strip() else ""
 
     def _send(self, method: str, params: dict[str, Any], session: str | None) -> int:
@@ -164,8 +187,11 @@ class Browser:
         if session is not None:
             message["sessionId"] = session
         data = json.dumps(message).encode() + b"\0"
-        while data:
-            data = data[os.write(self._to_w, data) :]
+        try:
+            while data:
+                data = data[os.write(self._to_w, data) :]
+        except BrokenPipeError:
+            raise BrowserError(f"Chromium is gone: {method}{self._tail()}") from None
         return self._ids
 
     def _read(self, deadline: float) -> bool:
@@ -235,7 +261,8 @@ class Browser:
         result = self._call("Page.navigate", url=url)
         if result.get("errorText"):
             raise BrowserError(f"navigating to {url}: {result['errorText']}")
-        self._wait_load(since, f"goto {url}")
+        if "loaderId" in result:  # else it only moved to an anchor: no load event
+            self._wait_load(since, f"goto {url}")
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression, awaited if it is a promise."""
@@ -254,8 +281,8 @@ class Browser:
     def wait_for(self, expression: str, *, timeout: float | None = None) -> Any:
         """Poll ``expression`` every 50 ms until it is truthy, and return it.
 
-        A script error counts as "not yet" (an element not there yet, a page
-        loading); the last one is quoted if the wait times out.
+        An error counts as "not yet" (an element not there yet, a page still
+        loading) unless Chromium is gone; the last one is quoted on timeout.
         """
         limit = self.timeout if timeout is None else timeout
         deadline, last = time.monotonic() + limit, ""
@@ -265,6 +292,8 @@ class Browser:
                 if value:
                     return value
             except BrowserError as exc:
+                if self._proc is None or _exited(self._proc):
+                    raise
                 last = f" (last error: {exc})"
             if time.monotonic() >= deadline:
                 raise BrowserError(f"timed out after {limit} s: {expression}{last}")
@@ -315,8 +344,13 @@ class Browser:
 
     def screenshot(self, path: str | os.PathLike[str]) -> None:
         """Save a PNG of the whole page, beyond the viewport, to ``path``."""
+        size = self._call("Page.getLayoutMetrics")["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"]}
         shot = self._call(
-            "Page.captureScreenshot", format="png", captureBeyondViewport=True
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={**clip, "scale": 1},
         )
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,19 @@
-"""Access tokens for the HTTP API: tokens create, list, revoke."""
+"""Access tokens for the HTTP API (tokens create, list, revoke) and the
+dashboard's sign-in links (dashboard login-url)."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 import click
 
 from ..client import Client
 from ..domain import tokens as token_rules
+from ..domain import validation
+from ..errors import InvalidInput
 from .common import Number, cli, emit, json_option, pass_client
+
+LOGIN_SECONDS = 8 * 3600  # a working day's session
 
 
 @cli.group()
@@ -93,3 +100,71 @@ def revoke(client: Client, token_id: str, as_json: bool) -> None:
     record, changed = client.revoke_token(token_id)
     said = "revoked" if changed else f"already revoked at {record['revoked_at']}"
     emit(record, as_json, text=f"{token_id} {said}")
+
+
+@cli.group()
+def dashboard() -> None:
+    """The web dashboard of serve --dashboard: sign-in links."""
+
+
+@dashboard.command("login-url")
+@click.option(
+    "--org",
+    "--tenant",
+    "orgs",
+    multiple=True,
+    required=True,
+    metavar="ORG",
+    help="An org the session may see; repeat for several.",
+)
+@click.option(
+    "--role",
+    type=click.Choice(token_rules.ROLES),
+    required=True,
+    help="viewer: reads; operator: also acts, and sees the store-wide pages.",
+)
+@click.option("--label", metavar="TEXT", help="Who the link is for, to list it by.")
+@click.option(
+    "--expires-in",
+    type=Number(token_rules.EXPIRES_IN_SECONDS),
+    default=LOGIN_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="The session ends this long from now (60 s to ten years).",
+)
+@click.option(
+    "--url",
+    "base_url",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    metavar="URL",
+    help="Where the server that serves the dashboard is reached.",
+)
+@json_option
+@pass_client
+def login_url(
+    client: Client,
+    orgs: tuple[str, ...],
+    role: str,
+    label: str | None,
+    expires_in: float,
+    base_url: str,
+    as_json: bool,
+) -> None:
+    """Create an access token and print a link that signs in with it.
+
+    The token rides in the link's fragment (after #), which a browser never
+    sends to a server nor puts in a Referer: the page posts it and forgets it.
+    """
+    parsed = urlsplit(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InvalidInput(f"--url: {validation.shown(base_url)} is not an http(s) URL")
+    record, token = client.create_token(
+        orgs=list(orgs), role=role, label=label, expires_in=expires_in
+    )
+    url = f"{base_url.rstrip('/')}/dashboard/login#{token}"
+    emit(
+        {"id": record["token_id"], "url": url, "expires_at": record["expires_at"]},
+        as_json,
+        text=url,
+    )

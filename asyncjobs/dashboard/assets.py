@@ -26,6 +26,7 @@ th{font-weight:600;background:#eef1f6}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 pre{background:#f0f2f6;padding:.6rem;overflow:auto;max-height:30rem}
 code{font-size:.92em}
+time{white-space:nowrap}
 .banner{padding:.5rem .8rem;background:#fff3cd;border:1px solid #e7c65a;margin:.5rem 0}
 .ok{background:#e5f5e9;border-color:#8cc79b}
 .error{background:#fde8e8;border-color:#e59a9a}

@@ -424,7 +424,7 @@ class Dashboard:
                 '<form method="post" action="/dashboard/signout">{}'
                 "<button>Sign out</button></form>",
                 join(places, " "),
-                req.token.label or req.token.token_id,
+                req.token.label or req.token.token_id[:12] + "…",
                 req.token.role,
                 req.csrf(),
             )
