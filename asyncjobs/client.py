@@ -593,6 +593,10 @@ class Client:
         """
         return self._maintenance.failure_groups(org)
 
+    def pruned_before(self) -> str | None:
+        """The retention cutoff: notifications before it were deleted (None: none were)."""
+        return self._maintenance.pruned_before()
+
     def change_mark(self) -> str:
         """A text that changes whenever the store commits a change.
 

@@ -92,6 +92,13 @@ SCRIPT = """
     });
   }
 
+  // A failed refresh (the store unreadable, the session ended) says so.
+  function stale(on) {
+    root.classList.toggle("stale", on);
+    var note = document.getElementById("stale");
+    if (note) note.hidden = !on;
+  }
+
   function schedule() {
     clearTimeout(timer);
     if (seconds > 0 && !document.hidden) timer = setTimeout(poll, seconds * 1000);
@@ -110,7 +117,7 @@ SCRIPT = """
         return answer.text();
       })
       .then(function (text) {
-        root.classList.remove("stale");
+        stale(false);
         if (text === null) return;
         var fresh = new DOMParser().parseFromString(text, "text/html");
         document.querySelectorAll("[data-poll]").forEach(function (region) {
@@ -118,7 +125,7 @@ SCRIPT = """
           if (next) region.replaceWith(document.importNode(next, true));
         });
       })
-      .catch(function () { root.classList.add("stale"); })
+      .catch(function () { stale(true); })
       .then(function () { busy = false; schedule(); });
   }
 

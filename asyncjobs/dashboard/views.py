@@ -436,7 +436,10 @@ class Dashboard:
             "<title>{} · asyncjobs</title>"
             '<link rel="stylesheet" href="/dashboard/static/dashboard.css">'
             '<script src="/dashboard/static/dashboard.js" defer></script></head>'
-            "<body><header><strong>asyncjobs</strong>{}</header><main>{}</main></body></html>",
+            "<body><header><strong>asyncjobs</strong>{}</header><main>"
+            '<p id="stale" class="banner error" role="alert" hidden>This page could '
+            "not be refreshed (the store cannot be read, or the session ended): "
+            "it shows what was true before.</p>{}</main></body></html>",
             meta,
             title,
             nav,

@@ -113,6 +113,10 @@ class Maintenance:
         with self.store.read(clock=self.clock) as tx:
             return [group._asdict() for group in tx.failure_groups(org)]
 
+    def pruned_before(self) -> str | None:
+        with self.store.read(clock=self.clock) as tx:
+            return tx.pruned_before()
+
     def change_mark(self) -> str:
         with self.store.read(clock=self.clock) as tx:
             return tx.change_mark()

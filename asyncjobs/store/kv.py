@@ -473,6 +473,9 @@ class KeyValueTransaction(Transaction):
             for key, figures in sorted(groups.items())
         ]
 
+    def pruned_before(self) -> str | None:
+        return (self.get("counters", retention.PRUNED_CUTOFF) or {}).get("at")
+
     def throughput(self, org: str, since: str) -> list[tuple[str, str, int]]:
         return observability.throughput(
             observability.finished_of(record)
@@ -512,7 +515,6 @@ class KeyValueTransaction(Transaction):
             stale_seconds=stale_seconds,
         )
         summary["generation"] = self.generation
-        summary["notifications_pruned_before"] = pruned
         return summary
 
     def purge(

@@ -349,6 +349,10 @@ class Transaction(ABC):
         newest one's moment, message and id; most failures first."""
 
     @abstractmethod
+    def pruned_before(self) -> str | None:
+        """The moment before which retention deleted notifications (None: never)."""
+
+    @abstractmethod
     def change_mark(self) -> str:
         """A text that differs after any committed change: equal marks mean
         nothing changed (a mark may also move when nothing did)."""
@@ -358,8 +362,7 @@ class Transaction(ABC):
         """What operators watch at ``now`` (``observability.summarize``'s figures).
 
         Counts by status and queue, the oldest runnable age, running jobs,
-        failures, workers, breakers, counters, the store's generation and the
-        retention cutoff of notifications (``notifications_pruned_before``).
+        failures, workers, breakers, counters and the store's generation.
         """
 
     @abstractmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import re
 from html.parser import HTMLParser
 
@@ -43,6 +44,17 @@ def failed_with(client, error: dict, **submit: object) -> str:
     assert claimed[0][0].job_id == job.job_id
     outcome = {"job_id": job.job_id, "ok": False, "error": error}
     client.exchange(worker, [(claimed[0][1], outcome)], want=0, registry=tasks)
+    return job.job_id
+
+
+def completed_with(client, value: object) -> str:
+    """A job of dash.any that ran once and returned ``value``."""
+    job = client.submit("dash.any", org="acme", tasks=tasks)
+    worker = dataclasses.replace(make_worker(client), queues=["dash"])
+    _, claimed = client.exchange(worker, [], want=1, registry=tasks)
+    outcome = {"job_id": job.job_id, "ok": True, "value": value}
+    client.exchange(worker, [(claimed[0][1], outcome)], want=0, registry=tasks)
+    assert client.get_job(job.job_id, org="acme").status == "completed"
     return job.job_id
 
 
@@ -309,9 +321,12 @@ HOSTILE = st.one_of(
     text=HOSTILE,
     key=st.text(alphabet=st.sampled_from("<>&\"'/=ab"), min_size=1, max_size=20),
 )
-def test_no_text_from_a_job_ever_becomes_markup(app, client, operator, text, key):
-    pages = {}
+def test_no_text_from_a_job_ever_becomes_markup(
+    app, client, clock, operator, text, key
+):
+    pages: dict[str, list] = {}
     for name, value, ikey in (("hostile", text, key), ("plain", "x", "k")):
+        clock.advance(1)  # its failure is the newest of its group
         error = {"type": "ValueError", "message": value, "traceback": value}
         job_id = failed_with(
             client,
@@ -319,10 +334,18 @@ def test_no_text_from_a_job_ever_becomes_markup(app, client, operator, text, key
             payload={"note": value, value: 1},
             idempotency_key=f"{ikey}-{next(EXAMPLES)}"[:200],
         )
-        pages[name] = get(app, f"/dashboard/o/acme/jobs/{job_id}", operator)
-    hostile, plain = parsed(pages["hostile"].body), parsed(pages["plain"].body)
-    assert hostile.tags == plain.tags  # the same elements, whatever the text
-    assert text in "".join(hostile.text)  # shown as text, exactly
+        done = completed_with(client, {"value": value, value: [value]})
+        pages[name] = [
+            get(app, f"/dashboard/o/acme/jobs/{job_id}", operator),
+            get(app, f"/dashboard/o/acme/jobs/{done}", operator),
+            get(app, "/dashboard/o/acme/failures", operator),
+        ]
+    for hostile_page, plain_page in zip(pages["hostile"], pages["plain"], strict=True):
+        hostile, plain = parsed(hostile_page.body), parsed(plain_page.body)
+        assert hostile.tags == plain.tags  # the same elements, whatever the text
+        shown = "".join(hostile.text)
+        as_json = json.dumps(text, ensure_ascii=False)[1:-1]  # in a result's JSON
+        assert text in shown or as_json in shown  # shown as text, exactly
 
 
 # -- what each page shows --------------------------------------------------------------
@@ -537,3 +560,21 @@ def test_a_login_link_page_holds_the_form_its_script_submits(app):
     script = get(app, "/dashboard/static/dashboard.js")
     assert script.headers["Content-Type"].startswith("text/javascript")
     assert b"location.hash" in script.body
+
+
+def test_the_system_page_shows_the_retention_cutoff_once_a_cleanup_deleted_notifications(
+    app, client, clock, operator
+):
+    failed(client, "acme", "mail.send", 2)
+    assert "none deleted" in get(app, "/dashboard/system", operator).body.decode()
+    clock.advance(7200)
+    report = client.cleanup(
+        results_ttl_seconds=3600,
+        events_ttl_seconds=3600,
+        notifications_ttl_seconds=3600,
+    )
+    assert report["notifications"]["delete_count"] == 2
+    cutoff = client.pruned_before()
+    assert cutoff is not None
+    text = get(app, "/dashboard/system", operator).body.decode()
+    assert f"<td>notifications deleted before</td><td>{cutoff}</td>" in text

@@ -496,3 +496,45 @@ def test_a_write_that_waited_for_a_jobs_lock_numbers_its_event_after_the_holders
         events = client.events(job.job_id, org="acme")
     assert [e.seq for e in events] == list(range(1, len(events) + 1)), events
     assert len(events) == 3  # queued, started, cancel requested
+
+
+def test_store_init_upgrades_a_version_2_schema_and_its_pages_read_one_page(
+    pg_url, pg_server
+):
+    """A worker or a command refuses a store of the previous schema until
+    `store init`, after which an org's first page is read from an index."""
+    from asyncjobs.store.postgres import schema as pg_schema
+
+    name = pg_url.rsplit("schema=", 1)[1]
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+        conn.execute(f"SET search_path TO {name}")
+        for version in (1, 2):
+            for statement in pg_schema.MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+    older = subprocess.run(
+        [sys.executable, "-m", "asyncjobs", "--store", pg_url, "jobs", "--org", "acme"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert older.returncode == 5 and "store init" in older.stderr
+    with Client(pg_url) as client:
+        client.init_store()
+        jobs = client.submit_many([{"task": "t", "org": "acme"}] * 3)
+        listed = client.list_jobs(org="acme")
+        assert {j.job_id for j in listed} == {j.job_id for j in jobs}
+        assert client.check().ok
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"SET search_path TO {name}")
+        conn.execute("SET enable_seqscan TO off")  # as on a large table
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(
+                "EXPLAIN SELECT doc FROM jobs WHERE org_id = 'acme' "
+                "ORDER BY coalesce(created_at, '') DESC, job_id DESC LIMIT 51"
+            )
+        )
+    assert "jobs_org_page" in plan and "Sort" not in plan

@@ -568,30 +568,33 @@ class _PgTransaction(KeyValueTransaction):
         ]
 
     def failure_groups(self, org: str) -> list[observability.FailureGroup]:
-        """One ``GROUP BY`` over the week's failed jobs, found by ``jobs_terminal``."""
+        """The week's failed jobs counted by (task, error type) through
+        ``jobs_finished``, then the newest of each group read by its id: each
+        document is parsed once, for its error type (a ``json`` column is
+        parsed on every access), and only the newest ones for their message."""
         now = self.now
-        error_type = "coalesce(doc->'error'->>'type', '')"
-        newest = "ORDER BY finished_at DESC, job_id DESC"
-        found = [
-            observability.FailureGroup(*row)
-            for row in self._rows(
-                f"SELECT task, {error_type}, "
-                "count(*) FILTER (WHERE finished_at >= %(hour)s), "
-                "count(*) FILTER (WHERE finished_at >= %(day)s), count(*), "
-                "max(finished_at), "
-                f"(array_agg(coalesce(doc->'error'->>'message', '') {newest}))[1], "
-                f"(array_agg(job_id {newest}))[1] "
-                "FROM jobs WHERE status = 'failed' AND finished_at >= %(week)s "
-                "AND org_id = %(org)s GROUP BY 1, 2",
-                {
-                    "org": org,
-                    **{
-                        name: observability.since(now, observability.WINDOWS[w])
-                        for name, w in (("hour", "1h"), ("day", "24h"), ("week", "7d"))
-                    },
+        rows = self._rows(
+            "WITH failed AS (SELECT task, job_id, finished_at, "
+            "coalesce(doc->'error'->>'type', '') AS kind FROM jobs "
+            "WHERE org_id = %(org)s AND status = 'failed' "
+            "AND finished_at >= %(week)s), "
+            "groups AS (SELECT task, kind, "
+            "count(*) FILTER (WHERE finished_at >= %(hour)s) AS hour, "
+            "count(*) FILTER (WHERE finished_at >= %(day)s) AS day, "
+            "count(*) AS week, (array_agg(job_id ORDER BY finished_at DESC, "
+            "job_id DESC))[1] AS newest FROM failed GROUP BY task, kind) "
+            "SELECT g.task, g.kind, g.hour, g.day, g.week, j.finished_at, "
+            "coalesce(j.doc->'error'->>'message', ''), j.job_id "
+            "FROM groups g JOIN jobs j ON j.job_id = g.newest",
+            {
+                "org": org,
+                **{
+                    name: observability.since(now, observability.WINDOWS[w])
+                    for name, w in (("hour", "1h"), ("day", "24h"), ("week", "7d"))
                 },
-            )
-        ]
+            },
+        )
+        found = [observability.FailureGroup(*row) for row in rows]
         return sorted(found, key=lambda g: (-g.last_week, g.task, g.error_type))
 
     def change_mark(self) -> str:
@@ -646,7 +649,6 @@ class _PgTransaction(KeyValueTransaction):
             stale_seconds=stale_seconds,
         )
         summary["generation"] = self.generation
-        summary["notifications_pruned_before"] = pruned
         return summary
 
     def _missing_notifications(self, pruned_before: str | None) -> list[str]:

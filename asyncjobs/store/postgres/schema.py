@@ -15,7 +15,7 @@ server; ``store check`` compares the schema's version with ``VERSION``.
 
 from __future__ import annotations
 
-VERSION = 2
+VERSION = 3
 
 # The tables of each kind, with their key column (records.py's KEY).
 KEYS = {
@@ -119,4 +119,28 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     # access tokens for the HTTP API (domain/tokens.py), looked up by id
     2: [_table("tokens")],
+    # Pages order by coalesce(created_at, '') (the JSON store's order of a
+    # record without one): indexes on that expression let a page read one
+    # page instead of sorting the org's rows. And an org's queued and
+    # running jobs by queue, and its ended ones by status and end, for the
+    # figures a dashboard polls.
+    3: [
+        "CREATE INDEX jobs_org_page ON jobs "
+        "(org_id, (coalesce(created_at, '')), job_id)",
+        "DROP INDEX jobs_org",
+        "CREATE INDEX notifications_org_page ON notifications "
+        "(org_id, (coalesce(created_at, '')), notification_id)",
+        "DROP INDEX notifications_org",
+        "CREATE INDEX notifications_unread_page ON notifications "
+        "(org_id, (coalesce(created_at, '')), notification_id) WHERE read_at IS NULL",
+        "DROP INDEX notifications_unread",
+        "CREATE INDEX notifications_job_page ON notifications "
+        "(job_id, (coalesce(created_at, '')), notification_id)",
+        "DROP INDEX notifications_job",
+        "CREATE INDEX jobs_live ON jobs (org_id, queue, status, task) "
+        "WHERE status IN ('queued', 'running')",
+        # an org's ended jobs by status and end: throughput and failure groups
+        "CREATE INDEX jobs_finished ON jobs (org_id, status, finished_at) "
+        "WHERE status IN ('completed', 'failed', 'canceled')",
+    ],
 }
