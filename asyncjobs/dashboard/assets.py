@@ -5,8 +5,8 @@ element marked ``data-poll`` re-fetches its page with the ``ETag`` the page
 carries and swaps itself in, so that a 304 costs the server a change mark
 and nothing else), the refresh interval picker (kept in ``localStorage``,
 polling paused while the tab is hidden), and the sign-in link
-(``/dashboard/login#<token>`` posts the token from the fragment, which
-never reaches a server log or a ``Referer``).
+(``/dashboard/login#<token>`` fills in the token from the fragment, which
+never reaches a server log or a ``Referer``, for a click to sign in).
 """
 
 from __future__ import annotations
@@ -61,12 +61,18 @@ SCRIPT = """
   "use strict";
   var root = document.documentElement;
 
-  // The sign-in link: /dashboard/login#<token> posts the token and forgets it.
+  // The sign-in link: /dashboard/login#<token> fills in the token and
+  // forgets the fragment; signing in takes a click, so that a link someone
+  // else made cannot swap this browser's session unseen.
   var login = document.getElementById("login");
   if (login && location.hash.length > 1) {
-    login.elements.token.value = decodeURIComponent(location.hash.slice(1));
+    try {
+      login.elements.token.value = decodeURIComponent(location.hash.slice(1));
+    } catch (bad) { /* a mangled link: the box stays empty */ }
     history.replaceState(null, "", location.pathname);
-    login.submit();
+    var ask = document.getElementById("from-link");
+    if (ask) ask.hidden = false;
+    login.querySelector("button").focus();
     return;
   }
 
@@ -74,7 +80,11 @@ SCRIPT = """
   var picker = document.getElementById("refresh");
   var mark = document.querySelector('meta[name="asyncjobs-etag"]');
   var etag = mark ? mark.content : null;
-  var seconds = Number(localStorage.getItem(KEY) || "5");
+  var seconds = 5;
+  try {
+    var kept = Number(localStorage.getItem(KEY));
+    if (localStorage.getItem(KEY) !== null && kept >= 0) seconds = kept;
+  } catch (blocked) { /* no storage: the default */ }
   var timer = null;
   var busy = false;
 
@@ -87,7 +97,7 @@ SCRIPT = """
     picker.elements.seconds.value = String(seconds);
     picker.addEventListener("change", function () {
       seconds = Number(picker.elements.seconds.value);
-      localStorage.setItem(KEY, String(seconds));
+      try { localStorage.setItem(KEY, String(seconds)); } catch (blocked) { /* kept for this page */ }
       schedule();
     });
   }
@@ -130,7 +140,7 @@ SCRIPT = """
   }
 
   document.addEventListener("visibilitychange", function () {
-    if (document.hidden) clearTimeout(timer); else poll();
+    if (document.hidden) clearTimeout(timer); else if (seconds > 0) poll();
   });
   schedule();
 })();

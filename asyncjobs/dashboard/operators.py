@@ -2,15 +2,17 @@
 
 They show what the HTTP API shows an operator's token (``/metrics``,
 ``/telemetry``, ``/analyze/breakers``): figures per queue, task and
-breaker, and workers as hosts and processes. Nothing here lists another
-org's jobs: a worker shows how many jobs it runs, not which, and the
-schedules listed are those of the session's orgs.
+breaker, and workers as hosts and processes. Breakers are shared by every
+org, with the id of a trial job whatever its org, as the API shows them.
+Otherwise no other org's job is listed: a worker shows how many jobs it
+runs, not which, and the schedules listed are those of the session's orgs.
 """
 
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from .. import __version__
 from ..client import Client
@@ -99,7 +101,7 @@ def schedules(client: Client, req: Request) -> tuple[str, Html]:
         enqueue = html(
             '<form method="post" class="inline" action="{}">{}'
             "<button>Enqueue now</button></form>",
-            f"/dashboard/schedules/{s['name']}/enqueue",
+            f"/dashboard/schedules/{quote(s['name'], safe='')}/enqueue",
             req.csrf(),
         )
         rows.append(
@@ -152,7 +154,7 @@ def breakers(client: Client, req: Request) -> tuple[str, Html]:
             reset = html(
                 '<form method="post" class="inline" action="{}">{}'
                 "<button>Reset</button></form>",
-                f"/dashboard/breakers/{b['name']}/reset",
+                f"/dashboard/breakers/{quote(b['name'], safe='')}/reset",
                 req.csrf(),
             )
         rows.append(
@@ -226,13 +228,11 @@ def system(client: Client, req: Request) -> tuple[str, Html]:
         )
     body = html(
         "<h1>System</h1>{}{}<p>{} (reads the whole store)</p><p>All the figures: "
-        "{} · {} · {}</p>",
+        "<code>asyncjobs info</code>, or <code>/metrics</code> and "
+        "<code>/telemetry</code> with an operator's bearer token.</p>",
         facts,
         check,
         link("/dashboard/system?check=1", "Check the store"),
-        link("/metrics", "/metrics"),
-        link("/telemetry", "/telemetry"),
-        link("/openapi.json", "/openapi.json"),
     )
     return "system", body
 

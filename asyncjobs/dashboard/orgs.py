@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from .. import clock, ids
 from ..client import Client
 from ..domain import bulk as bulk_rules
-from ..domain import observability
+from ..domain import observability, validation
 from ..errors import AsyncJobsError, InvalidInput, NotFound
 from ..records import Job, JobStatus
 from .html import Html, html, join, link, pretty_json, table
@@ -67,7 +67,7 @@ def overview(client: Client, req: Request) -> tuple[str, Html]:
     body = html(
         '<h1>{}</h1><section id="live" data-poll>{}{}'
         "<h2>Jobs ended per minute</h2>{}<h2>Queues</h2>{}"
-        "<h2>Last failures</h2>{}</section><p>{} · {}</p>",
+        "<h2>Failed jobs, newest submitted first</h2>{}</section><p>{} · {}</p>",
         org,
         _banners(client, queues),
         figures,
@@ -105,7 +105,13 @@ def find(client: Client, org: str, wanted: str) -> str | None:
 def jobs(client: Client, req: Request) -> tuple[str, Html]:
     org = req.org
     assert org is not None
-    statuses = [s for s in req.args("status") if s in JobStatus._value2member_map_]
+    statuses = req.args("status")
+    unknown = [s for s in statuses if s not in JobStatus._value2member_map_]
+    if unknown:
+        raise InvalidInput(
+            f"status: {validation.shown(unknown[0])} is not one of "
+            + ", ".join(s.value for s in JobStatus)
+        )
     queue, task, cursor = req.arg("queue"), req.arg("task"), req.arg("cursor")
     page = client.page_jobs(
         org=org,
@@ -252,7 +258,7 @@ def job(
         payload,
         _error(found, operator=req.operator),
         events,
-        _result(client, found, org),
+        _result(client, found, org, redact),
         notes,
         command,
     )
@@ -281,7 +287,7 @@ def _actions(found: Job, req: Request) -> Html:
     )
 
 
-def _result(client: Client, found: Job, org: str) -> Html:
+def _result(client: Client, found: Job, org: str, redact: re.Pattern[str]) -> Html:
     if found.result_id is None:
         return Html("")
     try:
@@ -291,7 +297,7 @@ def _result(client: Client, found: Job, org: str) -> Html:
     return html(
         "<h2>Result</h2><p>{}</p>{}",
         found.result_id,
-        pretty_json(value.get("value"), limit=PAYLOAD_CHARS),
+        pretty_json(_redacted(value.get("value"), redact), limit=PAYLOAD_CHARS),
     )
 
 
@@ -336,10 +342,13 @@ def failures(client: Client, req: Request) -> tuple[str, Html]:
     for g in client.failure_groups(org=org):
         listed = link(
             org_url(org, "jobs?" + urlencode({"status": "failed", "task": g["task"]})),
-            "jobs",
+            "the task's failed jobs",
         )
         retry = Html("")
-        if req.operator:
+        # A group without an error type, or with one no filter takes, is
+        # retried from its jobs, not as a group.
+        kind = g["error_type"]
+        if req.operator and kind and len(kind) <= bulk_rules.MAX_ERROR_TYPE_CHARS:
             args = {
                 "action": "retry",
                 "status": "failed",
@@ -351,7 +360,7 @@ def failures(client: Client, req: Request) -> tuple[str, Html]:
         rows.append(
             [
                 g["task"],
-                g["error_type"] or "-",
+                g["error_type"] or "(no type)",
                 number(g["last_hour"]),
                 number(g["last_day"]),
                 number(g["last_week"]),
@@ -412,7 +421,8 @@ def inbox(client: Client, req: Request) -> tuple[str, Html]:
     every = Html("")
     if req.operator:
         every = html(
-            '<form method="post" action="{}">{}<button>Mark all read</button></form>',
+            '<form method="post" action="{}">{}<input type="hidden" name="all" value="1">'
+            "<button>Mark all read</button></form>",
             org_url(org, "inbox/mark-read"),
             req.csrf(),
         )

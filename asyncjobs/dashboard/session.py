@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from ..errors import Forbidden
@@ -27,13 +26,17 @@ CSRF_FIELD = "csrf"
 
 
 def presented(environ: dict[str, Any]) -> str | None:
-    """The token the session cookie holds, if any."""
-    try:
-        jar = SimpleCookie(environ.get("HTTP_COOKIE", ""))
-    except CookieError:
-        return None
-    morsel = jar.get(COOKIE)
-    return morsel.value if morsel is not None and morsel.value else None
+    """The token the session cookie holds, if any.
+
+    Read by hand: ``http.cookies`` drops every cookie of a header when one
+    of them is malformed, and a browser sends this host's cookies of every
+    port and path, other applications' too.
+    """
+    for part in environ.get("HTTP_COOKIE", "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name == COOKIE and value:
+            return value.strip('"')
+    return None
 
 
 def cookie(token: str, environ: dict[str, Any]) -> str:
@@ -67,7 +70,8 @@ def check_origin(environ: dict[str, Any]) -> None:
 
 
 def check_csrf(token: str, form: dict[str, str]) -> None:
-    if not hmac.compare_digest(form.get(CSRF_FIELD, ""), csrf_token(token)):
+    given = form.get(CSRF_FIELD, "").encode("utf-8", "surrogatepass")
+    if not hmac.compare_digest(given, csrf_token(token).encode()):
         raise Forbidden("the form is not one this session was given; reload the page")
 
 

@@ -9,7 +9,8 @@ answered by a redirect; a viewer is shown no action and refused every one.
 
 Each page carries an ``ETag`` made of the store's change mark, the minute
 and the session's token: a live region re-fetching its page with it is
-answered 304, from one small read, while nothing changed.
+answered 304, after two small reads (the token, the mark), while nothing
+changed.
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ class Request:
         return self.token.operator
 
     def arg(self, name: str) -> str | None:
-        """The last non-blank value of a query parameter, stripped."""
-        values = [v.strip() for v in self.query.get(name, []) if v.strip()]
+        """The last non-empty value of a query parameter, as it is: a filter
+        matches exactly (an error type may start with a space)."""
+        values = [v for v in self.query.get(name, []) if v]
         return values[-1] if values else None
 
     def args(self, name: str) -> list[str]:
@@ -106,7 +108,7 @@ class Request:
         if text is None:
             return Html("")
         n = self.arg("n") or "0"
-        shown = f"{int(n):,}" if n.isdigit() and len(n) < 10 else "0"
+        shown = f"{int(n):,}" if n.isascii() and n.isdigit() and len(n) < 10 else "0"
         more = " More match: run it again." if self.arg("more") == "1" else ""
         return html(
             '<p class="banner ok" role="status">{}{}</p>', text.format(n=shown), more
@@ -186,10 +188,11 @@ class Dashboard:
             ),
             "text/html",
         )
+        given = {name for name, _ in headers}
         headers = [
             ("Content-Type", f"{kind}; charset=utf-8"),
             ("Content-Length", str(len(data))),
-            *SECURITY_HEADERS,
+            *((name, value) for name, value in SECURITY_HEADERS if name not in given),
             *headers,
         ]
         start_response(f"{status} {STATUS_TEXT.get(status, 'Error')}", headers)
@@ -242,7 +245,10 @@ class Dashboard:
             raise Forbidden(
                 "this page is an operator's; a viewer's token cannot open it"
             )
-        query = parse_qs(environ.get("QUERY_STRING", ""), max_num_fields=40)
+        try:
+            query = parse_qs(environ.get("QUERY_STRING", ""), max_num_fields=40)
+        except ValueError:
+            raise InvalidInput("query: more than 40 fields") from None
         now = self.client.now()
         etag = None
         if environ.get("REQUEST_METHOD", "GET").upper() in ("GET", "HEAD"):
@@ -276,10 +282,21 @@ class Dashboard:
         body = html("<h1>Orgs</h1><ul>{}</ul>", items)
         return self._answer(req, "Orgs", body)
 
-    def _login(self, problem: str | None) -> Html:
+    def _login(self, problem: str | None, current: AccessToken | None = None) -> Html:
         note = html('<p class="banner error">{}</p>', problem) if problem else Html("")
+        if current is not None:
+            note = html(
+                '{}<p class="banner">This browser is signed in as {} ({} of {}); '
+                "signing in replaces that session.</p>",
+                note,
+                current.label or current.token_id,
+                current.role,
+                ", ".join(current.orgs),
+            )
         body = html(
             "<h1>Sign in</h1>{}"
+            '<p id="from-link" hidden><strong>Sign in with the token of the link '
+            "you opened?</strong> Only if you asked for that link.</p>"
             "<p>Paste an access token (<code>asyncjobs tokens create --org ORG "
             "--role viewer</code>), or open the link of "
             "<code>asyncjobs dashboard login-url</code>.</p>"
@@ -291,7 +308,8 @@ class Dashboard:
         return self._page("Sign in", body)
 
     def _login_page(self, environ: dict[str, Any]) -> Answer:
-        return 200, [], self._login(None)
+        found = self._token(environ)
+        return 200, [], self._login(None, found[0] if found else None)
 
     def _sign_in(self, environ: dict[str, Any]) -> Answer:
         session.check_origin(environ)
@@ -354,6 +372,8 @@ class Dashboard:
     def _mark_read(self, environ: dict[str, Any], org: str) -> Answer:
         _, form = self._acting(environ, org)
         one = form.get("notification_id")
+        if not one and form.get("all") != "1":
+            raise InvalidInput("mark-read: a notification_id, or all=1")
         changed = self.client.mark_read(
             org=org, notification_ids=[one] if one else [], every=not one
         )

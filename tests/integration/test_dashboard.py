@@ -12,6 +12,7 @@ import itertools
 import json
 import re
 from html.parser import HTMLParser
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -36,9 +37,9 @@ tasks = TaskRegistry()
 def any_payload(**payload: object) -> None: ...
 
 
-def failed_with(client, error: dict, **submit: object) -> str:
+def failed_with(client, error: dict, org: str = "acme", **submit: object) -> str:
     """A job of dash.any that ran once and failed with ``error``."""
-    job = client.submit("dash.any", org="acme", tasks=tasks, **submit)
+    job = client.submit("dash.any", org=org, tasks=tasks, **submit)
     worker = dataclasses.replace(make_worker(client), queues=["dash"])
     _, claimed = client.exchange(worker, [], want=1, registry=tasks)
     assert claimed[0][0].job_id == job.job_id
@@ -47,14 +48,14 @@ def failed_with(client, error: dict, **submit: object) -> str:
     return job.job_id
 
 
-def completed_with(client, value: object) -> str:
+def completed_with(client, value: object, org: str = "acme") -> str:
     """A job of dash.any that ran once and returned ``value``."""
-    job = client.submit("dash.any", org="acme", tasks=tasks)
+    job = client.submit("dash.any", org=org, tasks=tasks)
     worker = dataclasses.replace(make_worker(client), queues=["dash"])
     _, claimed = client.exchange(worker, [], want=1, registry=tasks)
     outcome = {"job_id": job.job_id, "ok": True, "value": value}
     client.exchange(worker, [(claimed[0][1], outcome)], want=0, registry=tasks)
-    assert client.get_job(job.job_id, org="acme").status == "completed"
+    assert client.get_job(job.job_id, org=org).status == "completed"
     return job.job_id
 
 
@@ -133,10 +134,12 @@ def test_every_page_of_an_allowed_org_renders(app, client, operator):
         assert "frame-ancestors 'none'" in csp and "script-src" not in csp
         assert page.headers["X-Content-Type-Options"] == "nosniff"
         assert page.headers["Referrer-Policy"] == "same-origin"
+        assert_no_inline_code(parsed(page.body))
     assert job_id in get(app, "/dashboard/o/acme/", operator).body.decode()
 
 
 def test_a_token_of_several_orgs_picks_an_org_and_sees_only_its_own(app, client):
+    client.submit("mail.send", org="globex")  # an org the store knows
     token = client.create_token(orgs=["acme", "initech"], role="viewer")[1]
     picker = get(app, "/dashboard/", token).body.decode()
     assert "/dashboard/o/acme/" in picker and "/dashboard/o/initech/" in picker
@@ -283,10 +286,12 @@ class Tags(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[str] = []
+        self.attrs: list[tuple[str, str, str | None]] = []
         self.text: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
+        self.attrs += [(tag, name, value) for name, value in attrs]
 
     def handle_data(self, data):
         self.text.append(data)
@@ -296,6 +301,18 @@ def parsed(body: bytes) -> Tags:
     tags = Tags()
     tags.feed(body.decode())
     return tags
+
+
+def assert_no_inline_code(page: Tags) -> None:
+    """No script but the dashboard's own file, no style or event attribute:
+    what the Content-Security-Policy would refuse to run anyway."""
+    scripts = [v for tag, name, v in page.attrs if tag == "script" and name == "src"]
+    assert page.tags.count("script") == len(scripts) == 1
+    assert scripts == ["/dashboard/static/dashboard.js"]
+    assert "style" not in page.tags
+    assert not [
+        name for _, name, _ in page.attrs if name == "style" or name.startswith("on")
+    ]
 
 
 HOSTILE = st.one_of(
@@ -321,29 +338,41 @@ HOSTILE = st.one_of(
     text=HOSTILE,
     key=st.text(alphabet=st.sampled_from("<>&\"'/=ab"), min_size=1, max_size=20),
 )
-def test_no_text_from_a_job_ever_becomes_markup(
-    app, client, clock, operator, text, key
-):
+def test_no_text_from_a_job_ever_becomes_markup(app, client, text, key):
+    """Each example's jobs are alone in an org of their own, so that the
+    hostile pages and the plain ones list the same rows."""
+    n = next(EXAMPLES)
     pages: dict[str, list] = {}
     for name, value, ikey in (("hostile", text, key), ("plain", "x", "k")):
-        clock.advance(1)  # its failure is the newest of its group
-        error = {"type": "ValueError", "message": value, "traceback": value}
+        org = f"xss-{n}-{name}"
+        token = client.create_token(orgs=[org], role="operator")[1]
+        error = {"type": value, "message": value, "traceback": value}
         job_id = failed_with(
             client,
             error,
+            org=org,
             payload={"note": value, value: 1},
-            idempotency_key=f"{ikey}-{next(EXAMPLES)}"[:200],
+            idempotency_key=f"{ikey}-{n}"[:200],
         )
-        done = completed_with(client, {"value": value, value: [value]})
+        done = completed_with(client, {"value": value, value: [value]}, org=org)
         pages[name] = [
-            get(app, f"/dashboard/o/acme/jobs/{job_id}", operator),
-            get(app, f"/dashboard/o/acme/jobs/{done}", operator),
-            get(app, "/dashboard/o/acme/failures", operator),
+            get(app, f"/dashboard/o/{org}/{path}", token)
+            for path in (
+                f"jobs/{job_id}",
+                f"jobs/{done}",
+                "failures",
+                "jobs",
+                "inbox",
+                "",
+                f"bulk?action=retry&{urlencode({'error_type': value[:200]})}",
+            )
         ]
     for hostile_page, plain_page in zip(pages["hostile"], pages["plain"], strict=True):
         hostile, plain = parsed(hostile_page.body), parsed(plain_page.body)
         assert hostile.tags == plain.tags  # the same elements, whatever the text
-        shown = "".join(hostile.text)
+        assert_no_inline_code(hostile)
+    for page in pages["hostile"][:3]:
+        shown = "".join(parsed(page.body).text)
         as_json = json.dumps(text, ensure_ascii=False)[1:-1]  # in a result's JSON
         assert text in shown or as_json in shown  # shown as text, exactly
 
@@ -442,7 +471,13 @@ def test_the_inbox_marks_one_notification_read_then_all(app, client, operator):
     done = post(app, "/dashboard/o/acme/inbox/mark-read", operator, one, **SAME_ORIGIN)
     assert done.status == 303 and done.headers["Location"].endswith("done=read&n=1")
     assert len(client.inbox(org="acme", unread=True)) == 2
-    every = f"csrf={csrf_of(page)}".encode()
+    damaged = f"csrf={csrf_of(page)}&notification_id=".encode()
+    refused = post(
+        app, "/dashboard/o/acme/inbox/mark-read", operator, damaged, **SAME_ORIGIN
+    )
+    assert refused.status == 400  # not taken for "all"
+    assert len(client.inbox(org="acme", unread=True)) == 2
+    every = f"csrf={csrf_of(page)}&all=1".encode()
     post(app, "/dashboard/o/acme/inbox/mark-read", operator, every, **SAME_ORIGIN)
     assert client.inbox(org="acme", unread=True) == []
 
@@ -578,3 +613,74 @@ def test_the_system_page_shows_the_retention_cutoff_once_a_cleanup_deleted_notif
     assert cutoff is not None
     text = get(app, "/dashboard/system", operator).body.decode()
     assert f"<td>notifications deleted before</td><td>{cutoff}</td>" in text
+
+
+# -- bad input is a clear answer, never a crash -------------------------------------------
+
+
+def test_bad_input_gets_a_one_line_answer_and_changes_nothing(app, client, operator):
+    job = client.submit("mail.send", org="acme")
+    path = f"/dashboard/o/acme/jobs/{job.job_id}/cancel"
+    for form in (b"csrf=%C3%A9", b"csrf=%FF", b"\xff\xfe"):
+        answer = post(app, path, operator, form, **SAME_ORIGIN)
+        assert answer.status in (400, 403), form
+    crowded = "&".join(f"status=queued&f{i}=1" for i in range(30))
+    assert get(app, f"/dashboard/o/acme/jobs?{crowded}", operator).status == 400
+    bogus = get(app, "/dashboard/o/acme/jobs?status=bogus", operator)
+    said = "".join(parsed(bogus.body).text)
+    assert bogus.status == 400 and "status: 'bogus' is not one of" in said
+    shown = get(app, "/dashboard/o/acme/jobs?done=retry&n=\u00b2", operator)
+    assert "Retried 0 job(s)." in shown.body.decode()
+    assert client.get_job(job.job_id, org="acme").status == "queued"
+
+
+def test_a_malformed_cookie_of_another_application_does_not_hide_the_session(
+    app, operator
+):
+    page = get(
+        app, "/dashboard/o/acme/", Cookie=f'foo={{"a":1}}; asyncjobs_session={operator}'
+    )
+    assert page.status == 200
+
+
+def test_static_files_are_cached_and_pages_are_not(app, operator):
+    css = get(app, "/dashboard/static/dashboard.css")
+    assert css.headers["Content-Type"] == "text/css; charset=utf-8"
+    cache = [v for k, v in css.header_list if k == "Cache-Control"]
+    assert cache == ["max-age=3600"]
+    page = get(app, "/dashboard/o/acme/", operator)
+    assert [v for k, v in page.header_list if k == "Cache-Control"] == ["no-store"]
+
+
+def test_a_group_without_an_error_type_is_not_offered_as_a_group_retry(
+    app, client, operator
+):
+    failed_with(client, {"message": "no type"})
+    failed_with(client, {"type": "KeyError"})
+    text = get(app, "/dashboard/o/acme/failures", operator).body.decode()
+    assert "(no type)" in text
+    assert text.count("retry this group") == 1 and "error_type=KeyError" in text
+
+
+def test_a_result_hides_secret_looking_keys_as_the_payload_does(app, client, operator):
+    job_id = completed_with(client, {"session_token": "s3cr3t", "rows": 7})
+    page = get(app, f"/dashboard/o/acme/jobs/{job_id}", operator)
+    text = "".join(parsed(page.body).text)
+    assert "s3cr3t" not in text and '"rows": 7' in text
+
+
+def test_another_session_or_minute_gets_another_etag(app, client, clock, operator):
+    other = client.create_token(orgs=["acme"], role="operator")[1]
+    mine = get(app, "/dashboard/o/acme/", operator).headers["ETag"]
+    assert get(app, "/dashboard/o/acme/", other).headers["ETag"] != mine
+    clock.advance(60)
+    later = get(app, "/dashboard/o/acme/", operator, **{"If-None-Match": mine})
+    assert later.status == 200 and later.headers["ETag"] != mine
+
+
+def test_the_login_page_says_who_is_signed_in_before_a_link_replaces_the_session(
+    app, operator
+):
+    text = get(app, "/dashboard/login", operator).body.decode()
+    assert "signed in as alice (operator of acme)" in text
+    assert 'id="from-link" hidden' in text

@@ -33,6 +33,7 @@ class Response:
     ) -> None:
         self.status = int(status.split()[0])
         self.headers = dict(headers)
+        self.header_list = headers  # as sent, a repeated header included
         self.body = body
 
     @property

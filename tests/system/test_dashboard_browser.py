@@ -98,13 +98,15 @@ def browser() -> Iterator[Browser]:
 
 
 def sign_in(browser: Browser, store: Path, base: str, role: str) -> None:
-    """Open the link `dashboard login-url` prints: the page posts its token."""
+    """Open the link `dashboard login-url` prints, and sign in with its token."""
     url = asyncjobs(
         store, "dashboard", "login-url", "--org", "acme", "--role", role, "--url", base
     ).stdout.strip()
     browser.goto(url)
+    browser.wait_for("!document.getElementById('from-link').hidden")
+    assert "#" not in browser.url()  # the token is out of the address bar
+    browser.submit("#login")
     browser.wait_for("location.pathname === '/dashboard/o/acme/'")
-    assert "#" not in browser.url()
 
 
 def shot(browser: Browser, name: str) -> None:

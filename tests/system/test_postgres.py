@@ -538,3 +538,16 @@ def test_store_init_upgrades_a_version_2_schema_and_its_pages_read_one_page(
             )
         )
     assert "jobs_org_page" in plan and "Sort" not in plan
+
+
+def test_a_store_url_is_named_without_its_password_wherever_it_is(tmp_path):
+    url = "postgresql://app:hunter2@127.0.0.1:9/jobs?password=sekrit&schema=s"
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncjobs", "--store", url, "jobs", "--org", "acme"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert done.returncode == 5 and "127.0.0.1:9" in done.stderr
+    assert "hunter2" not in done.stderr and "sekrit" not in done.stderr

@@ -123,12 +123,16 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 def _shown(url: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL without its password (in the host part or as a parameter), for messages."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        parts = parts._replace(netloc=netloc)
+    query = "&".join(
+        "password=***" if pair.split("=", 1)[0].lower() == "password" else pair
+        for pair in parts.query.split("&")
+    )
+    return urlunsplit(parts._replace(query=query))
 
 
 def _merge(shards: Iterable[Record]) -> Record | None:
@@ -555,7 +559,7 @@ class _PgTransaction(KeyValueTransaction):
         ]
 
     def throughput(self, org: str, since: str) -> list[tuple[str, str, int]]:
-        """One ``GROUP BY`` over the ended jobs, found by ``jobs_terminal``."""
+        """One ``GROUP BY`` over the org's ended jobs, found by ``jobs_finished``."""
         return [
             (minute, status, count)
             for minute, status, count in self._rows(
@@ -598,11 +602,12 @@ class _PgTransaction(KeyValueTransaction):
         return sorted(found, key=lambda g: (-g.last_week, g.task, g.error_type))
 
     def change_mark(self) -> str:
-        """The server's snapshot as text (``xmin:xmax:in-progress ids``): a
-        transaction that writes takes an id, which moves ``xmax``, and leaves
-        the list when it ends, so any commit changes it (in any schema of the
-        server, so it also moves when this store did not change). Reads take
-        no id and leave it as it is."""
+        """The server's snapshot as text (``xmin:xmax:in-progress ids``):
+        ``xmax`` follows the newest transaction id that ended, and the list
+        those still running below it, so any commit of a transaction that
+        wrote changes it (in any schema or database of the server: it also
+        moves when this store did not change). A read takes no id and leaves
+        it as it is. PostgreSQL 13 or later."""
         return str(self._rows("SELECT pg_current_snapshot()::text")[0][0])
 
     def summary(self, *, stale_seconds: float) -> dict[str, Any]:

@@ -127,20 +127,21 @@ MIGRATIONS: dict[int, list[str]] = {
     3: [
         "CREATE INDEX jobs_org_page ON jobs "
         "(org_id, (coalesce(created_at, '')), job_id)",
-        "DROP INDEX jobs_org",
         "CREATE INDEX notifications_org_page ON notifications "
         "(org_id, (coalesce(created_at, '')), notification_id)",
-        "DROP INDEX notifications_org",
         "CREATE INDEX notifications_unread_page ON notifications "
         "(org_id, (coalesce(created_at, '')), notification_id) WHERE read_at IS NULL",
-        "DROP INDEX notifications_unread",
         "CREATE INDEX notifications_job_page ON notifications "
         "(job_id, (coalesce(created_at, '')), notification_id)",
-        "DROP INDEX notifications_job",
         "CREATE INDEX jobs_live ON jobs (org_id, queue, status, task) "
         "WHERE status IN ('queued', 'running')",
         # an org's ended jobs by status and end: throughput and failure groups
         "CREATE INDEX jobs_finished ON jobs (org_id, status, finished_at) "
         "WHERE status IN ('completed', 'failed', 'canceled')",
+        # last: a DROP INDEX holds off reads of its table until the commit
+        "DROP INDEX jobs_org",
+        "DROP INDEX notifications_org",
+        "DROP INDEX notifications_unread",
+        "DROP INDEX notifications_job",
     ],
 }
