@@ -45,6 +45,14 @@ FLAGS = (
     "--disable-sync",
 )
 
+# Installed in every document before its own scripts: see Browser.problems.
+WATCH = """
+window.__problems = [];
+addEventListener("error", e => __problems.push("error: " + e.message));
+addEventListener("securitypolicyviolation",
+  e => __problems.push("refused by CSP: " + e.violatedDirective + " " + e.blockedURI));
+"""
+
 # Runs BODY with `el` bound to the first match of a selector, or reports none.
 ON_ELEMENT = "(el => el === null ? {{missing: true}} : {{value: (() => {{{}}})()}})"
 
@@ -121,6 +129,9 @@ class Browser:
             self._session = attached["sessionId"]
             self._call("Page.enable")
             self._call("Runtime.enable")
+            # Every document records what its page got wrong: a script error
+            # or something its Content-Security-Policy refused (problems()).
+            self._call("Page.addScriptToEvaluateOnNewDocument", source=WATCH)
             self._call(
                 "Emulation.setDeviceMetricsOverride",
                 width=width,
@@ -337,6 +348,10 @@ class Browser:
     def text(self, selector: str = "body") -> str:
         """The rendered text (``innerText``) of the first match of ``selector``."""
         return str(self._on(selector, "return el.innerText", "text"))
+
+    def problems(self) -> list[str]:
+        """Script errors and Content-Security-Policy refusals of the current page."""
+        return list(self.evaluate("window.__problems || []"))
 
     def url(self) -> str:
         """The page's current address."""

@@ -110,6 +110,8 @@ def sign_in(browser: Browser, store: Path, base: str, role: str) -> None:
 
 
 def shot(browser: Browser, name: str) -> None:
+    """Save the page, which must have run without a script error or a CSP refusal."""
+    assert browser.problems() == [], name
     browser.screenshot(SHOTS / f"{name}.png")
 
 
