@@ -271,18 +271,26 @@ class Client:
         task: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        error_type: str | None = None,
     ) -> Page[Job]:
         """One page of the org's jobs, newest first by (created_at, job_id).
 
-        Only jobs of ``status`` (one, or a collection of them), ``queue`` and
-        ``task``, where given. ``limit`` is 1 to 10,000 jobs a page; pass the
+        Only jobs of ``status`` (one, or a collection of them), ``queue``,
+        ``task`` and whose last error has the type ``error_type``, where
+        given. ``limit`` is 1 to 10,000 jobs a page; pass the
         page's ``next_cursor`` with the same filters for the next one (it is
         None on the last). A walk never shows a job twice nor skips an older
         one, whatever is submitted meanwhile. InvalidInput for a cursor made
         for other filters or another org, or not made here.
         """
         return self._jobs.page(
-            org=org, status=status, queue=queue, task=task, limit=limit, cursor=cursor
+            org=org,
+            status=status,
+            queue=queue,
+            task=task,
+            limit=limit,
+            cursor=cursor,
+            error_type=error_type,
         )
 
     def list_jobs(

@@ -308,6 +308,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 @click.option("--status", "status_", metavar="STATUS", help="Only jobs in this status.")
 @click.option("--queue", help="Only jobs of this queue.")
 @click.option("--task", help="Only jobs of this task.")
+@click.option("--error-type", help="Only jobs whose last error has this type.")
 @click.option(
     "--limit",
     type=Number(validation.LIMIT, whole=True),
@@ -324,13 +325,20 @@ def jobs(
     status_: str | None,
     queue: str | None,
     task: str | None,
+    error_type: str | None,
     limit: int,
     cursor: str | None,
     as_json: bool,
 ) -> None:
     """List the org's jobs, newest first, a page at a time."""
     found = client.page_jobs(
-        org=org, status=status_, queue=queue, task=task, limit=limit, cursor=cursor
+        org=org,
+        status=status_,
+        queue=queue,
+        task=task,
+        limit=limit,
+        cursor=cursor,
+        error_type=error_type,
     )
     rows = [
         [

@@ -113,6 +113,7 @@ def jobs(client: Client, req: Request) -> tuple[str, Html]:
             + ", ".join(s.value for s in JobStatus)
         )
     queue, task, cursor = req.arg("queue"), req.arg("task"), req.arg("cursor")
+    kind = req.arg("error_type")
     page = client.page_jobs(
         org=org,
         status=statuses or None,
@@ -120,6 +121,7 @@ def jobs(client: Client, req: Request) -> tuple[str, Html]:
         task=task,
         limit=PAGE_JOBS,
         cursor=cursor,
+        error_type=kind,
     )
     boxes = join(
         html(
@@ -136,19 +138,23 @@ def jobs(client: Client, req: Request) -> tuple[str, Html]:
         "</fieldset>"
         '<label>Queue <input name="queue" value="{}"></label> '
         '<label>Task <input name="task" value="{}"></label> '
+        '<label>Error type <input name="error_type" value="{}"></label> '
         "<button>Filter</button></form>"
         '<form method="get" class="filters"><label>Job id or idempotency key '
         '<input name="q" value="{}" size="34"></label> <button>Go</button></form>{}',
         boxes,
         queue or "",
         task or "",
+        kind or "",
         missing or "",
         html('<p class="banner">No job of this org has id or key {}.</p>', missing)
         if missing
         else Html(""),
     )
     filter_args = [("status", s) for s in statuses]
-    filter_args += [(k, v) for k, v in (("queue", queue), ("task", task)) if v]
+    filter_args += [
+        (k, v) for k, v in (("queue", queue), ("task", task), ("error_type", kind)) if v
+    ]
     more = Html("")
     if page.next_cursor is not None:
         more = html(
@@ -340,10 +346,10 @@ def failures(client: Client, req: Request) -> tuple[str, Html]:
     week_ago = clock.to_iso(req.now - timedelta(days=7))
     rows = []
     for g in client.failure_groups(org=org):
-        listed = link(
-            org_url(org, "jobs?" + urlencode({"status": "failed", "task": g["task"]})),
-            "the task's failed jobs",
-        )
+        shown = {"status": "failed", "task": g["task"]}
+        if g["error_type"] and len(g["error_type"]) <= bulk_rules.MAX_ERROR_TYPE_CHARS:
+            shown["error_type"] = g["error_type"]
+        listed = link(org_url(org, "jobs?" + urlencode(shown)), "jobs")
         retry = Html("")
         # A group without an error type, or with one no filter takes, is
         # retried from its jobs, not as a group.

@@ -68,6 +68,18 @@ class Criteria:
         )
 
 
+def check_error_type(error_type: object) -> None:
+    """InvalidInput unless ``error_type`` is None or 1 to MAX_ERROR_TYPE_CHARS of text."""
+    if error_type is not None and (
+        not isinstance(error_type, str)
+        or not 1 <= len(error_type) <= MAX_ERROR_TYPE_CHARS
+    ):
+        raise InvalidInput(
+            f"error_type: {validation.shown(error_type)} is not 1 to "
+            f"{MAX_ERROR_TYPE_CHARS} characters of text"
+        )
+
+
 def criteria(
     action: str,
     *,
@@ -104,14 +116,7 @@ def criteria(
         statuses = tuple(dict.fromkeys(given))
     if failed_since is not None and action != "retry":
         raise InvalidInput("failed_since: only a retry takes it")
-    if error_type is not None and (
-        not isinstance(error_type, str)
-        or not 1 <= len(error_type) <= MAX_ERROR_TYPE_CHARS
-    ):
-        raise InvalidInput(
-            f"error_type: {validation.shown(error_type)} is not 1 to "
-            f"{MAX_ERROR_TYPE_CHARS} characters of text"
-        )
+    check_error_type(error_type)
     return Criteria(
         action=action,
         statuses=statuses,

@@ -279,6 +279,7 @@ class Jobs:
         task: str | None,
         limit: int,
         cursor: str | None,
+        error_type: str | None = None,
     ) -> Page[Job]:
         validation.org(org)
         validation.limit(limit)
@@ -287,6 +288,7 @@ class Jobs:
             validation.name(queue, "queue")
         if task is not None:
             validation.name(task, "task")
+        bulk.check_error_type(error_type)
         with self.store.read(clock=self.clock) as tx:
             found, next_cursor = tx.page_jobs(
                 org,
@@ -295,6 +297,7 @@ class Jobs:
                 task=task,
                 limit=limit,
                 cursor=cursor,
+                error_type=error_type,
             )
             return Page([Job.from_dict(r) for r in found], next_cursor)
 
@@ -404,7 +407,8 @@ def _matching(
 ) -> tuple[list[Job], bool]:
     """Up to ``limit`` (0 or more) of the org's jobs ``wanted`` matches, newest
     first, and whether more match. Walks the org's jobs of those statuses (and
-    queue and task) a page at a time; the other filters are checked on each."""
+    queue, task and error type) a page at a time; the other filters are
+    checked on each."""
     matched: list[Job] = []
     cursor = None
     while True:
@@ -415,6 +419,7 @@ def _matching(
             task=wanted.task,
             limit=_PAGE,
             cursor=cursor,
+            error_type=wanted.error_type,
         )
         for record in found:
             job = Job.from_dict(record)

@@ -276,11 +276,12 @@ class Transaction(ABC):
         task: str | None = None,
         limit: int,
         cursor: str | None = None,
+        error_type: str | None = None,
     ) -> PageOf:
         """Up to ``limit`` of the org's jobs, newest first by (created_at, job_id).
 
-        Only jobs with a status in ``statuses``, on ``queue`` and of ``task``,
-        where given. Starts after ``cursor`` (None: at the newest). Returns
+        Only jobs with a status in ``statuses``, on ``queue``, of ``task`` and
+        whose error has the type ``error_type``, where given. Starts after ``cursor`` (None: at the newest). Returns
         the jobs and the cursor of the next page, None when no job is left.
         Raises InvalidInput, before reading, for a cursor that is not one a
         ``page_jobs`` of this org and these filters returned. Jobs changed in

@@ -374,6 +374,17 @@ def test_a_transaction_sees_the_jobs_it_ended_in_its_own_figures(backend):
         assert tx.throughput("acme", clocks.to_iso(T0)) == []
 
 
+def test_a_page_of_jobs_filters_by_error_type_and_its_cursor_keeps_to_it(backend):
+    end(backend, -60, *[("acme", "t", "KeyError")] * 3, ("acme", "t", "OSError"))
+    with backend.read() as tx:
+        page, cursor = tx.page_jobs("acme", error_type="KeyError", limit=2)
+        rest, last = tx.page_jobs("acme", error_type="KeyError", limit=2, cursor=cursor)
+        with pytest.raises(InvalidInput):
+            tx.page_jobs("acme", error_type="OSError", limit=2, cursor=cursor)
+    assert len(page) == 2 and len(rest) == 1 and last is None
+    assert {r["error"]["type"] for r in page + rest} == {"KeyError"}
+
+
 def test_the_change_mark_moves_with_every_commit(backend):
     with backend.read() as tx:
         before = tx.change_mark()

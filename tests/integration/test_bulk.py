@@ -226,3 +226,11 @@ def test_the_cli_takes_all_orgs_with_all_only(client, cli):
     ]:
         outcome = cli(*args)
         assert outcome.exit_code == 2 and message in outcome.stderr, outcome
+
+
+def test_jobs_lists_those_of_one_error_type(client, cli):
+    smtp = failed(client, "acme", "mail.send", 2, error="SMTPError")
+    failed(client, "acme", "mail.send", 1, error="KeyError")
+    shown = cli("jobs", "--org", "acme", "--error-type", "SMTPError", "--json")
+    assert shown.exit_code == 0
+    assert sorted(j["job_id"] for j in json.loads(shown.stdout)["jobs"]) == smtp

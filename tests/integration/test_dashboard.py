@@ -421,6 +421,9 @@ def test_failures_are_grouped_by_task_and_error_and_a_group_is_retried_through_a
     text = get(app, "/dashboard/o/acme/failures", operator).body.decode()
     rows = re.findall(r"<tr><td>mail\.send</td><td>(\w+)</td><td>(\d+)</td>", text)
     assert rows == [("SMTPError", "3"), ("KeyError", "2")]
+    listed = re.search(r'href="(/dashboard/o/acme/jobs\?[^"]*KeyError)"', text).group(1)
+    page = get(app, listed.replace("&amp;", "&"), operator).body.decode()
+    assert page.count("<td>KeyError</td>") == 2 and "SMTPError" not in page
     preview_path = re.search(
         r'href="(/dashboard/o/acme/bulk\?action=retry[^"]*SMTPError[^"]*)"', text
     ).group(1)

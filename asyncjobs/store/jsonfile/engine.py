@@ -1278,6 +1278,11 @@ class _Runnable:
             _remove(self.order.get(old["queue"], []), _entry(old))
 
 
+def _error_type(record: Record) -> Any:
+    error = record.get("error")
+    return error.get("type") if isinstance(error, dict) else None
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -1600,6 +1605,7 @@ class _JsonTransaction(KeyValueTransaction):
         task: str | None = None,
         limit: int,
         cursor: str | None = None,
+        error_type: str | None = None,
     ) -> PageOf:
         wanted = None if statuses is None else frozenset(statuses)
         where = paging.scope(
@@ -1608,6 +1614,7 @@ class _JsonTransaction(KeyValueTransaction):
             statuses=None if wanted is None else sorted(wanted),
             queue=queue,
             task=task,
+            **({} if error_type is None else {"error_type": error_type}),
         )
 
         def match(record: Record) -> bool:
@@ -1615,6 +1622,7 @@ class _JsonTransaction(KeyValueTransaction):
                 (wanted is None or record.get("status") in wanted)
                 and (queue is None or record.get("queue") == queue)
                 and (task is None or record.get("task") == task)
+                and (error_type is None or _error_type(record) == error_type)
             )
 
         return self._page("jobs_by_org", org, match, where, cursor, limit)

@@ -1513,9 +1513,17 @@ class _PgTransaction(KeyValueTransaction):
         task: str | None = None,
         limit: int,
         cursor: str | None = None,
+        error_type: str | None = None,
     ) -> PageOf:
         wanted = None if statuses is None else sorted(frozenset(statuses))
-        scope = paging.scope("jobs", org=org, statuses=wanted, queue=queue, task=task)
+        scope = paging.scope(
+            "jobs",
+            org=org,
+            statuses=wanted,
+            queue=queue,
+            task=task,
+            **({} if error_type is None else {"error_type": error_type}),
+        )
         where, params = ["org_id = %s"], [org]
         if wanted is not None:
             where.append("status = ANY(%s)")
@@ -1526,6 +1534,9 @@ class _PgTransaction(KeyValueTransaction):
         if task is not None:
             where.append("task = %s")
             params.append(task)
+        if error_type is not None:
+            where.append("doc->'error'->>'type' = %s")
+            params.append(error_type)
         return self._page(
             "jobs",
             where,
