@@ -19,29 +19,14 @@ from ..client import Client
 from ..errors import NotFound
 from ..records import Job
 from .html import Html, html, link, table
-from .widgets import age, ago, number, org_url
+from .widgets import age, ago, number, org_url, queue_table
 
 if TYPE_CHECKING:
     from .views import Request
 
 
 def queues(client: Client, req: Request) -> tuple[str, Html]:
-    rows = table(
-        ["Queue", "Depth", "Runnable", "Delayed", "Running", "Oldest runnable", "Held"],
-        (
-            [
-                q["queue"],
-                number(q["depth"]),
-                number(q["runnable"]),
-                number(q["delayed"]),
-                number(q["running"]),
-                f"{q['lag_s']:.0f} s",
-                number(q["held"]),
-            ]
-            for q in client.queues(org=None)
-        ),
-        "No job is queued or running.",
-    )
+    rows = queue_table(client.queues(org=None))
     body = html(
         "<h1>Queues</h1><p>Every org's queued and running jobs, by queue.</p>"
         '<section id="queues" data-poll>{}</section>',

@@ -20,7 +20,7 @@ from ..domain import observability, validation
 from ..errors import AsyncJobsError, InvalidInput, NotFound
 from ..records import Job, JobStatus
 from .html import Html, html, join, link, pretty_json, table
-from .widgets import ago, chart, counts, job_rows, number, org_url
+from .widgets import ago, chart, counts, job_rows, number, org_url, queue_table
 
 if TYPE_CHECKING:
     from .views import Request
@@ -47,22 +47,7 @@ def overview(client: Client, req: Request) -> tuple[str, Html]:
             ("canceled in the last hour", ended["canceled"]),
         ]
     )
-    queue_table = table(
-        ["Queue", "Depth", "Runnable", "Delayed", "Running", "Oldest runnable", "Held"],
-        (
-            [
-                q["queue"],
-                number(q["depth"]),
-                number(q["runnable"]),
-                number(q["delayed"]),
-                number(q["running"]),
-                f"{q['lag_s']:.0f} s",
-                number(q["held"]),
-            ]
-            for q in queues
-        ),
-        "No job is queued or running.",
-    )
+
     failed = client.page_jobs(org=org, status="failed", limit=5)
     body = html(
         '<h1>{}</h1><section id="live" data-poll>{}{}'
@@ -72,7 +57,7 @@ def overview(client: Client, req: Request) -> tuple[str, Html]:
         _banners(client, queues),
         figures,
         chart(minutes),
-        queue_table,
+        queue_table(queues),
         job_rows(org, failed.items, req.now, "No job has failed."),
         link(org_url(org, "jobs?status=failed"), "All failed jobs"),
         link(org_url(org, "failures"), "Failures by error"),

@@ -107,6 +107,26 @@ def chart(minutes: Sequence[Mapping[str, Any]]) -> Html:
     )
 
 
+def queue_table(queues: Iterable[Mapping[str, Any]]) -> Html:
+    """Each queue's figures (``Client.queues``)."""
+    return table(
+        ["Queue", "Depth", "Runnable", "Delayed", "Running", "Oldest runnable", "Held"],
+        (
+            [
+                q["queue"],
+                number(q["depth"]),
+                number(q["runnable"]),
+                number(q["delayed"]),
+                number(q["running"]),
+                f"{q['lag_s']:.0f} s",
+                number(q["held"]),
+            ]
+            for q in queues
+        ),
+        "No job is queued or running.",
+    )
+
+
 def job_rows(org: str, jobs: Iterable[Job], now: datetime, empty: str) -> Html:
     return table(
         ["Job", "Task", "Queue", "Status", "Attempts", "Created", "Error"],
