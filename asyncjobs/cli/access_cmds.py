@@ -3,6 +3,8 @@ dashboard's sign-in links (dashboard login-url)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -16,27 +18,34 @@ from .common import Number, cli, emit, json_option, pass_client
 LOGIN_SECONDS = 8 * 3600  # a working day's session
 
 
+def orgs_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--org`` / ``--tenant``, repeatable: the orgs a new token is for."""
+    return click.option(
+        "--org",
+        "--tenant",
+        "orgs",
+        multiple=True,
+        required=True,
+        metavar="ORG",
+        help=help,
+    )
+
+
+def role_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--role viewer|operator`` of a new token."""
+    return click.option(
+        "--role", type=click.Choice(token_rules.ROLES), required=True, help=help
+    )
+
+
 @cli.group()
 def tokens() -> None:
     """Access tokens for serve --auth tokens: create, list, revoke."""
 
 
 @tokens.command("create")
-@click.option(
-    "--org",
-    "--tenant",
-    "orgs",
-    multiple=True,
-    required=True,
-    metavar="ORG",
-    help="An org the token acts for; repeat for several.",
-)
-@click.option(
-    "--role",
-    type=click.Choice(token_rules.ROLES),
-    required=True,
-    help="viewer: reads; operator: also every POST, /metrics and /telemetry.",
-)
+@orgs_option("An org the token acts for; repeat for several.")
+@role_option("viewer: reads; operator: also every POST, /metrics and /telemetry.")
 @click.option("--label", metavar="TEXT", help="What the token is for, to list it by.")
 @click.option(
     "--expires-in",
@@ -108,21 +117,8 @@ def dashboard() -> None:
 
 
 @dashboard.command("login-url")
-@click.option(
-    "--org",
-    "--tenant",
-    "orgs",
-    multiple=True,
-    required=True,
-    metavar="ORG",
-    help="An org the session may see; repeat for several.",
-)
-@click.option(
-    "--role",
-    type=click.Choice(token_rules.ROLES),
-    required=True,
-    help="viewer: reads; operator: also acts, and sees the store-wide pages.",
-)
+@orgs_option("An org the session may see; repeat for several.")
+@role_option("viewer: reads; operator: also acts, and sees the store-wide pages.")
 @click.option("--label", metavar="TEXT", help="Who the link is for, to list it by.")
 @click.option(
     "--expires-in",
