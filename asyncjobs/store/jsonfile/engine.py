@@ -41,7 +41,7 @@ import os
 import stat
 import threading
 import weakref
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
@@ -1354,6 +1354,28 @@ class _Ordered:
             entries.insert(i, entry)  # a new record is the newest: at the end
 
 
+def _pending_in_group(
+    pending: Mapping[str, Any],
+    value: Any,
+    value_of: Callable[[Record], Any],
+    order: Callable[[Record, str], tuple[Any, ...]],
+    keep: Callable[[Record], bool],
+    *,
+    newest_first: bool,
+) -> list[tuple[tuple[Any, ...], Record]]:
+    """A transaction's own records of an index group that ``keep``, with their
+    entries, in walking order: merged with the committed entries by a walk."""
+    return sorted(
+        (
+            (order(record, key), record)
+            for key, record in pending.items()
+            if record is not _DELETED and value_of(record) == value and keep(record)
+        ),
+        key=itemgetter(0),
+        reverse=newest_first,
+    )
+
+
 def _holds(
     record: Record | None,
     entry: tuple[Any, ...],
@@ -1477,16 +1499,13 @@ class _JsonTransaction(KeyValueTransaction):
                 if _holds(record, entry, value, value_of, order):
                     yield entry, record
 
-        changed = sorted(
-            (
-                (order(record, key), record)
-                for key, record in pending.items()
-                if record is not _DELETED
-                and value_of(record) == value
-                and order(record, key)[0] >= since
-            ),
-            key=itemgetter(0),
-            reverse=True,
+        changed = _pending_in_group(
+            pending,
+            value,
+            value_of,
+            order,
+            lambda record: _text(record.get("finished_at")) >= since,
+            newest_first=True,
         )
         for _, record in heapq.merge(
             stored(), changed, key=itemgetter(0), reverse=True
@@ -1714,16 +1733,8 @@ class _JsonTransaction(KeyValueTransaction):
                 if _holds(record, entry, value, value_of, order) and match(record):
                     yield entry, record
 
-        changed = sorted(
-            (
-                (order(record, key), record)
-                for key, record in pending.items()
-                if record is not _DELETED
-                and value_of(record) == value
-                and match(record)
-            ),
-            key=itemgetter(0),
-            reverse=newest_first,
+        changed = _pending_in_group(
+            pending, value, value_of, order, match, newest_first=newest_first
         )
         if after is not None:
             changed = [
