@@ -398,6 +398,34 @@ class Client:
         )
         return self._jobs.bulk(wanted, org=org, dry_run=dry_run, limit=limit)
 
+    def count_matching(
+        self,
+        action: str,
+        *,
+        org: str,
+        status: str | Collection[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        failed_since: str | datetime | None = None,
+        created_before: str | datetime | None = None,
+        error_type: str | None = None,
+        up_to: int = bulk.COUNT_UP_TO,
+    ) -> bulk.Count:
+        """How many of the org's jobs ``retry_matching`` or ``cancel_matching``
+        (``action``) would reach with these filters over as many calls as it
+        takes, counting no further than ``up_to`` (``more`` says whether
+        others match beyond). Changes nothing; reads every match."""
+        wanted = bulk.criteria(
+            action,
+            status=status,
+            queue=queue,
+            task=task,
+            failed_since=failed_since,
+            created_before=created_before,
+            error_type=error_type,
+        )
+        return self._jobs.count(wanted, org=org, up_to=up_to)
+
     # -- running jobs (workers and inline runs) --------------------------------
 
     def exchange(

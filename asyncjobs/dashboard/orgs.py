@@ -492,11 +492,14 @@ def bulk_preview(client: Client, req: Request) -> tuple[str, Html]:
             back,
         )
         return f"{action}: nothing matches", body
+    total = client.count_matching(action, org=org, **wanted)
+    matching = number(total.jobs) + ("+" if total.more else "")
     capped = (
         html(
-            "<p><strong>More match than one confirmation takes "
-            "(capped at {}):</strong> confirm, then preview again for the rest.</p>",
+            "<p><strong>More than one confirmation takes (capped at {}):</strong> "
+            "this one changes the newest {}; preview again for the rest.</p>",
             number(bulk_rules.MAX_JOBS),
+            number(answer.count),
         )
         if answer.more
         else Html("")
@@ -514,13 +517,14 @@ def bulk_preview(client: Client, req: Request) -> tuple[str, Html]:
         for i in answer.ids[:BULK_SHOWN]
     )
     body = html(
-        "<h1>{} {} job(s)?</h1><p>{} {} job(s) of {} matching {}, newest first.</p>{}"
+        "<h1>{} {} job(s)?</h1><p>{} the {} job(s) of {} matching {}, newest first."
+        "</p>{}"
         '<form method="post" action="{}">{}{}<button>Confirm: {} {} job(s)</button></form>'
         "<p>{}</p><h2>The first of them</h2><ul>{}</ul>",
         action.title(),
-        number(answer.count),
+        matching,
         action.title(),
-        number(answer.count),
+        matching,
         org,
         described,
         capped,
@@ -532,7 +536,7 @@ def bulk_preview(client: Client, req: Request) -> tuple[str, Html]:
         back,
         shown,
     )
-    return f"{action} {answer.count} jobs?", body
+    return f"{action} {matching} jobs?", body
 
 
 def bulk(client: Client, org: str, form: dict[str, str]) -> str:

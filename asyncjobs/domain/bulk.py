@@ -30,6 +30,7 @@ STATUSES = {
 }
 DEFAULT_STATUSES = {"retry": ("failed",), "cancel": ("queued", "running")}
 MAX_ERROR_TYPE_CHARS = 200
+COUNT_UP_TO = 100_000  # jobs a count of the matches reads at the most
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,14 @@ class Criteria:
         return not (
             job.status is JobStatus.RUNNING and job.cancel_requested_at is not None
         )
+
+
+@dataclass(frozen=True)
+class Count:
+    """How many jobs a filter matches in all; ``more``: over the count's cap."""
+
+    jobs: int
+    more: bool
 
 
 def check_error_type(error_type: object) -> None:

@@ -9,7 +9,7 @@ missing one.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -351,6 +351,14 @@ class Jobs:
             saved = tx.job(job.job_id)
         return saved if saved is not None else job
 
+    def count(
+        self, wanted: bulk.Criteria, *, org: str, up_to: int = bulk.COUNT_UP_TO
+    ) -> bulk.Count:
+        """How many of the org's jobs ``wanted`` matches in all, up to ``up_to``."""
+        validation.org(org)
+        with self.store.read(clock=self.clock) as tx:
+            return _counted(tx, org, wanted, up_to)
+
     def bulk(
         self,
         wanted: bulk.Criteria,
@@ -402,14 +410,34 @@ class Jobs:
         )
 
 
+def _counted(
+    tx: Transaction, org: str, wanted: bulk.Criteria, up_to: int
+) -> bulk.Count:
+    seen = 0
+    for _ in _walk(tx, org, wanted):
+        if seen == up_to:
+            return bulk.Count(seen, more=True)
+        seen += 1
+    return bulk.Count(seen, more=False)
+
+
 def _matching(
     tx: Transaction, org: str, wanted: bulk.Criteria, limit: int
 ) -> tuple[list[Job], bool]:
     """Up to ``limit`` (0 or more) of the org's jobs ``wanted`` matches, newest
-    first, and whether more match. Walks the org's jobs of those statuses (and
-    queue, task and error type) a page at a time; the other filters are
-    checked on each."""
+    first, and whether more match."""
     matched: list[Job] = []
+    for job in _walk(tx, org, wanted):
+        if len(matched) == limit:
+            return matched, True
+        matched.append(job)
+    return matched, False
+
+
+def _walk(tx: Transaction, org: str, wanted: bulk.Criteria) -> Iterator[Job]:
+    """The org's jobs ``wanted`` matches, newest first. Walks the org's jobs of
+    those statuses (and queue, task and error type) a page at a time; the
+    other filters are checked on each."""
     cursor = None
     while True:
         found, cursor = tx.page_jobs(
@@ -424,11 +452,9 @@ def _matching(
         for record in found:
             job = Job.from_dict(record)
             if wanted.matches(job):
-                if len(matched) == limit:
-                    return matched, True
-                matched.append(job)
+                yield job
         if cursor is None:
-            return matched, False
+            return
 
 
 _PAGE = 1000  # jobs read at a time while looking for matches

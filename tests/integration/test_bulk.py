@@ -13,6 +13,7 @@ import json
 import pytest
 
 from asyncjobs import InvalidInput
+from asyncjobs.domain import bulk
 from asyncjobs.tasks import TaskRegistry
 
 from ..conftest import exported
@@ -234,3 +235,15 @@ def test_jobs_lists_those_of_one_error_type(client, cli):
     shown = cli("jobs", "--org", "acme", "--error-type", "SMTPError", "--json")
     assert shown.exit_code == 0
     assert sorted(j["job_id"] for j in json.loads(shown.stdout)["jobs"]) == smtp
+
+
+def test_a_count_of_the_matches_reads_them_all_and_stops_at_its_cap(client):
+    failed(client, "acme", "mail.send", 5)
+    failed(client, "acme", "reports.build", 2)
+    assert client.count_matching("retry", org="acme") == bulk.Count(7, more=False)
+    assert client.count_matching("retry", org="acme", task="reports.build").jobs == 2
+    assert client.count_matching("retry", org="acme", up_to=4) == bulk.Count(
+        4, more=True
+    )
+    assert client.count_matching("cancel", org="acme").jobs == 0
+    assert client.list_jobs(org="acme", status="queued") == []  # nothing changed

@@ -448,7 +448,8 @@ def test_a_bulk_preview_says_when_more_match_than_one_confirmation_takes(
 ):
     failed(client, "acme", "mail.send", 1001)
     shown = get(app, "/dashboard/o/acme/bulk?action=retry", operator).body.decode()
-    assert "Retry 1,000 job(s)?" in shown and "capped at 1,000" in shown
+    assert "Retry 1,001 job(s)?" in shown and "capped at 1,000" in shown
+    assert "Confirm: retry 1,000 job(s)" in shown
 
 
 def test_a_bulk_action_is_refused_from_another_origin_and_for_a_viewer(
