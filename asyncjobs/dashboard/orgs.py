@@ -47,7 +47,6 @@ def overview(client: Client, req: Request) -> tuple[str, Html]:
             ("canceled in the last hour", ended["canceled"]),
         ]
     )
-
     failed = client.page_jobs(org=org, status="failed", limit=5)
     body = html(
         '<h1>{}</h1><section id="live" data-poll>{}{}'
@@ -91,7 +90,7 @@ def jobs(client: Client, req: Request) -> tuple[str, Html]:
     org = req.org
     assert org is not None
     statuses = req.args("status")
-    unknown = [s for s in statuses if s not in JobStatus._value2member_map_]
+    unknown = [s for s in statuses if s not in {known.value for known in JobStatus}]
     if unknown:
         raise InvalidInput(
             f"status: {validation.shown(unknown[0])} is not one of "

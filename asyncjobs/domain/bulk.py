@@ -11,7 +11,7 @@ requested, and a running job whose cancel is pending is not matched again).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,25 +47,59 @@ class Criteria:
 
     def matches(self, job: Job) -> bool:
         """Whether the action applies to ``job`` under this filter."""
-        if job.status.value not in self.statuses:
+        return self._matches(
+            job.status.value,
+            job.queue,
+            job.task,
+            job.finished_at,
+            job.created_at,
+            job.error,
+            job.cancel_requested_at,
+        )
+
+    def matches_record(self, record: Mapping[str, Any]) -> bool:
+        """``matches`` for a job's stored record, as an engine holds it."""
+        return self._matches(
+            record.get("status"),
+            record.get("queue"),
+            record.get("task"),
+            record.get("finished_at"),
+            record.get("created_at"),
+            record.get("error"),
+            record.get("cancel_requested_at"),
+        )
+
+    def _matches(
+        self,
+        status: Any,
+        queue: Any,
+        task: Any,
+        finished_at: Any,
+        created_at: Any,
+        error: Any,
+        cancel_requested_at: Any,
+    ) -> bool:
+        if status not in self.statuses:
             return False
-        if self.queue is not None and job.queue != self.queue:
+        if self.queue is not None and queue != self.queue:
             return False
-        if self.task is not None and job.task != self.task:
+        if self.task is not None and task != self.task:
             return False
         if self.failed_since is not None and (
-            job.finished_at is None or job.finished_at < self.failed_since
+            not isinstance(finished_at, str) or finished_at < self.failed_since
         ):
             return False
-        if self.created_before is not None and job.created_at >= self.created_before:
+        if self.created_before is not None and (
+            not isinstance(created_at, str) or created_at >= self.created_before
+        ):
             return False
         if self.error_type is not None and (
-            not isinstance(job.error, dict) or job.error.get("type") != self.error_type
+            not isinstance(error, dict) or error.get("type") != self.error_type
         ):
             return False
         # A running job asked to stop already is on its way: not matched again.
         return not (
-            job.status is JobStatus.RUNNING and job.cancel_requested_at is not None
+            status == JobStatus.RUNNING.value and cancel_requested_at is not None
         )
 
 

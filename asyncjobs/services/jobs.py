@@ -356,8 +356,10 @@ class Jobs:
     ) -> bulk.Count:
         """How many of the org's jobs ``wanted`` matches in all, up to ``up_to``."""
         validation.org(org)
+        up_to = validation.count(up_to, "up_to", (0, 10_000_000))
         with self.store.read(clock=self.clock) as tx:
-            return _counted(tx, org, wanted, up_to)
+            jobs, more = tx.count_matching(org, wanted, up_to)
+        return bulk.Count(jobs, more=more)
 
     def bulk(
         self,
@@ -408,17 +410,6 @@ class Jobs:
             more=more,
             dry_run=dry_run,
         )
-
-
-def _counted(
-    tx: Transaction, org: str, wanted: bulk.Criteria, up_to: int
-) -> bulk.Count:
-    seen = 0
-    for _ in _walk(tx, org, wanted):
-        if seen == up_to:
-            return bulk.Count(seen, more=True)
-        seen += 1
-    return bulk.Count(seen, more=False)
 
 
 def _matching(

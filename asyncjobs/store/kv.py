@@ -35,8 +35,8 @@ from typing import Any
 
 from .. import clock, records
 from ..domain import breakers as breaker_rules
+from ..domain import bulk, integrity, observability, retention, scheduling, validation
 from ..domain import catalog as task_catalog
-from ..domain import integrity, observability, retention, scheduling, validation
 from ..errors import Conflict, NotFound
 from ..records import (
     Event,
@@ -437,6 +437,18 @@ class KeyValueTransaction(Transaction):
         return found
 
     # -- store-wide ------------------------------------------------------------
+
+    def count_matching(
+        self, org: str, wanted: bulk.Criteria, up_to: int
+    ) -> tuple[int, bool]:
+        seen = 0
+        for status in wanted.statuses:
+            for record in self.find("jobs_by_status", status):
+                if record.get("org_id") == org and wanted.matches_record(record):
+                    if seen == up_to:
+                        return seen, True
+                    seen += 1
+        return seen, False
 
     def job_orgs(self, statuses: Collection[str]) -> list[str]:
         return sorted(

@@ -42,7 +42,7 @@ from datetime import datetime
 from typing import Any
 
 from ..clock import Clock
-from ..domain import observability, retention
+from ..domain import bulk, observability, retention
 from ..records import Event, Job, Record, Result, StoredRecord
 
 KINDS = (
@@ -325,6 +325,13 @@ class Transaction(ABC):
         """
 
     # -- store-wide: operators and cron --------------------------------------
+
+    @abstractmethod
+    def count_matching(
+        self, org: str, wanted: bulk.Criteria, up_to: int
+    ) -> tuple[int, bool]:
+        """How many of the org's jobs ``wanted`` matches (``Criteria.matches``),
+        counting no further than ``up_to``, and whether more match."""
 
     @abstractmethod
     def job_orgs(self, statuses: Collection[str]) -> list[str]:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from asyncjobs import clock as clocks
-from asyncjobs.domain import lifecycle, retention, scheduling
+from asyncjobs.domain import bulk, lifecycle, retention, scheduling
 from asyncjobs.errors import InvalidInput, NotFound
 from asyncjobs.records import Job, JobStatus
 from asyncjobs.services import running
@@ -383,6 +383,34 @@ def test_a_page_of_jobs_filters_by_error_type_and_its_cursor_keeps_to_it(backend
             tx.page_jobs("acme", error_type="OSError", limit=2, cursor=cursor)
     assert len(page) == 2 and len(rest) == 1 and last is None
     assert {r["error"]["type"] for r in page + rest} == {"KeyError"}
+
+
+def test_a_count_of_matches_applies_every_filter_of_a_bulk_action(backend):
+    end(backend, -7200, ("acme", "t", "KeyError"))
+    end(backend, -60, ("acme", "t", "KeyError"), ("acme", "u", "KeyError"))
+    end(backend, -60, ("acme", "t", "OSError"), ("other", "t", "KeyError"))
+    (running,) = submit(backend, {"queue": "q"})
+    claim(backend, 1, queues=("q",))
+    submit(backend, {"queue": "q"})
+    with backend.transaction() as tx:
+        asked, added = lifecycle.cancel(tx.job(running.job_id), now=tx.now)
+        assert asked.status == "running" and asked.cancel_requested_at is not None
+        tx.save(asked, *added)
+
+    def count(action: str, up_to: int = 100, **filters) -> tuple[int, bool]:
+        with backend.read(clock=at(0)) as tx:
+            wanted = bulk.criteria(action, **filters)
+            return tx.count_matching("acme", wanted, up_to)
+
+    assert count("retry") == (4, False)
+    assert count("retry", up_to=3) == (3, True)
+    assert count("retry", error_type="KeyError", task="t") == (2, False)
+    assert count("retry", failed_since=clocks.to_iso(T0 - timedelta(seconds=600))) == (
+        3,
+        False,
+    )
+    assert count("retry", created_before=clocks.to_iso(T0)) == (0, False)
+    assert count("cancel", queue="q") == (1, False)  # not the one asked to stop
 
 
 def test_the_change_mark_moves_with_every_commit(backend):

@@ -36,8 +36,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ... import clock as clocks
 from ...clock import Clock
+from ...domain import bulk, lifecycle, observability, paging, retention
 from ...domain import catalog as task_catalog
-from ...domain import lifecycle, observability, paging, retention
 from ...errors import InvalidInput, StoreCorrupt, StoreError
 from ...records import Job, Notification, Record, StoredRecord
 from ..kv import KeyValueTransaction
@@ -539,6 +539,33 @@ class _PgTransaction(KeyValueTransaction):
                 {"statuses": list(statuses)},
             )
         ]
+
+    def count_matching(
+        self, org: str, wanted: bulk.Criteria, up_to: int
+    ) -> tuple[int, bool]:
+        """One count of the rows ``Criteria.matches`` would take, in SQL."""
+        where = ["org_id = %s", "status = ANY(%s)"]
+        params: list[Any] = [org, list(wanted.statuses)]
+        for value, test in (
+            (wanted.queue, "queue = %s"),
+            (wanted.task, "task = %s"),
+            (wanted.error_type, "doc->'error'->>'type' = %s"),
+            (wanted.failed_since, "finished_at >= %s"),
+            (wanted.created_before, "created_at < %s"),
+        ):
+            if value is not None:
+                where.append(test)
+                params.append(value)
+        # a running job asked to stop already is not matched again
+        where.append(
+            "NOT (status = 'running' AND doc->>'cancel_requested_at' IS NOT NULL)"
+        )
+        (count,) = self._rows(
+            f"SELECT count(*) FROM (SELECT 1 FROM jobs WHERE {' AND '.join(where)} "
+            "LIMIT %s) AS matched",
+            [*params, up_to + 1],
+        )[0]
+        return min(count, up_to), count > up_to
 
     def queue_groups(self, org: str | None) -> list[observability.QueueGroup]:
         """One ``GROUP BY`` over the queued and running jobs (of one org)."""
