@@ -48,7 +48,9 @@ FLAGS = (
 # Installed in every document before its own scripts: see Browser.problems.
 WATCH = """
 window.__problems = [];
-addEventListener("error", e => __problems.push("error: " + e.message));
+addEventListener("error", e => __problems.push(
+  "error: " + (e.message || (e.target && (e.target.src || e.target.href)))), true);
+addEventListener("unhandledrejection", e => __problems.push("rejected: " + e.reason));
 addEventListener("securitypolicyviolation",
   e => __problems.push("refused by CSP: " + e.violatedDirective + " " + e.blockedURI));
 """

@@ -491,7 +491,11 @@ def bulk_preview(client: Client, req: Request) -> tuple[str, Html]:
             back,
         )
         return f"{action}: nothing matches", body
-    total = client.count_matching(action, org=org, **wanted)
+    total = (
+        client.count_matching(action, org=org, **wanted)
+        if answer.more
+        else bulk_rules.Count(answer.count, more=False)
+    )
     matching = number(total.jobs) + ("+" if total.more else "")
     capped = (
         html(
@@ -548,7 +552,7 @@ def bulk(client: Client, org: str, form: dict[str, str]) -> str:
     answer = _matching(client, org, action, wanted, dry_run=False)
     statuses = wanted["status"] or []
     args = [("status", s) for s in statuses]
-    args += [(k, wanted[k]) for k in ("queue", "task") if wanted.get(k)]
+    args += [(k, wanted[k]) for k in ("queue", "task", "error_type") if wanted.get(k)]
     args += [("done", action), ("n", str(answer.count))]
     if answer.more:
         args.append(("more", "1"))

@@ -30,13 +30,27 @@ def presented(environ: dict[str, Any]) -> str | None:
 
     Read by hand: ``http.cookies`` drops every cookie of a header when one
     of them is malformed, and a browser sends this host's cookies of every
-    port and path, other applications' too.
+    port and path, other applications' too. So another application on this
+    host can set a cookie of this name on a longer path, which a browser
+    sends first: two different values are no session at all, rather than
+    a session someone else chose.
     """
+    found = _values(environ)
+    return found.pop() if len(found) == 1 else None
+
+
+def conflicting(environ: dict[str, Any]) -> bool:
+    """Whether the request carries two different session cookies."""
+    return len(_values(environ)) > 1
+
+
+def _values(environ: dict[str, Any]) -> set[str]:
+    found = set()
     for part in environ.get("HTTP_COOKIE", "").split(";"):
         name, sep, value = part.strip().partition("=")
-        if sep and name == COOKIE and value:
-            return value.strip('"')
-    return None
+        if sep and name == COOKIE and value.strip('"'):
+            found.add(value.strip('"'))
+    return found
 
 
 def cookie(token: str, environ: dict[str, Any]) -> str:

@@ -86,9 +86,12 @@ class Request:
         return self.token.operator
 
     def arg(self, name: str) -> str | None:
-        """The last non-empty value of a query parameter, as it is: a filter
-        matches exactly (an error type may start with a space)."""
-        values = [v for v in self.query.get(name, []) if v]
+        """The last non-blank value of a query parameter, stripped; an error
+        type is taken as it is (it may start with a space)."""
+        if name == "error_type":
+            values = [v for v in self.query.get(name, []) if v]
+        else:
+            values = [v.strip() for v in self.query.get(name, []) if v.strip()]
         return values[-1] if values else None
 
     def args(self, name: str) -> list[str]:
@@ -274,7 +277,7 @@ class Dashboard:
     def _home(self, environ: dict[str, Any]) -> Answer:
         found = self._token(environ)
         if found is None:
-            return 200, [], self._login(None)
+            return 200, [], self._login(_conflict(environ))
         req = self._session(environ)
         if len(req.token.orgs) == 1:
             return _redirect(org_url(req.token.orgs[0]))
@@ -309,7 +312,7 @@ class Dashboard:
 
     def _login_page(self, environ: dict[str, Any]) -> Answer:
         found = self._token(environ)
-        return 200, [], self._login(None, found[0] if found else None)
+        return 200, [], self._login(_conflict(environ), found[0] if found else None)
 
     def _sign_in(self, environ: dict[str, Any]) -> Answer:
         session.check_origin(environ)
@@ -485,6 +488,15 @@ class _Unchanged(Exception):
 _NOT_FOUND = html(
     "<h1>Not found</h1><p>There is no such page, or it is not yours to see.</p>"
 )
+
+
+def _conflict(environ: dict[str, Any]) -> str | None:
+    if not session.conflicting(environ):
+        return None
+    return (
+        "This browser sends two different session cookies (another site on "
+        "this host may have set one): clear this site's cookies, then sign in."
+    )
 
 
 def _redirect(to: str) -> Answer:

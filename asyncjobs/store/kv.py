@@ -443,8 +443,18 @@ class KeyValueTransaction(Transaction):
     ) -> tuple[int, bool]:
         seen = 0
         for status in wanted.statuses:
-            for record in self.find("jobs_by_status", status):
-                if record.get("org_id") == org and wanted.matches_record(record):
+            # an ended job: the org's own of that status; a live one: all of it
+            found = (
+                self.finished_since(org, status, "")
+                if status in observability.TERMINAL
+                else (
+                    r
+                    for r in self.find("jobs_by_status", status)
+                    if r.get("org_id") == org
+                )
+            )
+            for record in found:
+                if wanted.matches_record(record):
                     if seen == up_to:
                         return seen, True
                     seen += 1

@@ -410,7 +410,21 @@ def test_a_count_of_matches_applies_every_filter_of_a_bulk_action(backend):
         False,
     )
     assert count("retry", created_before=clocks.to_iso(T0)) == (0, False)
+    later = clocks.to_iso(T0 + timedelta(seconds=1))
+    assert count("retry", created_before=later) == (4, False)
     assert count("cancel", queue="q") == (1, False)  # not the one asked to stop
+
+
+def test_an_error_type_that_is_no_text_matches_no_filter(backend):
+    (job,) = submit(backend, {})
+    with backend.transaction() as tx:
+        failed, added = lifecycle._failed(job, {"type": 5}, tx.now)
+        tx.save(failed, *added)
+    with backend.read() as tx:
+        assert tx.page_jobs("acme", error_type="5", limit=5)[0] == []
+        wanted = bulk.criteria("retry", error_type="5")
+        assert tx.count_matching("acme", wanted, 10) == (0, False)
+        assert tx.count_matching("acme", bulk.criteria("retry"), 10) == (1, False)
 
 
 def test_the_change_mark_moves_with_every_commit(backend):

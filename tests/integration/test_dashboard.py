@@ -437,6 +437,7 @@ def test_failures_are_grouped_by_task_and_error_and_a_group_is_retried_through_a
     form = "&".join(f"{k}={v}" for k, v in fields.items()).replace(":", "%3A")
     done = post(app, "/dashboard/o/acme/bulk", operator, form.encode(), **SAME_ORIGIN)
     assert done.status == 303 and "done=retry&n=3" in done.headers["Location"]
+    assert "error_type=SMTPError" in done.headers["Location"]  # back to the group
     queued = {j.job_id for j in client.list_jobs(org="acme", status="queued")}
     assert queued == set(smtp)
     landed = get(app, done.headers["Location"], operator).body.decode()
@@ -645,6 +646,23 @@ def test_a_malformed_cookie_of_another_application_does_not_hide_the_session(
         app, "/dashboard/o/acme/", Cookie=f'foo={{"a":1}}; asyncjobs_session={operator}'
     )
     assert page.status == 200
+
+
+def test_two_different_session_cookies_are_no_session(app, client, operator):
+    other = client.create_token(orgs=["acme"], role="operator")[1]
+    both = f"asyncjobs_session={other}; asyncjobs_session={operator}"
+    page = get(app, "/dashboard/o/acme/", Cookie=both)
+    assert (page.status, page.headers["Location"]) == (303, "/dashboard/")
+    told = get(app, "/dashboard/", Cookie=both).body.decode()
+    assert "two different session cookies" in told
+    same = f"asyncjobs_session={operator}; asyncjobs_session={operator}"
+    assert get(app, "/dashboard/o/acme/", Cookie=same).status == 200
+
+
+def test_a_job_id_pasted_with_spaces_is_found(app, client, operator):
+    job = client.submit("mail.send", org="acme")
+    found = get(app, f"/dashboard/o/acme/jobs?q=%20{job.job_id}%20", operator)
+    assert found.headers["Location"] == f"/dashboard/o/acme/jobs/{job.job_id}"
 
 
 def test_static_files_are_cached_and_pages_are_not(app, operator):

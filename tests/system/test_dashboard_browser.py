@@ -97,16 +97,24 @@ def browser() -> Iterator[Browser]:
         yield opened
 
 
-def sign_in(browser: Browser, store: Path, base: str, role: str) -> None:
+def sign_in(
+    browser: Browser,
+    store: Path,
+    base: str,
+    role: str,
+    orgs: tuple[str, ...] = ("acme",),
+) -> None:
     """Open the link `dashboard login-url` prints, and sign in with its token."""
+    chosen = [arg for org in orgs for arg in ("--org", org)]
     url = asyncjobs(
-        store, "dashboard", "login-url", "--org", "acme", "--role", role, "--url", base
+        store, "dashboard", "login-url", *chosen, "--role", role, "--url", base
     ).stdout.strip()
     browser.goto(url)
     browser.wait_for("!document.getElementById('from-link').hidden")
     assert "#" not in browser.url()  # the token is out of the address bar
     browser.submit("#login")
-    browser.wait_for("location.pathname === '/dashboard/o/acme/'")
+    landing = "/dashboard/o/acme/" if len(orgs) == 1 else "/dashboard/"
+    browser.wait_for(f"location.pathname === {landing!r}")
 
 
 def shot(browser: Browser, name: str) -> None:
@@ -173,6 +181,15 @@ def test_a_live_region_shows_a_background_submit_without_a_reload(browser, store
 
 def runnable(counts: str) -> int:
     return int(re.match(r"([\d,]+)runnable", counts).group(1).replace(",", ""))
+
+
+def test_a_token_of_two_orgs_picks_one_and_sees_only_its_own(browser, store, base):
+    sign_in(browser, store, base, "viewer", orgs=("acme", "initech"))
+    picker = browser.text("main")
+    assert "acme" in picker and "initech" in picker and "globex" not in picker
+    shot(browser, "orgs")
+    browser.click_and_wait("a[href='/dashboard/o/acme/']")
+    assert browser.url().endswith("/dashboard/o/acme/")
 
 
 def test_a_viewer_sees_no_button(browser, store, base):

@@ -32,7 +32,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ... import clock as clocks
 from ...clock import Clock
@@ -122,14 +122,23 @@ def split_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), name
 
 
+# A job whose last error has this type (as text: a number there is no type).
+ERROR_TYPE_IS = (
+    "json_typeof(doc->'error'->'type') = 'string' AND doc->'error'->>'type' = %s"
+)
+
+
 def _shown(url: str) -> str:
     """The URL without its password (in the host part or as a parameter), for messages."""
     parts = urlsplit(url)
     if parts.password is not None:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         parts = parts._replace(netloc=netloc)
+    hidden = ("password", "sslpassword")
     query = "&".join(
-        "password=***" if pair.split("=", 1)[0].lower() == "password" else pair
+        f"{pair.split('=', 1)[0]}=***"
+        if unquote(pair.split("=", 1)[0]).lower() in hidden
+        else pair
         for pair in parts.query.split("&")
     )
     return urlunsplit(parts._replace(query=query))
@@ -357,6 +366,8 @@ class PostgresStore(Store):
                 conn.execute(
                     "SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,)
                 )
+                # an operator's command: an index on a large table takes its time
+                conn.execute("SET LOCAL statement_timeout = 0")
                 conn.execute(
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
                         sql.Identifier(self.schema)
@@ -549,7 +560,7 @@ class _PgTransaction(KeyValueTransaction):
         for value, test in (
             (wanted.queue, "queue = %s"),
             (wanted.task, "task = %s"),
-            (wanted.error_type, "doc->'error'->>'type' = %s"),
+            (wanted.error_type, ERROR_TYPE_IS),
             (wanted.failed_since, "finished_at >= %s"),
             (wanted.created_before, "created_at < %s"),
         ):
@@ -1562,7 +1573,7 @@ class _PgTransaction(KeyValueTransaction):
             where.append("task = %s")
             params.append(task)
         if error_type is not None:
-            where.append("doc->'error'->>'type' = %s")
+            where.append(ERROR_TYPE_IS)
             params.append(error_type)
         return self._page(
             "jobs",
