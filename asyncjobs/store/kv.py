@@ -443,9 +443,10 @@ class KeyValueTransaction(Transaction):
     ) -> tuple[int, bool]:
         seen = 0
         for status in wanted.statuses:
-            # an ended job: the org's own of that status; a live one: all of it
+            # an ended job: the org's own of that status (an index of them);
+            # a live one: every org's of that status, the fewer
             found = (
-                self.finished_since(org, status, "")
+                self.find("jobs_finished", (org, status))
                 if status in observability.TERMINAL
                 else (
                     r
