@@ -496,7 +496,7 @@ class Worker:
         self.stop_requested += 1
         if self.stop_requested == 1:
             self.stop_deadline = time.monotonic() + self.grace
-            log.warning("stopping: finishing running jobs within %g s", self.grace)
+            log.info("stopping: finishing running jobs within %g s", self.grace)
 
     def _install_signals(self) -> int:
         wake_read, wake_write = os.pipe()

@@ -366,7 +366,7 @@ def test_sigterm_lets_short_jobs_finish_and_releases_long_ones_at_once(
 
 def test_a_second_signal_stops_at_once(client, background, runs_file):
     job = client.submit("sleep", org="acme", payload={"seconds": 30})
-    proc = background("--grace", "60")
+    proc = background("--grace", "60", "--log-level", "info")  # a stop is news
     wait_for(lambda: starts(runs_file)[job.job_id] == 1, what="the job to start")
     os.kill(proc.pid, signal.SIGTERM)
     # Signals of one kind do not queue: send the second once the first was seen.
