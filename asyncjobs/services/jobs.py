@@ -9,7 +9,7 @@ missing one.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -416,19 +416,10 @@ def _matching(
     tx: Transaction, org: str, wanted: bulk.Criteria, limit: int
 ) -> tuple[list[Job], bool]:
     """Up to ``limit`` (0 or more) of the org's jobs ``wanted`` matches, newest
-    first, and whether more match."""
+    first, and whether more match. Walks the org's jobs of those statuses (and
+    queue, task and error type) a page at a time; the other filters are
+    checked on each."""
     matched: list[Job] = []
-    for job in _walk(tx, org, wanted):
-        if len(matched) == limit:
-            return matched, True
-        matched.append(job)
-    return matched, False
-
-
-def _walk(tx: Transaction, org: str, wanted: bulk.Criteria) -> Iterator[Job]:
-    """The org's jobs ``wanted`` matches, newest first. Walks the org's jobs of
-    those statuses (and queue, task and error type) a page at a time; the
-    other filters are checked on each."""
     cursor = None
     while True:
         found, cursor = tx.page_jobs(
@@ -443,9 +434,11 @@ def _walk(tx: Transaction, org: str, wanted: bulk.Criteria) -> Iterator[Job]:
         for record in found:
             job = Job.from_dict(record)
             if wanted.matches(job):
-                yield job
+                if len(matched) == limit:
+                    return matched, True
+                matched.append(job)
         if cursor is None:
-            return
+            return matched, False
 
 
 _PAGE = 1000  # jobs read at a time while looking for matches

@@ -98,8 +98,7 @@ class Maintenance:
 
     def throughput(self, org: str, minutes: int) -> list[dict[str, Any]]:
         validation.org(org)
-        if type(minutes) is not int or not 1 <= minutes <= 1440:
-            raise InvalidInput("minutes: a whole number from 1 to 1440")
+        minutes = validation.count(minutes, "minutes", (1, 1440))
         with self.store.read(clock=self.clock) as tx:
             now = tx.now
             start = now.replace(second=0, microsecond=0) - timedelta(
