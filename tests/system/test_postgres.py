@@ -498,6 +498,17 @@ def test_a_write_that_waited_for_a_jobs_lock_numbers_its_event_after_the_holders
     assert len(events) == 3  # queued, started, cancel requested
 
 
+def list_jobs_of(url: str) -> subprocess.CompletedProcess:
+    """`asyncjobs jobs --org acme` against the store at ``url``, as a process."""
+    return subprocess.run(
+        [sys.executable, "-m", "asyncjobs", "--store", url, "jobs", "--org", "acme"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+
+
 def test_store_init_upgrades_a_version_2_schema_and_its_pages_read_one_page(
     pg_url, pg_server
 ):
@@ -513,13 +524,7 @@ def test_store_init_upgrades_a_version_2_schema_and_its_pages_read_one_page(
             for statement in pg_schema.MIGRATIONS[version]:
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
-    older = subprocess.run(
-        [sys.executable, "-m", "asyncjobs", "--store", pg_url, "jobs", "--org", "acme"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=60,
-    )
+    older = list_jobs_of(pg_url)
     assert older.returncode == 5 and "store init" in older.stderr
     with Client(pg_url) as client:
         client.init_store()
@@ -542,12 +547,6 @@ def test_store_init_upgrades_a_version_2_schema_and_its_pages_read_one_page(
 
 def test_a_store_url_is_named_without_its_password_wherever_it_is(tmp_path):
     url = "postgresql://app:hunter2@127.0.0.1:9/jobs?password=sekrit&schema=s"
-    done = subprocess.run(
-        [sys.executable, "-m", "asyncjobs", "--store", url, "jobs", "--org", "acme"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=60,
-    )
+    done = list_jobs_of(url)
     assert done.returncode == 5 and "127.0.0.1:9" in done.stderr
     assert "hunter2" not in done.stderr and "sekrit" not in done.stderr
