@@ -275,10 +275,10 @@ class Dashboard:
         return req, form
 
     def _home(self, environ: dict[str, Any]) -> Answer:
-        found = self._token(environ)
-        if found is None:
+        try:
+            req = self._session(environ)
+        except _SignIn:
             return 200, [], self._login(_conflict(environ))
-        req = self._session(environ)
         if len(req.token.orgs) == 1:
             return _redirect(org_url(req.token.orgs[0]))
         items = join(html("<li>{}</li>", link(org_url(o), o)) for o in req.token.orgs)
